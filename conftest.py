@@ -1,0 +1,3 @@
+"""Loads the pamconform pytest plugin when running from a checkout."""
+
+pytest_plugins = ["pamconform.plugin"]

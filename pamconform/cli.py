@@ -1,0 +1,217 @@
+"""The ``pamconform`` command.
+
+Exit codes: 0 no case FAILed, 1 a case FAILed, 2 bad usage or input, 3 harness error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import os
+import socket
+import stat
+import sys
+from pathlib import Path
+
+from pamconform import __version__, loader, report
+from pamconform.console import Console
+from pamconform.context import ServerTarget
+from pamconform.errors import HarnessError, UsageError
+from pamconform.localserver import LocalServer, reference_command, reference_server_script
+from pamconform.registry import Case, all_cases
+from pamconform.runner import TargetResult, exit_code, run_target, select
+
+PROTOCOLS = {"redirector": "redirector_server"}
+
+#: Credentials of the bundled reference targets (the lab image uses the same).
+REFERENCE_CREDENTIALS = [("alice", "alice-auth-pw"), ("bob", "bob-auth-pw")]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="pamconform", description=__doc__.splitlines()[0] if __doc__ else "")
+    parser.add_argument("--version", action="version", version=f"pamconform {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    srv = sub.add_parser("server", help="check an auth server listening on a UNIX socket")
+    srv.add_argument("socket", nargs="?", type=Path, help="the server's socket path")
+    srv.add_argument("--protocol", choices=sorted(PROTOCOLS), default="redirector")
+    srv.add_argument("--credentials", action="append", default=[], metavar="USER:PASSWORD",
+                     help="a valid login the server knows (repeatable; at least one)")
+    srv.add_argument("--name", help="the target's name in the report (default: the socket)")
+    _add_run_options(srv)
+
+    run = sub.add_parser("run", help="the main job: every suite against the bundled "
+                         "reference targets, one report")
+    run.add_argument("--gallery", action="store_true",
+                     help="also run the faulty servers of the test fixtures, to show what "
+                     "the suite catches")
+    _add_run_options(run)
+
+    ref = sub.add_parser("reference-server", add_help=False,
+                         help="the bundled reference redirector server (serve, adduser)")
+    ref.add_argument("args", nargs=argparse.REMAINDER)
+    return parser
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--strict", action="store_true", help="NON-STRICT counts as FAIL")
+    p.add_argument("--cases", action="append", default=[], metavar="GLOB",
+                   help="run only cases whose id matches (repeatable)")
+    p.add_argument("--exclude-cases", action="append", default=[], metavar="GLOB")
+    p.add_argument("--list", action="store_true", help="list the selected cases and exit")
+    p.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS",
+                   help="how long to wait for each reply (default 5)")
+    p.add_argument("--idle-limit", type=float, default=10.0, metavar="SECONDS",
+                   help="how long to wait for the server to drop a silent client (default 10)")
+    p.add_argument("--report", type=Path, metavar="DIR",
+                   help="report directory (default reports/<timestamp>/, reports/latest)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+
+
+def parse_credentials(values: list[str]) -> list[tuple[bytes, bytes]]:
+    """``USER:PASSWORD`` strings to byte pairs; the password may contain ':'."""
+    pairs = []
+    for value in values:
+        user, sep, password = value.partition(":")
+        if not sep or not user:
+            raise UsageError(f"--credentials {value!r}: expected USER:PASSWORD")
+        if any(ch in value for ch in "\n\0"):
+            raise UsageError(f"--credentials {user!r}: newline or NUL cannot be sent")
+        pairs.append((user.encode(), password.encode()))
+    return pairs
+
+
+def preflight(path: Path, timeout: float) -> None:
+    """Fail with one clear line if nothing usable listens at path."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such socket") from None
+    except PermissionError:
+        raise UsageError(f"{path}: permission denied (run as a user that may reach it)") from None
+    if not stat.S_ISSOCK(st.st_mode):
+        raise UsageError(f"{path}: not a socket")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        try:
+            s.connect(str(path))
+        except ConnectionRefusedError:
+            raise UsageError(f"{path}: nothing is listening on this socket") from None
+        except PermissionError:
+            raise UsageError(f"{path}: permission denied connecting "
+                             "(run as root or a user the socket admits)") from None
+        except OSError as exc:
+            raise UsageError(f"{path}: cannot connect: {errno.errorcode.get(exc.errno or 0)} "
+                             f"{exc.strerror}") from None
+
+
+def _cases(protocol: str, args: argparse.Namespace) -> list[Case]:
+    loader.load_suite(PROTOCOLS[protocol])
+    cases = select(all_cases(protocol=protocol, kind="server"), args.cases, args.exclude_cases)
+    if not cases:
+        raise UsageError("no case matches --cases/--exclude-cases")
+    return cases
+
+
+def _list(cases: list[Case], console: Console) -> int:
+    for c in cases:
+        console.line(f"{c.id:<42} {c.rule:<5} {c.severity!s:<6} {c.title}")
+    console.line(f"{len(cases)} cases")
+    return 0
+
+
+def _finish(targets: list[TargetResult], args: argparse.Namespace, console: Console,
+            run: report.Run) -> int:
+    run.targets = targets
+    base = Path("reports")
+    directory = args.report or report.default_dir(base, run.started)
+    report.write(run, directory)
+    if args.report is None:
+        report.point_latest(directory)
+    console.line(f"\nreport: {directory}/index.html (index.json, junit.xml)")
+    return exit_code(targets)
+
+
+def cmd_server(args: argparse.Namespace, console: Console) -> int:
+    cases = _cases(args.protocol, args)
+    if args.list:
+        return _list(cases, console)
+    if args.socket is None:
+        raise UsageError("server: the SOCKET argument is required")
+    credentials = parse_credentials(args.credentials)
+    if not credentials:
+        raise UsageError("server: give at least one valid login with --credentials USER:PASSWORD")
+    if args.timeout <= 0 or args.idle_limit <= 0:
+        raise UsageError("--timeout and --idle-limit must be positive")
+    preflight(args.socket, args.timeout)
+    run = report.Run(strict=args.strict)
+    target = ServerTarget(args.name or str(args.socket), args.socket, args.protocol,
+                          credentials, args.timeout, args.idle_limit)
+    console.line(f"pamconform {__version__}: {len(cases)} {args.protocol} server cases "
+                 f"against {target.name}")
+    result = run_target(cases, target, kind="server", protocol=args.protocol,
+                        strict=args.strict, progress=console.progress)
+    console.summary(result)
+    return _finish([result], args, console, run)
+
+
+def cmd_run(args: argparse.Namespace, console: Console) -> int:
+    from pamconform import gallery
+
+    cases = _cases("redirector", args)
+    if args.list:
+        return _list(cases, console)
+    run = report.Run(strict=args.strict)
+    targets: list[tuple[str, object]] = [("reference-server", reference_command())]
+    if args.gallery:
+        targets += [(f"faulty:{name}", cmd) for name, cmd in gallery.commands().items()]
+    results = []
+    pairs = [(u.encode(), p.encode()) for u, p in REFERENCE_CREDENTIALS]
+    for name, command in targets:
+        console.line(f"== {name}: {len(cases)} redirector server cases")
+        with LocalServer(command, REFERENCE_CREDENTIALS, name=name) as server:  # type: ignore[arg-type]
+            target = ServerTarget(name, server.socket, "redirector", pairs,
+                                  args.timeout, args.idle_limit)
+            result = run_target(cases, target, kind="server", protocol="redirector",
+                                strict=args.strict, progress=console.progress)
+        console.summary(result)
+        results.append(result)
+    return _finish(results, args, console, run)
+
+
+def cmd_reference_server(args: argparse.Namespace) -> int:
+    import runpy
+
+    module = runpy.run_path(str(reference_server_script()), run_name="pamconform_reference")
+    return int(module["main"](args.args))
+
+
+def main(argv: list[str] | None = None) -> int:
+    console = Console()
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command == "reference-server":
+            return cmd_reference_server(args)
+        if args.command == "server":
+            return cmd_server(args, console)
+        if args.command == "run":
+            return cmd_run(args, console)
+        raise UsageError(f"unknown command {args.command}")
+    except UsageError as exc:
+        print(f"pamconform: error: {exc}", file=sys.stderr)
+        return 2
+    except HarnessError as exc:
+        print(f"pamconform: harness error: {exc}", file=sys.stderr)
+        return 3
+    except KeyboardInterrupt:
+        print("pamconform: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,46 @@
+"""The faulty servers of the test fixtures, as targets (only in a checkout)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+from pamconform import resources
+from pamconform.errors import UsageError
+from pamconform.localserver import CommandFor
+
+
+def fixtures_dir() -> Path:
+    return resources.root() / "tests" / "fixtures"
+
+
+def load() -> ModuleType:
+    """The gallery module (``tests/fixtures/faulty_servers.py``)."""
+    path = fixtures_dir() / "faulty_servers.py"
+    if not path.is_file():
+        raise UsageError("--gallery needs a source checkout (tests/fixtures is not installed)")
+    name = "pamconform_faulty_servers"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def commands() -> dict[str, CommandFor]:
+    """One command line builder per faulty server."""
+    import os
+
+    path = fixtures_dir() / "faulty_servers.py"
+    out: dict[str, CommandFor] = {}
+    for name in load().GALLERY:
+        def command(sock: Path, creds: Path, name: str = name) -> list[str]:
+            return [sys.executable, str(path), name, str(sock), str(creds),
+                    "--allow-uid", str(os.getuid())]
+        out[name] = command
+    return out

@@ -1,0 +1,627 @@
+"""Throw-away lab containers: start, exec (never hangs), copy files in, clean up.
+
+Every container and network made here carries the label ``pamconform=1`` plus
+``pamconform.run=<run id>``, so :func:`cleanup_stale` can always find them again,
+including after a crash or Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import io
+import itertools
+import logging
+import os
+import posixpath
+import select
+import signal
+import socket
+import struct
+import tarfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import FrameType, TracebackType
+from typing import Any
+
+import docker
+import docker.errors
+import requests.exceptions
+
+log = logging.getLogger(__name__)
+
+LABEL = "pamconform"
+RUN_LABEL = "pamconform.run"
+OWNER_LABEL = "pamconform.owner"
+KEEP_LABEL = "pamconform.keep"
+
+#: Seconds between the in-container SIGTERM and SIGKILL (``timeout -k``).
+KILL_GRACE_S = 2
+#: Extra seconds the client waits beyond the in-container timeout before giving up.
+CLIENT_SLACK_S = 3.0
+#: Per-stream cap on captured output; the rest is read and dropped.
+MAX_OUTPUT = 16 * 1024 * 1024
+#: Exit codes of coreutils ``timeout``: timed out (TERM worked) / had to KILL.
+TIMEOUT_EXIT = 124
+KILLED_EXIT = 137
+#: Age after which another host's containers count as stale even when sparing live runs.
+FOREIGN_STALE_S = 6 * 3600
+
+_names = itertools.count(1)
+_ANY_OWNER_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException, OSError)
+
+
+class ExecFailed(RuntimeError):
+    """Raised by :meth:`ExecResult.check` for a non-zero exit or a timeout."""
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    """What one command inside a container did."""
+
+    exit_code: int
+    stdout: bytes
+    stderr: bytes
+    duration_s: float
+    timed_out: bool = False
+    cmd: tuple[str, ...] = field(default=(), repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and not self.timed_out
+
+    @property
+    def out(self) -> str:
+        return self.stdout.decode("utf-8", "replace")
+
+    @property
+    def err(self) -> str:
+        return self.stderr.decode("utf-8", "replace")
+
+    def check(self) -> ExecResult:
+        """Return self if the command succeeded, else raise ExecFailed with its stderr."""
+        if not self.ok:
+            what = "timed out" if self.timed_out else f"exited {self.exit_code}"
+            raise ExecFailed(f"{' '.join(self.cmd)!r} {what}: {self.err.strip()[-2000:]}")
+        return self
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex[:10]
+
+
+def _owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _labels(run_id: str, keep: bool, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    labels = {LABEL: "1", RUN_LABEL: run_id, OWNER_LABEL: _owner()}
+    if keep:
+        labels[KEEP_LABEL] = "1"
+    labels.update(extra or {})
+    return labels
+
+
+def _as_argv(cmd: Sequence[str] | str) -> list[str]:
+    if isinstance(cmd, str):
+        return ["sh", "-c", cmd]
+    argv = [str(a) for a in cmd]
+    if not argv:
+        raise ValueError("empty command")
+    return argv
+
+
+def _raw_socket(sock: Any) -> socket.socket:
+    """The real socket under what ``APIClient.exec_start(socket=True)`` returns."""
+    raw = getattr(sock, "_sock", sock)
+    if not isinstance(raw, socket.socket):  # pragma: no cover - TLS or ssh transports
+        raise TypeError(f"unsupported exec transport {type(sock).__name__}")
+    return raw
+
+
+class LabContainer:
+    """One running lab container. Use as a context manager or call :meth:`remove`."""
+
+    def __init__(
+        self, client: docker.DockerClient, container: Any, run_id: str, *, keep: bool = False
+    ) -> None:
+        self.client = client
+        self.container = container
+        self.run_id = run_id
+        self.keep = keep
+        self.removed = False
+
+    # -- life cycle -----------------------------------------------------------------------
+    @classmethod
+    def run(
+        cls,
+        client: docker.DockerClient,
+        image: str,
+        *,
+        name_prefix: str = "pamconform-",
+        network: str = "none",
+        keep: bool = False,
+        run_id: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        hostname: str = "pamlab",
+        start_timeout: float = 30,
+        **run_kwargs: Any,
+    ) -> LabContainer:
+        """Start ``image`` with ``sleep infinity`` under an init (reaps daemons' zombies).
+
+        ``network="none"`` leaves only ``lo``; any other value names a Docker network.
+        Extra keyword arguments go to ``client.containers.run``.
+        """
+        run_id = run_id or new_run_id()
+        name = f"{name_prefix}{run_id}-{next(_names)}"
+        net: dict[str, Any] = (
+            {"network_mode": "none"} if network == "none" else {"network": network}
+        )
+        container = client.containers.run(
+            image,
+            ["sleep", "infinity"],
+            name=name,
+            hostname=hostname,
+            detach=True,
+            init=True,
+            labels=_labels(run_id, keep, labels),
+            **net,
+            **run_kwargs,
+        )
+        box = cls(client, container, run_id, keep=keep)
+        deadline = time.monotonic() + start_timeout
+        try:
+            while True:
+                container.reload()
+                if container.status == "running":
+                    break
+                if container.status in ("exited", "dead") or time.monotonic() > deadline:
+                    logs = container.logs(tail=20).decode("utf-8", "replace")
+                    raise RuntimeError(f"container {name} is {container.status}: {logs}")
+                time.sleep(0.05)
+        except BaseException:
+            box.remove()
+            raise
+        return box
+
+    @property
+    def id(self) -> str:
+        return str(self.container.id)
+
+    @property
+    def name(self) -> str:
+        return str(self.container.name)
+
+    def remove(self) -> None:
+        """Force-remove the container (idempotent)."""
+        if self.removed:
+            return
+        with contextlib.suppress(docker.errors.NotFound):
+            try:
+                self.container.remove(force=True, v=True)
+            except docker.errors.APIError as exc:
+                if "already in progress" not in str(exc):
+                    raise
+        self.removed = True
+
+    def __enter__(self) -> LabContainer:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if not self.keep:
+            self.remove()
+
+    def __repr__(self) -> str:
+        return f"LabContainer({self.name}, {self.container.short_id})"
+
+    # -- commands -------------------------------------------------------------------------
+    def exec(
+        self,
+        cmd: Sequence[str] | str,
+        *,
+        user: str = "root",
+        timeout: float,
+        stdin: bytes | None = None,
+        environment: Mapping[str, str] | None = None,
+        workdir: str | None = None,
+        max_output: int = MAX_OUTPUT,
+    ) -> ExecResult:
+        """Run ``cmd`` (argv, or a string for ``sh -c``) and collect its output.
+
+        Never hangs: the command runs under ``timeout -k 2 <timeout>`` inside the
+        container, and the client stops waiting ``timeout + 2 + 3`` s after the start.
+        A timed-out command gives ``timed_out=True`` (exit 124/137, or -1 when the client
+        gave up first, e.g. because a background child kept stdout open).
+        """
+        if timeout <= 0:
+            raise ValueError("timeout must be positive")
+        argv = _as_argv(cmd)
+        wrapped = ["timeout", "-k", str(KILL_GRACE_S), f"{timeout:g}", *argv]
+        api = self.client.api
+        start = time.monotonic()
+        deadline = start + timeout + KILL_GRACE_S + CLIENT_SLACK_S
+        exec_id = api.exec_create(
+            self.id,
+            wrapped,
+            stdout=True,
+            stderr=True,
+            stdin=stdin is not None,
+            tty=False,
+            user=user,
+            environment=dict(environment) if environment else None,
+            workdir=workdir,
+        )["Id"]
+        resp = api.exec_start(exec_id, detach=False, tty=False, socket=True)
+        raw = _raw_socket(resp)
+        out, err = bytearray(), bytearray()
+        client_gave_up = False
+        try:
+            if stdin is not None:
+                _send_all(raw, stdin, deadline)
+                with contextlib.suppress(OSError):
+                    raw.shutdown(socket.SHUT_WR)
+            client_gave_up = not _read_frames(raw, out, err, deadline, max_output)
+        finally:
+            with contextlib.suppress(OSError):
+                raw.close()
+            with contextlib.suppress(Exception):
+                resp.close()
+        duration = time.monotonic() - start
+        code = -1 if client_gave_up else self._exit_code(exec_id)
+        timed_out = client_gave_up or code == TIMEOUT_EXIT or (
+            code == KILLED_EXIT and duration >= timeout
+        )
+        return ExecResult(code, bytes(out), bytes(err), duration, timed_out, tuple(argv))
+
+    def _exit_code(self, exec_id: str, wait_s: float = 3.0) -> int:
+        deadline = time.monotonic() + wait_s
+        while True:
+            info = self.client.api.exec_inspect(exec_id)
+            if not info.get("Running") and info.get("ExitCode") is not None:
+                return int(info["ExitCode"])
+            if time.monotonic() > deadline:
+                return -1
+            time.sleep(0.01)
+
+    def sh(self, script: str, *, timeout: float = 30, **kwargs: Any) -> ExecResult:
+        """Shorthand for ``exec(script, timeout=...)`` through ``sh -c``."""
+        return self.exec(script, timeout=timeout, **kwargs)
+
+    def start_daemon(
+        self,
+        cmd: Sequence[str] | str,
+        *,
+        user: str = "root",
+        environment: Mapping[str, str] | None = None,
+        workdir: str | None = None,
+        log_path: str | None = "/var/log/pamconform-daemon.log",
+    ) -> str:
+        """Start ``cmd`` detached (no timeout); returns the exec id.
+
+        Output is appended to ``log_path`` inside the container (None: discarded).
+        The daemon dies with the container. Check it with :meth:`daemon_running`.
+        """
+        argv = _as_argv(cmd)
+        target = log_path or "/dev/null"
+        wrapped = ["sh", "-c", 'exec "$@" >>"$0" 2>&1 </dev/null', target, *argv]
+        api = self.client.api
+        exec_id = str(
+            api.exec_create(
+                self.id,
+                wrapped,
+                stdout=False,
+                stderr=False,
+                user=user,
+                environment=dict(environment) if environment else None,
+                workdir=workdir,
+            )["Id"]
+        )
+        api.exec_start(exec_id, detach=True)
+        return exec_id
+
+    def daemon_running(self, exec_id: str) -> bool:
+        return bool(self.client.api.exec_inspect(exec_id).get("Running"))
+
+    def wait_for(
+        self, check: Sequence[str] | str, *, timeout: float = 10, interval: float = 0.1
+    ) -> bool:
+        """Poll ``check`` (a command, e.g. ``test -S /run/x``) until it exits 0."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if self.exec(check, timeout=max(1.0, min(5.0, left))).ok:
+                return True
+            if time.monotonic() + interval > deadline:
+                return False
+            time.sleep(interval)
+
+    # -- files ----------------------------------------------------------------------------
+    def put_file(
+        self, path: str, data: bytes, mode: int = 0o644, owner: str | int = "root"
+    ) -> None:
+        """Write ``data`` to absolute ``path`` (parents created) with ``mode`` and ``owner``.
+
+        ``owner`` is a user name, ``user:group`` or a numeric uid.
+        """
+        if not path.startswith("/"):
+            raise ValueError("path must be absolute")
+        parent, base = posixpath.split(posixpath.normpath(path))
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            info = tarfile.TarInfo(base)
+            info.size = len(data)
+            info.mode = mode
+            info.mtime = int(time.time())
+            info.uid = info.gid = 0
+            tar.addfile(info, io.BytesIO(data))
+        payload = buf.getvalue()
+        try:
+            ok = self.container.put_archive(parent, payload)
+        except docker.errors.NotFound:
+            self.exec(["mkdir", "-p", parent], timeout=10).check()
+            ok = self.container.put_archive(parent, payload)
+        if not ok:
+            raise RuntimeError(f"put_archive to {parent} failed")
+        if str(owner) not in ("root", "root:root", "0", "0:0"):
+            self.exec(["chown", str(owner), path], timeout=10).check()
+        # put_archive applies the umask-free mode, but be explicit for setuid/sticky bits.
+        if mode & 0o7000:
+            self.exec(["chmod", f"{mode:o}", path], timeout=10).check()
+
+    def get_file(self, path: str) -> bytes:
+        """Read one regular file from the container."""
+        stream, _stat = self.container.get_archive(path)
+        buf = io.BytesIO(b"".join(stream))
+        with tarfile.open(fileobj=buf) as tar:
+            member = tar.next()
+            fobj = tar.extractfile(member) if member else None
+            if fobj is None:
+                raise FileNotFoundError(path)
+            return fobj.read()
+
+
+def _send_all(raw: socket.socket, data: bytes, deadline: float) -> None:
+    view = memoryview(data)
+    while view:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("timed out writing stdin")
+        raw.settimeout(left)
+        try:
+            sent = raw.send(view[: 1 << 16])
+        except BrokenPipeError:
+            return  # the command stopped reading; its output still tells what happened
+        view = view[sent:]
+
+
+def _read_frames(
+    raw: socket.socket, out: bytearray, err: bytearray, deadline: float, cap: int
+) -> bool:
+    """Demultiplex Docker's stdout/stderr frames until EOF; False if the deadline hit."""
+    buf = bytearray()
+    raw.setblocking(False)
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        ready, _, _ = select.select([raw], [], [], left)
+        if not ready:
+            return False
+        try:
+            chunk = raw.recv(1 << 16)
+        except (BlockingIOError, InterruptedError):
+            continue
+        except ConnectionResetError:
+            chunk = b""
+        if not chunk:
+            return True
+        buf += chunk
+        while len(buf) >= 8:
+            kind, size = buf[0], struct.unpack(">I", bytes(buf[4:8]))[0]
+            if len(buf) < 8 + size:
+                break
+            payload = bytes(buf[8 : 8 + size])
+            del buf[: 8 + size]
+            target = err if kind == 2 else out
+            room = cap - len(target)
+            if room > 0:
+                target += payload[:room]
+
+
+# -- cleanup ------------------------------------------------------------------------------
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _age_s(created: str | None) -> float:
+    if not created:
+        return float("inf")
+    try:
+        stamp = datetime.fromisoformat(created[:26].rstrip("Z") + "+00:00")
+    except ValueError:
+        return float("inf")
+    return (datetime.now(UTC) - stamp).total_seconds()
+
+
+def _owner_live(labels: Mapping[str, str], created: str | None) -> bool:
+    """True when the run that made this object may still be going."""
+    host, _, pid = labels.get(OWNER_LABEL, "").rpartition(":")
+    if not host or not pid.isdigit():
+        return False
+    if host != socket.gethostname():
+        return _age_s(created) < FOREIGN_STALE_S
+    return int(pid) != os.getpid() and _pid_alive(int(pid))
+
+
+def cleanup_stale(
+    client: docker.DockerClient,
+    run_id: str | None = None,
+    *,
+    spare_live_runs: bool = False,
+) -> int:
+    """Remove containers and networks labelled ``pamconform=1``; return how many.
+
+    ``run_id`` limits this to one run. ``spare_live_runs`` keeps objects whose owning
+    process is still alive on this host (a concurrent run), which is what a new run
+    wants at its start. Errors on single objects are logged, not raised.
+    """
+    filters = {"label": [f"{LABEL}=1"] + ([f"{RUN_LABEL}={run_id}"] if run_id else [])}
+    removed = 0
+    try:
+        containers = client.containers.list(all=True, filters=filters, ignore_removed=True)
+    except docker.errors.NotFound:
+        containers = []
+    for c in containers:
+        labels = c.labels or {}
+        if spare_live_runs and _owner_live(labels, c.attrs.get("Created")):
+            continue
+        try:
+            c.remove(force=True, v=True)
+            removed += 1
+        except docker.errors.NotFound:
+            pass
+        except _ANY_OWNER_ERRORS as exc:
+            log.warning("could not remove container %s: %s", c.name, exc)
+    for n in client.networks.list(filters=filters):
+        labels = n.attrs.get("Labels") or {}
+        if spare_live_runs and _owner_live(labels, n.attrs.get("Created")):
+            continue
+        try:
+            n.remove()
+            removed += 1
+        except docker.errors.NotFound:
+            pass
+        except _ANY_OWNER_ERRORS as exc:
+            log.warning("could not remove network %s: %s", n.name, exc)
+    return removed
+
+
+_Handler = Callable[[int, FrameType | None], Any] | int | None
+
+
+class LabSession:
+    """Owns the containers and networks of one run and always cleans them up.
+
+    On enter: removes stale pamconform objects of dead runs (``clean_start``) and, in the
+    main thread, installs SIGINT/SIGTERM handlers. On exit, on those signals and at
+    interpreter exit: removes everything labelled with this run id, unless ``keep``.
+    """
+
+    def __init__(
+        self,
+        client: docker.DockerClient,
+        *,
+        run_id: str | None = None,
+        keep: bool = False,
+        clean_start: bool = True,
+        handle_signals: bool = True,
+        name_prefix: str = "pamconform-",
+    ) -> None:
+        self.client = client
+        self.run_id = run_id or new_run_id()
+        self.keep = keep
+        self.clean_start = clean_start
+        self.handle_signals = handle_signals
+        self.name_prefix = name_prefix
+        self.containers: list[LabContainer] = []
+        self.networks: list[Any] = []
+        self._previous: dict[int, _Handler] = {}
+        self._closed = False
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> LabSession:
+        if self.clean_start:
+            n = cleanup_stale(self.client, spare_live_runs=True)
+            if n:
+                log.info("removed %d stale pamconform object(s)", n)
+        if self.handle_signals and threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._on_signal)
+        atexit.register(self.close)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def container(self, image: str, *, network: str = "none", **kwargs: Any) -> LabContainer:
+        """Start a lab container belonging to this run (see :meth:`LabContainer.run`)."""
+        if self._closed:
+            raise RuntimeError("session closed")
+        kwargs.setdefault("name_prefix", self.name_prefix)
+        box = LabContainer.run(
+            self.client, image, network=network, keep=self.keep, run_id=self.run_id, **kwargs
+        )
+        self.containers.append(box)
+        return box
+
+    def network(self, name: str | None = None, *, internal: bool = True) -> Any:
+        """Create a labelled bridge network (internal: no route out) for this run."""
+        net = self.client.networks.create(
+            name or f"{self.name_prefix}{self.run_id}-net{next(_names)}",
+            driver="bridge",
+            internal=internal,
+            labels=_labels(self.run_id, self.keep),
+        )
+        self.networks.append(net)
+        return net
+
+    def close(self) -> None:
+        """Remove this run's objects (unless keep) and restore signal handlers."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        try:
+            if self.keep:
+                names = ", ".join(c.name for c in self.containers) or "none"
+                log.warning("keeping lab containers of run %s: %s", self.run_id, names)
+            else:
+                for box in self.containers:
+                    with contextlib.suppress(*_ANY_OWNER_ERRORS):
+                        box.remove()
+                cleanup_stale(self.client, self.run_id)
+        finally:
+            self._restore_signals()
+            atexit.unregister(self.close)
+
+    def _restore_signals(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig, prev in self._previous.items():
+            with contextlib.suppress(ValueError, TypeError):
+                signal.signal(sig, prev if prev is not None else signal.SIG_DFL)
+        self._previous.clear()
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        prev = self._previous.get(signum, signal.SIG_DFL)
+        self.close()  # also restores the previous handlers
+        if callable(prev):
+            prev(signum, frame)  # e.g. default_int_handler -> KeyboardInterrupt
+        elif prev == signal.SIG_DFL:
+            os.kill(os.getpid(), signum)  # die the way the signal would have killed us
+
+
+def labelled(client: docker.DockerClient, run_id: str | None = None) -> Iterable[Any]:
+    """The pamconform containers currently known to the engine (for reports and tests)."""
+    filters = {"label": [f"{LABEL}=1"] + ([f"{RUN_LABEL}={run_id}"] if run_id else [])}
+    return client.containers.list(all=True, filters=filters, ignore_removed=True)

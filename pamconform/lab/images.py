@@ -1,0 +1,252 @@
+"""The lab's images: the base (no registry needed) and the content-addressed lab image."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import signal
+import subprocess
+import tarfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import docker
+import docker.errors
+
+BASE_TAG = "pamconform/base:bookworm"
+LAB_REPO = "pamconform/lab"
+DOCKERFILE = "containers/lab/Dockerfile"
+BASE_SCRIPT = "containers/base-image.sh"
+#: Directories of the repository that make up the build context (and the hash).
+CONTEXT_DIRS = ("containers/lab", "modules", "servers")
+#: Never sent to the engine: caches, VCS data and host build products (the image builds
+#: the module itself; a host-built .so must not shadow that).
+EXCLUDE_DIRS = frozenset(
+    {"__pycache__", ".git", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".tox", "build"}
+)
+EXCLUDE_SUFFIXES = (".pyc", ".pyo", ".o", ".so", ".a", ".swp", "~", ".egg-info")
+#: Bump to force a rebuild when the build recipe changes outside the hashed files.
+HASH_VERSION = b"pamconform-lab-1"
+
+Progress = Callable[[str], object]
+
+
+class LabBuildError(RuntimeError):
+    """Building the base or the lab image failed."""
+
+
+def find_root() -> Path:
+    """The directory holding ``containers/``, ``modules/`` and ``servers/``.
+
+    A source checkout (the repository root) or an installed package (``pamconform/bundle``).
+    """
+    here = Path(__file__).resolve()
+    for cand in (here.parents[2], here.parents[1] / "bundle"):
+        if (cand / DOCKERFILE).is_file():
+            return cand
+    raise LabBuildError(f"cannot find {DOCKERFILE} near {here}")
+
+
+# -- base image -----------------------------------------------------------------------------
+def _has_image(client: docker.DockerClient, ref: str) -> bool:
+    try:
+        client.images.get(ref)
+    except docker.errors.ImageNotFound:
+        return False
+    return True
+
+
+def ensure_base(
+    client: docker.DockerClient,
+    *,
+    root: Path | None = None,
+    tag: str = BASE_TAG,
+    progress: Progress = print,
+    timeout: float = 1500,
+) -> str:
+    """Make sure ``tag`` exists, running ``containers/base-image.sh`` if not; return it.
+
+    The script tags a local or pulled ``debian:bookworm-slim``, or debootstraps one
+    (root, network to a Debian mirror). Bounded by ``timeout`` seconds.
+    """
+    if _has_image(client, tag):
+        return tag
+    script = (root or find_root()) / BASE_SCRIPT
+    progress(f"base image {tag} missing: running {script} (about a minute)")
+    env = dict(os.environ, PAMCONFORM_BASE_TAG=tag)
+    proc = subprocess.Popen(
+        ["bash", str(script)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env=env,
+        start_new_session=True,
+    )
+    tail: list[str] = []
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            line = raw.decode("utf-8", "replace").rstrip()
+            tail.append(line)
+            del tail[:-30]
+            progress(line)
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    try:
+        rc = proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        raise LabBuildError(f"{script} timed out after {timeout:g} s") from None
+    except BaseException:
+        os.killpg(proc.pid, signal.SIGTERM)
+        raise
+    finally:
+        reader.join(timeout=5)
+    if rc != 0 or not _has_image(client, tag):
+        raise LabBuildError(f"{script} failed (exit {rc}):\n" + "\n".join(tail))
+    return tag
+
+
+# -- build context and hash -----------------------------------------------------------------
+def _context_files(root: Path) -> Iterator[tuple[str, Path]]:
+    for top in CONTEXT_DIRS:
+        base = root / top
+        if not base.is_dir():
+            continue
+        for dirpath, dirnames, filenames in os.walk(base):
+            dirnames[:] = sorted(
+                d for d in dirnames if d not in EXCLUDE_DIRS and not d.endswith(".egg-info")
+            )
+            for fn in sorted(filenames):
+                if fn.endswith(EXCLUDE_SUFFIXES):
+                    continue
+                path = Path(dirpath, fn)
+                if path.is_file():
+                    yield path.relative_to(root).as_posix(), path
+
+
+def build_context(root: Path) -> tuple[bytes, str]:
+    """A deterministic tar of the context directories and the sha256 of its content."""
+    digest = hashlib.sha256(HASH_VERSION + b"\0")
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for rel, path in sorted(_context_files(root)):
+            data = path.read_bytes()
+            mode = 0o755 if os.access(path, os.X_OK) else 0o644
+            digest.update(f"{rel}\0{mode:o}\0{len(data)}\0".encode())
+            digest.update(data)
+            info = tarfile.TarInfo(rel)
+            info.size, info.mode, info.mtime = len(data), mode, 0
+            info.uid = info.gid = 0
+            info.uname = info.gname = "root"
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue(), digest.hexdigest()
+
+
+def lab_image_tag(client: docker.DockerClient, root: Path, base: str = BASE_TAG) -> str:
+    """The tag ``ensure_lab_image`` would use: context hash plus the base image's id."""
+    _tar, digest = build_context(root)
+    return _tag_for(digest, base, client.images.get(base).id)
+
+
+def _tag_for(context_digest: str, base: str, base_id: str) -> str:
+    h = hashlib.sha256(f"{context_digest}\0{base}\0{base_id}".encode()).hexdigest()
+    return f"{LAB_REPO}:{h[:16]}"
+
+
+# -- lab image ------------------------------------------------------------------------------
+def ensure_lab_image(
+    client: docker.DockerClient,
+    root: Path,
+    *,
+    base: str | None = None,
+    progress: Progress = print,
+    timeout: float = 1800,
+) -> str:
+    """Build ``containers/lab/Dockerfile`` if needed; return ``pamconform/lab:<hash>``.
+
+    The hash covers every file of the context (``containers/lab``, ``modules``,
+    ``servers``) and the base image id, so the image is rebuilt exactly when one of
+    them changes. ``base`` defaults to ``pamconform/base:bookworm`` (made by
+    :func:`ensure_base` when missing); any other base is pulled if absent.
+    """
+    root = Path(root)
+    if not (root / DOCKERFILE).is_file():
+        raise LabBuildError(f"no {DOCKERFILE} under {root}")
+    base_ref = base or BASE_TAG
+    if base_ref == BASE_TAG:
+        ensure_base(client, root=root, progress=progress)
+    elif not _has_image(client, base_ref):
+        progress(f"pulling {base_ref}")
+        try:
+            client.images.pull(base_ref)
+        except docker.errors.APIError as exc:
+            raise LabBuildError(f"cannot pull base {base_ref}: {exc}") from exc
+    context, digest = build_context(root)
+    tag = _tag_for(digest, base_ref, client.images.get(base_ref).id)
+    if _has_image(client, tag):
+        return tag
+
+    progress(f"building {tag} from {base_ref} ({len(context) // 1024} KiB context)")
+    start = time.monotonic()
+    log: list[str] = []
+    stream = client.api.build(
+        fileobj=io.BytesIO(context),
+        custom_context=True,
+        dockerfile=DOCKERFILE,
+        tag=tag,
+        buildargs={"BASE": base_ref},
+        labels={"pamconform": "1", "pamconform.lab.context": digest},
+        rm=True,
+        forcerm=True,
+        pull=False,
+        decode=True,
+        timeout=timeout,
+    )
+    try:
+        for chunk in stream:
+            if "error" in chunk:
+                detail = chunk.get("errorDetail", {}).get("message") or chunk["error"]
+                raise LabBuildError(
+                    f"building {tag} failed: {detail.strip()}\n" + "\n".join(log[-40:])
+                )
+            text = chunk.get("stream")
+            if text:
+                for line in text.splitlines():
+                    if line.strip():
+                        log.append(line)
+                        progress(line)
+            if time.monotonic() - start > timeout:
+                raise LabBuildError(f"building {tag} took more than {timeout:g} s")
+    finally:
+        close = getattr(stream, "close", None)
+        if close:
+            close()
+    if not _has_image(client, tag):
+        raise LabBuildError(f"build finished but {tag} is missing:\n" + "\n".join(log[-40:]))
+    progress(f"built {tag} in {time.monotonic() - start:.0f} s")
+    return tag
+
+
+def prune_lab_images(client: docker.DockerClient, keep: str) -> list[str]:
+    """Remove other ``pamconform/lab:*`` tags not used by any container; return them."""
+    removed = []
+    for image in client.images.list(name=LAB_REPO):
+        for t in image.tags:
+            if t != keep and t.startswith(LAB_REPO + ":"):
+                try:
+                    client.images.remove(t, noprune=False)
+                    removed.append(t)
+                except docker.errors.APIError:
+                    pass
+    return removed

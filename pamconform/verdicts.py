@@ -1,0 +1,52 @@
+"""Graded verdicts and severities, in the Autobahn style."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class Verdict(str, Enum):
+    """What a case concluded about the target."""
+
+    PASS = "PASS"
+    NON_STRICT = "NON-STRICT"
+    FAIL = "FAIL"
+    INFORMATIONAL = "INFORMATIONAL"
+    SKIPPED = "SKIPPED"
+    ERROR = "ERROR"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Severity(str, Enum):
+    """How strong the requirement is (RFC 2119 words)."""
+
+    MUST = "MUST"
+    SHOULD = "SHOULD"
+    MAY = "MAY"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+#: Order used in summaries and to pick the worst verdict of a target.
+VERDICT_ORDER = (
+    Verdict.PASS,
+    Verdict.NON_STRICT,
+    Verdict.INFORMATIONAL,
+    Verdict.SKIPPED,
+    Verdict.FAIL,
+    Verdict.ERROR,
+)
+
+
+def effective(verdict: Verdict, *, strict: bool) -> Verdict:
+    """The verdict that counts: NON-STRICT becomes FAIL under ``--strict``.
+
+    >>> effective(Verdict.NON_STRICT, strict=True)
+    <Verdict.FAIL: 'FAIL'>
+    """
+    if strict and verdict is Verdict.NON_STRICT:
+        return Verdict.FAIL
+    return verdict

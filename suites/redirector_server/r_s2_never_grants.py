@@ -1,0 +1,173 @@
+"""R-S2: never grant anything but the exact user and password, framed exactly."""
+
+from functools import partial
+
+from pamconform.outcome import Skip
+from pamconform.redirector.checks import ask, expect_deny, login, stranger, target
+from pamconform.registry import case_factory
+from pamconform.verdicts import Severity
+
+case = case_factory(protocol="redirector", kind="server")
+
+LONG = 65536
+
+
+def _variants(name, password):
+    variants = {
+        "wrong": [stranger("pw")],
+        "empty": [b""],
+        "truncated": [password[:-1]] if len(password) > 1 else [],
+        "extended": [password + b"x", password + password[-1:]],
+        "case-changed": [password.swapcase()] if password.swapcase() != password else [],
+        "padded": [b" " + password, password + b" ", b"\t" + password + b"\t"],
+    }
+    return [v for v in variants[name] if v != password]
+
+
+def _deny_password_variant(name, ctx):
+    t = target(ctx)
+    variants = _variants(name, t.password)
+    if not variants:
+        raise Skip(f"the given password has no {name} variant")
+    for password in variants:
+        expect_deny(ctx, login(ctx, t.user, password), f"password {password!r} ({name})")
+
+
+PASSWORD_VARIANTS = [
+    ("wrong", "A wrong password is denied", "a wrong password"),
+    ("empty", "An empty password is denied", "an empty password"),
+    ("truncated", "A truncated password is denied", "the right password missing its last byte"),
+    ("extended", "An extended password is denied", "the right password with bytes added"),
+    ("case-changed", "A case-changed password is denied", "the right password with case swapped"),
+    ("padded", "A whitespace-padded password is denied", "the right password padded with spaces "
+     "or tabs (granting it grants a different password)"),
+]
+
+for _name, _title, _what in PASSWORD_VARIANTS:
+    case(
+        f"redir.server.deny-{_name}-password",
+        rule="R-S2",
+        severity=Severity.MUST,
+        title=_title,
+        requirement=f"The server never grants {_what}.",
+    )(partial(_deny_password_variant, _name))
+
+
+@case(
+    "redir.server.deny-unknown-user",
+    rule="R-S2",
+    severity=Severity.MUST,
+    title="An unknown user is denied",
+    requirement="The server denies a user it does not know, whatever the password.",
+)
+def deny_unknown_user(ctx):
+    t = target(ctx)
+    expect_deny(ctx, login(ctx, stranger("user"), t.password), "an unknown user")
+    expect_deny(ctx, login(ctx, b"", t.password), "an empty user name")
+
+
+@case(
+    "redir.server.user-case-and-space",
+    rule="R-S2",
+    severity=Severity.SHOULD,
+    title="User names are not normalised",
+    requirement="The server should not grant a user name differing in case or surrounding "
+    "whitespace (granting it is non-strict: it normalises names).",
+)
+def user_case_and_space(ctx):
+    t = target(ctx)
+    names = [t.user.swapcase(), b" " + t.user, t.user + b" "]
+    for name in [n for n in names if n != t.user]:
+        reply = login(ctx, name, t.password)
+        if reply.kind.grants:
+            ctx.non_strict(f"user {name!r} was granted: the server normalises user names")
+        else:
+            expect_deny(ctx, reply, f"user {name!r}")
+
+
+@case(
+    "redir.server.deny-missing-password-line",
+    rule="R-S2",
+    severity=Severity.MUST,
+    title="A request with a missing line is denied",
+    requirement="The server never grants a request that ends (write side closed) before "
+    "the second newline.",
+)
+def deny_missing_line(ctx):
+    t = target(ctx)
+    for payload in (t.user + b"\n", t.user + b"\n" + t.password, b""):
+        expect_deny(ctx, ask(ctx, payload, shutdown=True), f"request {payload!r} then EOF")
+
+
+@case(
+    "redir.server.deny-extra-line",
+    rule="R-S2",
+    severity=Severity.MUST,
+    title="Bytes after the second newline are refused",
+    requirement="The server never grants a request that carries bytes after the second "
+    "newline in the same write.",
+)
+def deny_extra_line(ctx):
+    t = target(ctx)
+    for extra in (b"extra\n", b"x", b"\n"):
+        payload = t.user + b"\n" + t.password + b"\n" + extra
+        expect_deny(ctx, ask(ctx, payload), f"a right request followed by {extra!r}")
+
+
+@case(
+    "redir.server.deny-nul-in-password",
+    rule="R-S2",
+    severity=Severity.MUST,
+    title="A NUL byte is refused",
+    requirement="The server never grants a request with a NUL byte, such as the right "
+    "password followed by NUL and junk (a C strcmp would stop at the NUL).",
+)
+def deny_nul(ctx):
+    t = target(ctx)
+    for user, password in (
+        (t.user, t.password + b"\0junk"),
+        (t.user + b"\0junk", t.password),
+        (t.user, t.password[:1] + b"\0" + t.password[1:]),
+    ):
+        expect_deny(ctx, login(ctx, user, password), f"user {user!r} password {password!r}")
+
+
+@case(
+    "redir.server.deny-cr-line-ending",
+    rule="R-S2",
+    severity=Severity.MUST,
+    title="CR line endings are not stripped into a grant",
+    requirement="The server never grants user\\r\\npassword\\r\\n: the password it carries "
+    "ends in a CR and differs from the right one.",
+)
+def deny_cr(ctx):
+    t = target(ctx)
+    payload = t.user + b"\r\n" + t.password + b"\r\n"
+    expect_deny(ctx, ask(ctx, payload), "a request with CRLF line endings")
+
+
+@case(
+    "redir.server.deny-overlong-user",
+    rule="R-S2",
+    severity=Severity.MUST,
+    title="An over-long user name is denied",
+    requirement=f"The server never grants a {LONG}-byte user name, and answers or closes "
+    "within the timeout.",
+)
+def deny_overlong_user(ctx):
+    t = target(ctx)
+    reply = ask(ctx, b"a" * LONG + b"\n" + t.password + b"\n")
+    expect_deny(ctx, reply, f"a {LONG}-byte user name")
+
+
+@case(
+    "redir.server.deny-overlong-password",
+    rule="R-S2",
+    severity=Severity.MUST,
+    title="An over-long password is denied",
+    requirement=f"The server never grants the right password followed by {LONG} bytes.",
+)
+def deny_overlong_password(ctx):
+    t = target(ctx)
+    reply = ask(ctx, t.user + b"\n" + t.password + b"a" * LONG + b"\n")
+    expect_deny(ctx, reply, f"the right password plus {LONG} bytes")

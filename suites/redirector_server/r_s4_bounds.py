@@ -1,0 +1,83 @@
+"""R-S4: bound what is read and how long a client may idle, and keep serving others."""
+
+import time
+
+from pamconform.outcome import Fail
+from pamconform.redirector.checks import expect_alive, expect_grant, login, target
+from pamconform.redirector.client import Connection
+from pamconform.registry import case_factory
+from pamconform.verdicts import Severity
+
+case = case_factory(protocol="redirector", kind="server")
+
+#: How much a case pushes without a newline before it calls the read unbounded.
+FLOOD_BYTES = 4 * 1024 * 1024
+FLOOD_CHUNK = 64 * 1024
+
+
+@case(
+    "redir.server.silent-client-timeout",
+    rule="R-S4",
+    severity=Severity.SHOULD,
+    title="A silent client is dropped",
+    requirement="The server should close a connection that sends nothing within its idle "
+    "timeout (the case waits --idle-limit seconds).",
+)
+def silent_client_timeout(ctx):
+    t = target(ctx)
+    with Connection(t.socket, ctx.log, t.timeout) as conn:
+        start = time.monotonic()
+        closed = conn.wait_closed(t.idle_limit)
+        waited = time.monotonic() - start
+    if not closed:
+        raise Fail(f"the server to drop a silent client within {t.idle_limit:.0f} s",
+                   f"still open after {waited:.1f} s")
+    ctx.note(f"silent client dropped after {waited:.2f} s")
+
+
+@case(
+    "redir.server.slow-client-others-served",
+    rule="R-S4",
+    severity=Severity.MUST,
+    title="Slow and silent clients do not block others",
+    requirement="While one client is silent and another trickles a partial request, the "
+    "server answers a third client's valid login within the timeout.",
+)
+def slow_client_others_served(ctx):
+    t = target(ctx)
+    with Connection(t.socket, ctx.log, t.timeout), \
+            Connection(t.socket, ctx.log, t.timeout) as slow:
+        slow.send(t.user[:1])
+        time.sleep(0.1)
+        reply = login(ctx, t.user, t.password)
+        slow.send(t.user[1:2])
+    expect_grant(ctx, reply, "a valid login while two other clients stall")
+
+
+@case(
+    "redir.server.field-limit",
+    rule="R-S4",
+    severity=Severity.MUST,
+    title="Reads are bounded",
+    requirement=f"The server stops reading a line that has no newline after a field limit "
+    f"(it is pushed {FLOOD_BYTES // 1024 // 1024} MiB), answering or closing the connection.",
+)
+def field_limit(ctx):
+    t = target(ctx)
+    sent = 0
+    with Connection(t.socket, ctx.log, min(t.timeout, 2.0)) as conn:
+        while sent < FLOOD_BYTES:
+            if not conn.send(b"A" * FLOOD_CHUNK):
+                break
+            sent += FLOOD_CHUNK
+        stalled = conn.broken
+        reply = conn.read_reply(timeout=min(t.timeout, 2.0))
+    ctx.note(f"{sent} bytes accepted before the server stopped reading or closed")
+    if reply.kind.grants:
+        raise Fail("no grant for a flood of bytes", reply.describe())
+    if sent >= FLOOD_BYTES and not (reply.eof or reply.reset):
+        raise Fail(f"the server to give up before {FLOOD_BYTES} bytes with no newline",
+                   f"it read all {sent} bytes and kept the connection open")
+    if stalled and not (reply.eof or reply.reset):
+        ctx.non_strict("the server stopped reading but kept the connection open")
+    expect_alive(ctx, "after a flood")

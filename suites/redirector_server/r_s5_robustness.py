@@ -1,0 +1,160 @@
+"""R-S5: survive early disconnects, resets and garbage; stay correct under concurrency."""
+
+import random
+import threading
+
+from pamconform.outcome import Fail
+from pamconform.redirector.checks import (
+    ask,
+    expect_alive,
+    expect_deny,
+    expect_grant,
+    login,
+    target,
+    wrong_password,
+)
+from pamconform.redirector.client import Connection, ConnectFailed, request
+from pamconform.registry import case_factory
+from pamconform.verdicts import Severity
+
+case = case_factory(protocol="redirector", kind="server")
+
+CONCURRENT_CLIENTS = 32
+
+
+@case(
+    "redir.server.early-disconnect",
+    rule="R-S5",
+    severity=Severity.MUST,
+    title="Clients that leave early do no harm",
+    requirement="After clients that close at once, mid-request, and before reading the "
+    "reply, the server still grants a valid login and denies a wrong one.",
+)
+def early_disconnect(ctx):
+    t = target(ctx)
+    with Connection(t.socket, ctx.log, t.timeout):
+        pass
+    with Connection(t.socket, ctx.log, t.timeout) as conn:
+        conn.send(t.user)
+    with Connection(t.socket, ctx.log, t.timeout) as conn:
+        conn.send(request(t.user, t.password))
+    expect_alive(ctx, "after early disconnects")
+
+
+@case(
+    "redir.server.reset-mid-request",
+    rule="R-S5",
+    severity=Severity.MUST,
+    title="A reset mid-request does no harm",
+    requirement="After a client aborts its connection (SO_LINGER 0) mid-request, the server "
+    "still answers correctly.",
+)
+def reset_mid_request(ctx):
+    t = target(ctx)
+    for partial in (t.user, t.user + b"\n", t.user + b"\n" + t.password):
+        conn = Connection(t.socket, ctx.log, t.timeout)
+        conn.send(partial)
+        conn.reset()
+    expect_alive(ctx, "after resets")
+
+
+@case(
+    "redir.server.garbage-survived",
+    rule="R-S5",
+    severity=Severity.MUST,
+    title="Garbage is denied and survived",
+    requirement="The server denies random binary requests (high bytes, NULs, no newlines) "
+    "without granting, and keeps serving afterwards.",
+)
+def garbage_survived(ctx):
+    rng = random.Random(0x9A3)
+    payloads = [
+        bytes(rng.randrange(256) for _ in range(512)),
+        bytes(rng.randrange(128, 256) for _ in range(64)) + b"\n\xff\xfe\n",
+        b"\0\n\0\n",
+        b"\xc3\x28\n\xa0\xa1\n",
+    ]
+    for payload in payloads:
+        try:
+            reply = ask(ctx, payload)
+        except ConnectFailed as exc:
+            raise Fail("the server to survive garbage", f"it stopped accepting: {exc}") from exc
+        if reply.kind.grants:
+            raise Fail("garbage to be denied", reply.describe())
+    try:
+        expect_alive(ctx, "after garbage")
+    except ConnectFailed as exc:
+        raise Fail("the server to survive garbage", f"it stopped accepting: {exc}") from exc
+
+
+@case(
+    "redir.server.right-after-wrong",
+    rule="R-S5",
+    severity=Severity.MUST,
+    title="No state carried: right after wrong",
+    requirement="A right password is granted on the connection right after a wrong one.",
+)
+def right_after_wrong(ctx):
+    t = target(ctx)
+    expect_deny(ctx, login(ctx, t.user, wrong_password(t.password)), "the wrong password")
+    expect_grant(ctx, login(ctx, t.user, t.password), "the right password just after")
+
+
+@case(
+    "redir.server.wrong-after-right",
+    rule="R-S5",
+    severity=Severity.MUST,
+    title="No state carried: wrong after right",
+    requirement="A wrong password is denied on the connection right after a granted one.",
+)
+def wrong_after_right(ctx):
+    t = target(ctx)
+    expect_grant(ctx, login(ctx, t.user, t.password), "the right password")
+    for password in (wrong_password(t.password), b""):
+        expect_deny(ctx, login(ctx, t.user, password), f"{password!r} just after a grant")
+
+
+@case(
+    "redir.server.concurrent-clients",
+    rule="R-S5",
+    severity=Severity.MUST,
+    title=f"{CONCURRENT_CLIENTS} concurrent clients all answered correctly",
+    requirement=f"With {CONCURRENT_CLIENTS} clients connected at once, half right and half "
+    "wrong, every one gets the right answer within the timeout.",
+)
+def concurrent_clients(ctx):
+    t = target(ctx)
+    conns = [Connection(t.socket, ctx.log, t.timeout * 2) for _ in range(CONCURRENT_CLIENTS)]
+    results: dict[int, object] = {}
+    start = threading.Barrier(CONCURRENT_CLIENTS)
+
+    def client(i: int, conn: Connection) -> None:
+        password = t.password if i % 2 == 0 else wrong_password(t.password)
+        try:
+            start.wait(timeout=t.timeout)
+            conn.send(request(t.user, password))
+            results[i] = conn.read_reply(settle=0.5)
+        except Exception as exc:  # reported as the client's outcome
+            results[i] = exc
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=client, args=(i, c), daemon=True)
+               for i, c in enumerate(conns)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(t.timeout * 3)
+    wrong = []
+    for i in range(CONCURRENT_CLIENTS):
+        reply = results.get(i)
+        want_grant = i % 2 == 0
+        ok = reply is not None and not isinstance(reply, Exception) and (
+            reply.kind.grants if want_grant else not reply.kind.grants and reply.data != b""
+        )
+        if not ok:
+            shown = reply.describe() if hasattr(reply, "describe") else repr(reply)
+            wrong.append(f"client {i} ({'right' if want_grant else 'wrong'} password): {shown}")
+    ctx.note(f"{CONCURRENT_CLIENTS - len(wrong)}/{CONCURRENT_CLIENTS} answered correctly")
+    if wrong:
+        raise Fail("every concurrent client answered correctly", "; ".join(wrong[:5]))
