@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -74,7 +75,8 @@ class LocalServer:
         self.name = name
         self.start_timeout = start_timeout
         self.dir = Path(tempfile.mkdtemp(prefix="pc-", dir="/tmp"))
-        os.chmod(self.dir, 0o700)
+        # 0755, so that the socket's own mode decides who may connect (R-S6 is checked)
+        os.chmod(self.dir, 0o755)
         self.socket = self.dir / "socket"
         self.log_path = self.dir / "server.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -136,9 +138,7 @@ class LocalServer:
                 os.killpg(self.proc.pid, signal.SIGTERM)
                 self.proc.wait(timeout=5)
             except (subprocess.TimeoutExpired, ProcessLookupError):
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(self.proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
                 self.proc.wait(timeout=5)
         shutil.rmtree(self.dir, ignore_errors=True)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class Verdict(str, Enum):
+class Verdict(StrEnum):
     """What a case concluded about the target."""
 
     PASS = "PASS"
@@ -15,19 +15,13 @@ class Verdict(str, Enum):
     SKIPPED = "SKIPPED"
     ERROR = "ERROR"
 
-    def __str__(self) -> str:
-        return self.value
 
-
-class Severity(str, Enum):
+class Severity(StrEnum):
     """How strong the requirement is (RFC 2119 words)."""
 
     MUST = "MUST"
     SHOULD = "SHOULD"
     MAY = "MAY"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 #: Order used in summaries and to pick the worst verdict of a target.

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from pamconform.redirector.client import Connection, ConnectFailed, exchange, request
+from pamconform.redirector.client import ConnectFailed, Connection, exchange, request
 from pamconform.wirelog import WireLog, show_bytes
 
 

@@ -277,8 +277,8 @@ class LabContainer:
                 resp.close()
         duration = time.monotonic() - start
         code = -1 if client_gave_up else self._exit_code(exec_id)
-        timed_out = client_gave_up or code == TIMEOUT_EXIT or (
-            code == KILLED_EXIT and duration >= timeout
+        timed_out = (
+            client_gave_up or code == TIMEOUT_EXIT or (code == KILLED_EXIT and duration >= timeout)
         )
         return ExecResult(code, bytes(out), bytes(err), duration, timed_out, tuple(argv))
 
@@ -465,7 +465,7 @@ def _owner_live(labels: Mapping[str, str], created: str | None) -> bool:
         return False
     if host != socket.gethostname():
         return _age_s(created) < FOREIGN_STALE_S
-    return int(pid) != os.getpid() and _pid_alive(int(pid))
+    return _pid_alive(int(pid))  # our own pid included: another session of this run
 
 
 def cleanup_stale(

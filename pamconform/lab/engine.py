@@ -6,10 +6,12 @@ import docker
 import docker.errors
 import requests.exceptions
 
+from pamconform.errors import HarnessError
+
 HINT = "no Docker engine answers; run containers/ensure-engine.sh (root) or start Docker yourself"
 
 
-class EngineUnavailable(RuntimeError):
+class EngineUnavailable(HarnessError, RuntimeError):
     """No Docker engine answered. Run ``containers/ensure-engine.sh`` to get one."""
 
     def __init__(self, detail: str = "") -> None:
@@ -24,7 +26,7 @@ def connect(timeout: float = 10) -> docker.DockerClient:
     unless they pass their own. Raises EngineUnavailable when no engine answers.
     """
     try:
-        client = docker.from_env(timeout=max(1, round(timeout)), max_pool_size=32)
+        client = docker.from_env(timeout=timeout, max_pool_size=32)
     except docker.errors.DockerException as exc:
         raise EngineUnavailable(_short(exc)) from exc
     try:

@@ -16,6 +16,8 @@ from pathlib import Path
 import docker
 import docker.errors
 
+from pamconform.errors import HarnessError
+
 BASE_TAG = "pamconform/base:bookworm"
 LAB_REPO = "pamconform/lab"
 DOCKERFILE = "containers/lab/Dockerfile"
@@ -34,7 +36,7 @@ HASH_VERSION = b"pamconform-lab-1"
 Progress = Callable[[str], object]
 
 
-class LabBuildError(RuntimeError):
+class LabBuildError(HarnessError, RuntimeError):
     """Building the base or the lab image failed."""
 
 
@@ -131,8 +133,14 @@ def _context_files(root: Path) -> Iterator[tuple[str, Path]]:
                 if fn.endswith(EXCLUDE_SUFFIXES):
                     continue
                 path = Path(dirpath, fn)
-                if path.is_file():
+                if path.is_file() and not _is_elf(path):
                     yield path.relative_to(root).as_posix(), path
+
+
+def _is_elf(path: Path) -> bool:
+    """Host-built binaries (test programs, objects) stay out: the image builds its own."""
+    with path.open("rb") as f:
+        return f.read(4) == b"\x7fELF"
 
 
 def build_context(root: Path) -> tuple[bytes, str]:

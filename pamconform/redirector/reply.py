@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
-from enum import Enum
+from enum import StrEnum
 
 
-class ReplyKind(str, Enum):
+class ReplyKind(StrEnum):
     """What a reply means under the conformance profile (R-S1)."""
 
     GRANT = "grant"  # exactly b"0"
@@ -35,8 +35,8 @@ _DENY = re.compile(rb"[0-9]*[1-9][0-9]*")
 def classify(reply: bytes) -> ReplyKind:
     """Classify a complete reply (everything read until the server closed).
 
-    >>> classify(b"0"), classify(b"1\\n"), classify(b"00")
-    (<ReplyKind.GRANT: 'grant'>, <ReplyKind.DENY_NEWLINE: 'deny+newline'>, <ReplyKind.MALFORMED: 'malformed'>)
+    >>> [classify(r).value for r in (b"0", b"1\\n", b"00")]
+    ['grant', 'deny+newline', 'malformed']
     """
     if reply == b"":
         return ReplyKind.EMPTY

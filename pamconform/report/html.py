@@ -111,7 +111,10 @@ def _matrix(targets: list[dict[str, Any]]) -> str:
             v = next((c["verdict"] for c in t["cases"] if c["id"] == cid), "")
             cells.append(f"<td>{_badge(v) if v else ''}</td>")
         rows.append(f"<tr><td><code>{escape(cid)}</code></td>{''.join(cells)}</tr>")
-    return f"<h2>Targets side by side</h2><table><tr><th>case</th>{head}</tr>{''.join(rows)}</table>"
+    return (
+        f"<h2>Targets side by side</h2><table><tr><th>case</th>{head}</tr>"
+        f"{''.join(rows)}</table>"
+    )
 
 
 def render_html(data: dict[str, Any]) -> str:

@@ -3,7 +3,7 @@
 from functools import partial
 
 from pamconform.outcome import Skip
-from pamconform.redirector.checks import ask, expect_deny, login, stranger, target
+from pamconform.redirector.checks import ask, expect_deny, expect_grant, login, stranger, target
 from pamconform.registry import case_factory
 from pamconform.verdicts import Severity
 
@@ -29,6 +29,8 @@ def _deny_password_variant(name, ctx):
     variants = _variants(name, t.password)
     if not variants:
         raise Skip(f"the given password has no {name} variant")
+    # positive control: a server that denies everything must not pass these cases
+    expect_grant(ctx, login(ctx, t.user, t.password), "the right password (control)")
     for password in variants:
         expect_deny(ctx, login(ctx, t.user, password), f"password {password!r} ({name})")
 

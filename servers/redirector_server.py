@@ -1,0 +1,928 @@
+#!/usr/bin/env python3
+"""Reference auth server for pam_redirector (Python standard library only).
+
+Wire protocol: a client connects to an AF_UNIX stream socket and sends
+``USER\\nPASSWORD\\n``; the server replies ``0`` (grant) or ``1`` (deny), exactly once,
+and closes.  This server follows rules R-S1..R-S7 of PROTOCOLS.md section 1: exact
+byte comparison (no normalisation), framing up to the second newline however the
+bytes are split, a field limit and a whole-request idle timeout, bounded threads,
+a 0600 socket created safely, an ``SO_PEERCRED`` allow-list, scrypt hashes compared
+in constant time, the same reply and cost for unknown users, and no passwords in logs.
+
+Usage::
+
+    redirector_server.py serve SOCKET --credentials FILE [--allow-uid UID ...]
+        [--idle-timeout S] [--field-limit N] [--max-clients N] [--socket-mode 0600]
+        [--allow-unsafe-dir] [--quiet]
+    redirector_server.py adduser FILE USER   # password: first stdin line, or prompted
+    redirector_server.py hash                # password on stdin; prints a hash
+
+Only clients whose uid is allowed (default: 0, root, i.e. the PAM side) are served.
+When testing as an unprivileged user, pass ``--allow-uid $(id -u)``.
+
+Credentials file: ``user:scrypt$N$r$p$<salt b64>$<key b64>`` lines; ``#`` comments and
+blank lines are ignored.  Write it with ``adduser``; keep it mode 0600.
+"""
+
+import argparse
+import base64
+import binascii
+import contextlib
+import errno
+import getpass
+import hashlib
+import hmac
+import logging
+import os
+import pwd
+import select
+import signal
+import socket
+import stat
+import struct
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Protocol, Self
+
+GRANT = b"0"
+DENY = b"1"
+
+DEFAULT_N = 2**14
+DEFAULT_R = 8
+DEFAULT_P = 1
+SALT_BYTES = 16
+KEY_BYTES = 32
+#: Upper bounds accepted when parsing a hash, so a bad file cannot exhaust memory.
+MAX_N = 2**20
+MAX_SCRYPT_MEMORY = 256 * 1024 * 1024
+
+#: sun_path holds 108 bytes including the terminating NUL.
+SUN_PATH_MAX = 107
+RECV_SIZE = 65536
+
+_log = logging.getLogger("redirector_server")
+
+#: Bounds concurrent scrypt runs (16 MiB each at the default cost).
+_SCRYPT_SLOTS = threading.BoundedSemaphore(max(2, os.cpu_count() or 2))
+
+
+class RedirectorError(Exception):
+    """A configuration or start-up problem, reported as one line (exit status 2)."""
+
+
+class CredentialsError(RedirectorError):
+    """The credentials file is unusable (the message names file:line)."""
+
+
+class ServerError(RedirectorError):
+    """The socket cannot be created safely."""
+
+
+# --------------------------------------------------------------------------- secrets
+
+
+class Secret(Protocol):
+    """A stored password verifier."""
+
+    def check(self, password: bytes) -> bool:
+        """Whether ``password`` matches, in time independent of where it differs."""
+        ...
+
+
+@dataclass(frozen=True)
+class ScryptHash:
+    """An scrypt verifier: ``scrypt$N$r$p$<salt b64>$<key b64>``."""
+
+    n: int
+    r: int
+    p: int
+    salt: bytes
+    key: bytes
+
+    @classmethod
+    def create(
+        cls, password: bytes, *, n: int = DEFAULT_N, r: int = DEFAULT_R, p: int = DEFAULT_P
+    ) -> Self:
+        """Hash ``password`` with a fresh random salt."""
+        salt = os.urandom(SALT_BYTES)
+        return cls(n, r, p, salt, _scrypt(password, salt, n, r, p, KEY_BYTES))
+
+    @classmethod
+    def parse(cls, text: bytes) -> Self:
+        """Parse the encoded form; raise ValueError saying what is wrong."""
+        parts = text.split(b"$")
+        if len(parts) != 6 or parts[0] != b"scrypt":
+            raise ValueError("expected scrypt$N$r$p$SALT$KEY")
+        try:
+            n, r, p = (int(x) for x in parts[1:4] if x.isdigit() and len(x) < 10)
+        except ValueError:
+            raise ValueError("N, r and p must be decimal integers") from None
+        if n < 2 or n > MAX_N or n & (n - 1):
+            raise ValueError(f"N must be a power of two between 2 and {MAX_N}")
+        if not (1 <= r <= 64 and 1 <= p <= 16) or 128 * r * (n + p) > MAX_SCRYPT_MEMORY:
+            raise ValueError("r or p out of range")
+        try:
+            salt = base64.b64decode(parts[4], validate=True)
+            key = base64.b64decode(parts[5], validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("salt and key must be base64") from None
+        if len(salt) < 8 or not 16 <= len(key) <= 64:
+            raise ValueError("salt or key has a wrong length")
+        return cls(n, r, p, salt, key)
+
+    def encode(self) -> str:
+        """The text form stored in a credentials file."""
+        salt = base64.b64encode(self.salt).decode()
+        key = base64.b64encode(self.key).decode()
+        return f"scrypt${self.n}${self.r}${self.p}${salt}${key}"
+
+    def check(self, password: bytes) -> bool:
+        """Whether ``password`` matches, compared in constant time."""
+        derived = _scrypt(password, self.salt, self.n, self.r, self.p, len(self.key))
+        return hmac.compare_digest(derived, self.key)
+
+
+def _scrypt(password: bytes, salt: bytes, n: int, r: int, p: int, dklen: int) -> bytes:
+    maxmem = 128 * r * (n + p + 2) + 1024 * 1024
+    with _SCRYPT_SLOTS:
+        return hashlib.scrypt(password, salt=salt, n=n, r=r, p=p, maxmem=maxmem, dklen=dklen)
+
+
+def hash_password(password: bytes, *, n: int = DEFAULT_N) -> str:
+    """An encoded scrypt hash of ``password`` (r=8, p=1, random 16-byte salt).
+
+    >>> hash_password(b"pw", n=2**10).startswith("scrypt$1024$8$1$")
+    True
+    """
+    return ScryptHash.create(password, n=n).encode()
+
+
+def _to_bytes(value: str | bytes) -> bytes:
+    return value.encode("utf-8", "surrogateescape") if isinstance(value, str) else value
+
+
+def user_problem(user: bytes) -> str | None:
+    """Why ``user`` cannot be stored, or None if it can."""
+    if not user:
+        return "empty user name"
+    for bad, name in ((b":", "':'"), (b"\n", "a newline"), (b"\r", "a CR"), (b"\0", "a NUL")):
+        if bad in user:
+            return f"user name contains {name}"
+    if user.startswith(b"#"):
+        return "user name starts with '#'"
+    return None
+
+
+def password_problem(password: bytes) -> str | None:
+    """Why ``password`` could never be sent and granted, or None."""
+    if not password:
+        return "empty password"
+    for bad, name in ((b"\n", "a newline"), (b"\r", "a CR"), (b"\0", "a NUL")):
+        if bad in password:
+            return f"password contains {name}"
+    return None
+
+
+# --------------------------------------------------------------------------- store
+
+
+class CredentialStore:
+    """User name -> password verifier, compared as raw bytes (never normalised)."""
+
+    def __init__(self, entries: dict[bytes, Secret], *, dummy: Secret | None = None) -> None:
+        self._entries = dict(entries)
+        #: Checked for unknown users so they cost (and answer) like a wrong password.
+        self._dummy = dummy or self._make_dummy()
+        #: Non-fatal problems found while loading (e.g. a world-readable file).
+        self.warnings: list[str] = []
+
+    def _make_dummy(self) -> Secret:
+        first = next((s for s in self._entries.values() if isinstance(s, ScryptHash)), None)
+        n, r, p = (first.n, first.r, first.p) if first else (DEFAULT_N, DEFAULT_R, DEFAULT_P)
+        return ScryptHash(n, r, p, os.urandom(SALT_BYTES), os.urandom(KEY_BYTES))
+
+    @classmethod
+    def from_pairs(
+        cls, pairs: Iterable[tuple[str | bytes, str | bytes]], *, n: int = DEFAULT_N
+    ) -> Self:
+        """A store hashing the given plaintext pairs (a low ``n`` speeds up tests)."""
+        entries: dict[bytes, Secret] = {}
+        for user, password in pairs:
+            key = _to_bytes(user)
+            if key in entries:
+                raise ValueError(f"duplicate user {key!r}")
+            entries[key] = ScryptHash.create(_to_bytes(password), n=n)
+        dummy = ScryptHash(n, DEFAULT_R, DEFAULT_P, os.urandom(SALT_BYTES), os.urandom(KEY_BYTES))
+        return cls(entries, dummy=dummy)
+
+    @classmethod
+    def parse_secret(cls, text: bytes) -> Secret:
+        """Decode the part after ``user:`` (subclasses may accept other forms)."""
+        return ScryptHash.parse(text)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Self:
+        """Read a credentials file; refuse a world-writable or malformed one."""
+        name = os.fspath(path)
+        try:
+            with open(name, "rb") as f:
+                st = os.fstat(f.fileno())
+                if not stat.S_ISREG(st.st_mode):
+                    raise CredentialsError(f"{name}: not a regular file")
+                if st.st_mode & stat.S_IWOTH:
+                    raise CredentialsError(f"{name}: world-writable; refusing to use it")
+                data = f.read()
+        except OSError as exc:
+            raise CredentialsError(f"{name}: cannot read: {exc.strerror}") from None
+        entries: dict[bytes, Secret] = {}
+        for lineno, user, field in _credential_lines(name, data):
+            if user in entries:
+                raise CredentialsError(f"{name}:{lineno}: duplicate user {_show(user)}")
+            try:
+                entries[user] = cls.parse_secret(field)
+            except ValueError as exc:
+                raise CredentialsError(f"{name}:{lineno}: {exc}") from None
+        store = cls(entries)
+        if st.st_mode & stat.S_IROTH:
+            store.warnings.append(f"{name} is world-readable; chmod 600 it")
+        if not entries:
+            store.warnings.append(f"{name} has no users; every request will be denied")
+        return store
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def has_user(self, user: bytes) -> bool:
+        """Whether ``user`` is known (for logs and tests; never for replies)."""
+        return user in self._entries
+
+    def verify(self, user: bytes, password: bytes) -> bool:
+        """Whether the pair is valid; unknown users cost the same as a wrong password."""
+        secret = self._entries.get(user)
+        matched = (secret or self._dummy).check(password)
+        return secret is not None and matched and bool(password)
+
+
+def _credential_lines(name: str, data: bytes) -> Iterator[tuple[int, bytes, bytes]]:
+    """(line number, user, secret text) for each entry of a credentials file."""
+    for lineno, line in enumerate(data.split(b"\n"), 1):
+        if not line.strip() or line.startswith(b"#"):
+            continue
+        user, sep, field = line.partition(b":")
+        if not sep:
+            raise CredentialsError(f"{name}:{lineno}: expected user:hash")
+        problem = user_problem(user)
+        if problem:
+            raise CredentialsError(f"{name}:{lineno}: {problem}")
+        yield lineno, user, field
+
+
+def _show(user: bytes | None, limit: int = 64) -> str:
+    """A user name for a log line: quoted, escaped, truncated to ``limit`` bytes."""
+    if user is None:
+        return "-"
+    text = "".join(
+        chr(b) if 0x20 <= b < 0x7F and b not in b'"\\' else f"\\x{b:02x}" for b in user[:limit]
+    )
+    more = f"...(+{len(user) - limit} bytes)" if len(user) > limit else ""
+    return f'"{text}"{more}'
+
+
+# --------------------------------------------------------------------------- server
+
+
+@dataclass
+class ConnectionInfo:
+    """What one connection's log line reports (never the password)."""
+
+    started: float
+    pid: int | None = None
+    uid: int | None = None
+    user: bytes | None = None
+    granted: bool = False
+    reason: str | None = None
+
+
+_UNSET = object()
+
+
+class RedirectorServer:
+    """A threaded pam_redirector auth server.
+
+    Each hook has one job, so a variant (or a faulty server) overrides one method:
+    ``bind``, ``check_peer``, ``read_request``, ``authenticate``, ``reply``,
+    ``handle`` (the per-connection flow) and ``dispatch`` (threading).
+    """
+
+    #: How long to wait after the second newline for bytes that would make it invalid.
+    trailing_grace = 0.05
+    #: How long in-flight connections may take after a stop request.
+    shutdown_grace = 2.0
+    #: Timeout of the reply write.
+    reply_timeout = 1.0
+    backlog = 128
+
+    def __init__(
+        self,
+        socket_path: str | os.PathLike[str],
+        store: CredentialStore,
+        *,
+        allow_uids: Iterable[int] | None = frozenset({0}),
+        idle_timeout: float | None = 5.0,
+        field_limit: int = 4096,
+        max_clients: int = 256,
+        socket_mode: int = 0o600,
+        allow_unsafe_dir: bool = False,
+        log: logging.Logger | None = None,
+    ) -> None:
+        if idle_timeout is not None and idle_timeout <= 0:
+            raise ValueError("idle_timeout must be positive (or None for no timeout)")
+        if field_limit < 1 or max_clients < 1 or not 0 <= socket_mode <= 0o777:
+            raise ValueError("field_limit and max_clients must be >= 1, socket_mode <= 0o777")
+        self.socket_path = os.fspath(socket_path)
+        self.store = store
+        #: None accepts every peer uid (not recommended).
+        self.allow_uids = None if allow_uids is None else frozenset(allow_uids)
+        self.idle_timeout = idle_timeout
+        self.field_limit = field_limit
+        self.max_clients = max_clients
+        self.socket_mode = socket_mode
+        self.allow_unsafe_dir = allow_unsafe_dir
+        self.log = log or _log
+        self._listener: socket.socket | None = None
+        self._identity: tuple[int, int] | None = None
+        self._slots = threading.BoundedSemaphore(max_clients)
+        self._cond = threading.Condition()
+        self._active: set[socket.socket] = set()
+        self._stop = threading.Event()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_w.setblocking(False)
+        self._local = threading.local()
+        self._thread: threading.Thread | None = None
+
+    # -- life cycle -------------------------------------------------------------
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+    @property
+    def stopping(self) -> bool:
+        """True once a stop was requested."""
+        return self._stop.is_set()
+
+    def start(self) -> None:
+        """Bind and listen, then serve in a daemon thread; return once listening."""
+        self._ensure_bound()
+        self._thread = threading.Thread(target=self.serve_forever, name="redirector-accept",
+                                        daemon=True)
+        self._thread.start()
+
+    def request_stop(self) -> None:
+        """Ask the accept loop to stop (safe to call from a signal handler)."""
+        self._stop.set()
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"\0")
+
+    def shutdown(self) -> None:
+        """Stop accepting, let in-flight connections finish, remove the socket."""
+        self.request_stop()
+        if self._thread is not None:
+            self._thread.join(self.shutdown_grace + 2.0)
+        else:
+            self._close_listener()
+
+    def serve_forever(self) -> None:
+        """Accept and dispatch connections until ``request_stop``; then clean up."""
+        listener = self._ensure_bound()
+        threading.Thread(target=self._watchdog, name="redirector-watchdog", daemon=True).start()
+        self.log.info("listening on %s (%d users, allowed uids %s)", self.socket_path,
+                      len(self.store), "any" if self.allow_uids is None
+                      else ",".join(map(str, sorted(self.allow_uids))))
+        try:
+            while not self._stop.is_set():
+                ready, _, _ = select.select([listener, self._wake_r], [], [])
+                if listener not in ready or self._stop.is_set():
+                    continue
+                try:
+                    conn, _ = listener.accept()
+                except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+                    continue
+                except OSError as exc:  # e.g. EMFILE: back off instead of spinning
+                    self.log.error("accept failed: %s", exc.strerror)
+                    time.sleep(0.1)
+                    continue
+                self.dispatch(conn)
+        finally:
+            self._close_listener()
+            with self._cond:
+                self._cond.wait_for(lambda: not self._active, self.shutdown_grace + 1.0)
+            self.log.info("stopped")
+
+    def _ensure_bound(self) -> socket.socket:
+        if self._listener is None:
+            self._listener = self.bind()
+            st = os.lstat(self.socket_path)
+            self._identity = (st.st_dev, st.st_ino)
+            self._listener.setblocking(False)
+        return self._listener
+
+    def _close_listener(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is None:
+            return
+        # Deny whoever is still queued: a bare close reads as a grant in the original module.
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = listener.accept()
+                self._refuse(conn)
+        listener.close()
+        with contextlib.suppress(OSError):
+            st = os.lstat(self.socket_path)
+            if (st.st_dev, st.st_ino) == self._identity:
+                os.unlink(self.socket_path)
+
+    def _watchdog(self) -> None:
+        """After a stop request, end the reads of connections still open after the grace.
+
+        Shutting down only the read side lets their handlers still send the denial.
+        """
+        self._stop.wait()
+        with self._cond:
+            if self._cond.wait_for(lambda: not self._active, self.shutdown_grace):
+                return
+            stragglers = list(self._active)
+        self.log.warning("closing %d connection(s) still open at shutdown", len(stragglers))
+        for conn in stragglers:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RD)
+
+    # -- hooks -------------------------------------------------------------------
+
+    def bind(self) -> socket.socket:
+        """Create, bind and listen on the socket, refusing unsafe paths."""
+        path = self.socket_path
+        raw = os.fsencode(path)
+        if not raw or b"\0" in raw or len(raw) > SUN_PATH_MAX:
+            raise ServerError(f"{path}: socket path must be 1..{SUN_PATH_MAX} bytes, no NUL")
+        parent = os.path.dirname(os.path.abspath(path))
+        try:
+            pst = os.stat(parent)
+        except OSError as exc:
+            raise ServerError(f"{parent}: {exc.strerror}") from None
+        if not stat.S_ISDIR(pst.st_mode):
+            raise ServerError(f"{parent}: not a directory")
+        if not self.allow_unsafe_dir:
+            if pst.st_mode & stat.S_IWOTH:
+                raise ServerError(f"{parent}: directory is world-writable "
+                                  "(use a root-owned directory, or --allow-unsafe-dir)")
+            if pst.st_uid not in (0, os.geteuid()):
+                raise ServerError(f"{parent}: directory is owned by uid {pst.st_uid}")
+        self._remove_stale(path)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            old_umask = os.umask(0o777 & ~self.socket_mode)
+            try:
+                sock.bind(path)
+            finally:
+                os.umask(old_umask)
+            os.chmod(path, self.socket_mode)  # exact mode, before anyone can connect
+            sock.listen(self.backlog)
+        except OSError as exc:
+            sock.close()
+            raise ServerError(f"{path}: cannot bind: {exc.strerror}") from None
+        return sock
+
+    @staticmethod
+    def _remove_stale(path: str) -> None:
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return
+        if stat.S_ISLNK(st.st_mode):
+            raise ServerError(f"{path}: is a symbolic link; refusing")
+        if not stat.S_ISSOCK(st.st_mode):
+            raise ServerError(f"{path}: exists and is not a socket; refusing")
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            probe.settimeout(0.5)
+            try:
+                probe.connect(path)
+            except ConnectionRefusedError:
+                os.unlink(path)  # stale socket of a dead server
+                return
+            except OSError as exc:
+                raise ServerError(f"{path}: existing socket: {exc.strerror}") from None
+        raise ServerError(f"{path}: another server is listening there")
+
+    def dispatch(self, conn: socket.socket) -> None:
+        """Serve ``conn`` in a worker thread, or deny it when max_clients are busy."""
+        if not self._slots.acquire(blocking=False):
+            self.log.warning("refused a connection: %d clients busy", self.max_clients)
+            self._refuse(conn)
+            return
+        try:
+            threading.Thread(target=self._worker, args=(conn,), daemon=True).start()
+        except RuntimeError:
+            self._slots.release()
+            self._refuse(conn)
+
+    def _worker(self, conn: socket.socket) -> None:
+        try:
+            self.serve_connection(conn)
+        finally:
+            self._slots.release()
+
+    @staticmethod
+    def _refuse(conn: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            conn.setblocking(False)
+            conn.send(DENY)
+        conn.close()
+
+    def serve_connection(self, conn: socket.socket) -> None:
+        """Track ``conn`` as in flight, run ``handle`` on it, log one line."""
+        info = ConnectionInfo(time.monotonic())
+        self._local.info = info
+        with self._cond:
+            self._active.add(conn)
+        try:
+            self.handle(conn)
+        except Exception as exc:
+            tb = exc.__traceback__
+            while tb is not None and tb.tb_next is not None:
+                tb = tb.tb_next
+            where = f"line {tb.tb_lineno}" if tb else "?"
+            self.log.error("connection handler failed: %s at %s", type(exc).__name__, where)
+            info.granted = False
+            info.reason = info.reason or "internal error"
+        finally:
+            with contextlib.suppress(OSError):
+                conn.close()
+            with self._cond:
+                self._active.discard(conn)
+                self._cond.notify_all()
+            self._local.info = None
+            self.log_connection(info)
+
+    def connection_info(self) -> ConnectionInfo:
+        """The record of the connection served by the calling thread."""
+        info = getattr(self._local, "info", None)
+        if info is None:  # a hook called outside serve_connection (tests)
+            info = self._local.info = ConnectionInfo(time.monotonic())
+        return info
+
+    def note(self, reason: str) -> None:
+        """Record why the current connection is denied (the first reason wins)."""
+        info = self.connection_info()
+        info.reason = info.reason or reason
+
+    def log_connection(self, info: ConnectionInfo) -> None:
+        """Write the one log line of a finished connection."""
+        result = "granted" if info.granted else f"denied ({info.reason or 'bad credentials'})"
+        self.log.info("peer pid=%s uid=%s user=%s %s in %.3fs",
+                      "-" if info.pid is None else info.pid,
+                      "-" if info.uid is None else info.uid,
+                      _show(info.user), result, time.monotonic() - info.started)
+
+    def handle(self, conn: socket.socket) -> None:
+        """Check the peer, read the request, authenticate, reply (closing is done after)."""
+        info = self.connection_info()
+        granted = False
+        try:
+            allowed = self.check_peer(conn)
+            request = self.read_request(conn)
+            if request is not None and allowed:
+                granted = self.authenticate(*request)
+        finally:
+            info.granted = granted
+            self.reply(conn, granted)
+
+    def check_peer(self, conn: socket.socket) -> bool:
+        """Whether the peer's uid (SO_PEERCRED) is allowed; records pid and uid."""
+        info = self.connection_info()
+        fmt = "3i"
+        try:
+            raw = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize(fmt))
+            info.pid, info.uid, _gid = struct.unpack(fmt, raw)
+        except (OSError, AttributeError):
+            if self.allow_uids is None:
+                return True
+            self.note("peer credentials unavailable")
+            return False
+        if self.allow_uids is None or info.uid in self.allow_uids:
+            return True
+        self.note(f"peer uid {info.uid} not allowed")
+        return False
+
+    def read_request(self, conn: socket.socket) -> tuple[bytes, bytes] | None:
+        """The (user, password) of a well-formed request, or None (reason noted)."""
+        fields = self.receive_fields(conn)
+        if fields is None:
+            return None
+        problem = self.request_problem(*fields)
+        if problem:
+            self.note(problem)
+            return None
+        return fields
+
+    def request_problem(self, user: bytes, password: bytes) -> str | None:
+        """Why a framed request is refused before any password check, or None."""
+        if not user:
+            return "empty user"
+        if b"\0" in user or b"\0" in password:
+            return "NUL byte"
+        if b"\r" in user or b"\r" in password:
+            return "CR byte"
+        return None
+
+    def receive_fields(
+        self,
+        conn: socket.socket,
+        *,
+        field_limit: object = _UNSET,
+        allow_trailing: bool = False,
+    ) -> tuple[bytes, bytes] | None:
+        """Read up to the second newline within the idle timeout and the field limit.
+
+        Returns the two fields, or None (reason noted) on timeout, EOF, an over-long
+        field, or bytes after the second newline (unless ``allow_trailing``).
+        """
+        limit = self.field_limit if field_limit is _UNSET else field_limit
+        assert limit is None or isinstance(limit, int)
+        deadline = None if self.idle_timeout is None else time.monotonic() + self.idle_timeout
+        fields: list[bytes] = []
+        buf = bytearray()
+        while True:
+            while len(fields) < 2 and (nl := buf.find(b"\n")) >= 0:
+                fields.append(bytes(buf[:nl]))
+                del buf[: nl + 1]
+                if len(fields) == 1:
+                    self.connection_info().user = fields[0]
+            if limit is not None and any(len(f) > limit for f in (*fields, buf)):
+                self.note("field too long")
+                return None
+            if len(fields) == 2:
+                break
+            chunk = self._recv(conn, deadline)
+            if chunk is None:
+                return None
+            if not chunk:
+                self.note("missing lines" if fields or buf else "empty request")
+                return None
+            buf += chunk
+        if not allow_trailing and (buf or self._more_pending(conn)):
+            self.note("bytes after the second newline")
+            return None
+        return fields[0], fields[1]
+
+    def _recv(self, conn: socket.socket, deadline: float | None) -> bytes | None:
+        remaining = None if deadline is None else deadline - time.monotonic()
+        if remaining is not None and remaining <= 0:
+            self.note("idle timeout")
+            return None
+        try:
+            conn.settimeout(remaining)
+            return conn.recv(RECV_SIZE)
+        except TimeoutError:
+            self.note("idle timeout")
+        except OSError as exc:
+            self.note(f"receive error ({errno.errorcode.get(exc.errno or 0, exc.errno)})")
+        return None
+
+    def _more_pending(self, conn: socket.socket) -> bool:
+        """Whether more bytes (not just EOF) arrive within ``trailing_grace``."""
+        poller = select.poll()
+        poller.register(conn, select.POLLIN)
+        try:
+            if not poller.poll(self.trailing_grace * 1000):
+                return False
+            return bool(conn.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+        except OSError:
+            return False
+
+    def authenticate(self, user: bytes, password: bytes) -> bool:
+        """Whether the exact bytes of user and password are valid."""
+        granted = self.store.verify(user, password)
+        if not granted:
+            self.note("bad credentials")
+        return granted
+
+    def reply(self, conn: socket.socket, granted: bool) -> None:
+        """Send the single reply: ``0`` to grant, ``1`` to deny."""
+        try:
+            conn.settimeout(self.reply_timeout)
+            conn.sendall(GRANT if granted else DENY)
+        except OSError:
+            self.note("client gone before the reply")
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def run_until_signalled(server: RedirectorServer) -> int:
+    """Serve until SIGTERM or SIGINT, then shut down cleanly; return the exit status."""
+
+    def on_signal(signum: int, frame: object) -> None:
+        server.request_stop()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        server.serve_forever()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0
+
+
+def configure_logging(quiet: bool = False) -> logging.Logger:
+    """Send the server's log to stderr (errors only when ``quiet``)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(
+        "%(asctime)s redirector_server[%(process)d] %(levelname)s %(message)s",
+        "%Y-%m-%dT%H:%M:%S%z"))
+    _log.handlers[:] = [handler]
+    _log.setLevel(logging.ERROR if quiet else logging.INFO)
+    _log.propagate = False
+    return _log
+
+
+def read_password() -> bytes:
+    """The password: the first stdin line (without its newline), or prompted twice."""
+    if sys.stdin.isatty():
+        first = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != first:
+            raise RedirectorError("passwords do not match")
+        password = first.encode("utf-8", "surrogateescape")
+    else:
+        line = sys.stdin.buffer.readline()
+        if not line:
+            raise RedirectorError("no password on standard input")
+        password = line[:-1] if line.endswith(b"\n") else line
+    problem = password_problem(password)
+    if problem:
+        raise RedirectorError(problem)
+    return password
+
+
+def add_user(path: str, user: bytes, password: bytes, *, n: int = DEFAULT_N) -> bool:
+    """Add or replace ``user`` in the credentials file (atomically); True if replaced."""
+    problem = user_problem(user)
+    if problem:
+        raise RedirectorError(problem)
+    try:
+        with open(path, "rb") as f:
+            st: os.stat_result | None = os.fstat(f.fileno())
+            data = f.read()
+    except FileNotFoundError:
+        st, data = None, b""
+    except OSError as exc:
+        raise RedirectorError(f"{path}: cannot read: {exc.strerror}") from None
+    entry = user + b":" + hash_password(password, n=n).encode()
+    lines = data.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    positions = {u: lineno - 1 for lineno, u, _ in _credential_lines(path, data)}
+    replaced = user in positions
+    if replaced:
+        lines[positions[user]] = entry
+    else:
+        lines.append(entry)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".credentials-", dir=directory)  # mode 0600
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(b"\n".join(lines) + b"\n")
+            if st is not None:
+                os.fchmod(f.fileno(), stat.S_IMODE(st.st_mode))
+                with contextlib.suppress(OSError):
+                    os.fchown(f.fileno(), st.st_uid, st.st_gid)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return replaced
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < value <= 86400:
+        raise argparse.ArgumentTypeError(f"must be > 0 seconds: {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"not a positive integer: {text!r}")
+    return int(text)
+
+
+def _mode(text: str) -> int:
+    try:
+        value = int(text, 8)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an octal mode: {text!r}") from None
+    if not 0 <= value <= 0o777:
+        raise argparse.ArgumentTypeError(f"mode out of range: {text!r}")
+    return value
+
+
+def _uid(text: str) -> int:
+    if text.isdigit():
+        return int(text)
+    try:
+        return pwd.getpwnam(text).pw_uid
+    except KeyError:
+        raise argparse.ArgumentTypeError(f"no such user: {text!r}") from None
+
+
+def _scrypt_n(text: str) -> int:
+    value = _positive_int(text)
+    if value < 2**10 or value > MAX_N or value & (value - 1):
+        raise argparse.ArgumentTypeError(f"N must be a power of two in 1024..{MAX_N}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line parser."""
+    parser = _Parser(prog="redirector_server",
+                     description="Reference pam_redirector auth server.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    serve = sub.add_parser("serve", help="serve requests on a UNIX socket")
+    serve.add_argument("socket", metavar="SOCKET")
+    serve.add_argument("--credentials", required=True, metavar="FILE")
+    serve.add_argument("--allow-uid", type=_uid, action="append", metavar="UID",
+                       help="client uid (or user name) to serve; repeatable; default 0")
+    serve.add_argument("--idle-timeout", type=_positive_float, default=5.0, metavar="S")
+    serve.add_argument("--field-limit", type=_positive_int, default=4096, metavar="N")
+    serve.add_argument("--max-clients", type=_positive_int, default=256, metavar="N")
+    serve.add_argument("--socket-mode", type=_mode, default=0o600, metavar="MODE")
+    serve.add_argument("--allow-unsafe-dir", action="store_true",
+                       help="allow a world-writable or foreign-owned socket directory")
+    serve.add_argument("--quiet", action="store_true", help="log errors only")
+    add = sub.add_parser("adduser", help="add or replace a user (password on stdin)")
+    add.add_argument("file", metavar="FILE")
+    add.add_argument("user", metavar="USER")
+    hsh = sub.add_parser("hash", help="print a hash of the password on stdin")
+    for p in (add, hsh):
+        p.add_argument("--scrypt-n", type=_scrypt_n, default=DEFAULT_N, metavar="N",
+                       help=f"scrypt cost (default {DEFAULT_N}; lower only for tests)")
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    log = configure_logging(args.quiet)
+    store = CredentialStore.load(args.credentials)
+    for warning in store.warnings:
+        log.warning("%s", warning)
+    if args.socket_mode & 0o002:
+        log.warning("socket mode %04o lets any local user connect", args.socket_mode)
+    server = RedirectorServer(
+        args.socket, store, allow_uids=frozenset(args.allow_uid or [0]),
+        idle_timeout=args.idle_timeout, field_limit=args.field_limit,
+        max_clients=args.max_clients, socket_mode=args.socket_mode,
+        allow_unsafe_dir=args.allow_unsafe_dir, log=log)
+    return run_until_signalled(server)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "serve":
+            return _serve(args)
+        password = read_password()
+        if args.command == "hash":
+            print(hash_password(password, n=args.scrypt_n))
+            return 0
+        user = os.fsencode(args.user)
+        replaced = add_user(args.file, user, password, n=args.scrypt_n)
+        print(f"{'replaced' if replaced else 'added'} {args.user} in {args.file}",
+              file=sys.stderr)
+        return 0
+    except RedirectorError as exc:
+        print(f"redirector_server: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

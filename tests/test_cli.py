@@ -1,0 +1,60 @@
+"""CLI contract: bad input is one clear line and exit 2, never a traceback."""
+
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from pamconform.cli import main, parse_credentials
+from pamconform.errors import UsageError
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "pamconform.cli", *args],
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["server", "/tmp/pc-no-such-socket", "--credentials", "a:b"], "no such socket"),
+        (["server", "/etc/passwd", "--credentials", "a:b"], "not a socket"),
+        (["server", "/tmp", "--credentials", "nocolon"], "expected USER:PASSWORD"),
+        (["server", "/tmp"], "at least one valid login"),
+        (["server", "--credentials", "a:b"], "SOCKET argument is required"),
+        (["server", "/tmp/x", "--protocol", "smtp"], "invalid choice"),
+        (["server", "--list", "--cases", "nothing-matches-*"], "no case matches"),
+        (["nonsense"], "invalid choice"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(args: list[str], needle: str) -> None:
+    proc = _run(*args)
+    assert proc.returncode == 2, proc.stderr
+    assert needle in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_nothing_listening(short_dir) -> None:
+    path = short_dir / "dead"
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.bind(str(path))
+    s.close()  # bound, never listening: connect is refused
+    proc = _run("server", str(path), "--credentials", "a:b")
+    assert proc.returncode == 2
+    assert "nothing is listening" in proc.stderr
+
+
+def test_list_shows_every_rule(capsys) -> None:
+    assert main(["server", "--list"]) == 0
+    out = capsys.readouterr().out
+    for rule in ("R-S1", "R-S2", "R-S3", "R-S4", "R-S5", "R-S6", "R-S7"):
+        assert f" {rule} " in out
+    assert "redir.server.polarity" in out
+
+
+def test_credentials_keep_colons_in_passwords() -> None:
+    assert parse_credentials(["al:pa:ss"]) == [(b"al", b"pa:ss")]
+    with pytest.raises(UsageError):
+        parse_credentials([":x"])

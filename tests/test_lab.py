@@ -1,0 +1,237 @@
+"""The Docker lab: engine, images, containers, and the module inside the lab image.
+
+All tests here need a Docker engine and skip (with the reason) when none answers; run
+``containers/ensure-engine.sh`` first. The first run builds the lab image (a few minutes);
+later runs reuse it. ``PAMCONFORM_LAB_BASE=debian:bookworm-slim`` picks another base.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pamconform.lab import (
+    LABEL,
+    RUN_LABEL,
+    EngineUnavailable,
+    LabContainer,
+    LabSession,
+    cleanup_stale,
+    connect,
+    ensure_lab_image,
+)
+from pamconform.lab.containers import OWNER_LABEL, labelled, new_run_id
+
+pytestmark = pytest.mark.docker
+
+ROOT = Path(__file__).resolve().parents[1]
+MODULE = "/lib/x86_64-linux-gnu/security/pam_redirector.so"
+SOCKET = "/run/pam_redirector/socket"
+SERVICE = "pamconform-labtest"
+NEEDED = ("modules/pam_redirector/Makefile", "servers/redirector_server.py")
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[object]:
+    try:
+        c = connect(timeout=5)
+    except EngineUnavailable as exc:
+        pytest.skip(str(exc))
+    yield c
+    c.close()
+
+
+@pytest.fixture(scope="module")
+def lab_image(client) -> str:
+    missing = [p for p in NEEDED if not (ROOT / p).exists()]
+    if missing:
+        pytest.skip(f"lab image inputs missing: {', '.join(missing)}")
+    return ensure_lab_image(
+        client, ROOT, base=os.environ.get("PAMCONFORM_LAB_BASE"), progress=lambda _line: None
+    )
+
+
+@pytest.fixture(scope="module")
+def session(client) -> Iterator[LabSession]:
+    with LabSession(client) as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def box(session: LabSession, lab_image: str) -> LabContainer:
+    return session.container(lab_image)
+
+
+@pytest.fixture(scope="module")
+def server(box: LabContainer) -> str:
+    """The reference server running in the lab container, and a pamtester service."""
+    box.put_file(
+        f"/etc/pam.d/{SERVICE}",
+        f"auth required pam_redirector.so {SOCKET} timeout=3\n"
+        "account required pam_permit.so\n".encode(),
+        0o644,
+    )
+    started = box.exec(["pamconform-start-server", SOCKET], timeout=15)
+    assert started.ok, started.err
+    return SOCKET
+
+
+def test_engine_connect(client) -> None:
+    assert client.ping()
+    assert client.version()["ApiVersion"]
+
+
+def test_lab_image_is_cached(client, lab_image: str) -> None:
+    start = time.monotonic()
+    again = ensure_lab_image(
+        client, ROOT, base=os.environ.get("PAMCONFORM_LAB_BASE"), progress=lambda _line: None
+    )
+    assert again == lab_image
+    assert time.monotonic() - start < 5
+    labels = client.images.get(lab_image).labels
+    assert labels.get(LABEL) == "1"
+
+
+def test_container_has_no_network(box: LabContainer) -> None:
+    links = box.exec(["ip", "-o", "link"], timeout=10).check().out.splitlines()
+    names = [line.split(":")[1].strip().split("@")[0] for line in links]
+    assert names == ["lo"]
+    assert box.container.labels[LABEL] == "1"
+    assert box.container.labels[RUN_LABEL] == box.run_id
+
+
+def test_exec_timeout_returns_promptly(box: LabContainer) -> None:
+    start = time.monotonic()
+    result = box.exec(["sleep", "100"], timeout=2)
+    elapsed = time.monotonic() - start
+    assert result.timed_out
+    assert not result.ok
+    assert elapsed < 5, elapsed
+
+
+def test_exec_streams_stdin_and_exit_code(box: LabContainer) -> None:
+    result = box.exec("cat; echo oops >&2; exit 7", timeout=10, stdin=b"a\nb\n")
+    assert (result.exit_code, result.stdout, result.stderr) == (7, b"a\nb\n", b"oops\n")
+    assert not result.timed_out
+    assert box.exec(["id", "-un"], user="mallory", timeout=10).out == "mallory\n"
+
+
+def test_put_file_mode_and_owner(box: LabContainer) -> None:
+    box.put_file("/tmp/pc-test/dir/f", b"x\0y", 0o640, "alice")
+    stat = box.exec(["stat", "-c", "%U %a %s", "/tmp/pc-test/dir/f"], timeout=10).check()
+    assert stat.out.split() == ["alice", "640", "3"]
+    assert box.get_file("/tmp/pc-test/dir/f") == b"x\0y"
+
+
+def test_cleanup_stale_removes_labelled(client, lab_image: str, box: LabContainer) -> None:
+    run_id = new_run_id()
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    host = socket.gethostname()
+    dead = LabContainer.run(
+        client, lab_image, run_id=run_id, keep=True, labels={OWNER_LABEL: f"{host}:{gone.pid}"}
+    )
+    # A container owned by a live process (pid 1) survives a "spare live runs" cleanup.
+    live = LabContainer.run(
+        client, lab_image, run_id=run_id, keep=True, labels={OWNER_LABEL: f"{host}:1"}
+    )
+    net = client.networks.create(
+        f"pamconform-{run_id}-net", labels={LABEL: "1", RUN_LABEL: run_id}, internal=True
+    )
+    try:
+        assert cleanup_stale(client, spare_live_runs=True) >= 2
+        assert not box.removed and box.container.reload() is None  # our run is spared
+        names = {c.name for c in labelled(client, run_id)}
+        assert names == {live.name}
+        assert cleanup_stale(client, run_id) == 1
+        assert list(labelled(client, run_id)) == []
+        assert client.networks.list(names=[net.name]) == []
+    finally:
+        for extra in (dead, live):
+            extra.remove()
+
+
+def test_session_cleans_up_on_sigterm(client, lab_image: str) -> None:
+    child = textwrap.dedent(
+        f"""
+        import sys, time
+        from pamconform.lab import LabSession, connect
+        with LabSession(connect(), clean_start=False) as s:
+            s.container({lab_image!r})
+            print(s.run_id, flush=True)
+            time.sleep(60)
+        """
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", child],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    )
+    try:
+        assert proc.stdout is not None
+        run_id = proc.stdout.readline().strip()
+        assert run_id and list(labelled(client, run_id))
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == -signal.SIGTERM
+        assert list(labelled(client, run_id)) == []
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_sshd_config_valid(box: LabContainer) -> None:
+    result = box.exec(["sshd", "-t"], timeout=20)
+    assert result.ok, result.err
+    conf = box.exec(["sshd", "-T"], timeout=20).check().out
+    for line in ("usepam yes", "kbdinteractiveauthentication yes", "passwordauthentication yes"):
+        assert line in conf.splitlines()
+
+
+def test_sshd_starts_and_listens(box: LabContainer) -> None:
+    box.exec(["pamconform-start-sshd"], timeout=20).check()
+    assert box.wait_for("ss -Hltn | grep -q ':22 '", timeout=10)
+
+
+def test_module_installed_safely(box: LabContainer) -> None:
+    testinfra = pytest.importorskip("testinfra")
+    host = testinfra.get_host(f"docker://{box.id}")
+    module = host.file(MODULE)
+    assert module.exists and module.is_file
+    assert (module.user, module.group) == ("root", "root")
+    assert module.mode & 0o022 == 0
+    creds = host.file("/etc/pam_redirector/credentials")
+    assert (creds.user, creds.mode) == ("root", 0o600)
+    assert host.file("/run/pam_redirector").mode == 0o700
+    assert host.user("alice").exists and host.user("mallory").exists
+    assert host.package("pamtester").is_installed
+    # No 2 s pam_unix failure delay in the shared stack.
+    assert host.file("/etc/pam.d/common-auth").contains("pam_unix.so.*nodelay")
+
+
+def _pamtester(box: LabContainer, user: str, password: str) -> int:
+    result = box.exec(
+        ["pamtester", SERVICE, user, "authenticate"],
+        stdin=password.encode() + b"\n",
+        timeout=15,
+    )
+    assert not result.timed_out, result
+    return result.exit_code
+
+
+def test_pamtester_through_module(box: LabContainer, server: str) -> None:
+    assert _pamtester(box, "alice", "alice-auth-pw") == 0
+    assert _pamtester(box, "bob", "bob-auth-pw") == 0
+    assert _pamtester(box, "bob", "wrong-password") != 0
+    # The module, not pam_unix, decides: the Unix password is not the auth-server one.
+    assert _pamtester(box, "alice", "unix-alice-pw") != 0
