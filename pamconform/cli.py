@@ -12,6 +12,7 @@ import socket
 import stat
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pamconform import __version__, loader, report
 from pamconform.console import Console
@@ -20,6 +21,9 @@ from pamconform.errors import HarnessError, UsageError
 from pamconform.localserver import LocalServer, reference_command, reference_server_script
 from pamconform.registry import Case, all_cases
 from pamconform.runner import TargetResult, exit_code, run_target, select
+
+if TYPE_CHECKING:
+    from pamconform.module_target import ModuleSpec as ModuleSpecT
 
 PROTOCOLS = {"redirector": "redirector_server"}
 
@@ -45,11 +49,31 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument("--name", help="the target's name in the report (default: the socket)")
     _add_run_options(srv)
 
+    mod = sub.add_parser("module", help="build a PAM module from source in the lab and check "
+                         "it end to end through sshd and su")
+    mod.add_argument("src", type=Path, nargs="?", help="the module's source directory")
+    mod.add_argument("--build", default="make", help="build command, run in SRC (default make)")
+    mod.add_argument("--so", default="pam_redirector.so", help="the .so the build produces")
+    mod.add_argument("--args", default="{socket}",
+                     help="PAM module arguments, {socket} is substituted (default {socket})")
+    mod.add_argument("--protocol", choices=sorted(PROTOCOLS), default="redirector")
+    mod.add_argument("--collect-password", action="store_true",
+                     help="stack 'auth optional pam_unix.so' first, for modules that do not "
+                     "prompt (the original pam_redirector)")
+    mod.add_argument("--login-timeout", type=float, default=20.0, metavar="SECONDS",
+                     help="a login with no verdict by then is HUNG (default 20)")
+    mod.add_argument("--keep", action="store_true", help="leave the lab container running")
+    mod.add_argument("--name", help="the target's name in the report (default: SRC)")
+    _add_run_options(mod)
+
     run = sub.add_parser("run", help="the main job: every suite against the bundled "
                          "reference targets, one report")
     run.add_argument("--gallery", action="store_true",
                      help="also run the faulty servers of the test fixtures, to show what "
                      "the suite catches")
+    run.add_argument("--no-lab", action="store_true",
+                     help="skip the module suites (they need a Docker engine)")
+    run.add_argument("--keep", action="store_true", help="leave lab containers running")
     _add_run_options(run)
 
     ref = sub.add_parser("reference-server", add_help=False,
@@ -160,12 +184,52 @@ def cmd_server(args: argparse.Namespace, console: Console) -> int:
     return _finish([result], args, console, run)
 
 
+def _module_cases(protocol: str, args: argparse.Namespace) -> list[Case]:
+    from pamconform.module_run import module_cases
+
+    return select(module_cases(protocol), args.cases, args.exclude_cases)
+
+
+def cmd_module(args: argparse.Namespace, console: Console) -> int:
+    from pamconform.module_run import run_module
+    from pamconform.module_target import ModuleSpec
+
+    cases = _module_cases(args.protocol, args)
+    if not cases:
+        raise UsageError("no case matches --cases/--exclude-cases")
+    if args.list:
+        return _list(cases, console)
+    if args.src is None:
+        raise UsageError("module: the SRC_DIR argument is required")
+    spec = ModuleSpec(args.src, args.build, args.so, args.args, args.protocol,
+                      args.collect_password)
+    spec.validate()
+    run = report.Run(strict=args.strict)
+    name = args.name or str(args.src)
+    console.line(f"pamconform {__version__}: {len(cases)} {args.protocol} module cases "
+                 f"against {name}")
+    result = run_module(spec, cases, name=name, keep=args.keep, strict=args.strict,
+                        login_timeout=args.login_timeout, say=console.line,
+                        progress=console.progress)
+    console.summary(result)
+    return _finish([result], args, console, run)
+
+
+def reference_module_spec() -> ModuleSpecT:
+    from pamconform import resources
+    from pamconform.module_target import ModuleSpec
+
+    return ModuleSpec(resources.modules_dir() / "pam_redirector", "make", "pam_redirector.so",
+                      "{socket} timeout=3", "redirector")
+
+
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
     from pamconform import gallery
 
     cases = _cases("redirector", args)
+    mcases = [] if args.no_lab else _module_cases("redirector", args)
     if args.list:
-        return _list(cases, console)
+        return _list(cases + mcases, console)
     run = report.Run(strict=args.strict)
     targets: list[tuple[str, object]] = [("reference-server", reference_command())]
     if args.gallery:
@@ -181,6 +245,20 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
                                 strict=args.strict, progress=console.progress)
         console.summary(result)
         results.append(result)
+    if mcases:
+        from pamconform.module_run import run_module
+
+        console.line(f"== reference-module: {len(mcases)} redirector module cases (lab)")
+        try:
+            mresult = run_module(reference_module_spec(), mcases, name="reference-module",
+                                 keep=args.keep, strict=args.strict, say=console.line,
+                                 progress=console.progress)
+        except HarnessError as exc:
+            console.line(f"pamconform: the lab could not run: {exc}")
+            _finish(results, args, console, run)
+            raise
+        console.summary(mresult)
+        results.append(mresult)
     return _finish(results, args, console, run)
 
 
@@ -201,6 +279,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_server(args, console)
         if args.command == "run":
             return cmd_run(args, console)
+        if args.command == "module":
+            return cmd_module(args, console)
         raise UsageError(f"unknown command {args.command}")
     except UsageError as exc:
         print(f"pamconform: error: {exc}", file=sys.stderr)

@@ -117,10 +117,9 @@ class ScryptHash:
         parts = text.split(b"$")
         if len(parts) != 6 or parts[0] != b"scrypt":
             raise ValueError("expected scrypt$N$r$p$SALT$KEY")
-        try:
-            n, r, p = (int(x) for x in parts[1:4] if x.isdigit() and len(x) < 10)
-        except ValueError:
-            raise ValueError("N, r and p must be decimal integers") from None
+        if not all(x.isdigit() and len(x) < 10 for x in parts[1:4]):
+            raise ValueError("N, r and p must be decimal integers")
+        n, r, p = (int(x) for x in parts[1:4])
         if n < 2 or n > MAX_N or n & (n - 1):
             raise ValueError(f"N must be a power of two between 2 and {MAX_N}")
         if not (1 <= r <= 64 and 1 <= p <= 16) or 128 * r * (n + p) > MAX_SCRYPT_MEMORY:
@@ -380,6 +379,8 @@ class RedirectorServer:
 
     def start(self) -> None:
         """Bind and listen, then serve in a daemon thread; return once listening."""
+        if self._thread is not None:
+            raise RuntimeError("server already started")
         self._ensure_bound()
         self._thread = threading.Thread(target=self.serve_forever, name="redirector-accept",
                                         daemon=True)
@@ -392,12 +393,14 @@ class RedirectorServer:
             self._wake_w.send(b"\0")
 
     def shutdown(self) -> None:
-        """Stop accepting, let in-flight connections finish, remove the socket."""
+        """Stop a server run by ``start``: stop accepting, let in-flight connections
+        finish (``shutdown_grace``), remove the socket."""
         self.request_stop()
         if self._thread is not None:
             self._thread.join(self.shutdown_grace + 2.0)
-        else:
+        else:  # bound but never served
             self._close_listener()
+            self._close_wake()
 
     def serve_forever(self) -> None:
         """Accept and dispatch connections until ``request_stop``; then clean up."""
@@ -424,7 +427,12 @@ class RedirectorServer:
             self._close_listener()
             with self._cond:
                 self._cond.wait_for(lambda: not self._active, self.shutdown_grace + 1.0)
+            self._close_wake()
             self.log.info("stopped")
+
+    def _close_wake(self) -> None:
+        self._wake_r.close()
+        self._wake_w.close()
 
     def _ensure_bound(self) -> socket.socket:
         if self._listener is None:
@@ -908,11 +916,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return _serve(args)
-        password = read_password()
         if args.command == "hash":
-            print(hash_password(password, n=args.scrypt_n))
+            print(hash_password(read_password(), n=args.scrypt_n))
             return 0
         user = os.fsencode(args.user)
+        problem = user_problem(user)
+        if problem:  # before asking for a password
+            raise RedirectorError(problem)
+        password = read_password()
         replaced = add_user(args.file, user, password, n=args.scrypt_n)
         print(f"{'replaced' if replaced else 'added'} {args.user} in {args.file}",
               file=sys.stderr)

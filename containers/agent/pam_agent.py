@@ -1,0 +1,340 @@
+#!/usr/bin/env python3
+"""Batch agent: runs ``pamdrive`` once per attempt and reports each as one JSON line.
+
+Python standard library only; it runs inside the lab container (or on the host for
+the self-tests).  Every attempt is its own ``pamdrive`` process, so a module that
+crashes, calls ``exit()`` or hangs shows as such and cannot take other attempts down.
+
+Usage::
+
+    pam_agent.py [--pamdrive PATH] [--jobs N] [--valgrind PATH]
+
+``--pamdrive`` defaults to $PAMDRIVE, else ``pamdrive`` beside this script, else on
+PATH; ``--jobs`` (attempts run at once) to the CPU count.
+
+Requests, one JSON object per stdin line::
+
+    {"id": ANY, "argv": [PAMDRIVE ARGS...], "timeout": 5, "valgrind": false,
+     "env": {"NAME": "VALUE"}}
+
+``timeout`` defaults to 5 s (60 s under valgrind); ``env`` is added to the agent's
+environment.  Results, one JSON line per attempt, flushed as each attempt ends (in
+completion order; match them by ``id``)::
+
+    {"id": ANY, "status": "ran" | "crashed" | "exited" | "hung" | "error",
+     "signal": N | null, "exit_code": N | null, "result": PAMDRIVE_JSON | null,
+     "wall_ms": X, "stderr": "...last 2000 characters...",
+     "valgrind": {...}            # only when asked
+     "error": "..."}              # only with status "error"
+
+- ran: pamdrive printed its report and returned (exit 0, or 99 = valgrind errors).
+- crashed: pamdrive died of a signal (``signal``); ``result`` if it had printed one.
+- exited: a module ended the process: pamdrive's atexit report says
+  ``"exit_called": true`` (``result`` holds it, with ``in_step``), or the process
+  ended without a report and without a signal (e.g. ``_exit()``).
+- hung: still running at ``timeout``; its process group was killed (signal 9).
+- error: the harness side failed: bad request, pamdrive missing, or a pamdrive
+  usage error (exit 2 with "pamdrive: usage error" on stderr).
+
+Under valgrind (``"valgrind": true``) pamdrive runs as ``valgrind --xml=yes
+--xml-file=F --leak-check=full --errors-for-leak-kinds=definite --keep-debuginfo=yes
+--error-exitcode=99`` and ``valgrind`` is::
+
+    {"errors": N,                      # non-leak errors (with repeats) + definitely
+                                       # lost leak records
+     "invalid": ["InvalidRead: Invalid read of size 4 at f (x.c:7)", ...],
+     "uninitialised": ["UninitCondition: ... at f (x.c:3)", ...],
+     "leaks": "definitely lost: 33 bytes in 1 blocks; indirectly lost: 0 bytes in
+               0 blocks; possibly lost: 0 bytes in 0 blocks",
+     "excerpt": "first errors, with their top frames"}
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import xml.etree.ElementTree as ET
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+DEFAULT_TIMEOUT_S = 5.0
+DEFAULT_VALGRIND_TIMEOUT_S = 60.0
+MAX_TIMEOUT_S = 600.0
+STDERR_TAIL = 2000
+EXCERPT_MAX = 3000
+VALGRIND_ERROR_EXIT = 99
+USAGE_EXIT = 2
+USAGE_MARK = b"pamdrive: usage error"
+#: Frames shown per valgrind error.
+FRAMES = 4
+
+_out_lock = threading.Lock()
+
+
+def emit(obj: dict[str, Any]) -> None:
+    line = json.dumps(obj) + "\n"
+    with _out_lock:
+        sys.stdout.write(line)
+        sys.stdout.flush()
+
+
+# --------------------------------------------------------------------------- valgrind
+
+
+def _frame_text(frame: ET.Element) -> str:
+    fn = frame.findtext("fn") or "???"
+    file, line = frame.findtext("file"), frame.findtext("line")
+    if file:
+        return f"{fn} ({file}:{line})"
+    obj = frame.findtext("obj")
+    return f"{fn} ({os.path.basename(obj)})" if obj else fn
+
+
+def _error_text(error: ET.Element) -> tuple[str, str, list[str]]:
+    kind = error.findtext("kind") or "?"
+    what = error.findtext("what") or error.findtext("xwhat/text") or ""
+    frames = [_frame_text(f) for f in error.findall("stack/frame")]
+    return kind, what, frames
+
+
+def parse_valgrind_xml(data: bytes) -> dict[str, Any]:
+    """Summarise a memcheck XML report (see the module docstring)."""
+    summary: dict[str, Any] = {"errors": 0, "invalid": [], "uninitialised": [],
+                               "leaks": "", "excerpt": ""}
+    try:
+        root = ET.fromstring(data)
+    except ET.ParseError as exc:
+        summary["errors"] = None
+        summary["excerpt"] = f"unreadable valgrind XML ({exc}): {data[-EXCERPT_MAX:]!r}"
+        return summary
+    counts: dict[str, int] = {}
+    for pair in root.findall("errorcounts/pair"):
+        unique, count = pair.findtext("unique"), pair.findtext("count")
+        if unique and count and count.isdigit():
+            counts[unique] = int(count)
+    leaked = {kind: [0, 0] for kind in ("DefinitelyLost", "IndirectlyLost", "PossiblyLost")}
+    excerpt: list[str] = []
+    errors = 0
+    for error in root.findall("error"):
+        kind, what, frames = _error_text(error)
+        # The first frame of a leak is the allocator: start at its caller.
+        if kind.startswith("Leak_") and len(frames) > 1:
+            frames = frames[1:]
+        where = f" at {frames[0]}" if frames else ""
+        line = f"{kind}: {what}{where}"
+        if kind.startswith("Leak_"):
+            name = kind[len("Leak_"):]
+            if name in leaked:
+                leaked[name][0] += int(error.findtext("xwhat/leakedbytes") or 0)
+                leaked[name][1] += int(error.findtext("xwhat/leakedblocks") or 0)
+            if name == "DefinitelyLost":
+                errors += 1
+            else:
+                continue
+        else:
+            errors += counts.get(error.findtext("unique") or "", 1)
+            if kind.startswith(("Invalid", "Mismatched", "Overlap")):
+                summary["invalid"].append(line)
+            elif kind.startswith("Uninit") or "uninitialised" in what:
+                summary["uninitialised"].append(line)
+        excerpt.append(line + "".join(f"\n    by {f}" for f in frames[1:FRAMES]))
+    summary["errors"] = errors
+    summary["leaks"] = "; ".join(
+        f"{label}: {leaked[key][0]} bytes in {leaked[key][1]} blocks"
+        for key, label in (("DefinitelyLost", "definitely lost"),
+                           ("IndirectlyLost", "indirectly lost"),
+                           ("PossiblyLost", "possibly lost")))
+    summary["excerpt"] = "\n".join(excerpt)[:EXCERPT_MAX]
+    return summary
+
+
+# --------------------------------------------------------------------------- attempts
+
+
+class Agent:
+    def __init__(self, pamdrive: str, valgrind: str | None) -> None:
+        self.pamdrive = pamdrive
+        self.valgrind = valgrind
+
+    def attempt(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Run one request; never raises."""
+        rid = request.get("id") if isinstance(request, dict) else None
+        try:
+            return {"id": rid, **self._attempt(request)}
+        except Exception as exc:  # report, never lose an attempt
+            return {"id": rid, "status": "error", "signal": None, "exit_code": None,
+                    "result": None, "wall_ms": 0.0, "stderr": "", "error": repr(exc)}
+
+    def _attempt(self, request: dict[str, Any]) -> dict[str, Any]:
+        problem = _request_problem(request)
+        if problem:
+            return _error(problem)
+        use_valgrind = bool(request.get("valgrind", False))
+        default = DEFAULT_VALGRIND_TIMEOUT_S if use_valgrind else DEFAULT_TIMEOUT_S
+        timeout = float(request.get("timeout") or default)
+        env = dict(os.environ)
+        env.update(request.get("env") or {})
+        argv = [self.pamdrive, *request["argv"]]
+        xml_path = None
+        if use_valgrind:
+            if self.valgrind is None:
+                return _error("valgrind requested but not installed")
+            fd, xml_path = tempfile.mkstemp(prefix="pam-agent-", suffix=".xml")
+            os.close(fd)
+            argv = [self.valgrind, "-q", "--xml=yes", f"--xml-file={xml_path}",
+                    "--leak-check=full", "--errors-for-leak-kinds=definite",
+                    "--show-leak-kinds=definite,indirect,possible", "--keep-debuginfo=yes",
+                    f"--error-exitcode={VALGRIND_ERROR_EXIT}", "--trace-children=no",
+                    *argv]
+        try:
+            report = self._run(argv, env, timeout)
+            if xml_path is not None:
+                with open(xml_path, "rb") as f:
+                    report["valgrind"] = parse_valgrind_xml(f.read())
+        finally:
+            if xml_path is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(xml_path)
+        return report
+
+    def _run(self, argv: list[str], env: dict[str, str], timeout: float) -> dict[str, Any]:
+        start = time.monotonic()
+        try:
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, env=env, start_new_session=True)
+        except OSError as exc:
+            return _error(f"cannot run {argv[0]}: {exc}")
+        hung = False
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            hung = True
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            try:
+                out, err = proc.communicate(timeout=5)
+            except subprocess.TimeoutExpired:  # a grandchild holds the pipes open
+                proc.kill()
+                out, err = b"", b""
+                proc.wait(5)
+        wall_ms = round((time.monotonic() - start) * 1000, 3)
+        code = proc.returncode
+        sig = -code if code is not None and code < 0 else None
+        result = _last_json(out)
+        report: dict[str, Any] = {
+            "status": "ran",
+            "signal": sig,
+            "exit_code": None if sig is not None else code,
+            "result": result,
+            "wall_ms": wall_ms,
+            "stderr": err[-STDERR_TAIL:].decode("utf-8", "replace"),
+        }
+        if hung:
+            report["status"] = "hung"
+        elif sig is not None:
+            report["status"] = "crashed"
+        elif result is not None and result.get("exit_called"):
+            report["status"] = "exited"
+        elif result is None:
+            if code == USAGE_EXIT and USAGE_MARK in err:
+                report["status"] = "error"
+                report["error"] = "pamdrive usage error"
+            else:
+                report["status"] = "exited"
+        return report
+
+
+def _error(message: str) -> dict[str, Any]:
+    return {"status": "error", "signal": None, "exit_code": None, "result": None,
+            "wall_ms": 0.0, "stderr": "", "error": message}
+
+
+def _request_problem(request: Any) -> str | None:
+    if not isinstance(request, dict):
+        return "request is not a JSON object"
+    argv = request.get("argv")
+    if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv):
+        return "argv must be a list of strings"
+    if any("\0" in a for a in argv):
+        return "argv contains a NUL"
+    env = request.get("env") or {}
+    if not isinstance(env, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) and k and "=" not in k
+            for k, v in env.items()):
+        return "env must map names to strings"
+    timeout = request.get("timeout")
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float)
+                                or not 0 < timeout <= MAX_TIMEOUT_S):
+        return f"timeout must be a number in (0, {MAX_TIMEOUT_S:.0f}]"
+    return None
+
+
+def _last_json(out: bytes) -> dict[str, Any] | None:
+    """pamdrive's report: the last stdout line that is a JSON object."""
+    for line in reversed(out.splitlines()):
+        line = line.strip()
+        if line.startswith(b"{"):
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(obj, dict):
+                return obj
+    return None
+
+
+# --------------------------------------------------------------------------- main
+
+
+def find_pamdrive(explicit: str | None) -> str | None:
+    if explicit:
+        return explicit
+    if os.environ.get("PAMDRIVE"):
+        return os.environ["PAMDRIVE"]
+    beside = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pamdrive")
+    if os.access(beside, os.X_OK):
+        return beside
+    return shutil.which("pamdrive")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run pamdrive attempts read as JSON lines.")
+    parser.add_argument("--pamdrive", help="pamdrive binary (default: beside this script)")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                        help="attempts run at once (default: CPU count)")
+    parser.add_argument("--valgrind", default=shutil.which("valgrind"),
+                        help="valgrind binary (default: from PATH)")
+    opts = parser.parse_args(argv)
+    pamdrive = find_pamdrive(opts.pamdrive)
+    if pamdrive is None:
+        print("pam_agent: pamdrive not found (use --pamdrive)", file=sys.stderr)
+        return 2
+    agent = Agent(os.path.abspath(pamdrive), opts.valgrind)
+
+    def run(request: Any) -> None:
+        emit(agent.attempt(request))
+
+    with ThreadPoolExecutor(max_workers=max(1, opts.jobs)) as pool:
+        for raw in sys.stdin.buffer:
+            if not raw.strip():
+                continue
+            try:
+                request = json.loads(raw)
+            except ValueError as exc:
+                emit({"id": None, **_error(f"bad JSON request: {exc}")})
+                continue
+            pool.submit(run, request)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""Runs the module suites: a lab container per module build, sshd and su inside it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from pamconform import loader, resources
+from pamconform.lab import LabSession, connect, ensure_lab_image
+from pamconform.module_target import ModuleSpec, ModuleTarget
+from pamconform.registry import Case, all_cases
+from pamconform.runner import Progress, TargetResult, run_target
+
+MODULE_SUITES = {"redirector": ["redirector_module_e2e"]}
+
+
+def module_cases(protocol: str) -> list[Case]:
+    for suite in MODULE_SUITES[protocol]:
+        loader.load_suite(suite)
+    return all_cases(protocol=protocol, kind="module")
+
+
+def run_module(
+    spec: ModuleSpec,
+    cases: list[Case],
+    *,
+    name: str,
+    keep: bool = False,
+    strict: bool = False,
+    login_timeout: float = 20.0,
+    say: Callable[[str], Any] = print,
+    progress: Progress | None = None,
+) -> TargetResult:
+    """Build the module in a fresh lab container and run the cases through sshd and su.
+
+    Raises EngineUnavailable (no engine), BuildFailed (the module's build failed).
+    """
+    client = connect()
+    image = ensure_lab_image(client, resources.root(), progress=say)
+    with LabSession(client, keep=keep) as session:
+        box = session.container(image)
+        say(f"lab container {box.name} ({image}, network none)")
+        target = ModuleTarget(name, box, spec, login_timeout=login_timeout)
+        target.install(progress=say)
+        target.start_sshd()
+        target.server("reference")
+        result = run_target(cases, target, kind="module", protocol=spec.protocol,
+                            strict=strict, progress=progress)
+        result.info.update(
+            source=str(spec.src),
+            build=spec.build,
+            so=spec.so,
+            args=spec.args,
+            image=image,
+            pam_stacks=target.stacks(),
+            lab_checks=target.lab_checks,
+        )
+        if keep:
+            say(f"--keep: container {box.name} left running")
+    return result

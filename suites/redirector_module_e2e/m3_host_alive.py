@@ -1,0 +1,37 @@
+"""R-M3 end to end: whatever the server sends, sshd survives and keeps serving."""
+
+from pamconform.e2e_checks import expect_alive, expect_denied, login, target
+from pamconform.module_target import AUTH_PASSWORDS
+from pamconform.outcome import Fail
+from pamconform.registry import case_factory
+from pamconform.verdicts import Severity
+
+case = case_factory(protocol="redirector", kind="module")
+
+ABUSE = ["scenario:reset", "scenario:close-before-read", "scenario:two-replies"]
+
+
+@case(
+    "redir.e2e.sshd-survives-abuse",
+    rule="R-M3",
+    severity=Severity.MUST,
+    title="sshd survives a misbehaving server",
+    requirement="After logins against servers that reset, close before reading, or reply "
+    "twice (all denied), the same sshd process is running and grants a valid login.",
+)
+def sshd_survives(ctx):
+    t = target(ctx)
+    before = t.box.exec(["pgrep", "-o", "-x", "sshd"], timeout=5).out.strip()
+    try:
+        for state in ABUSE:
+            t.server(state)
+            result = login(ctx, "ssh", "alice", AUTH_PASSWORDS["alice"], f"server {state}")
+            expect_denied(result, f"a login against {state}")
+    finally:
+        t.server("reference")
+    after = t.box.exec(["pgrep", "-o", "-x", "sshd"], timeout=5).out.strip()
+    ctx.note(f"sshd listener pid before {before or '-'}, after {after or '-'}")
+    if not after or after != before:
+        raise Fail("the same sshd listener before and after", f"{before!r} then {after!r}",
+                   t.log_tail())
+    expect_alive(ctx, "after abuse")
