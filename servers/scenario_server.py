@@ -15,7 +15,8 @@ Usage::
 Control protocol: one JSON object per line in, one JSON object per line out.
 
     {"op": "set", "scenario": NAME, "args": {...}}  -> {"ok": true, "scenario": .., "args": ..}
-    {"op": "log"}  (optional "wait": S, at most 10)  -> {"ok": true, "log": [RECORD, ...]}
+    {"op": "log"}  (optional "wait": S, at most 10)  -> {"ok": true, "log": [RECORD, ...],
+                                                        "dropped": N}
     {"op": "ping"}                                  -> {"ok": true, "scenario": .., "args": ..,
                                                         "open": N, "pid": N}
     {"op": "stop"}                                  -> {"ok": true}, then the server stops
@@ -24,8 +25,9 @@ Control protocol: one JSON object per line in, one JSON object per line out.
 ``log`` returns the record of every connection accepted since the previous ``log``
 and forgets the finished ones; a connection still open is reported with
 ``"closed_by": null`` and reported again (updated) by the next ``log``.  With
-``"wait": S`` it first waits up to S seconds for open connections to finish.
-RECORD is::
+``"wait": S`` it first waits up to S seconds for open connections to finish.  At
+most 10000 records are kept between two ``log`` requests: when more connections
+come, the finished records are dropped and counted in ``dropped``.  RECORD is::
 
     {"conn": N, "scenario": NAME, "args": {...}, "received_hex": HEX, "sent_hex": HEX,
      "closed_by": "client" | "server" | null, "peer_uid": N, "peer_gid": N,
@@ -44,9 +46,11 @@ both sockets.
 
 Scenarios (``args`` in brackets):
 
-    grant                 read the request (to the 2nd newline), reply ``0``, close
+    grant                 read the request (to the 2nd newline, at most 64 KiB),
+                          reply ``0``, close
     deny                  the same, reply ``1``
-    close-before-read     close at once
+    close-before-read     close at once (a client that had already written gets
+                          ECONNRESET rather than end of stream)
     close-after-request   read the request, close without replying
     reply-before-request  send ``0`` on accept, then read the request, close
     partial-reply         read, send ``1``, wait [gap=0.2] s, send ``0``, close: a
@@ -95,6 +99,8 @@ CONTROL_LINE_MAX = 1024 * 1024
 #: Connections held at once; later ones are closed at once and marked "overflow".
 MAX_OPEN = 1000
 MAX_LOG_WAIT_S = 10.0
+#: Finished records kept between two "log" requests; older ones are dropped (counted).
+MAX_RECORDS = 10000
 SUN_PATH_MAX = 107
 
 _POLL_IN = select.POLLIN | select.POLLPRI
@@ -466,6 +472,7 @@ class ScenarioServer:
         self.state_lock = threading.Lock()
         self.conns: list[Conn] = []
         self.count = 0
+        self.dropped = 0
         self.threads: set[threading.Thread] = set()
         self.stop_r, self.stop_w = os.pipe()
         self.stopping = threading.Event()
@@ -559,13 +566,14 @@ class ScenarioServer:
                 wait = min(_seconds(wait), MAX_LOG_WAIT_S)
             except (TypeError, ValueError) as exc:
                 raise ScenarioError(f"bad wait: {exc}") from None
-            return {"ok": True, "log": self._take_log(wait)}
+            log, dropped = self._take_log(wait)
+            return {"ok": True, "log": log, "dropped": dropped}
         if op == "stop":
             self.stop()
             return {"ok": True}
         raise ScenarioError(f"unknown op: {op!r}")
 
-    def _take_log(self, wait: float) -> list[dict[str, Any]]:
+    def _take_log(self, wait: float) -> tuple[list[dict[str, Any]], int]:
         end = time.monotonic() + wait
         with self.changed:
             while any(c.ended is None for c in self.conns):
@@ -575,7 +583,8 @@ class ScenarioServer:
                 self.changed.wait(left)
             records = [c.record() for c in self.conns]
             self.conns = [c for c in self.conns if c.ended is None]
-        return records
+            dropped, self.dropped = self.dropped, 0
+        return records, dropped
 
     # -- auth connections
 
@@ -593,6 +602,10 @@ class ScenarioServer:
             with self.state_lock:
                 self.count += 1
                 conn = Conn(sock, self.count, self.scenario, dict(self.args), self.stop_r)
+                if len(self.conns) >= MAX_RECORDS:
+                    kept = [c for c in self.conns if c.ended is None]
+                    self.dropped += len(self.conns) - len(kept)
+                    self.conns = kept
                 self.conns.append(conn)
                 open_now = sum(1 for t in self.threads if t.is_alive())
             if open_now >= MAX_OPEN:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import tempfile
@@ -77,3 +78,23 @@ def scripted(short_dir: Path) -> Iterator[Callable[[Handler], ScriptedServer]]:
     yield start
     for server in servers:
         server.close()
+
+
+def lab_unavailable(reason: str) -> None:
+    """Skip a lab test, or fail it where the lab is required (CI sets PAMCONFORM_REQUIRE_LAB)."""
+    if os.environ.get("PAMCONFORM_REQUIRE_LAB") == "1":
+        pytest.fail(f"the lab is required here but unavailable: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Iterator[object]:
+    """A Docker client, or a skip (a failure under PAMCONFORM_REQUIRE_LAB=1)."""
+    from pamconform.lab import EngineUnavailable, connect
+
+    try:
+        client = connect(timeout=5)
+    except EngineUnavailable as exc:
+        lab_unavailable(str(exc))
+    yield client
+    client.close()

@@ -58,3 +58,28 @@ def test_credentials_keep_colons_in_passwords() -> None:
     assert parse_credentials(["al:pa:ss"]) == [(b"al", b"pa:ss")]
     with pytest.raises(UsageError):
         parse_credentials([":x"])
+
+
+def test_module_without_engine_is_exit_3(tmp_path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "pamconform.cli", "module", str(tmp_path)],
+        capture_output=True, text=True, timeout=60, check=False,
+        env={"PATH": "/usr/bin:/bin", "DOCKER_HOST": "unix:///tmp/pc-no-engine.sock",
+             "HOME": str(tmp_path)},
+    )
+    assert proc.returncode == 3, proc.stderr
+    assert "ensure-engine.sh" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["module", "/nonexistent-dir"], "not a directory"),
+        (["module", "/tmp", "--so", "lib/x.so"], "file name of the module"),
+        (["module", "/tmp", "--args", "timeout=3"], "{socket}"),
+    ],
+)
+def test_module_bad_input(args: list[str], needle: str) -> None:
+    proc = _run(*args)
+    assert proc.returncode == 2 and needle in proc.stderr, proc.stderr

@@ -22,11 +22,9 @@ import pytest
 from pamconform.lab import (
     LABEL,
     RUN_LABEL,
-    EngineUnavailable,
     LabContainer,
     LabSession,
     cleanup_stale,
-    connect,
     ensure_lab_image,
 )
 from pamconform.lab.containers import OWNER_LABEL, labelled, new_run_id
@@ -41,13 +39,8 @@ NEEDED = ("modules/pam_redirector/Makefile", "servers/redirector_server.py")
 
 
 @pytest.fixture(scope="module")
-def client() -> Iterator[object]:
-    try:
-        c = connect(timeout=5)
-    except EngineUnavailable as exc:
-        pytest.skip(str(exc))
-    yield c
-    c.close()
+def client(docker_client: object) -> object:
+    return docker_client
 
 
 @pytest.fixture(scope="module")

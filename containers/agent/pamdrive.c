@@ -34,7 +34,8 @@
  * into PAM_AUTHTOK and removes it from the environment.
  *
  * Output, one line on stdout:
- *   {"pam_start": 0, "pam_start_name": "PAM_SUCCESS", "items": [{"item": "PAM_RHOST", "rc": 0, "name": "PAM_SUCCESS"}],
+ *   {"pam_start": 0, "pam_start_name": "PAM_SUCCESS",
+ *    "items": [{"item": "PAM_RHOST", "rc": 0, "name": "PAM_SUCCESS"}],
  *    "steps": [{"step": "authenticate", "rc": 7, "name": "PAM_AUTH_ERR", "ms": 1.234}],
  *    "prompts": [{"style": "PROMPT_ECHO_OFF", "msg": "Password: ", "step": "authenticate",
  *                 "answered": true}],

@@ -1,0 +1,69 @@
+"""The end-to-end module suite: the reference module passes, faulty builds are caught.
+
+Each faulty build (``tests/fixtures/faulty_modules``, ``make FAULT=<name>``) runs in its
+own lab container against the cases that must catch it.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pamconform import resources
+from pamconform.module_run import module_cases, run_module
+from pamconform.module_target import ModuleSpec
+from pamconform.runner import select
+from pamconform.verdicts import Verdict
+
+pytestmark = pytest.mark.docker
+
+ROOT = Path(__file__).resolve().parents[1]
+FAULTY = ROOT / "tests" / "fixtures" / "faulty_modules"
+
+#: fault -> the cases that must FAIL for it
+CAUGHT_BY = {
+    "grant_on_eof": ["redir.e2e.ssh-close-without-reply-denied"],
+    "no_read_timeout": ["redir.e2e.ssh-server-hung-denied"],
+    "truncated_password": ["redir.e2e.ssh-grant"],
+}
+
+
+def _quiet(_line: str) -> None:
+    pass
+
+
+def test_reference_module_passes_every_case(docker_client: object) -> None:
+    spec = ModuleSpec(resources.modules_dir() / "pam_redirector", args="{socket} timeout=3")
+    result = run_module(spec, module_cases("redirector"), name="reference", say=_quiet,
+                        login_timeout=15)
+    verdicts = {r.case.id: (r.verdict, r.message) for r in result.results}
+    assert len(verdicts) >= 15
+    assert {k: v for k, v in verdicts.items() if v[0] is not Verdict.PASS} == {}
+    assert all(result.info["lab_checks"].values())
+
+
+@pytest.mark.parametrize("fault", sorted(CAUGHT_BY))
+def test_faulty_module_is_caught(fault: str, docker_client: object) -> None:
+    spec = ModuleSpec(FAULTY, build=f"make clean >/dev/null; make FAULT={fault}",
+                      so="pam_faulty.so", args="{socket} timeout=3")
+    cases = select(module_cases("redirector"), CAUGHT_BY[fault], [])
+    result = run_module(spec, cases, name=f"faulty:{fault}", say=_quiet, login_timeout=8)
+    for r in result.results:
+        assert r.verdict is Verdict.FAIL, f"{r.case.id} missed {fault}: {r.verdict}"
+
+
+def test_build_failure_is_exit_2_with_compiler_output(docker_client: object,
+                                                      tmp_path: Path) -> None:
+    (tmp_path / "Makefile").write_text("all:\n\tcc -shared -o pam_x.so broken.c\n")
+    (tmp_path / "broken.c").write_text("int main( { this is not C }\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "pamconform.cli", "module", str(tmp_path), "--so", "pam_x.so",
+         "--report", str(tmp_path / "report")],
+        capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "build of" in proc.stderr and "broken.c" in proc.stderr
+    assert "Traceback" not in proc.stderr
