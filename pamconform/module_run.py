@@ -44,6 +44,7 @@ def run_module(
         target.install(progress=say)
         target.start_sshd()
         target.server("reference")
+        target.check_running()
         result = run_target(cases, target, kind="module", protocol=spec.protocol,
                             strict=strict, progress=progress)
         result.info.update(

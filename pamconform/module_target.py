@@ -146,6 +146,25 @@ class ModuleTarget:
         if bad:
             raise HarnessError("lab check failed: " + "; ".join(bad))
 
+    def check_running(self) -> None:
+        """testinfra checks once sshd and the reference server run: safe socket, sshd up."""
+        import testinfra
+
+        host = testinfra.get_host(f"docker://{self.box.id}")
+        sock = host.file(SOCKET)
+        sock_dir = host.file(SOCKET.rsplit("/", 1)[0])
+        checks = {
+            "server socket is a root-owned socket, mode 0600":
+                sock.is_socket and sock.user == "root" and sock.mode == 0o600,
+            "server socket directory root-owned, mode 0700":
+                sock_dir.user == "root" and sock_dir.mode == 0o700,
+            "sshd is running": bool(host.process.filter(comm="sshd")),
+        }
+        self.lab_checks.update({k: bool(v) for k, v in checks.items()})
+        bad = [k for k, v in checks.items() if not v]
+        if bad:
+            raise HarnessError("lab check failed: " + "; ".join(bad))
+
     def start_sshd(self) -> None:
         res = self.box.exec(["pamconform-start-sshd"], timeout=20)
         if not res.ok:

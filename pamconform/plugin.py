@@ -40,6 +40,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--idle-limit", type=float, default=10.0, metavar="SECONDS")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Check the target once, up front: a bad --server is a usage error (exit 4)."""
+    if config.getoption("--server", None) is not None:
+        _target(config)
+
+
 def _target(config: pytest.Config) -> ServerTarget | None:
     cached = config.stash.get(_TARGET_KEY, None)
     if cached is not None:

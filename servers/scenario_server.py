@@ -22,8 +22,8 @@ Control protocol: one JSON object per line in, one JSON object per line out.
     {"op": "stop"}                                  -> {"ok": true}, then the server stops
     anything wrong                                  -> {"ok": false, "error": "..."}
 
-``log`` returns the record of every connection accepted since the previous ``log``
-and forgets the finished ones; a connection still open is reported with
+``log`` returns the record of every connection made since the previous ``log``
+(it first accepts those still waiting in the listen backlog) and forgets the finished ones; a connection still open is reported with
 ``"closed_by": null`` and reported again (updated) by the next ``log``.  With
 ``"wait": S`` it first waits up to S seconds for open connections to finish.  At
 most 10000 records are kept between two ``log`` requests: when more connections
@@ -575,6 +575,9 @@ class ScenarioServer:
 
     def _take_log(self, wait: float) -> tuple[list[dict[str, Any]], int]:
         end = time.monotonic() + wait
+        # Connections still in the listen backlog (a client may have connected, sent
+        # and left already) are accepted first, so that they are in this log.
+        self._accept()
         with self.changed:
             while any(c.ended is None for c in self.conns):
                 left = end - time.monotonic()
