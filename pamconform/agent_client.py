@@ -104,3 +104,15 @@ def run_batch(exec_fn: ExecFn, requests: list[dict[str, Any]], timeout: float, *
             f"(exit status {status}; first missing id {missing[0]}); stderr: {tail}")
     return [by_key[key] for key in keys]
 
+
+
+def container_exec(box: Any) -> ExecFn:
+    """An ExecFn running commands in a lab container (``LabContainer.exec``)."""
+
+    def run(argv: list[str], stdin: bytes, timeout: float) -> tuple[int, bytes, bytes]:
+        res = box.exec(argv, stdin=stdin, timeout=timeout)
+        if res.timed_out:
+            raise AgentError(f"agent batch timed out after {timeout:.0f} s in {box.name}")
+        return res.exit_code, res.stdout, res.stderr
+
+    return run

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import importlib
 import os
 import socket
 import stat
@@ -26,6 +27,10 @@ if TYPE_CHECKING:
     from pamconform.module_target import ModuleSpec as ModuleSpecT
 
 PROTOCOLS = {"redirector": "redirector_server"}
+
+#: Modules adding subcommands: each has ``register(subparsers)``, which adds its parser
+#: and sets ``func(args, console) -> int`` as the parser's default.
+COMMAND_MODULES: list[str] = []
 
 #: Credentials of the bundled reference targets (the lab image uses the same).
 REFERENCE_CREDENTIALS = [("alice", "alice-auth-pw"), ("bob", "bob-auth-pw")]
@@ -79,6 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
     ref = sub.add_parser("reference-server", add_help=False,
                          help="the bundled reference redirector server (serve, adduser)")
     ref.add_argument("args", nargs=argparse.REMAINDER)
+    srv.set_defaults(func=cmd_server)
+    mod.set_defaults(func=cmd_module)
+    run.set_defaults(func=cmd_run)
+    ref.set_defaults(func=lambda args, console: cmd_reference_server(args))
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
     return parser
 
 
@@ -273,15 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     console = Console()
     try:
         args = build_parser().parse_args(argv)
-        if args.command == "reference-server":
-            return cmd_reference_server(args)
-        if args.command == "server":
-            return cmd_server(args, console)
-        if args.command == "run":
-            return cmd_run(args, console)
-        if args.command == "module":
-            return cmd_module(args, console)
-        raise UsageError(f"unknown command {args.command}")
+        return int(args.func(args, console))
     except UsageError as exc:
         print(f"pamconform: error: {exc}", file=sys.stderr)
         return 2

@@ -3,8 +3,9 @@
 
 Python standard library only, so it runs in any container with the distribution's
 python3.  It listens on an AF_UNIX stream "auth socket" and plays, for every new
-connection, the scenario currently selected through a control channel; the choice
-is sticky until changed, so one server process serves a whole module suite.
+connection, the scenario currently selected through a control channel (the one set
+when the connection is accepted); the choice is sticky until changed, so one server
+process serves a whole module suite.
 
 Usage::
 
@@ -23,8 +24,9 @@ Control protocol: one JSON object per line in, one JSON object per line out.
     anything wrong                                  -> {"ok": false, "error": "..."}
 
 ``log`` returns the record of every connection made since the previous ``log``
-(it first accepts those still waiting in the listen backlog) and forgets the finished ones; a connection still open is reported with
-``"closed_by": null`` and reported again (updated) by the next ``log``.  With
+(it first accepts those still waiting in the listen backlog) and forgets the
+finished ones; a connection still open is reported with ``"closed_by": null`` and
+reported again (updated) by the next ``log``.  With
 ``"wait": S`` it first waits up to S seconds for open connections to finish.  At
 most 10000 records are kept between two ``log`` requests: when more connections
 come, the finished records are dropped and counted in ``dropped``.  RECORD is::

@@ -23,7 +23,7 @@ LAB_REPO = "pamconform/lab"
 DOCKERFILE = "containers/lab/Dockerfile"
 BASE_SCRIPT = "containers/base-image.sh"
 #: Directories of the repository that make up the build context (and the hash).
-CONTEXT_DIRS = ("containers/lab", "modules", "servers")
+CONTEXT_DIRS = ("containers/lab", "containers/agent", "modules", "servers")
 #: Never sent to the engine: caches, VCS data and host build products (the image builds
 #: the module itself; a host-built .so must not shadow that).
 EXCLUDE_DIRS = frozenset(

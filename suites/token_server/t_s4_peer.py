@@ -1,0 +1,43 @@
+"""T-S4: only the PAM side (root, by SO_PEERCRED) may present the token."""
+
+import os
+
+from pamconform.outcome import Fail, Skip
+from pamconform.registry import case_factory
+from pamconform.token.checks import mint, require, target
+from pamconform.token.client import module_grants
+from pamconform.token.peer import connect_as_privileged_stranger
+from pamconform.verdicts import Severity
+
+case = case_factory(protocol="transient-token", kind="server")
+
+NOBODY = 65534
+
+
+@case(
+    "token.server.peer-credentials",
+    rule="T-S4",
+    severity=Severity.MUST,
+    title="A client that is not root never gets PASS",
+    requirement=f"The right token sent by a process running as uid {NOBODY} (keeping "
+    "CAP_DAC_OVERRIDE, so the socket's mode does not stop it) is refused: the server "
+    "checks the peer's uid with SO_PEERCRED.",
+)
+def peer_credentials(ctx):
+    if os.geteuid() != 0:
+        raise Skip("switching to an unprivileged uid needs a root harness")
+    require(ctx, 1)
+    t = target(ctx)
+    minted = mint(ctx)
+    uid = NOBODY if minted.token.uid != NOBODY else NOBODY - 1
+    outcome, kept = connect_as_privileged_stranger(uid, uid, str(minted.socket),
+                                                   minted.token.raw, t.timeout)
+    ctx.note(f"as uid {uid} ({'with' if kept else 'without'} CAP_DAC_OVERRIDE): "
+             f"{outcome.describe()}")
+    if module_grants(outcome.reply):
+        raise Fail(f"no PASS for a client running as uid {uid}",
+                   f"accepted: {outcome.describe()}",
+                   "check the peer with SO_PEERCRED and allow only uid 0 (the PAM side)")
+    if outcome.refused and not kept:
+        ctx.informational("CAP_DAC_OVERRIDE could not be kept, so only the socket's mode "
+                          "was exercised, not the server's own peer check")
