@@ -30,7 +30,7 @@ PROTOCOLS = {"redirector": "redirector_server"}
 
 #: Modules adding subcommands: each has ``register(subparsers)``, which adds its parser
 #: and sets ``func(args, console) -> int`` as the parser's default.
-COMMAND_MODULES: list[str] = []
+COMMAND_MODULES: list[str] = ["pamconform.commands.diff", "pamconform.commands.bench"]
 
 #: Credentials of the bundled reference targets (the lab image uses the same).
 REFERENCE_CREDENTIALS = [("alice", "alice-auth-pw"), ("bob", "bob-auth-pw")]

@@ -16,6 +16,8 @@ def target(ctx: CaseContext) -> ModuleTarget:
 def login(ctx: CaseContext, via: str, user: str, password: str, label: str) -> LoginResult:
     """Log in through ``ssh`` (keyboard-interactive), ``ssh-password`` or ``su``; record it."""
     t = target(ctx)
+    if t.server_state == "direct":  # a direct-driver case left its scenario server
+        t.server("reference")
     if via == "su":
         result = t.su("mallory", user, password)
     elif via == "ssh-password":

@@ -11,7 +11,7 @@ from pamconform.module_target import ModuleSpec, ModuleTarget
 from pamconform.registry import Case, all_cases
 from pamconform.runner import Progress, TargetResult, run_target
 
-MODULE_SUITES = {"redirector": ["redirector_module_e2e"]}
+MODULE_SUITES = {"redirector": ["redirector_module_e2e", "redirector_module_direct"]}
 
 
 def module_cases(protocol: str) -> list[Case]:
@@ -47,6 +47,9 @@ def run_module(
         target.check_running()
         result = run_target(cases, target, kind="module", protocol=spec.protocol,
                             strict=strict, progress=progress)
+        from pamconform.direct_driver import driver
+
+        driver(target).stop_scenarios()
         result.info.update(
             source=str(spec.src),
             build=spec.build,

@@ -20,6 +20,7 @@ def make_target(
     idle_limit: float = 10.0,
     expiry: float | None = None,
     command_timeout: float = 10.0,
+    ready_timeout: float = 2.0,
 ) -> TokenServerTarget:
     """A token-server target; raises UsageError with one clear line for bad input.
 
@@ -48,7 +49,7 @@ def make_target(
         except ValueError as exc:
             raise UsageError(f"--token: {exc}") from None
     source = TokenSource(token_command, token, socket=socket, socket_dir=directory,
-                         command_timeout=command_timeout)
+                         command_timeout=command_timeout, ready_timeout=ready_timeout)
     if token_command is not None:
         try:
             minted = source.preflight()

@@ -49,6 +49,9 @@ def _child(uid: int, gid: int, path: str, data: bytes, timeout: float, out: int)
             status = b"O"
             try:
                 s.sendall(data)
+            except OSError:
+                status = b"P"  # the server may already have refused and closed: read it
+            try:
                 while len(body) < 4096:
                     chunk = s.recv(4096)
                     if not chunk:

@@ -15,7 +15,7 @@ from pamconform.verdicts import Severity
 case = case_factory(protocol="transient-token", kind="server")
 
 #: How long the server may take to remove its socket.
-UNLINK_WAIT = 2.0
+UNLINK_WAIT = 1.0
 
 
 def _visible(ctx, minted):

@@ -1,0 +1,88 @@
+"""Shared steps and checkers of the direct-driver module suite (pamdrive in the lab)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pamconform.context import CaseContext
+from pamconform.direct_driver import Attempt, DirectDriver, driver
+from pamconform.module_target import AUTH_PASSWORDS, ModuleTarget
+from pamconform.outcome import Fail
+
+#: The module in a probe stack: a PAM_IGNORE lets the optional pam_permit decide, so an
+#: IGNORE shows as the grant it becomes in such stacks; a failure keeps its own code.
+PROBE = "pc-probe"
+#: The module alone, for conversation checks.
+PLAIN = "pc-plain"
+PASSWORD = AUTH_PASSWORDS["alice"]
+
+
+def target(ctx: CaseContext) -> ModuleTarget:
+    return ctx.target  # type: ignore[no-any-return]
+
+
+def direct(ctx: CaseContext) -> DirectDriver:
+    return driver(target(ctx))
+
+
+def probe_service(d: DirectDriver, *, args: str | None = None, socket: str | None = None,
+                  name: str = PROBE) -> str:
+    """The probe stack: ``[success=ok ignore=ignore default=bad] MODULE`` + optional permit."""
+    spec = d.target.spec
+    template = spec.args if args is None else args
+    sock = socket or "/run/pam_redirector/socket"
+    module = f"{spec.so} {template.replace('{socket}', sock)}".rstrip()
+    text = (
+        "# pamconform probe stack\n"
+        f"auth [success=ok ignore=ignore default=bad] {module}\n"
+        "auth optional pam_permit.so\n"
+        "account required pam_permit.so\n"
+    )
+    d.target.box.put_file(f"/etc/pam.d/{name}", text.encode(), mode=0o644)
+    return name
+
+
+def record(ctx: CaseContext, label: str, attempt: Attempt) -> None:
+    ev: dict[str, Any] = {"label": label, "summary": attempt.summary(), "steps": attempt.steps}
+    if attempt.prompts:
+        ev["prompts"] = attempt.prompts
+    if attempt.messages:
+        ev["messages"] = attempt.messages
+    if attempt.raw.get("stderr"):
+        ev["stderr"] = str(attempt.raw["stderr"])[-1500:]
+    if attempt.valgrind:
+        ev["valgrind"] = attempt.valgrind
+    ctx.extra.setdefault("attempts", []).append(ev)
+
+
+def expect_ran(attempt: Attempt, what: str, bound: float) -> None:
+    """R-M2/R-M3: the transaction ended on its own, in time, and the process survived."""
+    if attempt.status == "hung":
+        raise Fail(f"{what} to return within {bound:.0f} s", "the driver hung: no timeout in "
+                   "the module?")
+    if attempt.status == "crashed":
+        raise Fail(f"{what} not to crash the application",
+                   f"pamdrive died of signal {attempt.raw.get('signal')}")
+    if attempt.status == "exited":
+        raise Fail(f"{what} not to end the application",
+                   f"the module called exit() (exit code {attempt.raw.get('exit_code')})")
+    if attempt.status != "ran":
+        raise RuntimeError(f"driver error: {attempt.raw.get('stderr', '')[-300:]}")
+
+
+def expect_denied(attempt: Attempt, what: str, bound: float) -> None:
+    """R-M1: anything but PAM_SUCCESS; the process survived and returned in time."""
+    expect_ran(attempt, what, bound)
+    if attempt.auth == "PAM_SUCCESS":
+        raise Fail(f"{what} to be denied", "PAM_SUCCESS: the module failed open (granted, or "
+                   "returned PAM_IGNORE and let the rest of the stack decide)")
+
+
+def expect_success(attempt: Attempt, what: str, bound: float) -> None:
+    expect_ran(attempt, what, bound)
+    if attempt.auth != "PAM_SUCCESS":
+        raise Fail(f"{what} to be granted (PAM_SUCCESS)", attempt.summary())
+
+
+def received(log: list[dict[str, Any]]) -> bytes:
+    return b"".join(bytes.fromhex(r.get("received_hex", "")) for r in log)

@@ -1,0 +1,202 @@
+"""What the fuzzer sends (an ``Exec``, or a ``Burst`` of them) and what it saves (a ``Finding``).
+
+A finding is a JSON file that replays on its own::
+
+    {"protocol": "redirector", "kind": "grant", "chunks_hex": ["616c6963650a610a"],
+     "pauses": [], "shutdown": true, "setup_hex": [...], "concurrent_hex": [],
+     "expected": "...", "observed": "...", "seed": 1, "iteration": 12, ...}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+FORMAT = 1
+
+
+@dataclass(frozen=True)
+class Exec:
+    """The bytes of one connection and how they are written.
+
+    Each chunk is one write; ``pauses[i]`` is slept after chunk ``i`` (missing entries
+    are 0). With ``shutdown`` the write side is closed after the last chunk, so the
+    server sees EOF at once instead of waiting for its idle timeout.
+    """
+
+    chunks: tuple[bytes, ...]
+    pauses: tuple[float, ...] = ()
+    shutdown: bool = True
+    generator: str = ""
+
+    @property
+    def payload(self) -> bytes:
+        """The exact bytes the server sees on this connection."""
+        return b"".join(self.chunks)
+
+    def pause_after(self, i: int) -> float:
+        return self.pauses[i] if i < len(self.pauses) else 0.0
+
+    @property
+    def complete(self) -> bool:
+        """Whether the server has all it needs to answer: two newlines, or EOF."""
+        return self.shutdown or self.payload.count(b"\n") >= 2
+
+    def key(self) -> bytes:
+        """A canonical byte string of what is sent (for digests and hashes)."""
+        parts = [b"%d:%s" % (len(c), c) for c in self.chunks]
+        parts.append(repr((tuple(round(p, 4) for p in self.pauses), self.shutdown)).encode())
+        return b"|".join(parts)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "chunks_hex": [c.hex() for c in self.chunks],
+            "pauses": [round(p, 4) for p in self.pauses],
+            "shutdown": self.shutdown,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], generator: str = "") -> Exec:
+        chunks = tuple(bytes.fromhex(c) for c in data["chunks_hex"])
+        pauses = tuple(float(p) for p in data.get("pauses", []))
+        return cls(chunks, pauses, bool(data.get("shutdown", True)), generator)
+
+
+def single(payload: bytes, generator: str = "", *, shutdown: bool = True) -> Exec:
+    """One write of ``payload``."""
+    return Exec((payload,), (), shutdown, generator)
+
+
+@dataclass(frozen=True)
+class Burst:
+    """Connections opened at once: all written, then all read (one thread, multiplexed)."""
+
+    execs: tuple[Exec, ...]
+    generator: str = "burst"
+
+    def key(self) -> bytes:
+        return b"burst[" + b"||".join(e.key() for e in self.execs) + b"]"
+
+
+Item = Exec | Burst
+
+#: Finding kind -> (fuzz case id, rule, severity word, title).
+KINDS: dict[str, tuple[str, str, str, str]] = {
+    "grant": ("fuzz.server.grants-only-exact-pair", "R-S2", "MUST",
+              "Grants only the exact bytes of a known-valid request"),
+    "valid-denied": ("fuzz.server.grants-valid-however-split", "R-S3", "MUST",
+                     "Grants a known-valid request however it is split or paused"),
+    "original-grant": ("fuzz.server.replies-well-formed", "R-S1", "SHOULD",
+                       "Never replies in a way the original module reads as a grant"),
+    "hang": ("fuzz.server.answers-in-time", "R-S4", "MUST",
+             "Answers every complete request within the timeout"),
+    "refused": ("fuzz.server.keeps-accepting", "R-S5", "MUST",
+                "Keeps accepting connections whatever it was sent"),
+    "memory": ("fuzz.server.memory-bounded", "R-S4", "MUST",
+               "Memory stays bounded under fuzzing (with --pid)"),
+}
+
+
+@dataclass
+class Finding:
+    """One oracle violation, with what reproduces it."""
+
+    protocol: str
+    kind: str
+    exec: Exec
+    expected: str
+    observed: str
+    seed: int
+    iteration: int
+    #: requests sent first, each on its own connection (the valid logins that preceded
+    #: the finding in the run: stateful servers need them to reproduce it)
+    setup: tuple[bytes, ...] = ()
+    #: the other requests of its burst, when it only reproduces concurrently
+    concurrent: tuple[Exec, ...] = ()
+    #: users of the credentials the finding's bytes were made from
+    users: tuple[str, ...] = ()
+    shrink: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+    found_after_s: float = 0.0
+
+    @property
+    def case_id(self) -> str:
+        return KINDS[self.kind][0]
+
+    @property
+    def rule(self) -> str:
+        return KINDS[self.kind][1]
+
+    def short_hash(self) -> str:
+        """A stable id of what the finding sends (not of when or how it was found)."""
+        h = hashlib.sha256(self.kind.encode())
+        for part in (*self.setup, b"#", self.exec.key(), b"#", *(e.key() for e in self.concurrent)):
+            h.update(len(part).to_bytes(4, "big") + part)
+        return h.hexdigest()[:10]
+
+    def file_name(self) -> str:
+        return f"{self.kind}-{self.short_hash()}.json"
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"pamconform_finding": FORMAT, "protocol": self.protocol,
+                               "kind": self.kind, "case": self.case_id, "rule": self.rule}
+        out.update(self.exec.as_dict())
+        out["setup_hex"] = [s.hex() for s in self.setup]
+        out["concurrent_hex"] = [e.as_dict() for e in self.concurrent]
+        out.update(
+            expected=self.expected,
+            observed=self.observed,
+            seed=self.seed,
+            iteration=self.iteration,
+            generator=self.exec.generator,
+            users=list(self.users),
+            payload=repr(self.exec.payload[:200]),
+            found_after_s=round(self.found_after_s, 3),
+            shrink=self.shrink,
+        )
+        if self.extra:
+            out["extra"] = self.extra
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Finding:
+        if not isinstance(data, dict) or "chunks_hex" not in data or "kind" not in data:
+            raise ValueError("not a pamconform finding (needs kind and chunks_hex)")
+        if data["kind"] not in KINDS:
+            raise ValueError(f"unknown finding kind {data['kind']!r}")
+        ex = Exec.from_dict(data, str(data.get("generator", "")))
+        return cls(
+            protocol=str(data.get("protocol", "redirector")),
+            kind=data["kind"],
+            exec=ex,
+            expected=str(data.get("expected", "")),
+            observed=str(data.get("observed", "")),
+            seed=int(data.get("seed", 0)),
+            iteration=int(data.get("iteration", 0)),
+            setup=tuple(bytes.fromhex(s) for s in data.get("setup_hex", [])),
+            concurrent=tuple(Exec.from_dict(c) for c in data.get("concurrent_hex", [])),
+            users=tuple(str(u) for u in data.get("users", [])),
+            shrink=dict(data.get("shrink", {})),
+            extra=dict(data.get("extra", {})),
+            found_after_s=float(data.get("found_after_s", 0.0)),
+        )
+
+    def save(self, directory: Path) -> Path:
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / self.file_name()
+        path.write_text(json.dumps(self.as_dict(), indent=2) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, path: Path) -> Finding:
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"{path}: cannot read a finding: {exc}") from None
+        try:
+            return cls.from_dict(data)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{path}: {exc}") from None

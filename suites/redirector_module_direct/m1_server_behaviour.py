@@ -1,0 +1,187 @@
+"""R-M1/R-M2: every server behaviour but a well-formed grant ends in a bounded denial.
+
+Each case sets the scenario server's behaviour, then runs a pamdrive transaction with the
+right password through the probe stack (see ``pamconform.direct_checks.PROBE``).
+"""
+
+from functools import partial
+
+from pamconform.direct_checks import (
+    PASSWORD,
+    direct,
+    expect_denied,
+    expect_success,
+    probe_service,
+    record,
+)
+from pamconform.registry import case_factory
+from pamconform.verdicts import Severity
+
+case = case_factory(protocol="redirector", kind="module")
+
+#: (id part, scenario, args, what the server does)
+BEHAVIOURS = [
+    ("deny", "deny", {}, "replies 1"),
+    ("close-before-read", "close-before-read", {}, "closes before reading the request"),
+    ("close-after-request", "close-after-request", {}, "reads the request and closes silently"),
+    ("partial-reply", "partial-reply", {}, "sends 1, pauses, then 0 (a partial reply)"),
+    ("two-replies", "two-replies", {}, "replies 0 twice"),
+    ("reset", "reset", {}, "resets the connection after reading"),
+]
+
+MALFORMED = [
+    ("empty", b""),
+    ("00", b"00"),
+    ("space-0", b" 0"),
+    ("0x", b"0x"),
+    ("minus-0", b"-0"),
+    ("plus-0", b"+0"),
+    ("0-crlf", b"0\r\n"),
+    ("0-nul", b"0\0"),
+    ("1", b"1"),
+    ("2", b"2"),
+    ("minus-1", b"-1"),
+    ("pass", b"PASS"),
+    ("4k-digits", b"0" * 4096),
+    ("binary", bytes(range(256))[::4]),
+]
+
+HANGS = [
+    ("silence", "silence", {}, "reads the request and never answers"),
+    ("accept-no-read", "accept-no-read", {}, "accepts and never reads"),
+    ("delay-over-timeout", "delay", {"seconds": 30, "reply": "30"},
+     "answers 0 after 30 s, past any sane module timeout"),
+]
+
+
+def _scenario(scenario, args, ctx):
+    d = direct(ctx)
+    d.scenario(scenario, **args)
+    attempt = d.one(probe_service(d), passwords=[PASSWORD])
+    record(ctx, f"scenario {scenario} {args or ''}".strip(), attempt)
+    ctx.note(attempt.summary())
+    expect_denied(attempt, f"a login while the server {scenario}", d.hang_bound)
+
+
+@case(
+    "redir.module.grant",
+    rule="R-M1",
+    severity=Severity.MUST,
+    title="A well-formed grant is a success (positive control)",
+    requirement="With a server replying exactly 0, pam_authenticate returns PAM_SUCCESS "
+    "(a module that never grants is broken, not closed).",
+)
+def grant(ctx):
+    d = direct(ctx)
+    d.scenario("grant")
+    attempt = d.one(probe_service(d), passwords=[PASSWORD])
+    record(ctx, "scenario grant", attempt)
+    log = d.scenario_proc.log(wait=0.5) if d.scenario_proc else []
+    ctx.extra["server_log"] = log
+    expect_success(attempt, "a login the server grants", d.hang_bound)
+
+
+for _name, _scenario_name, _args, _what in BEHAVIOURS:
+    case(
+        f"redir.module.server-{_name}",
+        rule="R-M1",
+        severity=Severity.MUST,
+        title=f"Denied when the server {_what}",
+        requirement=f"When the server {_what}, pam_authenticate does not return PAM_SUCCESS.",
+    )(partial(_scenario, _scenario_name, _args))
+
+for _name, _reply in MALFORMED:
+    case(
+        f"redir.module.reply-{_name}",
+        rule="R-M1",
+        severity=Severity.MUST,
+        title=f"Reply {_reply[:16]!r} is not a grant",
+        requirement=f"A server reply of {_reply[:16]!r}"
+        f"{' (' + str(len(_reply)) + ' bytes)' if len(_reply) > 16 else ''} never gives "
+        "PAM_SUCCESS: only exactly 0 (or 0 and a newline) grants.",
+    )(partial(_scenario, "malformed", {"reply": _reply.hex()}))
+
+for _name, _scenario_name, _args, _what in HANGS:
+    case(
+        f"redir.module.server-{_name}",
+        rule="R-M2",
+        severity=Severity.MUST,
+        title=f"Bounded denial when the server {_what}",
+        requirement=f"When the server {_what}, pam_authenticate returns a denial within the "
+        "hang bound instead of blocking the application.",
+    )(partial(_scenario, _scenario_name, _args))
+
+
+@case(
+    "redir.module.server-reply-before-request",
+    rule="R-M1",
+    severity=Severity.SHOULD,
+    title="Denied when the server replies before the request",
+    requirement="A server that sends 0 as soon as it accepts, before reading the request, "
+    "should not be granted. A byte stream cannot show when the reply was sent, so only a "
+    "module that checks for unsolicited bytes before sending can see it; hence SHOULD.",
+)
+def reply_before_request(ctx):
+    _scenario("reply-before-request", {}, ctx)
+
+
+@case(
+    "redir.module.server-slow-grant",
+    rule="R-M2",
+    severity=Severity.SHOULD,
+    title="A grant that takes 1 s still counts",
+    requirement="A server that answers 0 after 1 s is granted: the module's timeout is not "
+    "so short that a busy server locks users out.",
+)
+def slow_grant(ctx):
+    d = direct(ctx)
+    d.scenario("delay", seconds=1)
+    attempt = d.one(probe_service(d), passwords=[PASSWORD])
+    record(ctx, "scenario delay 1 s", attempt)
+    expect_success(attempt, "a login the server grants after 1 s", d.hang_bound)
+
+
+_FULL_BACKLOG = r"""
+import os, socket, sys, time
+path = sys.argv[1]
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind(path)
+os.chmod(path, 0o600)
+s.listen(0)
+fillers = []
+for _ in range(4):  # fill the queue: later connects block (UNIX sockets do not refuse)
+    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    c.setblocking(False)
+    try:
+        c.connect(path)
+    except BlockingIOError:
+        pass
+    fillers.append(c)
+open(path + ".ready", "w").close()
+time.sleep(120)
+"""
+
+
+@case(
+    "redir.module.server-backlog-full",
+    rule="R-M2",
+    severity=Severity.MUST,
+    title="Bounded denial when the server never accepts",
+    requirement="When the server's listen queue is full (it never accepts), connect does not "
+    "block the application: pam_authenticate returns a denial within the hang bound.",
+)
+def backlog_full(ctx):
+    d = direct(ctx)
+    d.scenario("grant")
+    box = d.target.box
+    box.exec(["sh", "-c", "rm -rf /run/pc-full; install -d -m 0700 /run/pc-full"], timeout=5)
+    box.start_daemon(["python3", "-c", _FULL_BACKLOG, "/run/pc-full/socket"], log_path=None)
+    box.wait_for(["test", "-e", "/run/pc-full/socket.ready"], timeout=10)
+    try:
+        attempt = d.one(probe_service(d, socket="/run/pc-full/socket", name="pc-full"),
+                        passwords=[PASSWORD])
+    finally:
+        box.exec(["pkill", "-f", "/run/pc-full/socket"], timeout=5)
+    record(ctx, "server with a full listen queue", attempt)
+    ctx.note(attempt.summary())
+    expect_denied(attempt, "a login while the server never accepts", d.hang_bound)

@@ -1,0 +1,119 @@
+"""R-M1: an unusable socket path or module argument is a denial, never a grant."""
+
+from functools import partial
+
+from pamconform.direct_checks import (
+    PASSWORD,
+    direct,
+    expect_denied,
+    probe_service,
+    received,
+    record,
+)
+from pamconform.module_target import SOCKET
+from pamconform.outcome import Fail
+from pamconform.registry import case_factory
+from pamconform.verdicts import Severity
+
+case = case_factory(protocol="redirector", kind="module")
+
+#: (id part, shell that prepares the path, what is at the path)
+PATHS = [
+    ("no-socket", "rm -rf {p}", "nothing"),
+    ("regular-file", "rm -rf {p}; echo 0 > {p}; chmod 0600 {p}", "a regular file"),
+    ("directory", "rm -rf {p}; mkdir -m 0700 {p}", "a directory"),
+    ("fifo", "rm -rf {p}; mkfifo -m 0600 {p}", "a named pipe"),
+]
+
+
+def _path(prepare, ctx):
+    d = direct(ctx)
+    d.scenario("grant")  # a granting server elsewhere must not matter
+    path = "/run/pc-path/socket"
+    d.target.box.exec(["sh", "-c", "install -d -m 0700 /run/pc-path; "
+                       + prepare.format(p=path)], timeout=10).check()
+    attempt = d.one(probe_service(d, socket=path), passwords=[PASSWORD])
+    record(ctx, f"socket path {path}", attempt)
+    ctx.note(attempt.summary())
+    expect_denied(attempt, "a login with an unusable socket path", d.hang_bound)
+    if attempt.auth != "PAM_AUTHINFO_UNAVAIL":
+        ctx.non_strict(f"returned {attempt.auth}; PAM_AUTHINFO_UNAVAIL tells the stack that "
+                       "the server is unreachable")
+
+
+for _name, _prepare, _what in PATHS:
+    case(
+        f"redir.module.path-{_name}",
+        rule="R-M1",
+        severity=Severity.MUST,
+        title=f"Denied when the socket path holds {_what}",
+        requirement=f"With {_what} at the socket path, pam_authenticate does not return "
+        "PAM_SUCCESS (PAM_AUTHINFO_UNAVAIL is expected).",
+    )(partial(_path, _prepare))
+
+
+def _args(args, ctx):
+    d = direct(ctx)
+    d.scenario("grant")
+    attempt = d.one(probe_service(d, args=args), passwords=[PASSWORD])
+    record(ctx, f"module arguments {args!r}", attempt)
+    ctx.note(attempt.summary())
+    expect_denied(attempt, f"a login with module arguments {args!r}", d.hang_bound)
+
+
+@case(
+    "redir.module.args-missing",
+    rule="R-M1",
+    severity=Severity.MUST,
+    title="No module argument is a denial",
+    requirement="With no socket argument at all, pam_authenticate does not return PAM_SUCCESS "
+    "(the original module returns PAM_SUCCESS here).",
+)
+def args_missing(ctx):
+    _args("", ctx)
+
+
+@case(
+    "redir.module.args-overlong-path",
+    rule="R-M1",
+    severity=Severity.MUST,
+    title="A socket path longer than sun_path is a denial",
+    requirement="A 200-byte socket path (sun_path holds 108) is refused, never truncated into "
+    "another path and never a grant.",
+)
+def args_overlong(ctx):
+    _args("/run/" + "d" * 90 + "/" + "s" * 100, ctx)
+
+
+@case(
+    "redir.module.args-unknown-option",
+    rule="R-M1",
+    severity=Severity.SHOULD,
+    title="An unknown option is refused",
+    requirement="A module line with an unknown option should fail closed (PAM_SERVICE_ERR) "
+    "rather than run with a configuration its author did not mean.",
+)
+def args_unknown(ctx):
+    d = direct(ctx)
+    _args(d.target.spec.args + " pamconform_no_such_option=1", ctx)
+
+
+@case(
+    "redir.module.request-bytes",
+    rule="R-M1",
+    severity=Severity.MUST,
+    title="The module talks to the configured socket",
+    requirement=f"With the server at {SOCKET}, the request arrives there with the user and "
+    "password framed as user\\npassword\\n.",
+)
+def configured_socket(ctx):
+    d = direct(ctx)
+    proc = d.scenario("deny")
+    attempt = d.one(probe_service(d), passwords=[PASSWORD])
+    record(ctx, "scenario deny", attempt)
+    log = proc.log(wait=1.0)
+    ctx.extra["server_log"] = log
+    got = received(log)
+    want = b"alice\n" + PASSWORD.encode() + b"\n"
+    if got != want:
+        raise Fail(f"the server to receive {want!r}", f"{got!r}")

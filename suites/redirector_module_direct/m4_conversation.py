@@ -1,0 +1,140 @@
+"""R-M4: the module gets the password itself and honours the generic arguments."""
+
+from pamconform.direct_checks import (
+    PASSWORD,
+    direct,
+    expect_denied,
+    expect_ran,
+    expect_success,
+    record,
+)
+from pamconform.outcome import Fail
+from pamconform.registry import case_factory
+from pamconform.verdicts import Severity
+
+case = case_factory(protocol="redirector", kind="module")
+
+
+def _prompts(attempt):
+    return [p for p in attempt.prompts if p.get("style", "").startswith("PROMPT")]
+
+
+@case(
+    "redir.module.prompts-without-token",
+    rule="R-M4",
+    severity=Severity.MUST,
+    title="Prompts when no password is set",
+    requirement="Stacked alone (no earlier module set PAM_AUTHTOK), the module asks for the "
+    "password through the conversation and grants the right one.",
+)
+def prompts_without_token(ctx):
+    d = direct(ctx)
+    d.scenario("grant")
+    attempt = d.one(d.service("pc-plain"), passwords=[PASSWORD])
+    record(ctx, "plain stack, password by conversation", attempt)
+    if not _prompts(attempt):
+        raise Fail("a password prompt", f"no prompt; {attempt.summary()}")
+    expect_success(attempt, "the right password typed at the prompt", d.hang_bound)
+
+
+@case(
+    "redir.module.use-first-pass-without-token",
+    rule="R-M4",
+    severity=Severity.MUST,
+    title="use_first_pass without a token fails without prompting",
+    requirement="With use_first_pass and no PAM_AUTHTOK set, the module fails and never "
+    "prompts.",
+)
+def use_first_pass_without_token(ctx):
+    d = direct(ctx)
+    d.scenario("grant")
+    service = d.service("pc-ufp", args=d.target.spec.args + " use_first_pass")
+    attempt = d.one(service, passwords=[PASSWORD])
+    record(ctx, "use_first_pass, no token", attempt)
+    if _prompts(attempt):
+        raise Fail("no prompt with use_first_pass", f"prompted: {_prompts(attempt)}")
+    expect_denied(attempt, "use_first_pass without a token", d.hang_bound)
+
+
+@case(
+    "redir.module.use-first-pass-with-token",
+    rule="R-M4",
+    severity=Severity.MUST,
+    title="use_first_pass uses the token an earlier module set",
+    requirement="With use_first_pass and the right PAM_AUTHTOK set by an earlier module, the "
+    "module grants without prompting.",
+)
+def use_first_pass_with_token(ctx):
+    d = direct(ctx)
+    d.scenario("grant")
+    service = d.service("pc-ufp-tok", args=d.target.spec.args + " use_first_pass",
+                        authtok_first=True)
+    attempt = d.one(service, passwords=[], authtok=PASSWORD)
+    record(ctx, "use_first_pass with token", attempt)
+    if _prompts(attempt):
+        raise Fail("no prompt with use_first_pass and a token", f"prompted: {_prompts(attempt)}")
+    expect_success(attempt, "use_first_pass with the right token", d.hang_bound)
+
+
+@case(
+    "redir.module.try-first-pass-with-token",
+    rule="R-M4",
+    severity=Severity.MUST,
+    title="try_first_pass uses the token an earlier module set",
+    requirement="With try_first_pass and the right PAM_AUTHTOK set by an earlier module, the "
+    "module grants without prompting.",
+)
+def try_first_pass_with_token(ctx):
+    d = direct(ctx)
+    d.scenario("grant")
+    service = d.service("pc-tfp-tok", args=d.target.spec.args + " try_first_pass",
+                        authtok_first=True)
+    attempt = d.one(service, passwords=[], authtok=PASSWORD)
+    record(ctx, "try_first_pass with token", attempt)
+    if _prompts(attempt):
+        raise Fail("no prompt with try_first_pass and a token", f"prompted: {_prompts(attempt)}")
+    expect_success(attempt, "try_first_pass with the right token", d.hang_bound)
+
+
+@case(
+    "redir.module.conversation-error",
+    rule="R-M4",
+    severity=Severity.MUST,
+    title="A conversation error is a denial",
+    requirement="When the application's conversation function fails, the module denies "
+    "(and sends nothing a server could grant).",
+)
+def conversation_error(ctx):
+    d = direct(ctx)
+    d.scenario("grant")
+    attempt = d.one(d.service("pc-plain"), passwords=[PASSWORD], conv_fail=True)
+    record(ctx, "conversation fails", attempt)
+    expect_denied(attempt, "a login whose conversation fails", d.hang_bound)
+
+
+@case(
+    "redir.module.silent-flag",
+    rule="R-M4",
+    severity=Severity.MUST,
+    title="PAM_SILENT is respected",
+    requirement="With PAM_SILENT, the module shows the user no informational or error "
+    "messages, even when the server is down.",
+)
+def silent_flag(ctx):
+    d = direct(ctx)
+    d.scenario("grant")
+    d.target.box.exec(["rm", "-rf", "/run/pc-silent"], timeout=5)
+    from pamconform.direct_checks import probe_service
+
+    service = probe_service(d, socket="/run/pc-silent/socket", name="pc-silent")
+    attempt = d.one(service, passwords=[PASSWORD], flags="silent")
+    record(ctx, "PAM_SILENT, server unreachable", attempt)
+    expect_ran(attempt, "a silent login", d.hang_bound)
+    shown = [m for m in attempt.messages if m.get("style") in ("TEXT_INFO", "ERROR_MSG")]
+    if shown:
+        raise Fail("no messages with PAM_SILENT", f"{len(shown)} shown: {shown[:3]}")
+    plain = d.one(d.service("pc-plain"), passwords=[PASSWORD], flags="silent")
+    record(ctx, "PAM_SILENT, server grants", plain)
+    shown = [m for m in plain.messages if m.get("style") in ("TEXT_INFO", "ERROR_MSG")]
+    if shown:
+        raise Fail("no messages with PAM_SILENT", f"{len(shown)} shown: {shown[:3]}")

@@ -1,0 +1,186 @@
+"""The token server suite against known targets: the reference passes, each faulty
+server is caught by its cases, and the CLI helper rejects bad input in one line.
+
+Token command used here: the server with ``--socket-dir <tmp>`` (sockets in a private
+directory, not /tmp itself), ``--timeout 10`` (1 for the expiry case), ``--idle-timeout 1``
+and ``--allow-uid`` our own uid.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pamconform import loader
+from pamconform.errors import UsageError
+from pamconform.registry import Case, all_cases
+from pamconform.runner import TargetResult, run_target
+from pamconform.token.cli_support import make_target
+from pamconform.token.target import TokenServerTarget
+from pamconform.verdicts import Severity, Verdict
+
+ROOT = Path(__file__).resolve().parents[1]
+SERVER = ROOT / "servers" / "token_server.py"
+FAULTY = ROOT / "tests" / "fixtures" / "faulty_token_servers.py"
+ME = os.getuid()
+IDLE_LIMIT = 3.0
+
+sys.path.insert(0, str(FAULTY.parent))
+import faulty_token_servers  # noqa: E402
+
+GALLERY = faulty_token_servers.GALLERY
+
+
+def token_command(directory: Path, *, faulty: str | None = None, timeout: float = 10) -> str:
+    script = [str(FAULTY), faulty] if faulty else [str(SERVER)]
+    args = [sys.executable, *script, "--socket-dir", str(directory), "--timeout", f"{timeout:g}",
+            "--idle-timeout", "1", "--allow-uid", str(ME)]
+    return shlex.join(args)
+
+
+def reap(target: TokenServerTarget) -> None:
+    """Spend leftover tokens, then stop any server a token still names (by its pid)."""
+    target.close()
+    pids = []
+    for minted in target.source.minted:
+        pid = minted.token.pid
+        with contextlib.suppress(OSError):
+            if b"token_server" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                os.kill(pid, signal.SIGTERM)
+                pids.append(pid)
+    deadline = time.monotonic() + 3
+    for pid in pids:
+        while _running(pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if _running(pid):
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (our daemons are reaped by init, maybe late)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
+
+
+@contextlib.contextmanager
+def token_target(command: str, directory: Path, name: str,
+                 expiry: float | None = None) -> Iterator[TokenServerTarget]:
+    target = make_target(directory, command, None, 3.0, name, idle_limit=IDLE_LIMIT,
+                         expiry=expiry)
+    try:
+        yield target
+    finally:
+        reap(target)
+
+
+@pytest.fixture(scope="module")
+def cases() -> list[Case]:
+    loader.load_suite("token_server")
+    return all_cases(protocol="transient-token", kind="server")
+
+
+def _run(target: TokenServerTarget, cases: list[Case]) -> TargetResult:
+    return run_target(cases, target, kind="server", protocol="transient-token", strict=True)
+
+
+def test_reference_server_passes_every_case(cases: list[Case], short_dir: Path) -> None:
+    with token_target(token_command(short_dir), short_dir, "reference") as target:
+        result = _run(target, cases)
+    verdicts = {r.case.id: (r.verdict, r.message) for r in result.results}
+    bad = {k: v for k, v in verdicts.items()
+           if v[0] not in (Verdict.PASS, Verdict.INFORMATIONAL)
+           and not (k == "token.server.expiry" and v[0] is Verdict.SKIPPED)}
+    assert bad == {}
+    if os.geteuid() == 0:
+        assert verdicts["token.server.peer-credentials"][0] is Verdict.PASS
+    musts = [r for r in result.results if r.case.severity is Severity.MUST]
+    assert len(musts) >= 14
+    assert sorted(os.listdir(short_dir)) == []  # every socket removed
+
+
+def test_reference_server_expiry(cases: list[Case], short_dir: Path) -> None:
+    expiry = [c for c in cases if c.id == "token.server.expiry"]
+    command = token_command(short_dir, timeout=1)
+    with token_target(command, short_dir, "reference", expiry=1.0) as target:
+        (result,) = _run(target, expiry).results
+    assert result.verdict is Verdict.PASS, result.message
+
+
+def test_gallery_covers_every_rule(cases: list[Case]) -> None:
+    assert {"prefix-accepting", "reusable", "world-socket", "no-peer-check"} <= set(GALLERY)
+    assert {spec.rule for spec in GALLERY.values()} == {f"T-S{i}" for i in range(1, 5)}
+    known = {c.id for c in cases}
+    for spec in GALLERY.values():
+        assert set(spec.catches) <= known, spec.name
+    caught = {c for spec in GALLERY.values() for c in spec.catches}
+    must = {c.id for c in cases if c.severity is Severity.MUST}
+    # every MUST case but the two controls has a faulty server it catches
+    assert must - caught == {"token.server.exact-token-accepted",
+                             "token.server.wrong-token-refused",
+                             "token.server.other-uid-refused",
+                             "token.server.other-pid-refused",
+                             "token.server.malformed-refused"}
+
+
+@pytest.mark.parametrize("name", sorted(GALLERY))
+def test_faulty_server_is_caught(name: str, cases: list[Case], short_dir: Path) -> None:
+    spec = GALLERY[name]
+    if name == "no-peer-check" and os.geteuid() != 0:
+        pytest.skip("the peer case needs a root harness")
+    chosen = [c for c in cases if c.id in spec.catches]
+    expiry = 1.0 if "token.server.expiry" in spec.catches else None
+    command = token_command(short_dir, faulty=name, timeout=expiry or 10)
+    with token_target(command, short_dir, f"faulty:{name}", expiry=expiry) as target:
+        result = _run(target, chosen)
+    for r in result.results:
+        assert r.verdict is Verdict.FAIL, f"{r.case.id} did not catch {name}: {r.verdict} " \
+            f"{r.message}"
+
+
+def test_one_shot_token(cases: list[Case], short_dir: Path) -> None:
+    """--token: only the first case that needs exactly one token gets it."""
+    command = token_command(short_dir)
+    with token_target(command, short_dir, "mint") as minter:
+        token = minter.source.mint().token.text
+        target = make_target(short_dir, None, token, 3.0, "one-shot", idle_limit=IDLE_LIMIT)
+        chosen = [c for c in cases if c.id in ("token.server.case-change-refused",
+                                               "token.server.exact-token-accepted",
+                                               "token.server.wrong-token-refused")]
+        result = _run(target, chosen)
+    verdicts = {r.case.id: r for r in result.results}
+    assert verdicts["token.server.case-change-refused"].verdict is Verdict.SKIPPED
+    assert verdicts["token.server.exact-token-accepted"].verdict is Verdict.PASS
+    skipped = verdicts["token.server.wrong-token-refused"]
+    assert skipped.verdict is Verdict.SKIPPED and "--token-command" in skipped.message
+
+
+def test_make_target_usage_errors(short_dir: Path) -> None:
+    good = "TTK1000:42:" + "A" * 32
+    for kwargs, text in [
+        ({"token_command": None, "token": None}, "exactly one of"),
+        ({"token_command": "true", "token": good}, "exactly one of"),
+        ({"token_command": None, "token": "TTK1000:42:short"}, "not a token"),
+        ({"token_command": None, "token": "TTK-1:42:" + "A" * 32}, "not a token"),
+        ({"token_command": "exit 3", "token": None}, "exited with status 3"),
+        ({"token_command": "echo hello", "token": None}, "without printing a token"),
+        ({"token_command": f"echo {good}", "token": None}, "no socket appeared"),
+    ]:
+        with pytest.raises(UsageError) as info:
+            make_target(short_dir, kwargs["token_command"], kwargs["token"], 3.0, None,
+                        ready_timeout=0.3)
+        message = str(info.value)
+        assert text in message and "\n" not in message, message
+    with pytest.raises(UsageError, match="positive"):
+        make_target(None, None, good, 0, None)
