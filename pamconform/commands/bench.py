@@ -32,7 +32,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--mix", choices=loadgen.MIXES, default="mixed",
                    help="valid logins, wrong passwords, or both alternating (default mixed)")
     p.add_argument("--workers", type=int, metavar="N",
-                   help="generator processes (default: one per CPU, at most --concurrency)")
+                   help="generator processes (default: one per two CPUs, at most --concurrency)")
     p.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS",
                    help="give up on a round-trip after this long (default 5)")
     p.add_argument("--half-close", action="store_true",

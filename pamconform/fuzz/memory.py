@@ -1,0 +1,78 @@
+"""Watching a server's resident memory (``/proc/PID/status`` VmRSS) while it is fuzzed."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass, field
+
+
+def rss_kib(pid: int) -> int | None:
+    """The process's VmRSS in KiB, or None if it is gone or unreadable."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"VmRSS:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+@dataclass
+class MemoryWatch:
+    """Samples RSS at most every ``interval`` seconds; judges growth at the end.
+
+    Unbounded growth means: the last quarter of the samples sits more than ``limit_mib``
+    above the lowest early sample, and the last quarter is still above the third (it is
+    still rising, not a plateau such as a KDF's working memory).
+    """
+
+    pid: int
+    limit_mib: float = 64.0
+    interval: float = 0.1
+    samples: list[tuple[float, int]] = field(default_factory=list)
+    _start: float = field(default_factory=time.monotonic)
+    _next: float = 0.0
+
+    def sample(self, force: bool = False) -> bool:
+        """Take a sample if one is due; True if one was taken."""
+        now = time.monotonic()
+        if not force and now < self._next:
+            return False
+        self._next = now + self.interval
+        kib = rss_kib(self.pid)
+        if kib is None:
+            return False
+        self.samples.append((now - self._start, kib))
+        return True
+
+    def growth_mib(self) -> float:
+        if len(self.samples) < 4:
+            return 0.0
+        q = max(1, len(self.samples) // 4)
+        early = min(k for _, k in self.samples[:q])
+        late = statistics.median(k for _, k in self.samples[-q:])
+        return (late - early) / 1024
+
+    def unbounded(self) -> bool:
+        if len(self.samples) < 8:
+            return False
+        q = len(self.samples) // 4
+        third = statistics.median(k for _, k in self.samples[-2 * q : -q])
+        last = statistics.median(k for _, k in self.samples[-q:])
+        return self.growth_mib() > self.limit_mib and last > third
+
+    def summary(self) -> dict[str, object]:
+        kib = [k for _, k in self.samples]
+        step = max(1, len(self.samples) // 40)
+        return {
+            "pid": self.pid,
+            "samples": len(kib),
+            "first_kib": kib[0] if kib else None,
+            "max_kib": max(kib) if kib else None,
+            "last_kib": kib[-1] if kib else None,
+            "growth_mib": round(self.growth_mib(), 1),
+            "limit_mib": self.limit_mib,
+            "series_kib": [[round(t, 2), k] for t, k in self.samples[::step]],
+        }
