@@ -41,6 +41,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+# the checkout this script sits in, not another install
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 from pamconform import loadgen
 from pamconform.localserver import LocalServer, reference_command, reference_server_script
 
@@ -53,9 +56,10 @@ def _reference_low_cost(tmp: Path) -> Callable[[Path, Path], list[str]]:
     """The reference server reading hashes made with ``adduser --scrypt-n 1024``."""
     creds = tmp / "credentials-n1024"
     for user, password in USERS:
-        subprocess.run([sys.executable, str(reference_server_script()), "adduser", "--scrypt-n", "1024", str(creds),
-                        user], input=(password + "\n").encode(), check=True,
-                       capture_output=True, timeout=60)
+        subprocess.run([sys.executable, str(reference_server_script()), "adduser",
+                        "--scrypt-n", "1024", str(creds), user],
+                       input=(password + "\n").encode(), check=True, capture_output=True,
+                       timeout=60)
     base = reference_command()
 
     def command(sock: Path, _default_creds: Path) -> list[str]:

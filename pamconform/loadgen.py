@@ -7,7 +7,8 @@ that first reply byte.
 To keep the generator out of the way, connections are driven by non-blocking sockets
 on an ``epoll`` loop (no thread per connection), spread over worker processes (by
 default one per two CPUs, leaving the rest to the server; at most one per connection),
-which start together once all have forked. ``benchmarks/bench_servers.py`` measures it against a plain C client loop.
+which start together once all have forked. ``benchmarks/bench_servers.py`` measures
+it against a plain C client loop.
 
     >>> percentile([1.0, 2.0, 3.0, 4.0], 50)
     2.0
