@@ -16,6 +16,7 @@ When each report holds exactly one target, the two are compared whatever their n
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,6 +32,8 @@ OK_VERDICTS = frozenset({"PASS", "NON-STRICT", "INFORMATIONAL", "SKIPPED"})
 BAD_VERDICTS = frozenset({"FAIL", "ERROR"})
 KNOWN_VERDICTS = OK_VERDICTS | BAD_VERDICTS
 
+#: Added or removed cases beyond this many are summarised per target.
+LIST_LIMIT = 20
 #: A timing change is reported when the ratio exceeds this ...
 DEFAULT_TIME_RATIO = 2.0
 #: ... and both durations exceed this many seconds.
@@ -228,6 +231,16 @@ def format_diff(diff: Diff) -> list[str]:
         if not changes:
             return
         lines.append(f"{title} ({len(changes)}):")
+        if show in ("added", "removed") and len(changes) > LIST_LIMIT:
+            by_target: dict[str, Counter[str]] = {}
+            for c in changes:
+                verdict = (c.new if show == "added" else c.old) or "?"
+                by_target.setdefault(c.target, Counter())[verdict] += 1
+            for target, counts in by_target.items():
+                what = ", ".join(f"{n} {v}" for v, n in sorted(counts.items()))
+                lines.append(f"  {target}: {sum(counts.values())} cases "
+                             f"({'now' if show == 'added' else 'were'} {what})")
+            return
         width = max(len(c.case) for c in changes)
         twidth = max(len(c.target) for c in changes)
         for c in changes:

@@ -26,11 +26,12 @@ from pamconform.runner import TargetResult, exit_code, run_target, select
 if TYPE_CHECKING:
     from pamconform.module_target import ModuleSpec as ModuleSpecT
 
-PROTOCOLS = {"redirector": "redirector_server"}
+PROTOCOLS = {"redirector": "redirector_server", "transient-token": "token_server"}
 
 #: Modules adding subcommands: each has ``register(subparsers)``, which adds its parser
 #: and sets ``func(args, console) -> int`` as the parser's default.
-COMMAND_MODULES: list[str] = ["pamconform.commands.diff", "pamconform.commands.bench"]
+COMMAND_MODULES: list[str] = ["pamconform.commands.diff", "pamconform.commands.bench",
+                              "pamconform.commands.fuzz"]
 
 #: Credentials of the bundled reference targets (the lab image uses the same).
 REFERENCE_CREDENTIALS = [("alice", "alice-auth-pw"), ("bob", "bob-auth-pw")]
@@ -52,6 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument("--credentials", action="append", default=[], metavar="USER:PASSWORD",
                      help="a valid login the server knows (repeatable; at least one)")
     srv.add_argument("--name", help="the target's name in the report (default: the socket)")
+    tok = srv.add_argument_group("transient-token protocol")
+    tok.add_argument("--token-command", metavar="CMD",
+                     help="prints a fresh token and leaves its server waiting (run per case)")
+    tok.add_argument("--token", help="one token: only the first case that needs one runs")
+    tok.add_argument("--expiry", type=float, metavar="SECONDS",
+                     help="the token server's lifetime, for the expiry case")
     _add_run_options(srv)
 
     mod = sub.add_parser("module", help="build a PAM module from source in the lab and check "
@@ -59,8 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     mod.add_argument("src", type=Path, nargs="?", help="the module's source directory")
     mod.add_argument("--build", default="make", help="build command, run in SRC (default make)")
     mod.add_argument("--so", default="pam_redirector.so", help="the .so the build produces")
-    mod.add_argument("--args", default="{socket}",
-                     help="PAM module arguments, {socket} is substituted (default {socket})")
+    mod.add_argument("--args", default=None,
+                     help="PAM module arguments, {socket} is substituted (default {socket} "
+                     "for the redirector protocol, none for transient-token)")
     mod.add_argument("--protocol", choices=sorted(PROTOCOLS), default="redirector")
     mod.add_argument("--collect-password", action="store_true",
                      help="stack 'auth optional pam_unix.so' first, for modules that do not "
@@ -176,6 +184,10 @@ def cmd_server(args: argparse.Namespace, console: Console) -> int:
     cases = _cases(args.protocol, args)
     if args.list:
         return _list(cases, console)
+    if args.protocol == "transient-token":
+        return _server_token(cases, args, console)
+    if args.token_command or args.token:
+        raise UsageError("--token-command and --token need --protocol transient-token")
     if args.socket is None:
         raise UsageError("server: the SOCKET argument is required")
     credentials = parse_credentials(args.credentials)
@@ -212,7 +224,10 @@ def cmd_module(args: argparse.Namespace, console: Console) -> int:
         return _list(cases, console)
     if args.src is None:
         raise UsageError("module: the SRC_DIR argument is required")
-    spec = ModuleSpec(args.src, args.build, args.so, args.args, args.protocol,
+    module_args = args.args
+    if module_args is None:
+        module_args = "{socket}" if args.protocol == "redirector" else ""
+    spec = ModuleSpec(args.src, args.build, args.so, module_args, args.protocol,
                       args.collect_password)
     spec.validate()
     run = report.Run(strict=args.strict)
@@ -232,6 +247,26 @@ def reference_module_spec() -> ModuleSpecT:
 
     return ModuleSpec(resources.modules_dir() / "pam_redirector", "make", "pam_redirector.so",
                       "{socket} timeout=3", "redirector")
+
+
+def _server_token(cases: list[Case], args: argparse.Namespace, console: Console) -> int:
+    from pamconform.token.cli_support import make_target
+
+    if args.credentials:
+        raise UsageError("--credentials is for the redirector protocol; the token protocol "
+                         "needs --token-command CMD or --token TOKEN")
+    target = make_target(args.socket, args.token_command, args.token, args.timeout, args.name,
+                         idle_limit=args.idle_limit, expiry=args.expiry)
+    run = report.Run(strict=args.strict)
+    try:
+        console.line(f"pamconform {__version__}: {len(cases)} transient-token server cases "
+                     f"against {target.name}")
+        result = run_target(cases, target, kind="server", protocol="transient-token",
+                            strict=args.strict, progress=console.progress)
+    finally:
+        target.close()
+    console.summary(result)
+    return _finish([result], args, console, run)
 
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:

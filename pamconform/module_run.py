@@ -11,7 +11,10 @@ from pamconform.module_target import ModuleSpec, ModuleTarget
 from pamconform.registry import Case, all_cases
 from pamconform.runner import Progress, TargetResult, run_target
 
-MODULE_SUITES = {"redirector": ["redirector_module_e2e", "redirector_module_direct"]}
+MODULE_SUITES = {
+    "redirector": ["redirector_module_e2e", "redirector_module_direct"],
+    "transient-token": ["token_module_e2e"],
+}
 
 
 def module_cases(protocol: str) -> list[Case]:
@@ -43,8 +46,9 @@ def run_module(
         target = ModuleTarget(name, box, spec, login_timeout=login_timeout)
         target.install(progress=say)
         target.start_sshd()
-        target.server("reference")
-        target.check_running()
+        if spec.protocol == "redirector":
+            target.server("reference")
+            target.check_running()
         result = run_target(cases, target, kind="module", protocol=spec.protocol,
                             strict=strict, progress=progress)
         from pamconform.direct_driver import driver

@@ -48,7 +48,7 @@ class ModuleSpec:
             raise UsageError(f"{self.src}: not a directory")
         if "/" in self.so or not self.so.endswith(".so"):
             raise UsageError(f"--so {self.so!r}: give the file name of the module, e.g. pam_x.so")
-        if "{socket}" not in self.args:
+        if self.protocol == "redirector" and "{socket}" not in self.args:
             raise UsageError("--args must contain {socket}")
 
 
@@ -109,6 +109,8 @@ class ModuleTarget:
 
     def module_line(self) -> str:
         args = self.spec.args.replace("{socket}", SOCKET)
+        if self.spec.protocol == "transient-token" and "timeout=" not in args:
+            args = f"{args} timeout=3".strip()
         return f"auth required {self.spec.so} {args}".rstrip()
 
     def stacks(self) -> dict[str, str]:

@@ -192,3 +192,13 @@ def test_real_reports_round_trip(tmp_path: Path) -> None:
     new = _real_report(tmp_path, "new", failing=True)
     assert main(["diff", str(old), str(new)]) == 1
     assert main(["diff", str(new), str(old)]) == 0
+
+
+def test_many_added_or_removed_cases_are_summarised_per_target() -> None:
+    old = _report({"t": {f"c{i:02d}": ("PASS", 0.1) for i in range(30)},
+                   "u": {"x": ("FAIL", 0.1)}})
+    new = _report({"t": {"c00": ("PASS", 0.1)}})
+    lines = baseline.format_diff(baseline.compare(old, new))
+    assert "cases removed (30):" in lines
+    assert "  t: 29 cases (were 29 PASS)" in lines
+    assert "  u: 1 cases (were 1 FAIL)" in lines

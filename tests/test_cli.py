@@ -83,3 +83,19 @@ def test_module_without_engine_is_exit_3(tmp_path) -> None:
 def test_module_bad_input(args: list[str], needle: str) -> None:
     proc = _run(*args)
     assert proc.returncode == 2 and needle in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["server", "--protocol", "transient-token"], "exactly one of --token-command"),
+        (["server", "--protocol", "transient-token", "--token", "TTK1:2:abc"], "--token"),
+        (["server", "/tmp", "--token", "x", "--credentials", "a:b"], "need --protocol"),
+        (["server", "--protocol", "transient-token", "--token-command", "true"],
+         "--token-command"),
+    ],
+)
+def test_token_protocol_bad_input(args: list[str], needle: str) -> None:
+    proc = _run(*args)
+    assert proc.returncode == 2, proc.stderr
+    assert needle in proc.stderr and "Traceback" not in proc.stderr

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "fixtures"))
-import faulty_token_servers  # noqa: E402
+import faulty_token_servers
 
 ts = faulty_token_servers.load_reference_server()
 SCRIPT = str(faulty_token_servers.REFERENCE_PATH)

@@ -433,15 +433,16 @@ static void
 start_server(struct server *s, int lfd, const struct tcase *tc, size_t want,
 	     int as_other)
 {
-	int p[2];
+	int p[2], ready[2];
 	pid_t parent = getpid();
+	char c;
 
 	memset(s, 0, sizeof(*s));
 	s->pid = -1;
 	s->rec = -1;
 	if (tc->srv == SRV_NONE)
 		return;
-	if (pipe2(p, O_CLOEXEC) != 0)
+	if (pipe2(p, O_CLOEXEC) != 0 || pipe2(ready, O_CLOEXEC) != 0)
 		die("pipe2");
 	fflush(NULL);
 	s->pid = fork();
@@ -452,6 +453,7 @@ start_server(struct server *s, int lfd, const struct tcase *tc, size_t want,
 		if (getppid() != parent)
 			_exit(0);
 		close(p[0]);
+		close(ready[0]);
 		if (as_other) {
 			/* SO_PEERCRED reports whoever called listen() */
 			if (setgroups(0, NULL) != 0 || setgid(OTHER_UID) != 0 ||
@@ -460,10 +462,20 @@ start_server(struct server *s, int lfd, const struct tcase *tc, size_t want,
 			if (listen(lfd, 8) != 0)
 				_exit(3);
 		}
+		if (write(ready[1], "r", 1) != 1)
+			_exit(3);
+		close(ready[1]);
 		serve(lfd, tc, want, p[1]);
 		_exit(0);
 	}
 	close(p[1]);
+	close(ready[1]);
+	/* listening (and, for as_other, switched uid) before the module connects */
+	if (wait_fd(ready[0], POLLIN, SERVER_IO_MS) <= 0 || read(ready[0], &c, 1) != 1) {
+		errno = EPROTO;
+		die("the test server did not start");
+	}
+	close(ready[0]);
 	s->rec = p[0];
 }
 

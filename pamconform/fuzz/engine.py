@@ -37,7 +37,7 @@ class FuzzConfig:
     timeout: float = 3.0
     corpus: list[bytes] = field(default_factory=list)
     pid: int | None = None
-    memory_limit_mib: float = 64.0
+    memory_limit_mib: float = 512.0
     #: stop once this many kinds of finding are recorded (0: run the whole budget)
     max_findings: int = 0
     #: 0: count violations only, never record, shrink or stop (benchmarks)
@@ -102,7 +102,7 @@ class Fuzzer:
         self.result = FuzzResult(cfg)
         self.watch = MemoryWatch(cfg.pid, cfg.memory_limit_mib) if cfg.pid else None
         self._recorded: set[str] = set()
-        self._clock = 0.0  # fuzzing time used, shrinking excluded
+        self._started = 0.0
 
     # -- the loop -------------------------------------------------------------------
 
@@ -110,13 +110,12 @@ class Fuzzer:
         cfg, res = self.cfg, self.result
         digest = hashlib.sha256()
         previous: Item | None = None
-        started = time.monotonic()
+        started = self._started = time.monotonic()
         if self.watch:
             self.watch.sample(force=True)
         res.stopped = "count"
         for i in range(cfg.max_examples):
-            self._clock = time.monotonic() - started - res.shrink_seconds
-            if self._clock >= cfg.seconds:
+            if self._clock() >= cfg.seconds:
                 res.stopped = "time"
                 break
             item = self.generator.item(i)
@@ -146,6 +145,10 @@ class Fuzzer:
         res.digest = digest.hexdigest()
         return res
 
+    def _clock(self) -> float:
+        """Fuzzing time so far (shrinking excluded)."""
+        return time.monotonic() - self._started - self.result.shrink_seconds
+
     def _send(self, item: Item) -> tuple[tuple[Exec, ...], list[Outcome]]:
         if isinstance(item, Burst):
             return item.execs, run_burst(self.path, item.execs, self.cfg.timeout)
@@ -157,7 +160,7 @@ class Fuzzer:
               outs: list[Outcome]) -> bool:
         """Whether the server stopped accepting; records a ``refused`` finding if so."""
         suspicious = [k for k, o in enumerate(outs) if o.refused or (o.closed and not o.reply)]
-        if not suspicious or probe(self.path, min(self.cfg.timeout, 2.0)):
+        if not suspicious or probe(self.path, min(self.cfg.timeout, 1.0)):
             return False
         dying = [k for k in suspicious if not outs[k].refused]
         if dying:  # this item's connection was dropped without a reply: it is the culprit
@@ -176,7 +179,8 @@ class Fuzzer:
                 self.cfg.protocol, "refused", culprit,
                 "the server keeps accepting connections after any request", observed,
                 self.cfg.seed, at, setup=self._setup(at), concurrent=rest, users=self.users,
-                found_after_s=self._clock))
+                valid=self.valid,
+                found_after_s=self._clock()))
         self.result.violations["refused"] += 1
         return True
 
@@ -185,6 +189,7 @@ class Fuzzer:
         res.violations[v.kind] += 1
         if not self.cfg.record:
             return
+        found = self._clock()
         if v.kind in self._recorded:
             examples = res.examples.setdefault(v.kind, [])
             if len(examples) < EXAMPLES_PER_KIND:
@@ -197,9 +202,10 @@ class Fuzzer:
                             setup=self._setup(i))
             if not alone.reproduces:
                 concurrent = tuple(m for m in item.execs if m is not ex)
+            ex = replace(ex, generator=f"{item.generator}/{ex.generator or '-'}")
         finding = Finding(self.cfg.protocol, v.kind, ex, v.expected, v.observed, self.cfg.seed,
                           i, setup=self._setup(i), concurrent=concurrent, users=self.users,
-                          found_after_s=self._clock)
+                          valid=self.valid, found_after_s=found)
         if self.cfg.shrink and v.kind in SHRINKABLE and not concurrent:
             finding = self._shrink(finding)
         self._record(finding)
@@ -218,7 +224,7 @@ class Fuzzer:
             f"RSS to stay within {self.cfg.memory_limit_mib:.0f} MiB of its start",
             f"RSS grew {summary['growth_mib']} MiB and was still rising "
             f"({summary['first_kib']} -> {summary['last_kib']} KiB)",
-            self.cfg.seed, i, users=self.users, found_after_s=self._clock,
+            self.cfg.seed, i, users=self.users, valid=self.valid, found_after_s=self._clock(),
             extra={"memory": summary}))
         return True
 

@@ -18,8 +18,10 @@ same sequence.
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Callable
+from typing import ClassVar
 
 from pamconform.fuzz.model import Burst, Exec, Item, single
 from pamconform.redirector.client import request
@@ -224,7 +226,7 @@ class Generator:
     """Item ``i`` of the sequence for a seed; pure, so the sequence is reproducible."""
 
     #: havoc family -> weight
-    WEIGHTS: dict[str, int] = {
+    WEIGHTS: ClassVar[dict[str, int]] = {
         "pw": 26,
         "user": 10,
         "both": 4,
@@ -275,16 +277,19 @@ class Generator:
                     f"walk.pw-flip-{i}") for i in range(len(pw))],
             [single(request(user, pw[:i] + b"\0" + pw[i:]), f"walk.pw-nul-at-{i}")
              for i in range(len(pw), -1, -1)],
-            [single(request(user + suffix, pw), f"walk.user-suffix-{suffix.hex()}")
-             for suffix in (b"\0", b" ", b"\t", b"\r", b"\xff", b"\0\0")]
-            + [single(request(user[:i] + bytes([_flip_case(user[i])]) + user[i + 1 :], pw),
-                      f"walk.user-flip-{i}") for i in range(len(user))],
+            [*(single(request(user + suffix, pw), f"walk.user-suffix-{suffix.hex()}")
+               for suffix in (b"\0", b" ", b"\t", b"\r", b"\xff", b"\0\0")),
+             *(single(request(user[:i] + bytes([_flip_case(user[i])]) + user[i + 1 :], pw),
+                      f"walk.user-flip-{i}") for i in range(len(user)))],
             [single(request(user, pw[:i] + pw[i + 1 :]), f"walk.pw-delete-{i}")
              for i in range(len(pw) - 1, -1, -1)],
             [single(request(user, pw + suffix), f"walk.pw-suffix-{suffix.hex()}")
              for suffix in (b" ", b"\t", b"\r", b"\xff", b"\x80", b"x", b"\0\0")],
             [single(payload, f"walk.frame-{name}", shutdown=shut)
              for name, (payload, shut) in framing_variants(user, pw).items()],
+            # a client that stalls mid-request must not hold up the next one
+            [Burst((single(user[:2], "stall", shutdown=False), single(request(user, pw), "valid")),
+                   "walk.stall-then-valid")],
         ]
         out: list[Item] = []
         for k in range(max(len(f) for f in families)):
@@ -322,8 +327,8 @@ class Generator:
             if others:
                 other_user, _ = rng.choice(others)
                 return single(request(other_user, pw), "cross.other-users-password")
-            name = rng.choice((b"root", b"admin", b"nobody", b"x", user.upper() + b"2"))
-            return single(request(name, pw), "cross.unknown-user")
+            stranger = rng.choice((b"root", b"admin", b"nobody", b"x", user.upper() + b"2"))
+            return single(request(stranger, pw), "cross.unknown-user")
         if family == "frame":
             variants = framing_variants(user, pw)
             name = rng.choice(sorted(variants))
@@ -370,7 +375,7 @@ class Generator:
             cuts = sorted({rng.randint(1, max(1, len(payload) - 1))
                            for _ in range(rng.randint(1, 4))})
             bounds = [0, *cuts, len(payload)]
-            chunks = [payload[a:b] for a, b in zip(bounds, bounds[1:], strict=False) if a < b]
+            chunks = [payload[a:b] for a, b in itertools.pairwise(bounds) if a < b]
         shutdown = not (payload in self.valid and rng.random() < 0.2)
         return Exec(tuple(chunks), self._pauses(rng, len(chunks)), shutdown,
                     f"split.{style}({what})")

@@ -118,6 +118,9 @@ class Finding:
     concurrent: tuple[Exec, ...] = ()
     #: users of the credentials the finding's bytes were made from
     users: tuple[str, ...] = ()
+    #: the known-valid requests of the run (the oracle's exact pairs), so a finding
+    #: replays on its own
+    valid: tuple[bytes, ...] = ()
     shrink: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
     found_after_s: float = 0.0
@@ -146,6 +149,7 @@ class Finding:
         out.update(self.exec.as_dict())
         out["setup_hex"] = [s.hex() for s in self.setup]
         out["concurrent_hex"] = [e.as_dict() for e in self.concurrent]
+        out["valid_hex"] = [v.hex() for v in self.valid]
         out.update(
             expected=self.expected,
             observed=self.observed,
@@ -179,6 +183,7 @@ class Finding:
             setup=tuple(bytes.fromhex(s) for s in data.get("setup_hex", [])),
             concurrent=tuple(Exec.from_dict(c) for c in data.get("concurrent_hex", [])),
             users=tuple(str(u) for u in data.get("users", [])),
+            valid=tuple(bytes.fromhex(v) for v in data.get("valid_hex", [])),
             shrink=dict(data.get("shrink", {})),
             extra=dict(data.get("extra", {})),
             found_after_s=float(data.get("found_after_s", 0.0)),

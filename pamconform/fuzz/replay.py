@@ -36,7 +36,7 @@ def send_setup(path: str, setup: tuple[bytes, ...], timeout: float,
 def attempt(path: str, kind: str, ex: Exec, oracle: Oracle, timeout: float, *,
             setup: tuple[bytes, ...] = (), concurrent: tuple[Exec, ...] = (),
             log: WireLog | None = None, pid: int | None = None,
-            memory_limit_mib: float = 64.0) -> Replayed:
+            memory_limit_mib: float = 512.0) -> Replayed:
     """Send setup, then ``ex`` (with its burst companions), and judge it as ``kind``."""
     send_setup(path, setup, timeout, log)
     if kind == "memory":
@@ -51,7 +51,7 @@ def attempt(path: str, kind: str, ex: Exec, oracle: Oracle, timeout: float, *,
     else:
         out = run_exec(path, ex, timeout)
     if kind == "refused":
-        alive = probe(path, min(timeout, 2.0))
+        alive = probe(path, min(timeout, 1.0))
         text = "the server still accepts connections" if alive else (
             "the server no longer accepts connections")
         return Replayed(not alive, out, None, f"{out.describe()}; {text}")
@@ -83,4 +83,4 @@ def replay(finding: Finding, path: str, oracle: Oracle, timeout: float, *,
     """Replay a saved finding as it was saved."""
     return attempt(path, finding.kind, finding.exec, oracle, timeout, setup=finding.setup,
                    concurrent=finding.concurrent, log=log, pid=pid,
-                   memory_limit_mib=float(finding.extra.get("memory", {}).get("limit_mib", 64)))
+                   memory_limit_mib=float(finding.extra.get("memory", {}).get("limit_mib", 512)))

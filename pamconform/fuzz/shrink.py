@@ -106,8 +106,10 @@ class Shrinker:
                 chunks[idx] = data
                 return replace(ex, chunks=tuple(chunks))
 
-            best = self._ddmin(ex.chunks[idx], lambda d, w=with_chunk: self.test(w(d)))
-            ex = with_chunk(best)
+            def test_chunk(data: bytes, with_chunk: Callable[[bytes], Exec] = with_chunk) -> bool:
+                return self.test(with_chunk(data))
+
+            ex = with_chunk(self._ddmin(ex.chunks[idx], test_chunk))
         return ex
 
     def _ddmin(self, data: bytes, test: Callable[[bytes], bool]) -> bytes:

@@ -7,6 +7,7 @@ client of ``pamconform.redirector.client`` so their evidence shows every byte.
 
 from __future__ import annotations
 
+import contextlib
 import selectors
 import socket
 import time
@@ -79,10 +80,8 @@ def run_exec(path: str, ex: Exec, timeout: float) -> Outcome:
                 if pause > 0:
                     time.sleep(pause)
         if ex.shutdown and not broken:
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_WR)
-            except OSError:
-                pass
         return _read(sock, timeout)
     finally:
         sock.close()
@@ -124,12 +123,12 @@ def run_burst(path: str, execs: tuple[Exec, ...], timeout: float) -> list[Outcom
     """
     n = len(execs)
     outcomes: list[Outcome | None] = [None] * n
-    socks: list[socket.socket | None] = [None] * n
+    socks: dict[int, socket.socket] = {}
     bufs = [b""] * n
     start = time.monotonic()
     sel = selectors.DefaultSelector()
     try:
-        for i, ex in enumerate(execs):
+        for i in range(n):
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             sock.settimeout(timeout)
             try:
@@ -139,10 +138,8 @@ def run_burst(path: str, execs: tuple[Exec, ...], timeout: float) -> list[Outcom
                 outcomes[i] = Outcome(refused=True, error=type(exc).__name__)
                 continue
             socks[i] = sock
-        for i, ex in enumerate(execs):
-            sock = socks[i]
-            if sock is None:
-                continue
+        for i, sock in socks.items():
+            ex = execs[i]
             try:
                 sock.sendall(ex.payload)
                 if ex.shutdown:
@@ -152,7 +149,7 @@ def run_burst(path: str, execs: tuple[Exec, ...], timeout: float) -> list[Outcom
             sock.setblocking(False)
             sel.register(sock, selectors.EVENT_READ, i)
         deadline = start + timeout
-        waiting = {i for i in range(n) if socks[i] is not None}
+        waiting = set(socks)
         # stalled clients are not waited for, only read if they happen to get a reply
         must = {i for i in waiting if execs[i].complete}
         while must:
@@ -162,9 +159,8 @@ def run_burst(path: str, execs: tuple[Exec, ...], timeout: float) -> list[Outcom
             for key, _ in sel.select(left):
                 i = int(key.data)
                 sock = socks[i]
-                assert sock is not None
                 try:
-                    chunk = sock.recv(4096)
+                    chunk: bytes | None = sock.recv(4096)
                 except BlockingIOError:
                     continue
                 except OSError:
@@ -188,23 +184,23 @@ def run_burst(path: str, execs: tuple[Exec, ...], timeout: float) -> list[Outcom
                                   False, elapsed)
     finally:
         sel.close()
-        for sock in socks:
-            if sock is not None:
-                sock.close()
+        for sock in socks.values():
+            sock.close()
     return [o if o is not None else Outcome(timed_out=True, elapsed_s=timeout) for o in outcomes]
 
 
 def probe(path: str, timeout: float) -> bool:
-    """Whether the server still accepts connections (retried for up to ``timeout``)."""
+    """Whether the server still accepts and serves connections (retried for ``timeout``).
+
+    An empty request is sent (connect, half-close): a live server answers or closes; a
+    connection that is only reset was queued on a listener that died with its process.
+    """
     deadline = time.monotonic() + timeout
+    time.sleep(0.02)  # let a dying process finish dying
     while True:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(max(0.05, min(1.0, timeout)))
-            try:
-                sock.connect(path)
-                return True
-            except OSError:
-                pass
+        out = run_exec(path, Exec((b"",)), max(0.2, min(1.0, timeout)))
+        if not out.refused and not (out.reset and not out.reply):
+            return True
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.05)

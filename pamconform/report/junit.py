@@ -2,8 +2,31 @@
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from typing import Any
+
+#: Characters XML 1.0 cannot carry at all (not even as references), plus DEL.
+_INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
+
+
+def _clean(text: str) -> str:
+    r"""Text safe for XML: characters XML cannot carry become ``\xNN`` escapes.
+
+    >>> _clean("a\x00b\x1b[0m")
+    'a\\x00b\\x1b[0m'
+    """
+    return _INVALID_XML.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 256
+                            else f"\\u{ord(m.group()):04x}", text)
+
+
+def _clean_tree(root: ET.Element) -> None:
+    """Clean every attribute value and text of the tree (wire bytes, server output)."""
+    for el in root.iter():
+        for key, value in el.attrib.items():
+            el.attrib[key] = _clean(value)
+        if el.text:
+            el.text = _clean(el.text)
 
 
 def _evidence_summary(case: dict[str, Any]) -> str:
@@ -52,5 +75,6 @@ def render_junit(data: dict[str, Any]) -> str:
             else:
                 out = ET.SubElement(tc, "system-out")
                 out.text = f"verdict: {verdict}" + (f" ({c['message']})" if c["message"] else "")
+    _clean_tree(suites)
     ET.indent(suites)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, "unicode") + "\n"

@@ -19,22 +19,25 @@ _PR_SET_KEEPCAPS = 8
 _CAPABILITY_VERSION_3 = 0x20080522
 CAP_DAC_OVERRIDE = 1
 
+# Resolved here, in the parent: the forked child of a threaded harness must not dlopen.
+_LIBC = ctypes.CDLL(None, use_errno=True)
+_prctl = _LIBC.prctl
+_capset = _LIBC.capset
+
 
 def _keep_dac_override() -> bool:
     """In the child, after setuid: make CAP_DAC_OVERRIDE (only) effective again."""
-    libc = ctypes.CDLL(None, use_errno=True)
     header = (ctypes.c_uint32 * 2)(_CAPABILITY_VERSION_3, 0)
     bit = 1 << CAP_DAC_OVERRIDE
     data = (ctypes.c_uint32 * 6)(bit, bit, 0, 0, 0, 0)  # effective, permitted, inheritable
-    return int(libc.capset(header, data)) == 0
+    return int(_capset(header, data)) == 0
 
 
 def _child(uid: int, gid: int, path: str, data: bytes, timeout: float, out: int) -> None:
     status, body = b"E", b""
     dac = b"0"
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_KEEPCAPS, 1, 0, 0, 0)
+        _prctl(_PR_SET_KEEPCAPS, 1, 0, 0, 0)
         os.setgroups([])
         os.setgid(gid)
         os.setuid(uid)

@@ -17,7 +17,7 @@ from pamconform.token.checks import (
     target,
     variant_of,
 )
-from pamconform.token.client import Connection, socket_state
+from pamconform.token.client import ConnectFailed, Connection, socket_state
 from pamconform.token.target import MAX_EXPIRY_WAIT
 from pamconform.verdicts import Severity
 
@@ -25,14 +25,14 @@ case = case_factory(protocol="transient-token", kind="server")
 
 
 @case(
-    "token.server.exact-token-accepted",
+    "token.server.accept-exact-token",
     rule="T-S1",
     severity=Severity.MUST,
     title="A fresh token is accepted",
     requirement="A fresh token written whole, with no newline, as the module does, is "
     "answered with exactly PASS\\n\\0.",
 )
-def exact_token_accepted(ctx):
+def accept_exact_token(ctx):
     require(ctx, 1)
     minted = mint(ctx)
     expect_pass(ctx, attempt(ctx, minted, minted.token.raw, shutdown=False), "the fresh token")
@@ -62,7 +62,7 @@ def single_use(ctx):
         for _ in range(2):
             try:
                 conns.append(Connection(racer.socket, ctx.log, t.timeout))
-            except OSError:
+            except ConnectFailed:
                 break  # the server stopped listening after the first connection: fine
         for conn in conns:
             conn.send(racer.token.raw)

@@ -1,0 +1,194 @@
+"""``pamconform fuzz``: fuzz an auth server, and replay what it found.
+
+    pamconform fuzz server SOCKET --protocol redirector --credentials USER:PASSWORD ...
+        [--seconds N] [--max-examples N] [--seed N] [--corpus DIR] [--report DIR]
+        [--pid PID] [--save-regressions DIR]
+    pamconform fuzz replay FINDING.json SOCKET
+
+Exit codes as elsewhere: 0 no FAIL (replay: it no longer reproduces), 1 a FAIL (replay:
+it still reproduces), 2 bad usage or input, 3 harness error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+from pathlib import Path
+
+from pamconform import __version__, report
+from pamconform.console import Console
+from pamconform.errors import HarnessError, UsageError
+from pamconform.fuzz import regressions
+from pamconform.fuzz.engine import FuzzConfig, Fuzzer
+from pamconform.fuzz.model import Finding
+from pamconform.fuzz.oracle import Oracle
+from pamconform.fuzz.replay import replay
+from pamconform.fuzz.results import target_result
+from pamconform.runner import exit_code
+from pamconform.wirelog import WireLog
+
+PROTOCOLS = ("redirector", "transient-token")
+#: Corpus files larger than this are cut (the generator never sends more than 1 MiB).
+MAX_CORPUS_FILE = 1 << 20
+MAX_CORPUS_FILES = 10_000
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    fuzz = subparsers.add_parser("fuzz", help="fuzz an auth server; replay a finding")
+    sub = fuzz.add_subparsers(dest="fuzz_command", required=True, parser_class=type(fuzz))
+
+    srv = sub.add_parser("server", help="fuzz an auth server on a UNIX socket")
+    srv.add_argument("socket", type=Path, help="the server's socket path")
+    srv.add_argument("--protocol", choices=PROTOCOLS, default="redirector")
+    srv.add_argument("--credentials", action="append", default=[], metavar="USER:PASSWORD",
+                     help="a valid login the server knows (repeatable; at least one)")
+    srv.add_argument("--seconds", type=float, default=10.0, metavar="N",
+                     help="fuzzing time (default 10; shrinking comes on top)")
+    srv.add_argument("--max-examples", type=int, default=1_000_000, metavar="N",
+                     help="stop after N generated items (default 1000000)")
+    srv.add_argument("--seed", type=int, default=1, metavar="N",
+                     help="the seed: same seed, same sequence (default 1)")
+    srv.add_argument("--corpus", type=Path, metavar="DIR",
+                     help="raw request files to mutate, besides the valid requests")
+    srv.add_argument("--report", type=Path, metavar="DIR",
+                     help="report directory (default reports/<timestamp>/, reports/latest); "
+                     "findings go to DIR/findings/")
+    srv.add_argument("--pid", type=int, metavar="PID",
+                     help="the server's pid: watch its VmRSS for unbounded growth")
+    srv.add_argument("--memory-limit", type=float, default=512.0, metavar="MIB",
+                     help="RSS growth counted as unbounded when still rising (default 512)")
+    srv.add_argument("--timeout", type=float, default=3.0, metavar="SECONDS",
+                     help="how long a complete request may wait for its reply (default 3)")
+    srv.add_argument("--max-findings", type=int, default=0, metavar="N",
+                     help="stop after N kinds of finding (default 0: use the whole budget)")
+    srv.add_argument("--no-shrink", action="store_true", help="save findings as found")
+    srv.add_argument("--shrink-replays", type=int, default=150, metavar="N",
+                     help="replays allowed to shrink one finding (default 150)")
+    srv.add_argument("--save-regressions", type=Path, metavar="DIR",
+                     help="also write each finding as a regression case file into DIR "
+                     "(e.g. suites/redirector_server/regressions)")
+    srv.add_argument("--name", help="the target's name in the report (default: the socket)")
+    srv.add_argument("--strict", action="store_true", help="NON-STRICT counts as FAIL")
+    srv.add_argument("--quiet", action="store_true", help="no finding lines while running")
+    srv.set_defaults(func=cmd_fuzz_server)
+
+    rep = sub.add_parser("replay", help="replay a saved finding; exit 1 if it still reproduces")
+    rep.add_argument("finding", type=Path, metavar="FINDING.json")
+    rep.add_argument("socket", type=Path, help="the server's socket path")
+    rep.add_argument("--timeout", type=float, default=3.0, metavar="SECONDS")
+    rep.add_argument("--pid", type=int, metavar="PID", help="for memory findings")
+    rep.set_defaults(func=cmd_fuzz_replay)
+
+
+def _corpus(directory: Path | None) -> list[bytes]:
+    if directory is None:
+        return []
+    if not directory.is_dir():
+        raise UsageError(f"--corpus {directory}: not a directory")
+    out = []
+    for path in sorted(directory.iterdir())[:MAX_CORPUS_FILES]:
+        if path.is_file():
+            try:
+                with open(path, "rb") as f:
+                    out.append(f.read(MAX_CORPUS_FILE))
+            except OSError as exc:
+                raise UsageError(f"--corpus {path}: {exc.strerror}") from None
+    if not out:
+        raise UsageError(f"--corpus {directory}: no files")
+    return out
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    if args.protocol != "redirector":
+        raise UsageError(f"fuzz server: --protocol {args.protocol} is not fuzzed yet "
+                         "(only redirector)")
+    if args.seconds <= 0 or args.timeout <= 0 or args.max_examples < 1:
+        raise UsageError("--seconds, --timeout and --max-examples must be positive")
+    if args.max_findings < 0 or args.shrink_replays < 0 or args.memory_limit <= 0:
+        raise UsageError("--max-findings and --shrink-replays must be >= 0, "
+                         "--memory-limit > 0")
+    if args.pid is not None and not os.path.exists(f"/proc/{args.pid}/status"):
+        raise UsageError(f"--pid {args.pid}: no such process")
+
+
+def cmd_fuzz_server(args: argparse.Namespace, console: Console) -> int:
+    from pamconform.cli import parse_credentials, preflight
+
+    _check_args(args)
+    credentials = parse_credentials(args.credentials)
+    if not credentials:
+        raise UsageError("fuzz server: give at least one valid login with "
+                         "--credentials USER:PASSWORD")
+    corpus = _corpus(args.corpus)
+    preflight(args.socket, args.timeout)
+    cfg = FuzzConfig(args.socket, credentials, protocol=args.protocol, seed=args.seed,
+                     seconds=args.seconds, max_examples=args.max_examples,
+                     timeout=args.timeout, corpus=corpus, pid=args.pid,
+                     memory_limit_mib=args.memory_limit, max_findings=args.max_findings,
+                     shrink=not args.no_shrink, shrink_replays=args.shrink_replays)
+    name = args.name or str(args.socket)
+    console.line(f"pamconform {__version__}: fuzzing {args.protocol} server {name} "
+                 f"(seed {args.seed}, {args.seconds:g} s, at most {args.max_examples} items)")
+    run = report.Run(strict=args.strict)
+    say = (lambda text: None) if args.quiet else (lambda text: console.line(f"  {text}"))
+    try:
+        result = Fuzzer(cfg, on_event=say).run()
+    except OSError as exc:
+        raise HarnessError(f"fuzzing stopped: {exc}") from exc
+    directory = args.report or report.default_dir(Path("reports"), run.started)
+    files = {}
+    for finding in result.findings:
+        path = finding.save(directory / "findings")
+        files[path.name] = path
+    target = target_result(name, result, strict=args.strict, files=files, base=directory)
+    console.summary(target)
+    s = result.summary()
+    console.line(f"  {s['items']} items, {s['execs']} connections in {s['fuzz_seconds']} s "
+                 f"({s['execs_per_s']}/s), stopped by {s['stopped']}; "
+                 f"sequence {s['sequence_sha256'][:16]}")
+    for finding in result.findings:
+        path = files[finding.file_name()]
+        console.line(f"  {finding.kind}: {finding.exec.payload[:80]!r} -> {finding.observed}")
+        console.line(f"    replay: pamconform fuzz replay {shlex.quote(str(path))} "
+                     f"{shlex.quote(str(args.socket))}")
+    if args.save_regressions is not None:
+        for finding in result.findings:
+            saved = regressions.save(finding, args.save_regressions)
+            if saved is not None:
+                console.line(f"  regression case {regressions.case_id(finding)}: {saved}")
+    run.targets = [target]
+    report.write(run, directory)
+    if args.report is None:
+        report.point_latest(directory)
+    console.line(f"\nreport: {directory}/index.html (index.json, junit.xml, findings/)")
+    return exit_code([target])
+
+
+def cmd_fuzz_replay(args: argparse.Namespace, console: Console) -> int:
+    from pamconform.cli import preflight
+
+    if args.timeout <= 0:
+        raise UsageError("--timeout must be positive")
+    try:
+        finding = Finding.load(args.finding)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if finding.protocol != "redirector":
+        raise UsageError(f"{args.finding}: protocol {finding.protocol} cannot be replayed yet")
+    preflight(args.socket, args.timeout)
+    log = WireLog()
+    oracle = Oracle([])
+    oracle.valid = frozenset(finding.valid)
+    try:
+        got = replay(finding, str(args.socket), oracle, args.timeout, log=log, pid=args.pid)
+    except OSError as exc:
+        raise HarnessError(f"replay failed: {exc}") from exc
+    console.line(f"replaying {finding.kind} finding {args.finding.name} "
+                 f"(seed {finding.seed}, item {finding.iteration}):")
+    console.line(log.render())
+    console.line(f"expected: {finding.expected}")
+    console.line(f"then:     {finding.observed}")
+    console.line(f"now:      {got.text}")
+    console.line("STILL REPRODUCES" if got.reproduces else "no longer reproduces")
+    return 1 if got.reproduces else 0

@@ -1,0 +1,16 @@
+"""Fuzz regressions: every finding saved in ``regressions/*.json`` is a MUST case.
+
+``pamconform fuzz server ... --save-regressions suites/redirector_server/regressions``
+adds them; each is replayed as it was found (its setup logins first) and FAILs while
+it still reproduces. Ids are ``redir.server.regression-<hash of what is sent>``.
+"""
+
+from pathlib import Path
+
+from pamconform.fuzz.regressions import register_directory
+from pamconform.registry import case_factory
+
+case = case_factory(protocol="redirector", kind="server")
+
+REGRESSIONS = Path(__file__).resolve().parent / "regressions"
+CASE_IDS = register_directory(REGRESSIONS, case)

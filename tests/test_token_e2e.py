@@ -1,0 +1,39 @@
+"""The transient-token module suite in the lab: the reference passes, no_peer_check is caught."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pamconform import resources
+from pamconform.module_run import module_cases, run_module
+from pamconform.module_target import ModuleSpec
+from pamconform.runner import select
+from pamconform.verdicts import Verdict
+
+pytestmark = pytest.mark.docker
+
+FAULTY = Path(__file__).resolve().parent / "fixtures" / "faulty_modules_token"
+
+
+def _quiet(_line: str) -> None:
+    pass
+
+
+def test_reference_token_module_passes(docker_client: object) -> None:
+    spec = ModuleSpec(resources.modules_dir() / "pam_transient_token",
+                      so="pam_transient_token.so", args="", protocol="transient-token")
+    result = run_module(spec, module_cases("transient-token"), name="reference", say=_quiet)
+    assert len(result.results) >= 10
+    assert {r.case.id: r.message for r in result.results if r.verdict is not Verdict.PASS} == {}
+    assert {r.case.rule for r in result.results} == {"T-M1", "T-M2", "T-M3"}
+
+
+def test_module_without_peer_check_is_caught(docker_client: object) -> None:
+    spec = ModuleSpec(FAULTY, so="pam_transient_token.so", args="", protocol="transient-token",
+                      build="make REF=/opt/pamconform/modules/pam_transient_token "
+                            "FAULT=no_peer_check")
+    cases = select(module_cases("transient-token"), ["token.e2e.planted-socket"], [])
+    result = run_module(spec, cases, name="faulty:no_peer_check", say=_quiet)
+    assert [r.verdict for r in result.results] == [Verdict.FAIL]
