@@ -121,9 +121,12 @@ class ModuleTarget:
             "password required pam_deny.so\n"
         )
         head = "# written by pamconform for this run\n"
+        # su keeps Debian's pam_rootok line: root may switch users without a password (the
+        # cases run su as mallory, for whom it does nothing), as on a real system.
+        rootok = "auth sufficient pam_rootok.so\n"
         return {
             "/etc/pam.d/sshd": head + pre + self.module_line() + "\n" + tail,
-            "/etc/pam.d/su": head + pre + self.module_line() + "\n" + tail,
+            "/etc/pam.d/su": head + rootok + pre + self.module_line() + "\n" + tail,
         }
 
     def write_stacks(self) -> None:

@@ -150,7 +150,7 @@ def test_hand_written_suite_misses_fuzz_only_defect(name: str) -> None:
         result = run_target(cases, target, kind="server", protocol="redirector", strict=True)
     failed = {r.case.id: r.message for r in result.results
               if r.verdict in (Verdict.FAIL, Verdict.ERROR)}
-    assert len(cases) >= 10 and failed == {}
+    assert len(cases) >= 5 and failed == {}
 
 
 def test_reference_server_yields_no_finding() -> None:
