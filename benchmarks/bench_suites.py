@@ -12,11 +12,12 @@ checkout, reports into a temporary directory):
   (builds the module in a lab container, drives sshd and su).
 
 Warm: the lab image is built (or found) first, untimed, so the figures are the suites
-alone. ``--cold`` then REMOVES this checkout's lab image (``pamconform/lab:<hash>``)
-and times the module suite again, image build included; ``--cold-base`` also removes
-the base image ``pamconform/base:bookworm`` (rebuilt by ``containers/base-image.sh``,
-which may need the network). Other ``pamconform/lab`` tags are left alone. Do not use
-``--cold`` while other lab runs share the engine.
+alone. ``--cold`` then REMOVES the lab images (every ``pamconform/lab`` tag no container
+uses) and times the module suite again, image build included (printed apart);
+``--cold-base`` also removes the base image ``pamconform/base:bookworm`` (rebuilt by
+``containers/base-image.sh``, which may need the network). Layers shared with an image
+a container still uses stay cached, which makes "cold" warmer: stop other lab runs
+first (``docker ps --filter label=pamconform=1``).
 
 Prints figures; not a test.
 """
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -65,35 +67,47 @@ def run_suite(name: str, report: Path) -> dict[str, Any]:
             "cases": sum(counts.values()), "verdicts": dict(counts), "log": str(log)}
 
 
-def prime_lab(remove: bool, remove_base: bool) -> tuple[str, float]:
-    """Build (or find) the lab image; with ``remove``, delete it (and maybe the base) instead."""
+def prime_lab() -> tuple[str, float]:
+    """Build (or find) the lab image, untimed for the suites; return it and the time."""
     from pamconform import resources
-    from pamconform.lab import BASE_TAG, connect, ensure_lab_image
-    from pamconform.lab.images import lab_image_tag
+    from pamconform.lab import connect, ensure_lab_image
 
-    client = connect()
-    if remove:
-        removed = []
-        try:
-            tag = lab_image_tag(client, resources.root())
-        except Exception:  # no base image: nothing built from it either
-            tag = ""
-        for ref in [tag] + ([BASE_TAG] if remove_base else []):
-            if not ref:
-                continue
-            try:
-                client.images.remove(ref, force=False)
-                removed.append(ref)
-            except Exception as exc:
-                print(f"  could not remove {ref}: {exc}")
-        return ", ".join(removed) or "nothing", 0.0
-    start = time.monotonic()
     def say(line: str) -> None:  # the build's own log is long: keep pamconform's lines
         if line.startswith(("building", "built", "base image")):
             print(f"  {line}")
 
-    tag = ensure_lab_image(client, resources.root(), progress=say)
+    start = time.monotonic()
+    tag = ensure_lab_image(connect(), resources.root(), progress=say)
     return tag, time.monotonic() - start
+
+
+def remove_lab_images(remove_base: bool) -> list[str]:
+    """Remove every ``pamconform/lab`` tag (and maybe the base) no container uses.
+
+    Docker refuses to remove an image a container (running or stopped) uses; such tags
+    stay, and so do the layers they share with the rebuilt image.
+    """
+    import docker.errors
+
+    from pamconform.lab import BASE_TAG, LAB_REPO, connect
+
+    client = connect()
+    refs = [t for image in client.images.list(name=LAB_REPO) for t in image.tags]
+    refs += [BASE_TAG] if remove_base else []
+    removed = []
+    for ref in refs:
+        try:
+            client.images.remove(ref, force=False)
+            removed.append(ref)
+        except docker.errors.APIError as exc:
+            print(f"  kept {ref}: {exc.explanation or exc}")
+    return removed
+
+
+def build_seconds(log: str) -> float | None:
+    """The image build time a module run reported ('built pamconform/lab:... in N s')."""
+    m = re.search(r"built pamconform/lab:\S+ in (\d+) s", log)
+    return float(m[1]) if m else None
 
 
 def _line(mode: str, r: dict[str, Any]) -> str:
@@ -121,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="pc-suites-", dir="/tmp"))
     print(f"{os.cpu_count()} CPUs; reports and logs in {tmp}")
     if "module" in names:
-        tag, took = prime_lab(remove=False, remove_base=False)
+        tag, took = prime_lab()
         print(f"warm-up: lab image {tag} ready in {took:.1f} s (untimed below)")
     print(f"{'suite':<7} {'mode':<5} {'wall s':>8} {'cases':>6}")
     for i in range(args.repeat):
@@ -131,12 +145,13 @@ def main(argv: list[str] | None = None) -> int:
             results.append(r)
             print(_line("warm", r), flush=True)
     if args.cold and "module" in names:
-        removed, _ = prime_lab(remove=True, remove_base=args.cold_base)
-        print(f"cold: removed {removed}")
+        removed = remove_lab_images(args.cold_base)
+        print(f"cold: removed {len(removed)} image(s): {', '.join(removed) or 'none'}")
         r = run_suite("module", tmp / "module-cold")
         r["mode"] = "cold"
+        r["image_build_s"] = build_seconds(Path(r["log"]).read_text(errors="replace"))
         results.append(r)
-        print(_line("cold", r), flush=True)
+        print(_line("cold", r) + f"  (image build {r['image_build_s']} s)", flush=True)
     elif not args.cold:
         print("(cold figures: --cold, which removes the lab image first)")
     if args.json:

@@ -291,8 +291,9 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
                                 strict=args.strict, progress=console.progress)
         console.summary(result)
         results.append(result)
+    results.append(_run_token_reference(args, console))
     if mcases:
-        from pamconform.module_run import run_module
+        from pamconform.module_run import module_cases, run_module
 
         console.line(f"== reference-module: {len(mcases)} redirector module cases (lab)")
         try:
@@ -305,7 +306,57 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
             raise
         console.summary(mresult)
         results.append(mresult)
+        tcases = select(module_cases("transient-token"), args.cases, args.exclude_cases)
+        if tcases:
+            console.line(f"== reference-token-module: {len(tcases)} transient-token module "
+                         "cases (lab)")
+            tresult = run_module(reference_token_module_spec(), tcases,
+                                 name="reference-token-module", keep=args.keep,
+                                 strict=args.strict, say=console.line,
+                                 progress=console.progress)
+            console.summary(tresult)
+            results.append(tresult)
     return _finish(results, args, console, run)
+
+
+def reference_token_module_spec() -> ModuleSpecT:
+    from pamconform import resources
+    from pamconform.module_target import ModuleSpec
+
+    return ModuleSpec(resources.modules_dir() / "pam_transient_token", "make",
+                      "pam_transient_token.so", "", "transient-token")
+
+
+def _run_token_reference(args: argparse.Namespace, console: Console) -> TargetResult:
+    """The token server suite against the bundled token server (sockets in a private dir)."""
+    import shlex
+    import shutil
+    import tempfile
+
+    from pamconform import resources
+    from pamconform.token.cli_support import make_target
+
+    loader.load_suite(PROTOCOLS["transient-token"])
+    cases = select(all_cases(protocol="transient-token", kind="server"), args.cases,
+                   args.exclude_cases)
+    directory = Path(tempfile.mkdtemp(prefix="pc-tok-", dir="/tmp"))
+    lifetime = 10
+    command = shlex.join([sys.executable, str(resources.servers_dir() / "token_server.py"),
+                          "--socket-dir", str(directory), "--timeout", str(lifetime),
+                          "--allow-uid", str(os.getuid())])
+    try:
+        target = make_target(directory, command, None, args.timeout, "reference-token-server",
+                             idle_limit=args.idle_limit, expiry=lifetime)
+        try:
+            console.line(f"== reference-token-server: {len(cases)} transient-token cases")
+            result = run_target(cases, target, kind="server", protocol="transient-token",
+                                strict=args.strict, progress=console.progress)
+        finally:
+            target.close()
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+    console.summary(result)
+    return result
 
 
 def cmd_reference_server(args: argparse.Namespace) -> int:

@@ -123,6 +123,7 @@ class Origin:
     file: str
     line: int
     text: str
+    last: int = 0
 
     @property
     def where(self) -> str:
@@ -265,10 +266,11 @@ class Layout:
 
 @dataclass(frozen=True)
 class RawLine:
-    """A logical line: its first physical line number and its text."""
+    """A logical line: its first (and last) physical line number and its text."""
 
     line: int
     text: str
+    last: int = 0
 
 
 def assemble(data: bytes | str) -> tuple[list[RawLine], tuple[int, str] | None]:
@@ -322,7 +324,8 @@ def assemble(data: bytes | str) -> tuple[list[RawLine], tuple[int, str] | None]:
                 continue
             buf += chunk
             break
-        lines.append(RawLine(first, buf))
+        lines.append(RawLine(first, buf, lineno - 1 if pos and text[pos - 1] == "\n"
+                             else lineno))
 
 
 def tokenize(text: str, start: int | None) -> tuple[str | None, int | None]:
@@ -355,6 +358,20 @@ def tokenize(text: str, start: int | None) -> tuple[str | None, int | None]:
     if j < n:
         j += 1  # the terminator
     return token, (j if j < n else None)
+
+
+def module_offset(text: str, *, service_column: bool = False) -> int | None:
+    """Where the module token of a logical line starts (None: no module token)."""
+    rest: int | None = 0
+    for _ in range(3 if service_column else 2):
+        tok, rest = tokenize(text, rest)
+        if tok is None:
+            return None
+    if rest is None:
+        return None
+    while rest < len(text) and text[rest] in _DELIMS:
+        rest += 1
+    return rest if rest < len(text) else None
 
 
 def split_args(text: str, start: int | None) -> tuple[str, ...]:
@@ -513,7 +530,7 @@ class _Loader:
     def line(self, path: str, raw: RawLine, known: str | None, wanted: str | None,
              level: int) -> None:
         text, rest = raw.text, 0
-        origin = Origin(path, raw.line, text)
+        origin = Origin(path, raw.line, text, raw.last)
         if known is None:
             this, rest = tokenize(text, rest)
             this = this or ""
