@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pamconform import __version__, loader, report
+from pamconform.baseline import apply_baseline
 from pamconform.console import Console
 from pamconform.context import ServerTarget
 from pamconform.errors import HarnessError, UsageError
@@ -43,7 +44,13 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="pamconform", description=__doc__.splitlines()[0] if __doc__ else "")
+    parser = _Parser(
+        prog="pamconform",
+        description="Conformance suite for PAM modules that delegate authentication over "
+        "UNIX sockets, and for the auth servers behind them.",
+        epilog="exit codes: 0 no case FAILed, 1 a case FAILed, 2 bad usage or input, "
+        "3 harness error",
+    )
     parser.add_argument("--version", action="version", version=f"pamconform {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -177,6 +184,8 @@ def _finish(targets: list[TargetResult], args: argparse.Namespace, console: Cons
     if args.report is None:
         report.point_latest(directory)
     console.line(f"\nreport: {directory}/index.html (index.json, junit.xml)")
+    if getattr(args, "baseline", None) is not None:  # --baseline (pamconform.commands.diff)
+        return max(exit_code(targets), apply_baseline(args.baseline, run.as_dict(), console))
     return exit_code(targets)
 
 
@@ -370,6 +379,7 @@ def main(argv: list[str] | None = None) -> int:
     console = Console()
     try:
         args = build_parser().parse_args(argv)
+        console.quiet = bool(getattr(args, "quiet", False))
         return int(args.func(args, console))
     except UsageError as exc:
         print(f"pamconform: error: {exc}", file=sys.stderr)

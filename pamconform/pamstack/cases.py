@@ -119,14 +119,25 @@ def run_shape(target: StackTarget, shape: Shape,
     return ShapeResult(dict(zip(states, results, strict=True)), model)
 
 
-def check_shape(ctx: Any, shape: Shape, *, expect_fail_open: Sequence[str] | None = None) -> None:
-    """The case body of every stack case: libpam equals the model, in every state."""
+def check_shape(ctx: Any, shape: Shape, *, expect_fail_open: Sequence[str] | None = None,
+                label: str | None = None) -> list[str]:
+    """The case body of every stack case: libpam equals the model, in every state.
+
+    Evidence goes to ``ctx.extra`` (under ``label`` when a case checks several shapes);
+    returns the states in which the stack fails open.
+    """
     target: StackTarget = ctx.target
     result = run_shape(target, shape)
-    ctx.extra["stack"] = shape.text()
+    extra: dict[str, Any] = {}
+    if label is None:
+        extra = ctx.extra
+    else:
+        ctx.extra[label] = extra
+    extra["stack"] = shape.text()
     if shape.files:
-        ctx.extra["files"] = {name: _fill(body, None, "{dir}")
-                              for name, body in shape.files.items()}
+        extra["files"] = {name: _fill(body, None, "{dir}") for name, body in shape.files.items()}
+    if shape.other:
+        extra["other"] = _fill(shape.other, None, "{dir}")
     evidence = {}
     for state in STATES:
         start, steps = pamdrive_results(result.real[state].get("result"))
@@ -137,20 +148,23 @@ def check_shape(ctx: Any, shape: Shape, *, expect_fail_open: Sequence[str] | Non
             "model": result.model[state].results(),
             "trace": result.model[state].render(),
         }
-    ctx.extra["states"] = evidence
+    extra["states"] = evidence
+    where = f"{label}: " if label else ""
     bad = result.mismatches()
     if bad:
         raise Fail("libpam's result to equal the Linux-PAM model's in every server state",
-                   "; ".join(bad))
+                   where + "; ".join(bad))
     opened = result.fail_open()
-    ctx.extra["fail_open_states"] = opened
+    extra["fail_open_states"] = opened
     if expect_fail_open is not None and sorted(opened) != sorted(expect_fail_open):
-        raise Fail(f"the stack to fail open in exactly {sorted(expect_fail_open) or 'no state'}",
+        raise Fail(f"{where}the stack to fail open in exactly "
+                   f"{sorted(expect_fail_open) or 'no state'}",
                    f"it grants in {opened or 'no state but grant'}")
     if opened:
-        ctx.informational("fails open (grants without a valid grant) when the server is "
-                          + ", ".join(opened))
-    ctx.note(f"libpam equals the model in all {len(STATES)} states")
+        ctx.informational(f"{where}fails open (grants without a valid grant) when the server "
+                          "is " + ", ".join(opened))
+    ctx.note(f"{where}libpam equals the model in all {len(STATES)} states")
+    return opened
 
 
 def case_slug(text: str) -> str:
