@@ -390,6 +390,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("pamconform: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a harness bug: one line, the traceback only on request
+        if os.environ.get("PAMCONFORM_DEBUG"):
+            raise
+        print(f"pamconform: harness error: {type(exc).__name__}: {exc} "
+              "(set PAMCONFORM_DEBUG=1 for the traceback)", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

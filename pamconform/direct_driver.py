@@ -167,12 +167,12 @@ class DirectDriver:
         timeout = self.hang_bound * (6 if valgrind else 1)
         return {"argv": argv, "timeout": timeout, "valgrind": valgrind}
 
-    def run(self, requests: list[dict[str, Any]]) -> list[Attempt]:
-        """Run requests as one agent batch in the container."""
+    def run(self, requests: list[dict[str, Any]], jobs: int | None = None) -> list[Attempt]:
+        """Run requests as one agent batch in the container (``jobs`` in parallel)."""
         reqs = [dict(r, id=i) for i, r in enumerate(requests)]
         budget = sum(r["timeout"] for r in reqs) + 30
-        results = run_batch(container_exec(self.target.box), reqs, budget,
-                            agent_argv=CONTAINER_AGENT_ARGV)
+        argv = CONTAINER_AGENT_ARGV + (["--jobs", str(jobs)] if jobs else [])
+        results = run_batch(container_exec(self.target.box), reqs, budget, agent_argv=argv)
         return [Attempt(r) for r in results]
 
     def one(self, service: str, **kwargs: Any) -> Attempt:

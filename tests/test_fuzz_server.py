@@ -223,7 +223,8 @@ def test_replay_cli_report_and_regression(tmp_path: Path) -> None:
     assert target["kind"] == "server" and target["fuzz"]["seed"] == SEED
     registered: list[str] = []
 
-    def case(case_id: str, **kw: object) -> Callable[[object], object]:
+    def case(case_id: str, **kw: object) -> Callable[[Callable[[Any], None]],
+                                                     Callable[[Any], None]]:
         registered.append(case_id)
         assert kw["severity"] == "MUST" and kw["rule"] == "R-S2"
         return lambda func: func

@@ -73,6 +73,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     srv.add_argument("--quiet", action="store_true", help="no finding lines while running")
     srv.set_defaults(func=cmd_fuzz_server)
 
+    mod = sub.add_parser("module", help="fuzz a PAM module (built in the lab) with a server "
+                         "that sends generated replies, timings and disconnects")
+    mod.add_argument("src", type=Path, help="the module's source directory")
+    mod.add_argument("--build", default="make", help="build command (default make)")
+    mod.add_argument("--so", default="pam_redirector.so", help="the .so the build produces")
+    mod.add_argument("--args", default="{socket} timeout=3",
+                     help="module arguments, {socket} substituted (default '{socket} timeout=3')")
+    mod.add_argument("--seconds", type=float, default=30.0, help="time budget (default 30)")
+    mod.add_argument("--max-examples", type=int, default=5000)
+    mod.add_argument("--seed", type=int, default=1)
+    mod.add_argument("--servers", type=int, default=16,
+                     help="scenario servers in parallel, one attempt each per round")
+    mod.add_argument("--valgrind-every", type=int, default=4, metavar="K",
+                     help="every K-th round runs two attempts under valgrind (0: never; "
+                     "default 4)")
+    mod.add_argument("--hang-bound", type=float, default=10.0, metavar="SECONDS")
+    mod.add_argument("--report", type=Path, metavar="DIR")
+    mod.add_argument("--keep", action="store_true", help="leave the lab container running")
+    mod.add_argument("--name")
+    mod.set_defaults(func=cmd_fuzz_module)
+
     rep = sub.add_parser("replay", help="replay a saved finding; exit 1 if it still reproduces")
     rep.add_argument("finding", type=Path, metavar="FINDING.json")
     rep.add_argument("socket", type=Path, help="the server's socket path")
@@ -192,3 +213,42 @@ def cmd_fuzz_replay(args: argparse.Namespace, console: Console) -> int:
     console.line(f"now:      {got.text}")
     console.line("STILL REPRODUCES" if got.reproduces else "no longer reproduces")
     return 1 if got.reproduces else 0
+
+
+def cmd_fuzz_module(args: argparse.Namespace, console: Console) -> int:
+    from pamconform.direct_driver import driver
+    from pamconform.fuzz.module_fuzz import fuzz_module
+    from pamconform.fuzz.module_report import target_result as module_target_result
+    from pamconform.module_run import module_lab
+    from pamconform.module_target import ModuleSpec
+
+    if args.seconds <= 0 or args.max_examples < 1 or not 1 <= args.servers <= 32:
+        raise UsageError("--seconds and --max-examples must be positive, --servers 1..32")
+    spec = ModuleSpec(args.src, args.build, args.so, args.args, "redirector")
+    spec.validate()
+    name = args.name or str(args.src)
+    console.line(f"pamconform {__version__}: fuzzing module {name} (seed {args.seed}, "
+                 f"{args.seconds:g} s, {args.servers} servers, valgrind every "
+                 f"{args.valgrind_every} rounds)")
+    run = report.Run()
+    with module_lab(spec, name=name, keep=args.keep, say=console.line) as target:
+        d = driver(target)
+        d.hang_bound = args.hang_bound
+        result = fuzz_module(d, seed=args.seed, seconds=args.seconds,
+                             max_examples=args.max_examples, servers=args.servers,
+                             valgrind_every=args.valgrind_every,
+                             say=lambda text: console.line(f"  {text}"))
+    settings = {"seed": args.seed, "servers": args.servers,
+                "valgrind_every": args.valgrind_every}
+    target_res = module_target_result(name, result, settings)
+    console.summary(target_res)
+    s = result.summary()
+    console.line(f"  {s['examples']} examples ({s['valgrind_runs']} under valgrind) in "
+                 f"{s['seconds']} s = {s['examples_per_s']}/s, stopped by {s['stopped']}")
+    directory = args.report or report.default_dir(Path("reports"), run.started)
+    run.targets = [target_res]
+    report.write(run, directory)
+    if args.report is None:
+        report.point_latest(directory)
+    console.line(f"\nreport: {directory}/index.html (index.json, junit.xml)")
+    return exit_code([target_res])

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import posixpath
+import random
 import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -100,44 +101,59 @@ class GenStack:
 
 
 # --------------------------------------------------------------------------- strategies
+# Lines are drawn from precomputed tables (one draw per control, one per module): cheap
+# to generate, and the simplest entries come first, which is where shrinking goes.
 
 
-@st.composite
-def _code(draw: st.DrawFn) -> str:
-    if draw(st.booleans()):
-        return draw(st.sampled_from(_COMMON))
-    return draw(st.sampled_from(_CODE_TOKENS))
+def _bracket_table(count: int, seed: int = 1) -> list[str]:
+    rng = random.Random(seed)
+    actions = ["ok", "done", "bad", "die", "ignore", "reset", "1", "2", "3"]
+    out = ["[success=ok default=bad]", "[success=done default=die]",
+           "[success=1 default=ignore]", "[success=ok new_authtok_reqd=ok ignore=ignore "
+           "default=bad]", "[default=ok]"]
+    while len(out) < count:
+        pairs = []
+        for _ in range(rng.randint(1, 4)):
+            value = rng.choice(_COMMON + _COMMON + _CODE_TOKENS + ["default", "default"])
+            pairs.append(f"{value}={rng.choice(actions)}")
+        out.append("[" + " ".join(pairs) + "]")
+    return out
 
 
-@st.composite
-def controls(draw: st.DrawFn) -> str:
+def _debug_table(count: int, seed: int = 2) -> list[tuple[str, ...]]:
+    rng = random.Random(seed)
+    out = [("auth=success",), ("auth=ignore",), ("auth=auth_err",)]
+    while len(out) < count:
+        names = rng.sample(_DEBUG_ARGS, rng.randint(1, 3))
+        if rng.random() < 0.7 and "auth" not in names:
+            names[0] = "auth"
+        out.append(tuple(f"{n}={rng.choice(_COMMON + _CODE_TOKENS)}" for n in names))
+    return out
+
+
+CONTROLS = ["required", "requisite", "sufficient", "optional", *_bracket_table(400)]
+MODULES: list[tuple[str, tuple[str, ...]]] = [
+    ("permit", ()), ("deny", ()), ("socket", ()), ("missing", ()),
+    *(("debug", args) for args in _debug_table(300)),
+]
+_FACILITY = ("auth",) * 14 + ("account", "session", "password", "auht", "auth", "auth")
+
+
+def controls() -> st.SearchStrategy[str]:
     """A keyword control, or a ``[value=action ...]`` one (jumps included)."""
-    if draw(st.integers(0, 2)) < 2:
-        return draw(st.sampled_from(["required", "requisite", "sufficient", "optional"]))
-    pairs = []
-    for _ in range(draw(st.integers(1, 4))):
-        value = draw(st.one_of(_code(), st.just("default")))
-        action = draw(st.one_of(st.sampled_from(["ok", "done", "bad", "die", "ignore", "reset"]),
-                                st.integers(1, 3).map(str)))
-        pairs.append(f"{value}={action}")
-    return "[" + " ".join(pairs) + "]"
+    return st.sampled_from(CONTROLS)
 
 
-@st.composite
-def module_lines(draw: st.DrawFn) -> GenLine:
+def _line(facility: int, control: str, module: tuple[str, tuple[str, ...]],
+          flags: int) -> GenLine:
+    return GenLine(_FACILITY[facility], control, module[0], module[1], dash=flags == 1,
+                   absolute=flags == 2)
+
+
+def module_lines() -> st.SearchStrategy[GenLine]:
     """A line naming a module (no include)."""
-    roll = draw(st.integers(0, 19))
-    facility = "auth" if roll < 13 else ("account", "session", "password", "auht", "auth")[
-        roll % 5]
-    kind = draw(st.sampled_from(["permit", "deny", "debug", "debug", "socket", "socket",
-                                 "missing"]))
-    args: tuple[str, ...] = ()
-    if kind == "debug":
-        names = draw(st.lists(st.sampled_from(_DEBUG_ARGS), min_size=1, max_size=3,
-                              unique=True))
-        args = tuple(f"{n}={draw(_code())}" for n in names)
-    return GenLine(facility, draw(controls()), kind, args, dash=draw(st.integers(0, 9)) == 0,
-                   absolute=draw(st.integers(0, 9)) == 0)
+    return st.builds(_line, st.integers(0, len(_FACILITY) - 1), controls(),
+                     st.sampled_from(MODULES), st.integers(0, 9))
 
 
 @st.composite
@@ -155,10 +171,11 @@ def stacks(draw: st.DrawFn, max_lines: int = 6) -> GenStack:
         at = draw(st.integers(0, len(lines)))
         lines.insert(at, GenLine("auth", draw(st.sampled_from(["include", "substack"])),
                                  f"inc{k}"))
+    spelling = draw(st.integers(0, 63))
     noise = draw(st.integers(0, 3 * len(NOISES)))
-    style = Style(upper=draw(st.integers(0, 4)) == 0, tabs=draw(st.booleans()),
-                  continuation=draw(st.integers(-1, len(lines) - 1)) if draw(st.booleans())
-                  else -1, comments=draw(st.booleans()),
+    style = Style(upper=spelling & 3 == 0, tabs=bool(spelling & 4),
+                  continuation=(spelling >> 4) % (len(lines) + 1) - 1 if spelling & 8 else -1,
+                  comments=bool(spelling & 32),
                   noise=noise if noise < len(NOISES) else 0,
                   noise_line=draw(st.integers(0, max(0, len(lines) - 1))))
     return GenStack(tuple(lines), tuple(includes), draw(st.sampled_from(["grant", "deny"])),
