@@ -1,18 +1,25 @@
 #!/usr/bin/env bash
-# Ensure the lab's base image (default pamconform/base:bookworm) exists in the engine.
+# Ensure the lab's base image pamconform/base:<DISTRO> exists in the engine.
+#
+#   containers/base-image.sh [DISTRO]      DISTRO: bookworm (default) or trixie
 #
 #   1. already there                          -> no-op
-#   2. engine has debian:bookworm-slim        -> tag it
-#   3. `docker pull debian:bookworm-slim`     -> tag it (bounded by PULL_TIMEOUT seconds)
-#   4. debootstrap --variant=minbase bookworm -> docker import (needs root; installs
+#   2. engine has debian:<DISTRO>-slim        -> tag it
+#   3. `docker pull debian:<DISTRO>-slim`     -> tag it (bounded by PULL_TIMEOUT seconds)
+#   4. debootstrap --variant=minbase DISTRO   -> docker import (needs root; installs
 #                                                debootstrap with apt-get if missing)
 #
 # Needs a reachable engine (run containers/ensure-engine.sh first). Progress on stderr.
-# Environment: PAMCONFORM_BASE_TAG, PAMCONFORM_SUITE (bookworm), PAMCONFORM_MIRROR,
-#              PAMCONFORM_PULL_TIMEOUT (20), PAMCONFORM_FORCE_DEBOOTSTRAP=1 (skip 2 and 3).
+# Environment: PAMCONFORM_BASE_TAG, PAMCONFORM_SUITE (the DISTRO when no argument is
+#              given), PAMCONFORM_MIRROR, PAMCONFORM_PULL_TIMEOUT (20),
+#              PAMCONFORM_FORCE_DEBOOTSTRAP=1 (skip 2 and 3).
 set -euo pipefail
 
-SUITE="${PAMCONFORM_SUITE:-bookworm}"
+SUITE="${1:-${PAMCONFORM_SUITE:-bookworm}}"
+case "$SUITE" in
+    bookworm|trixie) ;;
+    *) printf 'base-image: unsupported distro %s (bookworm or trixie)\n' "$SUITE" >&2; exit 2 ;;
+esac
 TAG="${PAMCONFORM_BASE_TAG:-pamconform/base:${SUITE}}"
 UPSTREAM="debian:${SUITE}-slim"
 MIRROR="${PAMCONFORM_MIRROR:-http://deb.debian.org/debian}"

@@ -32,7 +32,7 @@ PROTOCOLS = {"redirector": "redirector_server", "transient-token": "token_server
 #: Modules adding subcommands: each has ``register(subparsers)``, which adds its parser
 #: and sets ``func(args, console) -> int`` as the parser's default.
 COMMAND_MODULES: list[str] = ["pamconform.commands.diff", "pamconform.commands.bench",
-                              "pamconform.commands.fuzz"]
+                              "pamconform.commands.fuzz", "pamconform.commands.audit"]
 
 #: Credentials of the bundled reference targets (the lab image uses the same).
 REFERENCE_CREDENTIALS = [("alice", "alice-auth-pw"), ("bob", "bob-auth-pw")]

@@ -1,14 +1,27 @@
-"""Talk to a socket as another uid, in a forked child (needs a root harness)."""
+"""Talk to a socket as another uid, in a forked child (needs a root harness).
+
+With ``keep_dac_override`` the child keeps CAP_DAC_OVERRIDE (only) after dropping to
+the uid: it then gets through any socket file mode, so only the server's own peer check
+(``SO_PEERCRED``) can stop it.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import select
 import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+_PR_SET_KEEPCAPS = 8
+_CAPABILITY_VERSION_3 = 0x20080522
+CAP_DAC_OVERRIDE = 1
+
+# Resolved here, in the parent: the forked child of a threaded harness must not dlopen.
+_LIBC = ctypes.CDLL(None, use_errno=True)
 
 
 @dataclass
@@ -18,6 +31,7 @@ class PeerOutcome:
     refused: str | None
     reply: bytes
     error: str | None
+    dac_kept: bool = False
 
     def describe(self) -> str:
         if self.refused:
@@ -26,13 +40,26 @@ class PeerOutcome:
         return f"reply {self.reply!r}{tail}"
 
 
-def _child(uid: int, gid: int, path: str, data: bytes, timeout: float, out: int) -> None:
+def _keep_dac_override() -> bool:
+    """In the child, after setuid: make CAP_DAC_OVERRIDE (only) effective again."""
+    header = (ctypes.c_uint32 * 2)(_CAPABILITY_VERSION_3, 0)
+    bit = 1 << CAP_DAC_OVERRIDE
+    data = (ctypes.c_uint32 * 6)(bit, bit, 0, 0, 0, 0)  # effective, permitted, inheritable
+    return int(_LIBC.capset(header, data)) == 0
+
+
+def _child(uid: int, gid: int, path: str, data: bytes, timeout: float, out: int,
+           keep_dac: bool) -> None:
     """Runs in the forked child: drop privileges, connect, send, read, report, exit."""
-    status, body = b"E", b""
+    status, body, dac = b"E", b"", b"0"
     try:
+        if keep_dac:
+            _LIBC.prctl(_PR_SET_KEEPCAPS, 1, 0, 0, 0)
         os.setgroups([])
         os.setgid(gid)
         os.setuid(uid)
+        if keep_dac:
+            dac = b"1" if _keep_dac_override() else b"0"
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.settimeout(timeout)
         try:
@@ -43,6 +70,9 @@ def _child(uid: int, gid: int, path: str, data: bytes, timeout: float, out: int)
             status = b"O"
             try:
                 s.sendall(data)
+            except OSError:
+                status = b"P"  # the server may already have refused and closed: read it
+            try:
                 while len(body) < 4096:
                     chunk = s.recv(4096)
                     if not chunk:
@@ -51,17 +81,18 @@ def _child(uid: int, gid: int, path: str, data: bytes, timeout: float, out: int)
             except OSError:
                 status = b"P"
     finally:
-        os.write(out, status + body[:4096])
+        os.write(out, status + dac + body[:4096])
         os._exit(0)
 
 
-def connect_as(uid: int, gid: int, path: Path | str, data: bytes, timeout: float) -> PeerOutcome:
+def connect_as(uid: int, gid: int, path: Path | str, data: bytes, timeout: float, *,
+               keep_dac_override: bool = False) -> PeerOutcome:
     """Connect as uid/gid, send data, read the reply until close."""
     rfd, wfd = os.pipe()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - child
         os.close(rfd)
-        _child(uid, gid, str(path), data, timeout, wfd)
+        _child(uid, gid, str(path), data, timeout, wfd, keep_dac_override)
     os.close(wfd)
     deadline = time.monotonic() + timeout + 5
     raw = b""
@@ -79,11 +110,11 @@ def connect_as(uid: int, gid: int, path: Path | str, data: bytes, timeout: float
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, 9)
         os.waitpid(pid, 0)
-    if not raw:
+    if len(raw) < 2:
         raise RuntimeError("the unprivileged child reported nothing")
-    status, body = raw[:1], raw[1:]
+    status, kept, body = raw[:1], raw[1:2] == b"1", raw[2:]
     if status == b"R":
-        return PeerOutcome(body.decode(errors="replace"), b"", None)
+        return PeerOutcome(body.decode(errors="replace"), b"", None, kept)
     if status == b"E":
         raise RuntimeError(f"could not switch to uid {uid}")
-    return PeerOutcome(None, body, "connection error" if status == b"P" else None)
+    return PeerOutcome(None, body, "connection error" if status == b"P" else None, kept)

@@ -122,7 +122,7 @@ def _bracket_table(count: int, seed: int = 1) -> list[str]:
 
 def _debug_table(count: int, seed: int = 2) -> list[tuple[str, ...]]:
     rng = random.Random(seed)
-    out = [("auth=success",), ("auth=ignore",), ("auth=auth_err",)]
+    out: list[tuple[str, ...]] = [("auth=success",), ("auth=ignore",), ("auth=auth_err",)]
     while len(out) < count:
         names = rng.sample(_DEBUG_ARGS, rng.randint(1, 3))
         if rng.random() < 0.7 and "auth" not in names:
@@ -136,6 +136,7 @@ MODULES: list[tuple[str, tuple[str, ...]]] = [
     ("permit", ()), ("deny", ()), ("socket", ()), ("missing", ()),
     *(("debug", args) for args in _debug_table(300)),
 ]
+INCLUDES = ("include", "substack", "@include")
 _FACILITY = ("auth",) * 14 + ("account", "session", "password", "auht", "auth", "auth")
 
 
@@ -164,13 +165,12 @@ def stacks(draw: st.DrawFn, max_lines: int = 6) -> GenStack:
     for k in range(n_inc):
         body = list(draw(st.lists(module_lines(), min_size=1, max_size=3)))
         if k == 0 and n_inc == 2 and draw(st.booleans()):
-            body.append(GenLine("auth", draw(st.sampled_from(["include", "substack"])), "inc1"))
+            body.append(GenLine("auth", draw(st.sampled_from(INCLUDES)), "inc1"))
         includes.append(tuple(body))
     lines = list(draw(st.lists(module_lines(), min_size=0 if n_inc else 1, max_size=max_lines)))
     for k in range(n_inc):
         at = draw(st.integers(0, len(lines)))
-        lines.insert(at, GenLine("auth", draw(st.sampled_from(["include", "substack"])),
-                                 f"inc{k}"))
+        lines.insert(at, GenLine("auth", draw(st.sampled_from(INCLUDES)), f"inc{k}"))
     spelling = draw(st.integers(0, 63))
     noise = draw(st.integers(0, 3 * len(NOISES)))
     style = Style(upper=spelling & 3 == 0, tabs=bool(spelling & 4),
@@ -226,6 +226,8 @@ def _line_text(line: GenLine, stack: GenStack, directory: str, name: str, index:
     elif noise == "long-line":
         tail += " pad=" + "x" * 1030
     head = ([service] if service else []) + [facility, control]
+    if control == "@include":
+        head = ([service] if service else []) + ["@INCLUDE" if style.upper else "@include"]
     text = sep.join(head)
     if index == style.continuation:
         text += " \\\n" + ("# between\n" if noise == "comment-in-continuation" else "") + "    "
@@ -366,7 +368,7 @@ def save_regression(div: Divergence, directory: Path, label: str) -> Path:
     if div.main == "/etc/pam.conf":
         text = "".join(ln + "\n" for ln in text.splitlines()
                        if ln.split()[:1] and ln.split()[0].lower() in (label, "other"))
-    (directory / f"{label}.pam").write_text(text)
+    (directory / f"{label}.pam").write_bytes(text.encode("latin-1"))
     includes = {}
     for path, body in div.files.items():
         if path != div.main:
@@ -383,9 +385,9 @@ def save_regression(div: Divergence, directory: Path, label: str) -> Path:
         "stack": asdict(div.stack),
         "note": "found by differential testing; expected = real libpam",
     }
-    path = directory / f"{label}.json"
-    path.write_text(json.dumps(meta, indent=2) + "\n")
-    return path
+    out = directory / f"{label}.json"
+    out.write_text(json.dumps(meta, indent=2) + "\n")
+    return out
 
 
 def _portable(text: str, base: str, name: str, label: str) -> str:
@@ -410,7 +412,8 @@ class Regression:
     def load(cls, json_path: Path) -> Regression:
         meta = json.loads(json_path.read_text())
         label = json_path.stem
-        return cls(label, (json_path.parent / f"{label}.pam").read_text(),
+        text = (json_path.parent / f"{label}.pam").read_bytes().decode("latin-1")
+        return cls(label, text,
                    dict(meta.get("includes", {})), bool(meta.get("single_file")),
                    meta["expected"]["pam_start"],
                    [(s, r) for s, r in meta["expected"]["steps"]],

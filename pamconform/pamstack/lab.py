@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import posixpath
 import tarfile
 import time
@@ -149,7 +150,7 @@ class StackLab:
                 + f" for i in $(seq 100); do {waits} exit 0; sleep 0.1; done; "
                 "tail -n 5 /var/log/pc-chain-*.log >&2; exit 1")
         res = self.box.exec(["python3", "-c", _SET_SCENARIO, f"{SOCKET_DIR}/garbage.ctl",
-                             "malformed", '{"reply": "%s"}' % GARBAGE_REPLY.hex()], timeout=15)
+                             "malformed", json.dumps({"reply": GARBAGE_REPLY.hex()})], timeout=15)
         if not res.ok:
             raise HarnessError(f"could not set the garbage scenario: {res.out} {res.err}")
         if single_file:

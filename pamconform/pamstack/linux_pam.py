@@ -111,7 +111,7 @@ class Transaction:
             notes.append(f"no {facility} line for the service: the 'other' chain is used")
         if primitive == "chauthtok":
             first = self._dispatch("chauthtok", chain, "chauthtok_prelim", None, {})
-            first.notes[:0] = notes + ["preliminary check (PAM_PRELIM_CHECK)"]
+            first.notes[:0] = [*notes, "preliminary check (PAM_PRELIM_CHECK)"]
             if first.code != codes.SUCCESS:
                 return first
             second = self._dispatch("chauthtok", chain, "chauthtok_update", None, {})
@@ -180,9 +180,11 @@ class Transaction:
                 impression, status = saved.get(level, (UNDEF, codes.PERM_DENIED))
                 step.effect += "reset to the substack's start"
             elif action in (OK, DONE):
-                if impression == UNDEF or (impression == POSITIVE and status == codes.SUCCESS):
-                    if retval != codes.IGNORE or chain_code == retval:
-                        impression, status = POSITIVE, retval
+                open_verdict = impression == UNDEF or (
+                    impression == POSITIVE and status == codes.SUCCESS)
+                # a PAM_IGNORE is recorded only where it also picked the action
+                if open_verdict and (retval != codes.IGNORE or chain_code == retval):
+                    impression, status = POSITIVE, retval
                 if impression == POSITIVE and action == DONE:
                     stop = True
             elif action in (BAD, DIE):

@@ -2,15 +2,15 @@
 
 Measured in the lab (Debian 12, Linux-PAM 1.5.2) and checked by ``tests/test_chain_lab.py``:
 
-=================  ============  =============  ============  =============  ==============
-module             authenticate  setcred        acct_mgmt     open/close     chauthtok
-=================  ============  =============  ============  =============  ==============
-pam_permit         SUCCESS       SUCCESS        SUCCESS       SUCCESS        SUCCESS
-pam_deny           AUTH_ERR      CRED_ERR       AUTH_ERR      SESSION_ERR    AUTHTOK_ERR
-pam_debug          ``auth=``     ``cred=``      ``acct=``     ``open_session=`` /            ``prechauthtok=`` /
-                                                              ``close_session=``             ``chauthtok=``
-pam_redirector     server state  SUCCESS        IGNORE        IGNORE         IGNORE
-=================  ============  =============  ============  =============  ==============
+==============  ============  ==========  ==========  ============  ============
+module          authenticate  setcred     acct_mgmt   open/close    chauthtok
+==============  ============  ==========  ==========  ============  ============
+pam_permit      SUCCESS       SUCCESS     SUCCESS     SUCCESS       SUCCESS
+pam_deny        AUTH_ERR      CRED_ERR    AUTH_ERR    SESSION_ERR   AUTHTOK_ERR
+pam_debug       auth=         cred=       acct=       open_session= prechauthtok=
+                                                      close_session= chauthtok=
+pam_redirector  server state  SUCCESS     IGNORE      IGNORE        IGNORE
+==============  ============  ==========  ==========  ============  ============
 
 pam_debug returns the code named by its argument (the token of ``[value=action]``,
 e.g. ``auth=authinfo_unavail``), ``PAM_SUCCESS`` without one; only the first argument

@@ -31,7 +31,13 @@ Written from the Linux-PAM documentation and behaviour observed in the lab (Debi
   ``other`` come from the confdir).  Substacks nest 15 deep (the 16th fails);
   includes do not nest-limit.  Two configurations crash libpam 1.5.2 in
   ``pam_start()`` (SIGSEGV), which :attr:`Config.crash` reports: an include cycle
-  (unbounded recursion) and an ``include``/``substack`` line without a file name.
+  (unbounded recursion) and an ``include``/``substack``/``@include`` without a file
+  name.
+- Debian's ``@include FILE`` (any case, ``-`` allowed, extra words ignored) takes
+  every line of FILE whose type is wanted (all types at the top, the enclosing
+  include's type inside one), in place; when FILE cannot be read the line fails like
+  a broken one *and* the file holding it fails to load (``PAM_ABORT`` at the top);
+  ``@include`` without a file name crashes libpam.
 - ``/etc/pam.conf`` has a leading service column (matched case-insensitively); lines
   of service ``other`` (any case) are the fallback; ``include`` there still looks in
   the ``pam.d`` directories (so only absolute includes work).
@@ -332,7 +338,7 @@ def tokenize(text: str, start: int | None) -> tuple[str | None, int | None]:
     """The next token from ``start`` and where the rest begins (None: nothing left).
 
     >>> tokenize("  [success=ok default=bad] pam_x.so", 0)
-    ('success=ok default=bad', 27)
+    ('success=ok default=bad', 26)
     """
     if start is None:
         return None, None
@@ -457,6 +463,7 @@ class _Loader:
         self.config = Config(service=service, module_dir=layout.module_dir)
         self.count = 0
         self.open: list[tuple[str, int]] = []  # files being read, with their substack level
+        self.failed: list[bool] = []  # per file being read: an @include in it failed
 
     def problem(self, file: str, line: int, message: str) -> None:
         self.config.problems.append(Problem(file, line, message))
@@ -508,16 +515,18 @@ class _Loader:
               level: int) -> bool:
         self.config.files.append(path)
         self.open.append((path, level))
+        self.failed.append(False)
         try:
             lines, error = assemble(data)
             for raw in lines:
                 self.line(path, raw, known, wanted, level)
         finally:
             self.open.pop()
+            failed = self.failed.pop()
         if error is not None:
             self.problem(path, error[0], error[1])
             return False
-        return True
+        return not failed
 
     def add(self, facility: str, other: bool, **fields: object) -> None:
         table = self.config.other if other else self.config.conf
@@ -529,7 +538,8 @@ class _Loader:
 
     def line(self, path: str, raw: RawLine, known: str | None, wanted: str | None,
              level: int) -> None:
-        text, rest = raw.text, 0
+        text = raw.text
+        rest: int | None = 0
         origin = Origin(path, raw.line, text, raw.last)
         if known is None:
             this, rest = tokenize(text, rest)
@@ -541,6 +551,9 @@ class _Loader:
             return
         kind, silent, reason = "module", False, ""
         tok, rest = tokenize(text, rest)
+        if tok is not None and (tok[1:] if tok.startswith("-") else tok).lower() == "@include":
+            self.at_include(path, raw, rest, this, wanted, level, other, origin)
+            return
         if tok is None:
             reason = "empty module type"
             facility, kind = wanted or "auth", "must_fail"
@@ -593,8 +606,24 @@ class _Loader:
                  args=split_args(text, rest), silent=silent, origin=origin, control=control,
                  reason=reason)
 
-    def include(self, path: str, line: int, name: str | None, service: str, facility: str,
-                level: int) -> bool:
+    def at_include(self, path: str, raw: RawLine, rest: int | None, service: str,
+                   wanted: str | None, level: int, other: bool, origin: Origin) -> None:
+        """Debian's ``@include FILE``: every line of FILE whose type is wanted (all types at
+        the top), in place; a failure also fails the file that holds it."""
+        name, _rest = tokenize(raw.text, rest)
+        if name is None:
+            raise _Crash(f"{path}:{raw.line}: @include without a file name: libpam 1.5.2 "
+                         "(Debian) crashes (SIGSEGV)")
+        if self.include(path, raw.line, name, service, wanted, level):
+            return
+        self.failed[-1] = True
+        self.problem(path, raw.line, f"@include {name} failed: {path} fails to load")
+        self.add(wanted or "auth", other, kind="must_fail", level=level, actions=ALL_BAD,
+                 module=None, args=(), silent=False, origin=origin, control="@include",
+                 reason=f"@include {name} failed")
+
+    def include(self, path: str, line: int, name: str | None, service: str,
+                facility: str | None, level: int) -> bool:
         if level >= SUBSTACK_LIMIT:
             self.problem(path, line, "maximum level of substacks reached")
             return False

@@ -3,10 +3,10 @@
 import os
 
 from pamconform.outcome import Fail, Skip
+from pamconform.peer import connect_as
 from pamconform.registry import case_factory
 from pamconform.token.checks import mint, require, target
 from pamconform.token.client import module_grants
-from pamconform.token.peer import connect_as_privileged_stranger
 from pamconform.verdicts import Severity
 
 case = case_factory(protocol="transient-token", kind="server")
@@ -30,8 +30,9 @@ def peer_credentials(ctx):
     t = target(ctx)
     minted = mint(ctx)
     uid = NOBODY if minted.token.uid != NOBODY else NOBODY - 1
-    outcome, kept = connect_as_privileged_stranger(uid, uid, str(minted.socket),
-                                                   minted.token.raw, t.timeout)
+    outcome = connect_as(uid, uid, minted.socket, minted.token.raw, t.timeout,
+                         keep_dac_override=True)
+    kept = outcome.dac_kept
     ctx.note(f"as uid {uid} ({'with' if kept else 'without'} CAP_DAC_OVERRIDE): "
              f"{outcome.describe()}")
     if module_grants(outcome.reply):
