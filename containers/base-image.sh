@@ -104,7 +104,7 @@ say "debootstrap done in $((SECONDS - start)) s; importing"
 
 start=$SECONDS
 tar --numeric-owner -C "$DIR" -c . | timeout 600 docker import \
-    --change 'LABEL pamconform=1' \
+    --change "LABEL pamconform.base=${SUITE}" \
     --change "LABEL org.opencontainers.image.description=\"pamconform base (debootstrap minbase ${SUITE})\"" \
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     --change 'CMD ["bash"]' \

@@ -84,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="a login with no verdict by then is HUNG (default 20)")
     mod.add_argument("--keep", action="store_true", help="leave the lab container running")
     mod.add_argument("--name", help="the target's name in the report (default: SRC)")
+    mod.add_argument("--distro", default="bookworm", metavar="LIST",
+                     help="Debian releases to run the lab on, comma-separated: bookworm, "
+                     "trixie (default bookworm); one lab each, targets NAME@DISTRO, one report")
     _add_run_options(mod)
 
     run = sub.add_parser("run", help="the main job: every suite against the bundled "
@@ -94,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-lab", action="store_true",
                      help="skip the module suites (they need a Docker engine)")
     run.add_argument("--keep", action="store_true", help="leave lab containers running")
+    run.add_argument("--distro", default="bookworm", metavar="LIST",
+                     help="Debian releases for the module suites, comma-separated: bookworm, "
+                     "trixie (default bookworm)")
     _add_run_options(run)
 
     ref = sub.add_parser("reference-server", add_help=False,
@@ -223,9 +229,16 @@ def _module_cases(protocol: str, args: argparse.Namespace) -> list[Case]:
 
 
 def cmd_module(args: argparse.Namespace, console: Console) -> int:
-    from pamconform.module_run import run_module
+    from pamconform.module_run import (
+        distro_differences,
+        distro_target_name,
+        format_differences,
+        parse_distros,
+        run_module,
+    )
     from pamconform.module_target import ModuleSpec
 
+    distros = parse_distros(args.distro)
     cases = _module_cases(args.protocol, args)
     if not cases:
         raise UsageError("no case matches --cases/--exclude-cases")
@@ -241,13 +254,27 @@ def cmd_module(args: argparse.Namespace, console: Console) -> int:
     spec.validate()
     run = report.Run(strict=args.strict)
     name = args.name or str(args.src)
-    console.line(f"pamconform {__version__}: {len(cases)} {args.protocol} module cases "
-                 f"against {name}")
-    result = run_module(spec, cases, name=name, keep=args.keep, strict=args.strict,
-                        login_timeout=args.login_timeout, say=console.line,
-                        progress=console.progress)
-    console.summary(result)
-    return _finish([result], args, console, run)
+    results: list[TargetResult] = []
+    for distro in distros:
+        tname = distro_target_name(name, distro, distros)
+        console.line(f"pamconform {__version__}: {len(cases)} {args.protocol} module cases "
+                     f"against {tname}")
+        try:
+            result = run_module(spec, cases, name=tname, distro=distro, keep=args.keep,
+                                strict=args.strict, login_timeout=args.login_timeout,
+                                say=console.line, progress=console.progress)
+        except HarnessError as exc:
+            if not results:
+                raise
+            console.line(f"pamconform: the {distro} lab could not run: {exc}")
+            _finish(results, args, console, run)
+            raise
+        console.summary(result)
+        results.append(result)
+    if len(distros) > 1:
+        for text in format_differences(distro_differences(results), distros):
+            console.line(text)
+    return _finish(results, args, console, run)
 
 
 def reference_module_spec() -> ModuleSpecT:
@@ -280,7 +307,9 @@ def _server_token(cases: list[Case], args: argparse.Namespace, console: Console)
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
     from pamconform import gallery
+    from pamconform.module_run import parse_distros
 
+    distros = parse_distros(args.distro)
     cases = _cases("redirector", args)
     mcases = [] if args.no_lab else _module_cases("redirector", args)
     if args.list:
@@ -302,30 +331,64 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         results.append(result)
     results.append(_run_token_reference(args, console))
     if mcases:
-        from pamconform.module_run import module_cases, run_module
+        from pamconform.module_run import (
+            distro_differences,
+            distro_target_name,
+            format_differences,
+            module_cases,
+            run_module,
+        )
 
-        console.line(f"== reference-module: {len(mcases)} redirector module cases (lab)")
-        try:
-            mresult = run_module(reference_module_spec(), mcases, name="reference-module",
-                                 keep=args.keep, strict=args.strict, say=console.line,
-                                 progress=console.progress)
-        except HarnessError as exc:
-            console.line(f"pamconform: the lab could not run: {exc}")
-            _finish(results, args, console, run)
-            raise
-        console.summary(mresult)
-        results.append(mresult)
+        ccases = _chain_cases(args)
+        if ccases:
+            results.append(_run_chain(ccases, args, console))
         tcases = select(module_cases("transient-token"), args.cases, args.exclude_cases)
-        if tcases:
-            console.line(f"== reference-token-module: {len(tcases)} transient-token module "
-                         "cases (lab)")
-            tresult = run_module(reference_token_module_spec(), tcases,
-                                 name="reference-token-module", keep=args.keep,
-                                 strict=args.strict, say=console.line,
-                                 progress=console.progress)
-            console.summary(tresult)
-            results.append(tresult)
+        for distro in distros:
+            mname = distro_target_name("reference-module", distro, distros)
+            console.line(f"== {mname}: {len(mcases)} redirector module cases (lab, {distro})")
+            try:
+                mresult = run_module(reference_module_spec(), mcases, name=mname,
+                                     distro=distro, keep=args.keep, strict=args.strict,
+                                     say=console.line, progress=console.progress)
+            except HarnessError as exc:
+                console.line(f"pamconform: the {distro} lab could not run: {exc}")
+                _finish(results, args, console, run)
+                raise
+            console.summary(mresult)
+            results.append(mresult)
+            if tcases:
+                tname = distro_target_name("reference-token-module", distro, distros)
+                console.line(f"== {tname}: {len(tcases)} transient-token module "
+                             f"cases (lab, {distro})")
+                tresult = run_module(reference_token_module_spec(), tcases, name=tname,
+                                     distro=distro, keep=args.keep, strict=args.strict,
+                                     say=console.line, progress=console.progress)
+                console.summary(tresult)
+                results.append(tresult)
+        if len(distros) > 1:
+            for text in format_differences(distro_differences(results), distros):
+                console.line(text)
     return _finish(results, args, console, run)
+
+
+def _chain_cases(args: argparse.Namespace) -> list[Case]:
+    loader.load_suite("pam_chain")
+    return select(all_cases(protocol="redirector", kind="stack"), args.cases,
+                  args.exclude_cases)
+
+
+def _run_chain(cases: list[Case], args: argparse.Namespace, console: Console) -> TargetResult:
+    """The PAM stack suite: the model against real libpam in a lab container."""
+    from pamconform.pamstack.cases import StackTarget
+    from pamconform.pamstack.lab import StackLab
+
+    console.line(f"== pam-stacks: {len(cases)} stack cases (lab libpam against the model)")
+    with StackLab.open(say=console.line) as lab:
+        result = run_target(cases, StackTarget("lab libpam", lab), kind="stack",
+                            protocol="redirector", strict=args.strict,
+                            progress=console.progress)
+    console.summary(result)
+    return result
 
 
 def reference_token_module_spec() -> ModuleSpecT:

@@ -270,3 +270,14 @@ def test_doctests(name: str) -> None:
     module = importlib.import_module(f"pamconform.pamstack.{name}".removesuffix(".__init__"))
     failures, _tests = doctest.testmod(module)
     assert failures == 0
+
+
+def test_saved_regressions_hold_in_the_model() -> None:
+    from pathlib import Path
+
+    from pamconform.pamstack.differential import load_regressions
+
+    directory = Path(__file__).resolve().parent / "fixtures" / "chain_regressions"
+    cases = load_regressions(directory)
+    assert len(cases) >= 7
+    assert [c.label for c in cases if not c.model_matches("/tmp/pc-chain/reg")] == []

@@ -85,6 +85,11 @@ def cmd_audit(args: argparse.Namespace, console: Console) -> int:
         elif s.state == "grant" and not s.granted:
             console.line(f"\nnote: the stack does not grant even with a valid grant "
                          f"({s.result}): {audit.explain(plan, s)}")
+        elif s.model is not None and any("no module set a result" in n
+                                         for n in s.model.notes):
+            console.line(f"\nwarning: with the server {s.state} no module set a result; "
+                         f"libpam fails that ({s.result}), but one line returning PAM_SUCCESS "
+                         "(e.g. a priming pam_permit) would make it fail open")
         if not s.model_agrees:
             console.line(f"note: the model says {s.model.name if s.model else '-'} with the "
                          f"server {s.state}, libpam {s.result} (module results that depend "

@@ -3,7 +3,10 @@
     pamconform fuzz server SOCKET --protocol redirector --credentials USER:PASSWORD ...
         [--seconds N] [--max-examples N] [--seed N] [--corpus DIR] [--report DIR]
         [--pid PID] [--save-regressions DIR]
+    pamconform fuzz server [SOCKET_DIR] --protocol transient-token --token-command CMD
+        [--seconds N] [--max-examples N] [--seed N] [--report DIR]
     pamconform fuzz replay FINDING.json SOCKET
+    pamconform fuzz replay FINDING.json [SOCKET_DIR] --token-command CMD
 
 Exit codes as elsewhere: 0 no FAIL (replay: it no longer reproduces), 1 a FAIL (replay:
 it still reproduces), 2 bad usage or input, 3 harness error.
@@ -12,6 +15,7 @@ it still reproduces), 2 bad usage or input, 3 harness error.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 from pathlib import Path
@@ -39,7 +43,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     sub = fuzz.add_subparsers(dest="fuzz_command", required=True, parser_class=type(fuzz))
 
     srv = sub.add_parser("server", help="fuzz an auth server on a UNIX socket")
-    srv.add_argument("socket", type=Path, help="the server's socket path")
+    srv.add_argument("socket", type=Path, nargs="?",
+                     help="the server's socket path (transient-token: the directory of its "
+                     "transient-token-<uid>-<pid> sockets, default /tmp, or a fixed socket)")
     srv.add_argument("--protocol", choices=PROTOCOLS, default="redirector")
     srv.add_argument("--credentials", action="append", default=[], metavar="USER:PASSWORD",
                      help="a valid login the server knows (repeatable; at least one)")
@@ -49,6 +55,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                      help="stop after N generated items (default 1000000)")
     srv.add_argument("--seed", type=int, default=1, metavar="N",
                      help="the seed: same seed, same sequence (default 1)")
+    srv.add_argument("--token-command", metavar="CMD",
+                     help="transient-token: prints a fresh token and leaves its server "
+                     "waiting (run once per attempt)")
     srv.add_argument("--corpus", type=Path, metavar="DIR",
                      help="raw request files to mutate, besides the valid requests")
     srv.add_argument("--report", type=Path, metavar="DIR",
@@ -96,7 +105,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
     rep = sub.add_parser("replay", help="replay a saved finding; exit 1 if it still reproduces")
     rep.add_argument("finding", type=Path, metavar="FINDING.json")
-    rep.add_argument("socket", type=Path, help="the server's socket path")
+    rep.add_argument("socket", type=Path, nargs="?",
+                     help="the server's socket path (transient-token: the sockets' directory)")
+    rep.add_argument("--token-command", metavar="CMD",
+                     help="transient-token findings: mints the fresh token to replay against")
     rep.add_argument("--timeout", type=float, default=3.0, metavar="SECONDS")
     rep.add_argument("--pid", type=int, metavar="PID", help="for memory findings")
     rep.set_defaults(func=cmd_fuzz_replay)
@@ -121,9 +133,6 @@ def _corpus(directory: Path | None) -> list[bytes]:
 
 
 def _check_args(args: argparse.Namespace) -> None:
-    if args.protocol != "redirector":
-        raise UsageError(f"fuzz server: --protocol {args.protocol} is not fuzzed yet "
-                         "(only redirector)")
     if args.seconds <= 0 or args.timeout <= 0 or args.max_examples < 1:
         raise UsageError("--seconds, --timeout and --max-examples must be positive")
     if args.max_findings < 0 or args.shrink_replays < 0 or args.memory_limit <= 0:
@@ -137,6 +146,12 @@ def cmd_fuzz_server(args: argparse.Namespace, console: Console) -> int:
     from pamconform.cli import parse_credentials, preflight
 
     _check_args(args)
+    if args.protocol == "transient-token":
+        return _fuzz_token_server(args, console)
+    if args.token_command is not None:
+        raise UsageError("--token-command needs --protocol transient-token")
+    if args.socket is None:
+        raise UsageError("fuzz server: give the server's SOCKET")
     credentials = parse_credentials(args.credentials)
     if not credentials:
         raise UsageError("fuzz server: give at least one valid login with "
@@ -191,6 +206,11 @@ def cmd_fuzz_replay(args: argparse.Namespace, console: Console) -> int:
 
     if args.timeout <= 0:
         raise UsageError("--timeout must be positive")
+    if _protocol_of(args.finding) == "transient-token":
+        return _replay_token(args, console)
+    if args.socket is None or args.token_command is not None:
+        raise UsageError("fuzz replay: a redirector finding needs the server's SOCKET "
+                         "(and no --token-command)")
     try:
         finding = Finding.load(args.finding)
     except ValueError as exc:
@@ -252,3 +272,105 @@ def cmd_fuzz_module(args: argparse.Namespace, console: Console) -> int:
         report.point_latest(directory)
     console.line(f"\nreport: {directory}/index.html (index.json, junit.xml)")
     return exit_code([target_res])
+
+
+# ----------------------------------------------------------------- transient-token
+
+
+def _protocol_of(path: Path) -> str | None:
+    """The protocol a finding file names (None if it cannot be read: load() says why)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return data.get("protocol") if isinstance(data, dict) else None
+
+
+def _token_source_args(args: argparse.Namespace) -> tuple[Path | None, Path]:
+    """Check the token command (it mints one token, spent at once); (socket, socket_dir)."""
+    from pamconform.token.cli_support import make_target
+
+    if not args.token_command:
+        raise UsageError("transient-token: give --token-command CMD (it prints a fresh token "
+                         "and leaves its server waiting; it is run once per attempt)")
+    target = make_target(args.socket, args.token_command, None, args.timeout, None)
+    target.close()
+    return target.source.socket, target.source.socket_dir
+
+
+def _fuzz_token_server(args: argparse.Namespace, console: Console) -> int:
+    from pamconform.fuzz import token_fuzz
+
+    given = [flag for flag, value in (("--credentials", args.credentials),
+                                      ("--corpus", args.corpus), ("--pid", args.pid),
+                                      ("--save-regressions", args.save_regressions))
+             if value]
+    if given:
+        raise UsageError(f"fuzz server --protocol transient-token: {', '.join(given)} "
+                         "apply to the redirector protocol only")
+    sock, socket_dir = _token_source_args(args)
+    cfg = token_fuzz.TokenFuzzConfig(
+        args.token_command, socket=sock, socket_dir=socket_dir, seed=args.seed,
+        seconds=args.seconds, max_examples=args.max_examples, timeout=args.timeout,
+        max_findings=args.max_findings, shrink=not args.no_shrink,
+        shrink_replays=args.shrink_replays)
+    name = args.name or args.token_command
+    console.line(f"pamconform {__version__}: fuzzing transient-token server {name} "
+                 f"(seed {args.seed}, {args.seconds:g} s, at most {args.max_examples} "
+                 f"attempts, a fresh token each)")
+    run = report.Run(strict=args.strict)
+    say = (lambda text: None) if args.quiet else (lambda text: console.line(f"  {text}"))
+    try:
+        result = token_fuzz.TokenFuzzer(cfg, on_event=say).run()
+    except OSError as exc:
+        raise HarnessError(f"fuzzing stopped: {exc}") from exc
+    directory = args.report or report.default_dir(Path("reports"), run.started)
+    files = {}
+    for finding in result.findings:
+        path = finding.save(directory / "findings")
+        files[path.name] = path
+    target = token_fuzz.target_result(name, result, files=files, base=directory)
+    console.summary(target)
+    s = result.summary()
+    console.line(f"  {s['execs']} attempts in {s['fuzz_seconds']} s ({s['execs_per_s']}/s; "
+                 f"minting {s['mint_ms']} ms a token, {s['mint_ahead']} ahead), stopped by "
+                 f"{s['stopped']}; sequence {s['sequence_sha256'][:16]}")
+    where = f" {shlex.quote(str(args.socket))}" if args.socket is not None else ""
+    for finding in result.findings:
+        path = files[finding.file_name()]
+        console.line(f"  {finding.kind}: {finding.case.describe()} = "
+                     f"{finding.payload[:60]!r} -> {finding.observed}")
+        console.line(f"    replay: pamconform fuzz replay {shlex.quote(str(path))}{where} "
+                     f"--token-command {shlex.quote(args.token_command)}")
+    run.targets = [target]
+    report.write(run, directory)
+    if args.report is None:
+        report.point_latest(directory)
+    console.line(f"\nreport: {directory}/index.html (index.json, junit.xml, findings/)")
+    return exit_code([target])
+
+
+def _replay_token(args: argparse.Namespace, console: Console) -> int:
+    from pamconform.fuzz import token_fuzz
+    from pamconform.token.minting import MintFailed
+
+    try:
+        finding = token_fuzz.TokenFinding.load(args.finding)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    sock, socket_dir = _token_source_args(args)
+    with token_fuzz.Minter(args.token_command, socket=sock, socket_dir=socket_dir,
+                           ahead=0) as minter:
+        try:
+            reproduces, att = token_fuzz.replay(finding, minter.get, args.timeout)
+        except (MintFailed, OSError) as exc:
+            raise HarnessError(f"replay failed: {exc}") from exc
+    console.line(f"replaying {finding.kind} finding {args.finding.name} (seed {finding.seed}, "
+                 f"item {finding.iteration}): {finding.case.describe()} of fresh token "
+                 f"{att.token.head}<secret>")
+    console.line(att.log.render())
+    console.line(f"expected: {finding.expected}")
+    console.line(f"then:     {finding.observed}")
+    console.line(f"now:      {att.reply.describe()} for {att.payload[:80]!r}")
+    console.line("STILL REPRODUCES" if reproduces else "no longer reproduces")
+    return 1 if reproduces else 0

@@ -18,7 +18,11 @@ import docker.errors
 
 from pamconform.errors import HarnessError
 
-BASE_TAG = "pamconform/base:bookworm"
+#: Debian releases the lab runs on (``--distro``); the first is the default.
+DISTROS = ("bookworm", "trixie")
+DEFAULT_DISTRO = DISTROS[0]
+BASE_REPO = "pamconform/base"
+BASE_TAG = f"{BASE_REPO}:{DEFAULT_DISTRO}"
 LAB_REPO = "pamconform/lab"
 DOCKERFILE = "containers/lab/Dockerfile"
 BASE_SCRIPT = "containers/base-image.sh"
@@ -52,6 +56,18 @@ def find_root() -> Path:
     raise LabBuildError(f"cannot find {DOCKERFILE} near {here}")
 
 
+def check_distro(distro: str) -> str:
+    """``distro`` if the lab supports it, else a LabBuildError naming the supported ones."""
+    if distro not in DISTROS:
+        raise LabBuildError(f"unsupported distro {distro!r} (supported: {', '.join(DISTROS)})")
+    return distro
+
+
+def base_tag(distro: str = DEFAULT_DISTRO) -> str:
+    """``pamconform/base:<distro>``."""
+    return f"{BASE_REPO}:{check_distro(distro)}"
+
+
 # -- base image -----------------------------------------------------------------------------
 def _has_image(client: docker.DockerClient, ref: str) -> bool:
     try:
@@ -64,23 +80,27 @@ def _has_image(client: docker.DockerClient, ref: str) -> bool:
 def ensure_base(
     client: docker.DockerClient,
     *,
+    distro: str = DEFAULT_DISTRO,
     root: Path | None = None,
-    tag: str = BASE_TAG,
+    tag: str | None = None,
     progress: Progress = print,
     timeout: float = 1500,
 ) -> str:
-    """Make sure ``tag`` exists, running ``containers/base-image.sh`` if not; return it.
+    """Make sure the base of ``distro`` exists, running ``containers/base-image.sh`` if not.
 
-    The script tags a local or pulled ``debian:bookworm-slim``, or debootstraps one
-    (root, network to a Debian mirror). Bounded by ``timeout`` seconds.
+    ``tag`` defaults to ``pamconform/base:<distro>``; it is returned. The script tags a
+    local or pulled ``debian:<distro>-slim``, or debootstraps one (root, network to a
+    Debian mirror). Bounded by ``timeout`` seconds.
     """
+    tag = tag or base_tag(distro)
+    check_distro(distro)
     if _has_image(client, tag):
         return tag
     script = (root or find_root()) / BASE_SCRIPT
-    progress(f"base image {tag} missing: running {script} (about a minute)")
+    progress(f"base image {tag} missing: running {script} {distro} (a minute or two)")
     env = dict(os.environ, PAMCONFORM_BASE_TAG=tag)
     proc = subprocess.Popen(
-        ["bash", str(script)],
+        ["bash", str(script), distro],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
@@ -161,15 +181,29 @@ def build_context(root: Path) -> tuple[bytes, str]:
     return buf.getvalue(), digest.hexdigest()
 
 
-def lab_image_tag(client: docker.DockerClient, root: Path, base: str = BASE_TAG) -> str:
-    """The tag ``ensure_lab_image`` would use: context hash plus the base image's id."""
+def lab_image_tag(
+    client: docker.DockerClient,
+    root: Path,
+    base: str | None = None,
+    *,
+    distro: str = DEFAULT_DISTRO,
+) -> str:
+    """The tag ``ensure_lab_image`` would use: distro, context hash and the base image's id."""
+    base = base or base_tag(distro)
     _tar, digest = build_context(root)
-    return _tag_for(digest, base, client.images.get(base).id)
+    return _tag_for(digest, base, client.images.get(base).id, distro)
 
 
-def _tag_for(context_digest: str, base: str, base_id: str) -> str:
+def _tag_for(context_digest: str, base: str, base_id: str, distro: str = DEFAULT_DISTRO) -> str:
     h = hashlib.sha256(f"{context_digest}\0{base}\0{base_id}".encode()).hexdigest()
-    return f"{LAB_REPO}:{h[:16]}"
+    return f"{LAB_REPO}:{distro}-{h[:16]}"
+
+
+def tag_distro(tag: str) -> str | None:
+    """The distro of a ``pamconform/lab:<distro>-<hash>`` tag (None for other tags)."""
+    _repo, _sep, version = tag.rpartition(":")
+    distro, sep, _h = version.partition("-")
+    return distro if sep and distro in DISTROS else None
 
 
 # -- lab image ------------------------------------------------------------------------------
@@ -177,23 +211,26 @@ def ensure_lab_image(
     client: docker.DockerClient,
     root: Path,
     *,
+    distro: str = DEFAULT_DISTRO,
     base: str | None = None,
     progress: Progress = print,
     timeout: float = 1800,
 ) -> str:
-    """Build ``containers/lab/Dockerfile`` if needed; return ``pamconform/lab:<hash>``.
+    """Build ``containers/lab/Dockerfile`` if needed; return ``pamconform/lab:<distro>-<hash>``.
 
     The hash covers every file of the context (``containers/lab``, ``modules``,
     ``servers``) and the base image id, so the image is rebuilt exactly when one of
-    them changes. ``base`` defaults to ``pamconform/base:bookworm`` (made by
-    :func:`ensure_base` when missing); any other base is pulled if absent.
+    them changes. ``base`` defaults to ``pamconform/base:<distro>`` (made by
+    :func:`ensure_base` when missing); any other base is pulled if absent (it should be
+    a release of ``distro``: the tag names the distro, the base decides the content).
     """
     root = Path(root)
+    check_distro(distro)
     if not (root / DOCKERFILE).is_file():
         raise LabBuildError(f"no {DOCKERFILE} under {root}")
-    base_ref = base or BASE_TAG
-    if base_ref == BASE_TAG:
-        ensure_base(client, root=root, progress=progress)
+    base_ref = base or base_tag(distro)
+    if base_ref == base_tag(distro):
+        ensure_base(client, distro=distro, root=root, progress=progress)
     elif not _has_image(client, base_ref):
         progress(f"pulling {base_ref}")
         try:
@@ -201,7 +238,7 @@ def ensure_lab_image(
         except docker.errors.APIError as exc:
             raise LabBuildError(f"cannot pull base {base_ref}: {exc}") from exc
     context, digest = build_context(root)
-    tag = _tag_for(digest, base_ref, client.images.get(base_ref).id)
+    tag = _tag_for(digest, base_ref, client.images.get(base_ref).id, distro)
     if _has_image(client, tag):
         return tag
 
@@ -247,11 +284,15 @@ def ensure_lab_image(
 
 
 def prune_lab_images(client: docker.DockerClient, keep: str) -> list[str]:
-    """Remove other ``pamconform/lab:*`` tags not used by any container; return them."""
+    """Remove other ``pamconform/lab:*`` tags of ``keep``'s distro not used by any container.
+
+    Images of other distros stay (a matrix run needs one per distro); return the removed.
+    """
     removed = []
+    distro = tag_distro(keep)
     for image in client.images.list(name=LAB_REPO):
         for t in image.tags:
-            if t != keep and t.startswith(LAB_REPO + ":"):
+            if t != keep and t.startswith(LAB_REPO + ":") and tag_distro(t) == distro:
                 try:
                     client.images.remove(t, noprune=False)
                     removed.append(t)

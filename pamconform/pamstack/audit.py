@@ -50,8 +50,6 @@ from pamconform.pamstack.trace import Outcome, Step, pamdrive_results
 
 PRIMITIVE = {"auth": "authenticate", "account": "acct_mgmt", "session": "open_session",
              "password": "chauthtok"}
-FUNCTION = {"authenticate": "authenticate", "acct_mgmt": "acct_mgmt",
-            "open_session": "open_session", "chauthtok": "chauthtok_update"}
 _KEEP_FLAGS = ("use_first_pass", "try_first_pass", "debug", "no_warn")
 _DEBUG_EVENTS = ("auth", "cred", "acct", "open_session", "close_session", "prechauthtok",
                  "chauthtok")
@@ -323,7 +321,7 @@ def explain(p: Plan, s: StateResult) -> str:
     ran = [st for st in socket_steps if st.ran]
     if ran:
         st0 = ran[0]
-        parts.append(f"the socket module ({where}, {p.socket.control}) returned "
+        parts.append(f"the socket module ({where}, {p.socket.control_text}) returned "
                      f"{codes.name(st0.code)}: {st0.action} ({st0.effect})")
     elif socket_steps:
         parts.append(f"the socket module ({where}) never ran: {socket_steps[0].effect}")

@@ -407,6 +407,7 @@ class Regression:
     expected_steps: list[tuple[str, str]]
     steps: list[str]
     note: str
+    expected_status: str = "ran"
 
     @classmethod
     def load(cls, json_path: Path) -> Regression:
@@ -417,7 +418,8 @@ class Regression:
                    dict(meta.get("includes", {})), bool(meta.get("single_file")),
                    meta["expected"]["pam_start"],
                    [(s, r) for s, r in meta["expected"]["steps"]],
-                   list(meta.get("steps", ALL_STEPS)), meta.get("note", ""))
+                   list(meta.get("steps", ALL_STEPS)), meta.get("note", ""),
+                   meta["expected"].get("status") or "ran")
 
     def files(self, directory: str) -> dict[str, str]:
         """The regression's files with the directory filled in."""
@@ -435,3 +437,24 @@ class Regression:
         layout = Layout.single_file() if self.single_file else Layout.confdir(directory)
         return run(load(self.label, DictSource(files), layout), lab_modules(), self.steps,
                    keep_going=True)
+
+    def matches(self, real: dict[str, Any]) -> bool:
+        """Does a pamdrive result (agent report) equal the expected one?"""
+        if self.expected_status != "ran":
+            return real.get("status") == self.expected_status
+        start, steps = pamdrive_results(real.get("result"))
+        return real.get("status") == "ran" and (start, steps) == (
+            self.expected_start, self.expected_steps)
+
+    def model_matches(self, directory: str) -> bool:
+        """Does the model, on the same files, say what libpam said?"""
+        model = self.model(directory)
+        if self.expected_status == "crashed":
+            return model.crash is not None
+        return (codes.name(model.start), model.results()) == (
+            self.expected_start, self.expected_steps)
+
+
+def load_regressions(directory: Path) -> list[Regression]:
+    """Every saved regression case of a directory, in name order."""
+    return [Regression.load(p) for p in sorted(directory.glob("*.json"))]

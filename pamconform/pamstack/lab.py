@@ -26,7 +26,6 @@ from typing import Any
 
 from pamconform.agent_client import CONTAINER_AGENT_ARGV, container_exec, run_batch
 from pamconform.errors import HarnessError
-from pamconform.pamstack.modules import STATES
 
 SOCKET_DIR = "/run/pc-chain"
 STACK_ROOT = "/tmp/pc-chain"
@@ -196,5 +195,3 @@ class StackLab:
     def log_tail(self, lines: int = 20) -> str:
         return self.sh(f"tail -n {lines} /var/log/pc-chain-*.log || true")
 
-
-STATE_SOCKETS = {state: socket_path(state) for state in STATES}

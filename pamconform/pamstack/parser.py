@@ -158,6 +158,13 @@ class Handler:
     reason: str = ""  # why a must_fail handler fails
 
     @property
+    def control_text(self) -> str:
+        """The control as written (``[...]`` restored around a value=action control)."""
+        if self.control.lower() in (*PRESETS, "include", "substack", "@include", ""):
+            return self.control
+        return f"[{self.control}]"
+
+    @property
     def module_name(self) -> str:
         """The module's file name without directory and ``.so`` (``pam_unix``)."""
         base = posixpath.basename(self.module or "")

@@ -22,7 +22,7 @@ fail-open shapes are pinned: a test fails if the set changes).
 
 from functools import partial
 
-from pamconform.pamstack.cases import Shape, check_shape
+from pamconform.pamstack.cases import Shape, check_shape, check_shapes
 from pamconform.registry import case_factory
 from pamconform.verdicts import Severity
 
@@ -57,10 +57,9 @@ def _alone(flag, ctx):
 
 
 def _pair(fslug, flag, nslug, neighbour, ctx):
-    for position, lines in (("before", (f"auth {flag} {{module}}", neighbour)),
-                            ("after", (neighbour, f"auth {flag} {{module}}"))):
-        check_shape(ctx, Shape(lines), label=position,
-                    expect_fail_open=FAIL_OPEN.get((fslug, nslug, position), []))
+    shapes = {"before": Shape((f"auth {flag} {{module}}", neighbour)),
+              "after": Shape((neighbour, f"auth {flag} {{module}}"))}
+    check_shapes(ctx, shapes, {p: FAIL_OPEN.get((fslug, nslug, p), []) for p in shapes})
 
 
 for _fslug, _flag in FLAGS:
