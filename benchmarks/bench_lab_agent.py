@@ -17,12 +17,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_agent import measure  # noqa: E402
+from bench_agent import measure
 
-from pamconform import resources  # noqa: E402
-from pamconform.agent_client import CONTAINER_AGENT_ARGV, container_exec  # noqa: E402
-from pamconform.lab import LabSession, connect, ensure_lab_image  # noqa: E402
-from pamconform.scenario_control import ScenarioProcess  # noqa: E402
+from pamconform import resources
+from pamconform.agent_client import CONTAINER_AGENT_ARGV, container_exec
+from pamconform.lab import LabSession, connect, ensure_lab_image
+from pamconform.scenario_control import ScenarioProcess
 
 SERVER = "/opt/pamconform/servers/scenario_server.py"
 

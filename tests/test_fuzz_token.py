@@ -151,6 +151,31 @@ def test_reference_server_yields_no_finding(short_dir: Path) -> None:
           "waiting for a token")
 
 
+INVERTED = """
+import sys
+sys.path.insert(0, {fixtures!r})
+import faulty_token_servers as f
+
+class Inverted(f.Base):
+    def matches(self, received):
+        return not super().matches(received)
+
+sys.exit(f.ref.main(sys.argv[1:], factory=Inverted, prog="inverted"))
+"""
+
+
+def test_positive_control_catches_inverted_polarity(short_dir: Path, tmp_path: Path) -> None:
+    script = tmp_path / "inverted.py"
+    script.write_text(INVERTED.format(fixtures=str(FAULTY.parent)))
+    command = token_command(short_dir).replace(shlex.quote(str(SERVER)), shlex.quote(str(script)))
+    result = _fuzz(command, short_dir, max_findings=2)
+    kinds = {f.kind: f for f in result.findings}
+    assert set(kinds) == {"exact-refused", "grant"}, result.summary()
+    control = kinds["exact-refused"]
+    assert control.iteration == 0 and control.case.control
+    assert control.shrink.get("reproduced") is True
+
+
 def test_same_seed_same_sequence(short_dir: Path) -> None:
     a = TokenGenerator(SEED).cases(400)
     assert a == TokenGenerator(SEED).cases(400)

@@ -52,8 +52,9 @@ SETTLE_S = 0.1
 #: A minted token older than this is spent and replaced (its server may expire).
 MAX_TOKEN_AGE = 5.0
 EXAMPLES_PER_KIND = 5
-#: Kinds whose reproducer is shrunk (a hang costs a timeout per replay).
-SHRINKABLE = ("grant",)
+#: Kinds whose reproducer is shrunk (a hang costs a timeout per replay); for
+#: ``exact-refused`` only the delivery can get simpler.
+SHRINKABLE = ("grant", "exact-refused")
 
 #: Finding kind -> (fuzz case id, rule, severity word, title, requirement).
 TOKEN_KINDS: dict[str, tuple[str, str, str, str, str]] = {
