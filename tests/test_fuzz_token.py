@@ -147,7 +147,7 @@ def test_reference_server_yields_no_finding(short_dir: Path) -> None:
     assert {"control", "walk"} <= set(result.generators)
     print(f"\nreference: {result.execs} attempts in {result.fuzz_seconds:.1f} s = "
           f"{result.execs_per_s:.1f}/s; minting {result.mint_ms:.0f} ms a token "
-          f"({result.config.mint_ahead} ahead), {result.mint_wait_share:.0%} of the time "
+          f"({result.mint_ahead} ahead), {result.mint_wait_share:.0%} of the time "
           "waiting for a token")
 
 

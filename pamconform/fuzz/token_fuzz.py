@@ -463,6 +463,8 @@ class TokenFuzzResult:
     mints: int = 0
     mint_seconds: float = 0.0
     mint_wait_seconds: float = 0.0
+    #: tokens actually minted ahead (0 with a fixed socket)
+    mint_ahead: int = 0
 
     @property
     def execs_per_s(self) -> float:
@@ -482,7 +484,7 @@ class TokenFuzzResult:
             "fuzz_seconds": round(self.fuzz_seconds, 3),
             "shrink_seconds": round(self.shrink_seconds, 3),
             "execs_per_s": round(self.execs_per_s, 1), "mints": self.mints,
-            "mint_ms": round(self.mint_ms, 1), "mint_ahead": self.config.mint_ahead,
+            "mint_ms": round(self.mint_ms, 1), "mint_ahead": self.mint_ahead,
             "mint_wait_share": round(self.mint_wait_share, 3), "stopped": self.stopped,
             "error": self.error, "sequence_sha256": self.digest,
             "violations": dict(self.violations), "findings": len(self.findings),
@@ -513,6 +515,7 @@ class TokenFuzzer:
             self.minter.close()
             res = self.result
             res.mints, res.mint_seconds = self.minter.mints, self.minter.mint_seconds
+            res.mint_ahead = self.minter.ahead
 
     def _clock(self) -> float:
         return time.monotonic() - self._started - self.result.shrink_seconds
