@@ -280,6 +280,9 @@ def ensure_lab_image(
     if not _has_image(client, tag):
         raise LabBuildError(f"build finished but {tag} is missing:\n" + "\n".join(log[-40:]))
     progress(f"built {tag} in {time.monotonic() - start:.0f} s")
+    removed = prune_lab_images(client, tag)  # older builds of this distro leave no data behind
+    if removed:
+        progress(f"removed {len(removed)} older lab image(s): {', '.join(removed)}")
     return tag
 
 
