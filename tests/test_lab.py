@@ -141,7 +141,9 @@ def test_cleanup_stale_removes_labelled(client, lab_image: str, box: LabContaine
         f"pamconform-{run_id}-net", labels={LABEL: "1", RUN_LABEL: run_id}, internal=True
     )
     try:
-        assert cleanup_stale(client, spare_live_runs=True) >= 2
+        # Another xdist worker's session may clean up the dead container first: assert what
+        # is left, not how many this call removed.
+        cleanup_stale(client, spare_live_runs=True)
         assert not box.removed and box.container.reload() is None  # our run is spared
         names = {c.name for c in labelled(client, run_id)}
         assert names == {live.name}
