@@ -17,6 +17,50 @@ PLAIN = "pc-plain"
 PASSWORD = AUTH_PASSWORDS["alice"]
 
 
+# ---- the server behaviours of the direct suite (shared by the R-M1/R-M2 and memcheck cases)
+#: (id part, scenario, args, what the server does)
+BEHAVIOURS = [
+    ("deny", "deny", {}, "replies 1"),
+    ("close-before-read", "close-before-read", {}, "closes before reading the request"),
+    ("close-after-request", "close-after-request", {}, "reads the request and closes silently"),
+    ("partial-reply", "partial-reply", {}, "sends 1, pauses, then 0 (a partial reply)"),
+    ("two-replies", "two-replies", {}, "replies 0 twice"),
+    ("reset", "reset", {}, "resets the connection after reading"),
+]
+
+MALFORMED = [
+    ("empty", b""),
+    ("00", b"00"),
+    ("space-0", b" 0"),
+    ("0x", b"0x"),
+    ("minus-0", b"-0"),
+    ("plus-0", b"+0"),
+    ("0-crlf", b"0\r\n"),
+    ("0-nul", b"0\0"),
+    ("1", b"1"),
+    ("2", b"2"),
+    ("minus-1", b"-1"),
+    ("pass", b"PASS"),
+    ("4k-digits", b"0" * 4096),
+    ("binary", bytes(range(256))[::4]),
+]
+
+HANGS = [
+    ("silence", "silence", {}, "reads the request and never answers"),
+    ("accept-no-read", "accept-no-read", {}, "accepts and never reads"),
+    ("delay-over-timeout", "delay", {"seconds": 30, "reply": "30"},
+     "answers 0 after 30 s, past any sane module timeout"),
+]
+
+
+def every_behaviour() -> list[tuple[str, str, dict[str, Any]]]:
+    """(id part, scenario, args) of every server behaviour the direct suite plays."""
+    out = [("grant", "grant", {}), ("reply-before-request", "reply-before-request", {})]
+    out += [(name, scenario, args) for name, scenario, args, _ in BEHAVIOURS + HANGS]
+    out += [(f"reply-{name}", "malformed", {"reply": reply.hex()}) for name, reply in MALFORMED]
+    return out
+
+
 def target(ctx: CaseContext) -> ModuleTarget:
     return ctx.target  # type: ignore[no-any-return]
 

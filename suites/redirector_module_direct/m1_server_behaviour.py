@@ -7,6 +7,9 @@ right password through the probe stack (see ``pamconform.direct_checks.PROBE``).
 from functools import partial
 
 from pamconform.direct_checks import (
+    BEHAVIOURS,
+    HANGS,
+    MALFORMED,
     PASSWORD,
     direct,
     expect_denied,
@@ -18,41 +21,6 @@ from pamconform.registry import case_factory
 from pamconform.verdicts import Severity
 
 case = case_factory(protocol="redirector", kind="module")
-
-#: (id part, scenario, args, what the server does)
-BEHAVIOURS = [
-    ("deny", "deny", {}, "replies 1"),
-    ("close-before-read", "close-before-read", {}, "closes before reading the request"),
-    ("close-after-request", "close-after-request", {}, "reads the request and closes silently"),
-    ("partial-reply", "partial-reply", {}, "sends 1, pauses, then 0 (a partial reply)"),
-    ("two-replies", "two-replies", {}, "replies 0 twice"),
-    ("reset", "reset", {}, "resets the connection after reading"),
-]
-
-MALFORMED = [
-    ("empty", b""),
-    ("00", b"00"),
-    ("space-0", b" 0"),
-    ("0x", b"0x"),
-    ("minus-0", b"-0"),
-    ("plus-0", b"+0"),
-    ("0-crlf", b"0\r\n"),
-    ("0-nul", b"0\0"),
-    ("1", b"1"),
-    ("2", b"2"),
-    ("minus-1", b"-1"),
-    ("pass", b"PASS"),
-    ("4k-digits", b"0" * 4096),
-    ("binary", bytes(range(256))[::4]),
-]
-
-HANGS = [
-    ("silence", "silence", {}, "reads the request and never answers"),
-    ("accept-no-read", "accept-no-read", {}, "accepts and never reads"),
-    ("delay-over-timeout", "delay", {"seconds": 30, "reply": "30"},
-     "answers 0 after 30 s, past any sane module timeout"),
-]
-
 
 def _scenario(scenario, args, ctx):
     d = direct(ctx)

@@ -1,28 +1,22 @@
 """R-M3: under valgrind memcheck, no invalid access and no uninitialised use, whatever the
-server does. Leaks are reported as INFORMATIONAL with the valgrind excerpt."""
+server does: every server behaviour of the direct suite is replayed under memcheck. Leaks
+are reported as INFORMATIONAL with the valgrind excerpt."""
 
 from functools import partial
 
-from pamconform.direct_checks import PASSWORD, direct, expect_ran, probe_service, record
+from pamconform.direct_checks import (
+    PASSWORD,
+    direct,
+    every_behaviour,
+    expect_ran,
+    probe_service,
+    record,
+)
 from pamconform.outcome import Fail
 from pamconform.registry import case_factory
 from pamconform.verdicts import Severity
 
 case = case_factory(protocol="redirector", kind="module")
-
-SCENARIOS = [
-    ("grant", "grant", {}),
-    ("deny", "deny", {}),
-    ("close-after-request", "close-after-request", {}),
-    ("reply-before-request", "reply-before-request", {}),
-    ("reset", "reset", {}),
-    ("silence", "silence", {}),
-    ("reply-empty", "malformed", {"reply": ""}),
-    ("reply-4k-digits", "malformed", {"reply": ("0" * 4096).encode().hex()}),
-    ("reply-binary", "malformed", {"reply": bytes(range(256)).hex()}),
-    ("two-replies", "two-replies", {}),
-]
-
 
 def _memcheck(scenario, args, ctx):
     d = direct(ctx)
@@ -42,7 +36,7 @@ def _memcheck(scenario, args, ctx):
         ctx.informational(f"leaks: {leaks}")
 
 
-for _name, _scenario, _args in SCENARIOS:
+for _name, _scenario, _args in every_behaviour():
     case(
         f"redir.module.memcheck-{_name}",
         rule="R-M3",
