@@ -134,7 +134,7 @@ def exchange(path: Path, request: bytes = REQUEST, timeout: float = 3.0) -> tupl
         return reply, time.monotonic() - start
 
 
-def only_record(control: ScenarioControl, wait: float = 2.0) -> dict[str, object]:
+def only_record(control: ScenarioControl, wait: float = 10.0) -> dict[str, object]:
     log = control.log(wait=wait)
     assert len(log) == 1, log
     return log[0]
@@ -222,7 +222,7 @@ def test_delay_notices_a_client_that_left(server: Running) -> None:
     server.control.set("delay", seconds=30)
     with connect(server.auth) as sock:
         sock.sendall(REQUEST)
-    record = only_record(server.control, wait=3)
+    record = only_record(server.control, wait=10)
     assert record["closed_by"] == "client"
     assert record["sent_hex"] == ""
 
@@ -239,7 +239,7 @@ def test_silence_until_the_client_leaves(server: Running) -> None:
         assert server.control.ping()["open"] == 1
     finally:
         sock.close()
-    record = only_record(server.control, wait=3)
+    record = only_record(server.control, wait=10)
     assert record["closed_by"] == "client"
     assert record["received_hex"] == (REQUEST + b"more").hex()
     assert server.control.log() == []  # finished records are cleared
@@ -263,7 +263,7 @@ def test_accept_no_read(server: Running) -> None:
             sock.recv(16)
     finally:
         sock.close()
-    record = only_record(server.control, wait=3)
+    record = only_record(server.control, wait=10)
     assert record["closed_by"] == "client"
     assert record["received_hex"] == REQUEST.hex()  # queued, never read: peeked at close
 
@@ -287,7 +287,7 @@ def test_echo_peer_records_another_uid(start_server: StartServer, short_dir: Pat
 def test_scenario_is_sticky_and_counted(server: Running) -> None:
     server.control.set("deny")
     assert [exchange(server.auth)[0] for _ in range(3)] == [b"1"] * 3
-    log = server.control.log(wait=2)
+    log = server.control.log(wait=10)
     assert [r["conn"] for r in log] == [1, 2, 3]
     ping = server.control.ping()
     assert ping["scenario"] == "deny"
@@ -364,7 +364,7 @@ def test_stdin_control_mode(short_dir: Path) -> None:
         assert exchange(auth)[0] == b"1"
         proc.set("malformed", reply="2020")
         assert exchange(auth)[0] == b"  "
-        log = proc.log(wait=2)
+        log = proc.log(wait=10)
         assert [r["scenario"] for r in log] == ["deny", "malformed"]
         with pytest.raises(ScenarioControlError, match="unknown scenario"):
             proc.set("nope")

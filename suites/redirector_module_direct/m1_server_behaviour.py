@@ -44,7 +44,7 @@ def grant(ctx):
     d.scenario("grant")
     attempt = d.one(probe_service(d), passwords=[PASSWORD])
     record(ctx, "scenario grant", attempt)
-    log = d.scenario_proc.log(wait=0.5) if d.scenario_proc else []
+    log = d.scenario_proc.log(wait=5) if d.scenario_proc else []
     ctx.extra["server_log"] = log
     expect_success(attempt, "a login the server grants", d.hang_bound)
 

@@ -111,7 +111,7 @@ def configured_socket(ctx):
     proc = d.scenario("deny")
     attempt = d.one(probe_service(d), passwords=[PASSWORD])
     record(ctx, "scenario deny", attempt)
-    log = proc.log(wait=1.0)
+    log = proc.log(wait=5)
     ctx.extra["server_log"] = log
     got = received(log)
     want = b"alice\n" + PASSWORD.encode() + b"\n"

@@ -30,7 +30,7 @@ def _planted(ctx, *, via_symlink: bool) -> None:
                           timeout=10).check()
     attempt = d.one(probe_service(d, socket=path, name="pc-planted"), passwords=[PASSWORD])
     record(ctx, f"socket planted by mallory at {path}", attempt)
-    log = planted.log(wait=0.5)
+    log = planted.log(wait=5)
     ctx.extra["planted_socket_log"] = log
     got = received(log)
     if PASSWORD.encode() in got:
@@ -86,7 +86,7 @@ def _newline(ctx, user: str, password: str) -> None:
     proc = d.scenario("grant")
     attempt = d.one(probe_service(d), user=user, passwords=[password])
     record(ctx, f"user {user!r} password {password!r}", attempt)
-    log = proc.log(wait=0.5)
+    log = proc.log(wait=5)
     ctx.extra["server_log"] = log
     got = received(log)
     expect_ran(attempt, "a login with a newline in the credentials", d.hang_bound)
