@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import io
 import os
 import signal
 import subprocess
 import tarfile
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -207,6 +209,11 @@ def tag_distro(tag: str) -> str | None:
 
 
 # -- lab image ------------------------------------------------------------------------------
+#: Serialises image builds between processes on one machine (e.g. pytest-xdist workers),
+#: so the first run builds the base and lab images once instead of once per worker.
+BUILD_LOCK = Path(tempfile.gettempdir()) / "pamconform-image-build.lock"
+
+
 def ensure_lab_image(
     client: docker.DockerClient,
     root: Path,
@@ -217,6 +224,37 @@ def ensure_lab_image(
     timeout: float = 1800,
 ) -> str:
     """Build ``containers/lab/Dockerfile`` if needed; return ``pamconform/lab:<distro>-<hash>``.
+
+    Builds are serialised across processes with a lock file (waiting at most ``timeout``).
+    """
+    with open(BUILD_LOCK, "a") as lock:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise LabBuildError(f"another image build held {BUILD_LOCK} for "
+                                        f"{timeout:g} s") from None
+                time.sleep(0.5)
+        try:
+            return _ensure_lab_image(client, root, distro=distro, base=base,
+                                     progress=progress, timeout=timeout)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _ensure_lab_image(
+    client: docker.DockerClient,
+    root: Path,
+    *,
+    distro: str,
+    base: str | None,
+    progress: Progress,
+    timeout: float,
+) -> str:
+    """The unlocked body of :func:`ensure_lab_image`.
 
     The hash covers every file of the context (``containers/lab``, ``modules``,
     ``servers``) and the base image id, so the image is rebuilt exactly when one of
