@@ -19,7 +19,7 @@ PASSWORD = AUTH_PASSWORDS["alice"]
 
 # ---- the server behaviours of the direct suite (shared by the R-M1/R-M2 and memcheck cases)
 #: (id part, scenario, args, what the server does)
-BEHAVIOURS = [
+BEHAVIOURS: list[tuple[str, str, dict[str, Any], str]] = [
     ("deny", "deny", {}, "replies 1"),
     ("close-before-read", "close-before-read", {}, "closes before reading the request"),
     ("close-after-request", "close-after-request", {}, "reads the request and closes silently"),
@@ -28,7 +28,7 @@ BEHAVIOURS = [
     ("reset", "reset", {}, "resets the connection after reading"),
 ]
 
-MALFORMED = [
+MALFORMED: list[tuple[str, bytes]] = [
     ("empty", b""),
     ("00", b"00"),
     ("space-0", b" 0"),
@@ -45,7 +45,7 @@ MALFORMED = [
     ("binary", bytes(range(256))[::4]),
 ]
 
-HANGS = [
+HANGS: list[tuple[str, str, dict[str, Any], str]] = [
     ("silence", "silence", {}, "reads the request and never answers"),
     ("accept-no-read", "accept-no-read", {}, "accepts and never reads"),
     ("delay-over-timeout", "delay", {"seconds": 30, "reply": "30"},
@@ -55,7 +55,8 @@ HANGS = [
 
 def every_behaviour() -> list[tuple[str, str, dict[str, Any]]]:
     """(id part, scenario, args) of every server behaviour the direct suite plays."""
-    out = [("grant", "grant", {}), ("reply-before-request", "reply-before-request", {})]
+    out: list[tuple[str, str, dict[str, Any]]] = [
+        ("grant", "grant", {}), ("reply-before-request", "reply-before-request", {})]
     out += [(name, scenario, args) for name, scenario, args, _ in BEHAVIOURS + HANGS]
     out += [(f"reply-{name}", "malformed", {"reply": reply.hex()}) for name, reply in MALFORMED]
     return out
