@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import errno
 import os
-import select
-import socket
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
-from pamconform.redirector.client import ConnectFailed as _ConnectFailed
+from pamconform import wire
+from pamconform.wire import ConnectFailed
 from pamconform.wirelog import WireLog
+
+__all__ = ["ConnectFailed", "Connection", "TokenReply", "classify", "exchange",
+           "module_grants", "socket_state"]
 
 PASS_REPLY = b"PASS\n\0"
 FAIL_REPLY = b"FAIL\n\0"
@@ -54,14 +54,6 @@ def module_grants(data: bytes) -> bool:
     return data[:REPLY_LEN] == PASS_REPLY
 
 
-class ConnectFailed(_ConnectFailed):
-    """The socket is missing, refused the connection or could not be reached."""
-
-    def __init__(self, message: str, code: int | None) -> None:
-        super().__init__(message)
-        self.errno = code
-
-
 @dataclass
 class TokenReply:
     """What came back on one connection (or why there was no connection)."""
@@ -95,115 +87,24 @@ class TokenReply:
                 f"{self.elapsed_s * 1000:.0f} ms)")
 
 
-class Connection:
-    """One client connection to a token server."""
+class Connection(wire.Connection):
+    """One logged client connection to a token server."""
 
-    def __init__(self, path: Path | str, log: WireLog, timeout: float) -> None:
-        self.log = log
-        self.timeout = timeout
-        self.conn = log.new_conn()
-        self.broken = False
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(timeout)
-        try:
-            self.sock.connect(str(path))
-        except OSError as exc:
-            self.sock.close()
-            code = exc.errno if isinstance(exc.errno, int) else None
-            name = errno.errorcode.get(code or 0, "timeout" if code is None else "?")
-            log.add(self.conn, "refused", f"{path}: {name}: {exc.strerror or exc}")
-            raise ConnectFailed(f"{name}: {exc.strerror or exc}", code) from exc
-        log.add(self.conn, "connect", str(path))
-
-    def __enter__(self) -> Connection:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def send(self, data: bytes) -> bool:
-        """Write all of data; False (logged) if the server has gone or stopped reading."""
-        try:
-            self.sock.sendall(data)
-        except (BrokenPipeError, ConnectionResetError) as exc:
-            self.log.add(self.conn, "send-err", f"{type(exc).__name__} after trying {len(data)} B")
-            self.broken = True
-            return False
-        except TimeoutError:
-            self.log.add(self.conn, "send-tmo", f"server stopped reading ({len(data)} B pending)")
-            self.broken = True
-            return False
-        self.log.add(self.conn, "send", data)
-        return True
-
-    def send_chunks(self, chunks: Iterable[bytes], pause: float = 0.0) -> bool:
+    def send_chunks(self, chunks: Iterable[bytes], pause: float = 0.0, *,
+                    stop_when_answered: bool = True) -> bool:
         """Write each chunk separately, pausing between them; stop once the server is gone."""
-        for i, chunk in enumerate(chunks):
-            if i and pause and self._closed_by_peer(pause):
-                self.log.add(self.conn, "peer-done", f"server replied or closed after {i} "
-                             "writes")
-                self.broken = True
-                return False
-            if not self.send(chunk):
-                return False
-        return True
-
-    def _closed_by_peer(self, wait: float) -> bool:
-        """Wait up to ``wait``; True if the server sent or closed meanwhile."""
-        ready, _, _ = select.select([self.sock], [], [], wait)
-        return bool(ready)
-
-    def shutdown_write(self) -> None:
-        try:
-            self.sock.shutdown(socket.SHUT_WR)
-            self.log.add(self.conn, "shut-wr")
-        except OSError as exc:
-            self.log.add(self.conn, "shut-err", str(exc))
+        return super().send_chunks(chunks, pause, stop_when_answered=stop_when_answered)
 
     def read_reply(self, timeout: float | None = None, settle: float = 0.3) -> TokenReply:
         """Read until the server closes, or ``timeout`` passes; stop ``settle`` seconds
         after a full 6-byte reply if the server keeps the connection open."""
-        limit = self.timeout if timeout is None else timeout
-        start = time.monotonic()
-        deadline = start + limit
-        data = b""
-        eof = reset = timed_out = False
-        while len(data) < MAX_REPLY_BYTES:
-            left = deadline - time.monotonic()
-            if len(data) >= REPLY_LEN:
-                left = min(left, settle)
-            if left <= 0:
-                timed_out = len(data) < REPLY_LEN
-                break
-            ready, _, _ = select.select([self.sock], [], [], left)
-            if not ready:
-                timed_out = len(data) < REPLY_LEN
-                break
-            try:
-                chunk = self.sock.recv(MAX_REPLY_BYTES - len(data))
-            except ConnectionResetError:
-                reset = True
-                self.log.add(self.conn, "reset")
-                break
-            except OSError as exc:
-                self.log.add(self.conn, "recv-err", str(exc))
-                reset = True
-                break
-            if not chunk:
-                eof = True
-                self.log.add(self.conn, "eof")
-                break
-            data += chunk
-            self.log.add(self.conn, "recv", chunk)
-        elapsed = time.monotonic() - start
+        got = self.read(self.timeout if timeout is None else timeout, limit=MAX_REPLY_BYTES,
+                        settle=settle, complete=lambda data: len(data) >= REPLY_LEN)
+        timed_out = got.stopped and len(got.data) < REPLY_LEN
         if timed_out:
-            self.log.add(self.conn, "timeout", f"no reply/EOF after {elapsed:.2f} s")
-        return TokenReply(data, eof, timed_out, reset, elapsed, sent_all=not self.broken)
-
-    def close(self) -> None:
-        if self.sock.fileno() != -1:
-            self.sock.close()
-            self.log.add(self.conn, "close")
+            self.log.add(self.conn, "timeout", f"no reply/EOF after {got.elapsed_s:.2f} s")
+        return TokenReply(got.data, got.eof, timed_out, got.reset, got.elapsed_s,
+                          sent_all=not self.broken)
 
 
 def exchange(
