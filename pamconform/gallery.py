@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 from types import ModuleType
 
 from pamconform import resources
 from pamconform.errors import UsageError
+from pamconform.loader import import_path
 from pamconform.localserver import CommandFor
 
 
@@ -21,15 +21,7 @@ def load() -> ModuleType:
     path = fixtures_dir() / "faulty_servers.py"
     if not path.is_file():
         raise UsageError("--gallery needs a source checkout (tests/fixtures is not installed)")
-    name = "pamconform_faulty_servers"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    return import_path("pamconform_faulty_servers", path)
 
 
 def commands() -> dict[str, CommandFor]:

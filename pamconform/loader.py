@@ -12,16 +12,14 @@ from pamconform import resources
 _PREFIX = "pamconform_suite"
 
 
-def load_file(path: Path) -> ModuleType:
-    """Import one suite file once; its cases register themselves."""
-    path = path.resolve()
-    name = f"{_PREFIX}.{path.parent.name}.{path.stem}"
+def import_path(name: str, path: Path) -> ModuleType:
+    """Import the file at ``path`` as module ``name``, once (later calls return it)."""
     module = sys.modules.get(name)
     if module is not None:
         return module
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load suite file {path}")
+        raise ImportError(f"cannot load {path}")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     try:
@@ -30,6 +28,12 @@ def load_file(path: Path) -> ModuleType:
         del sys.modules[name]
         raise
     return module
+
+
+def load_file(path: Path) -> ModuleType:
+    """Import one suite file once; its cases register themselves."""
+    path = path.resolve()
+    return import_path(f"{_PREFIX}.{path.parent.name}.{path.stem}", path)
 
 
 def suite_files(directory: Path) -> list[Path]:

@@ -13,7 +13,6 @@ Times to find are printed (``pytest -s``) and kept in ``TIMES``.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import socket
@@ -34,6 +33,7 @@ from pamconform.fuzz.generators import Generator
 from pamconform.fuzz.model import Burst, Exec, Finding
 from pamconform.fuzz.oracle import Oracle
 from pamconform.fuzz.replay import replay
+from pamconform.loader import import_path
 from pamconform.localserver import CommandFor, LocalServer, reference_command
 from pamconform.redirector.client import request
 from pamconform.registry import all_cases
@@ -69,15 +69,8 @@ TIMES: dict[str, float] = {}
 
 def _fuzz_only() -> ModuleType:
     name = "pamconform_fuzz_only_servers"
-    if name in sys.modules:
-        return sys.modules[name]
     gallery.load()  # shares the gallery module the fixture imports
-    spec = importlib.util.spec_from_file_location(name, FIXTURES / "fuzz_only_servers.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    return import_path(name, FIXTURES / "fuzz_only_servers.py")
 
 
 FUZZ_ONLY = _fuzz_only().FUZZ_ONLY
