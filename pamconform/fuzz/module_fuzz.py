@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from pamconform.direct_checks import probe_service
 from pamconform.direct_driver import Attempt, DirectDriver
 from pamconform.module_target import SERVERS
 from pamconform.scenario_control import ScenarioProcess
@@ -137,8 +138,6 @@ def fuzz_module(
             procs.append(ScenarioProcess(["docker", "exec", "-i", box.id, "python3",
                                           f"{SERVERS}/scenario_server.py", sock, "--control",
                                           "-", "--mode", "0600"]))
-            from pamconform.direct_checks import probe_service
-
             services.append(probe_service(d, socket=sock, name=f"pc-fuzz-{i}"))
         start = time.monotonic()
         while True:

@@ -1,11 +1,14 @@
 """R-M4: the module gets the password itself and honours the generic arguments."""
 
+from functools import partial
+
 from pamconform.direct_checks import (
     PASSWORD,
     direct,
     expect_denied,
     expect_ran,
     expect_success,
+    probe_service,
     record,
 )
 from pamconform.outcome import Fail
@@ -56,44 +59,27 @@ def use_first_pass_without_token(ctx):
     expect_denied(attempt, "use_first_pass without a token", d.hang_bound)
 
 
-@case(
-    "redir.module.use-first-pass-with-token",
-    rule="R-M4",
-    severity=Severity.MUST,
-    title="use_first_pass uses the token an earlier module set",
-    requirement="With use_first_pass and the right PAM_AUTHTOK set by an earlier module, the "
-    "module grants without prompting.",
-)
-def use_first_pass_with_token(ctx):
+def _first_pass_with_token(flag, ctx):
     d = direct(ctx)
     d.scenario("grant")
-    service = d.service("pc-ufp-tok", args=d.target.spec.args + " use_first_pass",
+    service = d.service(f"pc-{flag}-tok", args=d.target.spec.args + f" {flag}",
                         authtok_first=True)
     attempt = d.one(service, passwords=[], authtok=PASSWORD)
-    record(ctx, "use_first_pass with token", attempt)
+    record(ctx, f"{flag} with token", attempt)
     if _prompts(attempt):
-        raise Fail("no prompt with use_first_pass and a token", f"prompted: {_prompts(attempt)}")
-    expect_success(attempt, "use_first_pass with the right token", d.hang_bound)
+        raise Fail(f"no prompt with {flag} and a token", f"prompted: {_prompts(attempt)}")
+    expect_success(attempt, f"{flag} with the right token", d.hang_bound)
 
 
-@case(
-    "redir.module.try-first-pass-with-token",
-    rule="R-M4",
-    severity=Severity.MUST,
-    title="try_first_pass uses the token an earlier module set",
-    requirement="With try_first_pass and the right PAM_AUTHTOK set by an earlier module, the "
-    "module grants without prompting.",
-)
-def try_first_pass_with_token(ctx):
-    d = direct(ctx)
-    d.scenario("grant")
-    service = d.service("pc-tfp-tok", args=d.target.spec.args + " try_first_pass",
-                        authtok_first=True)
-    attempt = d.one(service, passwords=[], authtok=PASSWORD)
-    record(ctx, "try_first_pass with token", attempt)
-    if _prompts(attempt):
-        raise Fail("no prompt with try_first_pass and a token", f"prompted: {_prompts(attempt)}")
-    expect_success(attempt, "try_first_pass with the right token", d.hang_bound)
+for _flag in ("use_first_pass", "try_first_pass"):
+    case(
+        f"redir.module.{_flag.replace('_', '-')}-with-token",
+        rule="R-M4",
+        severity=Severity.MUST,
+        title=f"{_flag} uses the token an earlier module set",
+        requirement=f"With {_flag} and the right PAM_AUTHTOK set by an earlier module, the "
+        "module grants without prompting.",
+    )(partial(_first_pass_with_token, _flag))
 
 
 @case(
@@ -124,8 +110,6 @@ def silent_flag(ctx):
     d = direct(ctx)
     d.scenario("grant")
     d.target.box.exec(["rm", "-rf", "/run/pc-silent"], timeout=5)
-    from pamconform.direct_checks import probe_service
-
     service = probe_service(d, socket="/run/pc-silent/socket", name="pc-silent")
     attempt = d.one(service, passwords=[PASSWORD], flags="silent")
     record(ctx, "PAM_SILENT, server unreachable", attempt)
