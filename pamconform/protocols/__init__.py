@@ -1,0 +1,1 @@
+"""Protocol plug-ins: one package per wire protocol (codec, client, profile)."""
