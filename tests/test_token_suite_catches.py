@@ -180,3 +180,19 @@ def test_make_target_usage_errors(short_dir: Path) -> None:
         assert text in message and "\n" not in message, message
     with pytest.raises(UsageError, match="positive"):
         make_target(None, None, good, 0, None)
+
+
+def test_retrying_after_a_wrong_token_is_graded_by_the_should_case_only(
+        cases: list[Case], short_dir: Path) -> None:
+    """A server that keeps listening after a wrong token, and removes its socket once the
+    right token is used, fails no MUST case (the unlink case uses the right token)."""
+    command = token_command(short_dir, faulty="retries-after-wrong")
+    chosen = [c for c in cases if c.id != "token.server.expiry"]
+    with token_target(command, short_dir, "retries-after-wrong") as target:
+        result = run_target(chosen, target, kind="server", protocol="transient-token",
+                            strict=False)
+    verdicts = {r.case.id: (r.verdict, r.message) for r in result.results}
+    assert verdicts["token.server.socket-unlinked-after-use"][0] is Verdict.PASS
+    assert verdicts["token.server.dead-after-failure"][0] is Verdict.NON_STRICT
+    failed = {k: v for k, v in verdicts.items() if v[0] in (Verdict.FAIL, Verdict.ERROR)}
+    assert failed == {}

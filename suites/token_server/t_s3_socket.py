@@ -60,21 +60,21 @@ def socket_mode(ctx):
     rule="T-S3",
     severity=Severity.MUST,
     title="The socket is removed after use",
-    requirement=f"Within {UNLINK_WAIT:g} s of an attempt (right or wrong), the socket file "
-    "is gone.",
+    requirement=f"Within {UNLINK_WAIT:g} s of the token being used (the right token, "
+    "presented as the module does), the socket file is gone. What a server does after a "
+    "wrong token is graded by token.server.dead-after-failure (SHOULD) only: a server that "
+    "keeps listening for the right token after a wrong one costs an attacker nothing "
+    "(the secret has 192 random bits), so it must not FAIL here.",
 )
 def socket_unlinked_after_use(ctx):
-    require(ctx, 2)
-    for label in ("the right token", "a wrong token"):
-        minted = mint(ctx)
-        _visible(ctx, minted)
-        payload = minted.token.raw if label.startswith("the right") else (
-            minted.token.head + "A" * 32).encode()
-        reply = attempt(ctx, minted, payload, shutdown=False)
-        ctx.note(f"{label}: {reply.describe()}")
-        if not wait_gone(minted.socket, UNLINK_WAIT):
-            raise Fail(f"the socket removed after {label}",
-                       f"{minted.socket} still there {UNLINK_WAIT:g} s later")
+    require(ctx, 1)
+    minted = mint(ctx)
+    _visible(ctx, minted)
+    reply = attempt(ctx, minted, minted.token.raw, shutdown=False)
+    ctx.note(f"the right token: {reply.describe()}")
+    if not wait_gone(minted.socket, UNLINK_WAIT):
+        raise Fail("the socket removed after the right token was used",
+                   f"{minted.socket} still there {UNLINK_WAIT:g} s later")
 
 
 @case(
