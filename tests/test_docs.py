@@ -114,12 +114,21 @@ def test_protocols_doc_anchors_are_unique() -> None:
     assert not twice, f"anchors defined twice: {twice}"
 
 
-def test_protocols_doc_links_resolve() -> None:
-    """Every in-page link (``[R-S2](#R-S2)``) points at an anchor the page defines."""
-    text = PROTOCOLS_DOC.read_text()
-    anchors = set(re.findall(r"""<a\s+id=["']([^"']+)["']""", text))
-    broken = sorted({t for t in re.findall(r"\]\(#([^)]+)\)", text) if t not in anchors})
-    assert not broken, f"links to undefined anchors: {broken}"
+def _anchors(path: Path) -> set[str]:
+    return set(re.findall(r"""<a\s+id=["']([^"']+)["']""", path.read_text()))
+
+
+def test_docs_links_resolve() -> None:
+    """Links between the pages of docs/ (``[R-S2](#R-S2)``, ``protocols.md#verdicts``)
+    point at a page that exists and an anchor it defines."""
+    broken = []
+    for page in sorted((ROOT / "docs").glob("*.md")):
+        for target, anchor in re.findall(r"\]\(([\w.-]*\.md)?(?:#([^)]+))?\)",
+                                         page.read_text()):
+            linked = page.parent / target if target else page
+            if not linked.is_file() or (anchor and anchor not in _anchors(linked)):
+                broken.append(f"{page.name}: {target}#{anchor}")
+    assert not broken, f"links to undefined pages or anchors: {broken}"
 
 
 def _outside_mentions(paths: list[Path]) -> list[str]:
