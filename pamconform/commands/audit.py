@@ -1,7 +1,7 @@
 """``pamconform audit``: does a real PAM stack fail open when the auth server misbehaves?
 
     pamconform audit PAM_FILE [--service NAME] [--module-line N] [--include-dir DIR]
-                     [--stand-in CODE] [--report DIR] [--keep] [--quiet]
+                     [--root DIR] [--stand-in CODE] [--report DIR] [--keep] [--quiet]
 
 Runs the stack in a lab container against every server state (grant, deny, down,
 hung, garbage) through the direct libpam driver, and with the Linux-PAM model for
@@ -38,7 +38,12 @@ def register(subparsers: Any) -> None:
                    help="the socket module's line in PAM_FILE (default: the first line "
                    "naming pam_redirector or pam_transient_token)")
     p.add_argument("--include-dir", type=Path, action="append", default=[], metavar="DIR",
-                   help="where included files are (default: PAM_FILE's directory; repeatable)")
+                   help="what stands for /etc/pam.d, where includes are looked up (default: "
+                   "PAM_FILE's directory, or ROOT/etc/pam.d with --root; repeatable)")
+    p.add_argument("--root", type=Path, metavar="DIR",
+                   help="the audited tree, read as / of the target host: absolute includes, "
+                   "'..' and symlinks resolve inside it, never elsewhere on this host "
+                   "(default: PAM_FILE's directory)")
     p.add_argument("--stand-in", default="ignore", metavar="CODE",
                    help="what a module the lab lacks returns (a return code token, "
                    "default ignore)")
@@ -53,16 +58,15 @@ def cmd_audit(args: argparse.Namespace, console: Console) -> int:
     from pamconform.pamstack.lab import StackLab
 
     plan = audit.plan(args.pam_file, service=args.service, include_dirs=args.include_dir,
-                      module_line=args.module_line, stand_in=args.stand_in)
+                      module_line=args.module_line, stand_in=args.stand_in, root=args.root)
     run = report.Run()
     sock = plan.socket
     console.line(f"pamconform {__version__} audit: {args.pam_file} (service {plan.service}, "
                  f"{'pam.conf' if plan.single_file else 'pam.d'} form)")
     console.line(f"socket module: {sock.origin.where} `{sock.origin.short}` -> "
                  f"pam_{plan.primitive}")
-    for problem in plan.config.problems:
-        if problem.line:
-            console.line(f"warning: {problem}")
+    for problem in plan.shown_problems():
+        console.line(f"warning: {problem}")
     started = time.monotonic()
     with StackLab.open(single_file=plan.single_file, say=lambda _line: None) as lab:
         if args.keep:
@@ -116,7 +120,7 @@ def _target(args: argparse.Namespace, plan: audit.Plan, result: audit.AuditResul
         socket_line=f"{plan.socket.origin.where} {plan.socket.origin.short}",
         primitive=plan.primitive,
         stand_ins=plan.stand_ins,
-        problems=[str(p) for p in plan.config.problems if p.line],
+        problems=plan.shown_problems(),
         files={path: data.decode("latin-1") for path, data in plan.files.items()},
     )
     per_state = seconds / max(1, len(result.states))

@@ -5,6 +5,14 @@ finds the socket module line and prepares the files the lab container gets:
 
 - includes resolve in the stack file's directory (or ``include_dirs``): libpam looks
   in ``/etc/pam.d``, and the container's ``/etc/pam.d`` holds exactly these files;
+- every other path (an absolute include, a name climbing with ``..``, a symlink) is
+  resolved inside the audited tree ``root`` as if it were ``/`` of the target host
+  (:class:`TreeSource`): the audit never reads a file elsewhere on this host;
+- a file that is not a PAM configuration (fewer than half of its lines start with a
+  PAM type: ``/etc/shadow`` named by an include, say) is never echoed: each of its
+  lines without a PAM type becomes the placeholder ``NOT_A_PAM_LINE``, which libpam
+  treats the same way (a line with an illegal type fails when reached), and the
+  console shows only how many lines and where (:func:`screen`);
 - the socket module line (``pam_redirector``/``pam_transient_token``, or the line
   given) becomes the lab's reference ``pam_redirector.so`` pointed at the socket of
   each server state, its flags (``use_first_pass`` ...) kept;
@@ -24,7 +32,9 @@ through the stack.  A state other than ``grant`` in which the stack returns
 
 from __future__ import annotations
 
+import os
 import posixpath
+import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +55,7 @@ from pamconform.pamstack.parser import (
     assemble,
     load,
     module_offset,
+    tokenize,
 )
 from pamconform.pamstack.trace import Outcome, Step, pamdrive_results
 
@@ -55,37 +66,157 @@ _DEBUG_EVENTS = ("auth", "cred", "acct", "open_session", "close_session", "prech
                  "chauthtok")
 
 
-class _HostSource:
-    """Reads container paths from the host: the service file, includes from include dirs."""
+#: The largest file the audit reads (a PAM configuration is a few KiB).
+MAX_FILE = 1 << 20
+#: What a line with no PAM type becomes in a file that is not a PAM configuration.
+PLACEHOLDER = "NOT_A_PAM_LINE"
+_SYMLINK_HOPS = 40
 
-    def __init__(self, service_path: str, stack: Path, include_dirs: Sequence[Path]) -> None:
+
+class TreeSource:
+    """Reads the container's paths from the audited tree, never from elsewhere on this host.
+
+    ``root`` stands for ``/`` of the target host; ``pam_d`` (if given) for its
+    ``/etc/pam.d``, tried in order.  Paths are normalised and symlinks followed the way
+    the target's kernel would: an absolute link target and ``..`` stay inside the tree.
+    """
+
+    def __init__(self, service_path: str, stack: Path, root: Path, pam_d: Sequence[Path] = (),
+                 *, single_file: bool = False, service: str = "") -> None:
         self.service_path = service_path
         self.stack = stack
-        self.include_dirs = list(include_dirs)
+        self.root = root
+        self.pam_d = list(pam_d)
+        self.single_file = single_file
+        self.service = service
         self.read_files: dict[str, bytes] = {}
+        self.not_pam: dict[str, str] = {}
 
     def read(self, path: str) -> bytes | None:
-        norm = posixpath.normpath(path)
-        data: bytes | None = None
+        """The file as screened (:func:`screen`), or None when the tree has none there."""
+        norm = "/" + posixpath.normpath("/" + path).lstrip("/")
+        if norm in self.read_files:
+            return self.read_files[norm]
         if norm == self.service_path:
-            data = _read(self.stack)
-        elif norm.startswith("/etc/pam.d/"):
-            for d in self.include_dirs:
-                data = _read(d / norm[len("/etc/pam.d/"):])
-                if data is not None:
-                    break
-        elif not norm.startswith("/usr/lib/pam.d/"):
-            data = _read(Path(norm))
-        if data is not None:
-            self.read_files[norm] = data
+            data = _read(self.stack, norm)
+        else:
+            data = next((d for d in (_read(h, norm) for h in self.candidates(norm))
+                         if d is not None), None)
+        if data is None:
+            return None
+        columned = self.single_file and norm == self.service_path
+        data, note = screen(data, columned=columned, service=self.service)
+        if note:
+            self.not_pam[norm] = note
+        self.read_files[norm] = data
         return data
 
+    def candidates(self, vpath: str) -> list[Path]:
+        """The host paths ``vpath`` can name, one per ``/etc/pam.d`` directory (or root)."""
+        out = [p for d in self.pam_d if (p := self.host_path(vpath, d)) is not None]
+        if not self.pam_d or not _under(vpath, "/etc/pam.d"):
+            host = self.host_path(vpath, None)
+            if host is not None:
+                out.append(host)
+        return out
 
-def _read(path: Path) -> bytes | None:
+    def host_path(self, vpath: str, pam_d: Path | None) -> Path | None:
+        """``vpath`` on the target as a path in the tree, symlinks resolved (None: a loop)."""
+        todo = [p for p in vpath.split("/") if p]
+        done: list[str] = []
+        hops = 0
+        while todo:
+            part = todo.pop(0)
+            if part == ".":
+                continue
+            if part == "..":
+                if done:
+                    done.pop()
+                continue
+            here = self._map("/" + "/".join([*done, part]), pam_d)
+            if here.is_symlink():
+                hops += 1
+                if hops > _SYMLINK_HOPS:
+                    return None
+                target = os.readlink(here)
+                if target.startswith("/"):
+                    done = []
+                todo = [p for p in target.split("/") if p] + todo
+                continue
+            done.append(part)
+        return self._map("/" + "/".join(done), pam_d)
+
+    def _map(self, vpath: str, pam_d: Path | None) -> Path:
+        if pam_d is not None and _under(vpath, "/etc/pam.d"):
+            return pam_d / vpath[len("/etc/pam.d"):].lstrip("/")
+        return self.root / vpath.lstrip("/")
+
+
+def _under(vpath: str, prefix: str) -> bool:
+    return vpath == prefix or vpath.startswith(prefix + "/")
+
+
+def _read(path: Path, shown: str) -> bytes | None:
+    """A regular file's bytes (None: missing, not regular, unreadable); over MAX_FILE: exit 2."""
     try:
-        return path.read_bytes() if path.is_file() else None
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
         return None
+    with os.fdopen(fd, "rb") as fh:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        data = fh.read(MAX_FILE + 1)
+    if len(data) > MAX_FILE:
+        raise UsageError(f"{shown}: larger than {MAX_FILE >> 20} MiB: not a PAM configuration")
+    return data
+
+
+def _is_pam_line(text: str, columned: bool) -> bool:
+    """Does the logical line start with a PAM type (after the service column in pam.conf)?"""
+    rest: int | None = 0
+    if columned:
+        _service, rest = tokenize(text, rest)
+    tok, _rest = tokenize(text, rest)
+    word = (tok or "").lower().removeprefix("-")
+    return word in FACILITIES or word == "@include"
+
+
+def screen(data: bytes, *, columned: bool = False, service: str = "") -> tuple[bytes, str | None]:
+    """A file as the audit may show it, and a note when it is not a PAM configuration.
+
+    A file in which at least half of the lines start with a PAM type is kept as is.
+    Otherwise every line without a PAM type becomes :data:`PLACEHOLDER` (in pam.conf
+    form only the lines of ``service`` or ``other`` are kept, their service column
+    first: libpam skips the others); comments and continuations are dropped, line
+    numbers kept.
+    libpam treats the placeholder like the line it replaces: an illegal type, a handler
+    that fails when reached (only a control word in the second column of a non-PAM line
+    is lost: the placeholder's failure is always ``bad``).
+
+    >>> screen(b"root:$6$x:1:0:::\\nbob:*:1:0:::\\n")[1]
+    'not a PAM configuration: 2 of 2 lines have no PAM type (first at line 1); not shown'
+    """
+    text = data.decode("latin-1")
+    raws, error = assemble(text)
+    bad = [r for r in raws if not _is_pam_line(r.text, columned)]
+    if len(bad) * 2 <= len(raws):
+        return data, None
+    physical = [""] * (text.count("\n") + 1)
+    for r in raws:
+        if r not in bad:
+            physical[r.line - 1] = r.text
+        elif columned:
+            name, _rest = tokenize(r.text, 0)
+            if name and name.lower() in (service.lower(), "other"):
+                physical[r.line - 1] = f"{name} {PLACEHOLDER}"
+        else:
+            physical[r.line - 1] = PLACEHOLDER
+    if error is not None:  # keep libpam's read error: the file ends inside a continuation
+        physical.append(f"{PLACEHOLDER} \\")
+    note = (f"not a PAM configuration: {len(bad)} of {len(raws)} lines have no PAM type "
+            f"(first at line {bad[0].line}); not shown")
+    return "\n".join(physical).encode("latin-1"), note
 
 
 @dataclass
@@ -102,6 +233,14 @@ class Plan:
     stand_ins: dict[str, str] = field(default_factory=dict)  # where -> original module
     stand_in_code: str = "ignore"
     probes: list[Handler] = field(default_factory=list)
+    #: files that are not PAM configurations (path -> what the console may say)
+    not_pam: dict[str, str] = field(default_factory=dict)
+
+    def shown_problems(self) -> list[str]:
+        """libpam's complaints, one line per file that is not a PAM configuration."""
+        out = [str(p) for p in self.config.problems
+               if p.line and p.file not in self.not_pam]
+        return out + [f"{path}: {note}" for path, note in self.not_pam.items()]
 
     @property
     def layout(self) -> Layout:
@@ -126,12 +265,15 @@ class Plan:
 
 def plan(stack: Path, *, service: str | None = None, include_dirs: Sequence[Path] = (),
          module_line: int | None = None, installed: set[str] | None = None,
-         stand_in: str = "ignore") -> Plan:
-    """Read and check the stack; raise UsageError (exit 2) on bad input."""
-    if not stack.is_file():
-        raise UsageError(f"{stack}: no such file")
-    if _read(stack) is None:
-        raise UsageError(f"{stack}: cannot read")
+         stand_in: str = "ignore", root: Path | None = None) -> Plan:
+    """Read and check the stack; raise UsageError (exit 2) on bad input.
+
+    Includes resolve in ``include_dirs`` (standing for ``/etc/pam.d``), every other
+    path inside ``root`` (default: the stack's directory; see :class:`TreeSource`).
+    """
+    _check_stack(stack)
+    if root is not None and not root.is_dir():
+        raise UsageError(f"--root {root}: not a directory")
     if stand_in not in codes.TOKENS:
         raise UsageError(f"--stand-in {stand_in!r}: give a return code token, e.g. ignore")
     single = stack.name == "pam.conf"
@@ -140,9 +282,11 @@ def plan(stack: Path, *, service: str | None = None, include_dirs: Sequence[Path
     name = service or stack.name
     if "/" in name or not name:
         raise UsageError(f"--service {name!r}: not a service name")
-    dirs = list(include_dirs) or [stack.resolve().parent]
+    here = stack.resolve().parent
+    dirs = list(include_dirs) or ([] if root is not None else [here])
     service_path = "/etc/pam.conf" if single else f"/etc/pam.d/{name}"
-    source = _HostSource(service_path, stack, dirs)
+    source = TreeSource(service_path, stack.resolve(), (root or here).resolve(), dirs,
+                        single_file=single, service=name)
     layout = Layout.single_file() if single else Layout()
     config = load(name, source, layout)
     if config.crash:
@@ -152,11 +296,29 @@ def plan(stack: Path, *, service: str | None = None, include_dirs: Sequence[Path
     socket = _find_socket(config, service_path, module_line)
     files = dict(source.read_files)
     result = Plan(stack, name, single, config, socket, PRIMITIVE[socket.facility], files,
-                  stand_in_code=stand_in)
+                  stand_in_code=stand_in, not_pam=dict(source.not_pam))
     apply_stand_ins(result, installed)
     result.probes = [h for h in config.chain(socket.facility)
                      if h.kind == "module" and h.index != socket.index]
     return result
+
+
+def _check_stack(stack: Path) -> None:
+    try:
+        st = stack.stat()
+    except FileNotFoundError:
+        raise UsageError(f"{stack}: no such file") from None
+    except OSError as exc:
+        raise UsageError(f"{stack}: cannot read: {exc.strerror}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise UsageError(f"{stack}: is a directory: give the stack's file (e.g. "
+                         f"{stack}/sshd)")
+    if not stat.S_ISREG(st.st_mode):
+        raise UsageError(f"{stack}: not a regular file")
+    if st.st_size > MAX_FILE:
+        raise UsageError(f"{stack}: larger than {MAX_FILE >> 20} MiB: not a PAM configuration")
+    if not os.access(stack, os.R_OK):
+        raise UsageError(f"{stack}: cannot read: permission denied")
 
 
 def _find_socket(config: Config, service_path: str, line: int | None) -> Handler:
