@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import io
@@ -227,6 +228,14 @@ def ensure_lab_image(
 
     Builds are serialised across processes with a lock file (waiting at most ``timeout``).
     """
+    with build_lock(timeout):
+        return _ensure_lab_image(client, root, distro=distro, base=base,
+                                 progress=progress, timeout=timeout)
+
+
+@contextlib.contextmanager
+def build_lock(timeout: float) -> Iterator[None]:
+    """Hold :data:`BUILD_LOCK` (waiting at most ``timeout`` s) while building an image."""
     with open(BUILD_LOCK, "a") as lock:
         deadline = time.monotonic() + timeout
         while True:
@@ -239,8 +248,7 @@ def ensure_lab_image(
                                         f"{timeout:g} s") from None
                 time.sleep(0.5)
         try:
-            return _ensure_lab_image(client, root, distro=distro, base=base,
-                                     progress=progress, timeout=timeout)
+            yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
@@ -281,15 +289,39 @@ def _ensure_lab_image(
         return tag
 
     progress(f"building {tag} from {base_ref} ({len(context) // 1024} KiB context)")
+    build_image(client, context, DOCKERFILE, tag, buildargs={"BASE": base_ref},
+                labels={"pamconform": "1", "pamconform.lab.context": digest},
+                progress=progress, timeout=timeout)
+    removed = prune_lab_images(client, tag)  # older builds of this distro leave no data behind
+    if removed:
+        progress(f"removed {len(removed)} older lab image(s): {', '.join(removed)}")
+    return tag
+
+
+def build_image(
+    client: docker.DockerClient,
+    context: bytes,
+    dockerfile: str,
+    tag: str,
+    *,
+    buildargs: dict[str, str],
+    labels: dict[str, str],
+    progress: Progress,
+    timeout: float,
+) -> None:
+    """Build ``tag`` from a tar ``context`` (no pull), streaming its log to ``progress``.
+
+    Raises LabBuildError with the log's tail on failure or after ``timeout`` seconds.
+    """
     start = time.monotonic()
     log: list[str] = []
     stream = client.api.build(
         fileobj=io.BytesIO(context),
         custom_context=True,
-        dockerfile=DOCKERFILE,
+        dockerfile=dockerfile,
         tag=tag,
-        buildargs={"BASE": base_ref},
-        labels={"pamconform": "1", "pamconform.lab.context": digest},
+        buildargs=buildargs,
+        labels=labels,
         rm=True,
         forcerm=True,
         pull=False,
@@ -318,10 +350,6 @@ def _ensure_lab_image(
     if not _has_image(client, tag):
         raise LabBuildError(f"build finished but {tag} is missing:\n" + "\n".join(log[-40:]))
     progress(f"built {tag} in {time.monotonic() - start:.0f} s")
-    removed = prune_lab_images(client, tag)  # older builds of this distro leave no data behind
-    if removed:
-        progress(f"removed {len(removed)} older lab image(s): {', '.join(removed)}")
-    return tag
 
 
 def prune_lab_images(client: docker.DockerClient, keep: str) -> list[str]:

@@ -10,13 +10,11 @@ exchanges with the project's own client from inside.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import io
 import json
 import os
 import tarfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +24,7 @@ import docker
 import docker.errors
 
 from pamconform.lab import LabBuildError, LabContainer, LabSession, ensure_lab_image, find_root
-from pamconform.lab.images import BUILD_LOCK, DEFAULT_DISTRO
+from pamconform.lab.images import DEFAULT_DISTRO, build_image, build_lock
 
 NSLCD_REPO = "pamconform/nslcd"
 CONTEXT_DIR = "containers/nslcd"
@@ -85,21 +83,12 @@ def ensure_nslcd_image(
     parent_id = client.images.get(parent).id
     key = hashlib.sha256(f"{digest}\0{parent_id}".encode()).hexdigest()
     tag = f"{NSLCD_REPO}:{distro}-{key[:16]}"
-    with open(BUILD_LOCK, "a") as lock:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise LabBuildError(f"another build held {BUILD_LOCK} too long") from None
-                time.sleep(0.5)
-        try:
-            if not _has_image(client, tag):
-                _build(client, context, tag, parent, digest, progress, timeout)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    with build_lock(timeout):
+        if not _has_image(client, tag):
+            progress(f"building {tag} from {parent}")
+            build_image(client, context, DOCKERFILE, tag, buildargs={"PARENT": parent},
+                        labels={"pamconform": "1", "pamconform.nslcd.context": digest},
+                        progress=progress, timeout=timeout)
     return tag
 
 
@@ -109,37 +98,6 @@ def _has_image(client: docker.DockerClient, ref: str) -> bool:
     except docker.errors.ImageNotFound:
         return False
     return True
-
-
-def _build(client: docker.DockerClient, context: bytes, tag: str, parent: str, digest: str,
-           progress: Progress, timeout: float) -> None:
-    progress(f"building {tag} from {parent}")
-    start = time.monotonic()
-    log: list[str] = []
-    stream = client.api.build(
-        fileobj=io.BytesIO(context), custom_context=True, dockerfile=DOCKERFILE, tag=tag,
-        buildargs={"PARENT": parent},
-        labels={"pamconform": "1", "pamconform.nslcd.context": digest},
-        rm=True, forcerm=True, pull=False, decode=True, timeout=timeout,
-    )
-    try:
-        for chunk in stream:
-            if "error" in chunk:
-                raise LabBuildError(f"building {tag} failed: {chunk['error'].strip()}\n"
-                                    + "\n".join(log[-40:]))
-            for line in (chunk.get("stream") or "").splitlines():
-                if line.strip():
-                    log.append(line)
-                    progress(line)
-            if time.monotonic() - start > timeout:
-                raise LabBuildError(f"building {tag} took more than {timeout:g} s")
-    finally:
-        close = getattr(stream, "close", None)
-        if close:
-            close()
-    if not _has_image(client, tag):
-        raise LabBuildError(f"build finished but {tag} is missing:\n" + "\n".join(log[-40:]))
-    progress(f"built {tag} in {time.monotonic() - start:.0f} s")
 
 
 @dataclass
