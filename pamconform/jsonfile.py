@@ -1,0 +1,43 @@
+"""Read a JSON file given on the command line, bounded in size and nesting depth.
+
+A huge file (or /dev/zero) is refused after ``max_bytes``; JSON nested deeper than the
+interpreter's recursion limit is refused instead of crashing the parser.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+#: Reports with full wire evidence stay well below this.
+MAX_BYTES = 64 << 20
+
+
+class JsonFileError(ValueError):
+    """The file cannot be read as JSON; the message names the file and says why."""
+
+
+def load(path: Path, *, max_bytes: int = MAX_BYTES) -> Any:
+    """The parsed JSON of ``path``; JsonFileError (one line) if it cannot be had."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(max_bytes + 1)
+    except FileNotFoundError:
+        raise JsonFileError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise JsonFileError(f"{path}: is a directory") from None
+    except OSError as exc:
+        raise JsonFileError(f"{path}: cannot read: {exc.strerror}") from None
+    if len(data) > max_bytes:
+        raise JsonFileError(f"{path}: larger than {max_bytes >> 20} MiB")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise JsonFileError(f"{path}: not UTF-8 text") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise JsonFileError(f"{path}: not JSON (line {exc.lineno}: {exc.msg})") from None
+    except RecursionError:
+        raise JsonFileError(f"{path}: JSON nested too deeply") from None

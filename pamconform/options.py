@@ -1,0 +1,69 @@
+"""Validated argparse types for time and count options, one of each, used everywhere.
+
+A bad value (``nan``, ``inf``, negative, zero where not allowed, absurdly large) is an
+argparse error, which the CLI turns into one line and exit 2.
+
+    >>> Seconds()("2.5"), Count(allow_zero=True)("0")
+    (2.5, 0)
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+#: No time option may exceed this (a week): a larger value is a typo, not a plan.
+MAX_SECONDS = 7 * 24 * 3600.0
+#: No count option may exceed this.
+MAX_COUNT = 10**9
+
+
+class Seconds:
+    """A finite number of seconds: > 0 (or >= 0 with ``allow_zero``), at most ``maximum``."""
+
+    def __init__(self, *, allow_zero: bool = False, maximum: float = MAX_SECONDS) -> None:
+        self.allow_zero = allow_zero
+        self.maximum = maximum
+        self.__name__ = "seconds"  # argparse names the type in its messages
+
+    def __call__(self, text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number of seconds: {text!r}")
+        if value < 0 or (value == 0 and not self.allow_zero):
+            least = "must not be negative" if self.allow_zero else "must be positive"
+            raise argparse.ArgumentTypeError(f"{least}: {text!r}")
+        if value > self.maximum:
+            raise argparse.ArgumentTypeError(f"at most {self.maximum:g} seconds: {text!r}")
+        return value
+
+
+class Count:
+    """A whole number: >= 1 (or >= 0 with ``allow_zero``), at most ``maximum``."""
+
+    def __init__(self, *, allow_zero: bool = False, maximum: int = MAX_COUNT) -> None:
+        self.allow_zero = allow_zero
+        self.maximum = maximum
+        self.__name__ = "count"
+
+    def __call__(self, text: str) -> int:
+        try:
+            value = int(text, 10)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        least = 0 if self.allow_zero else 1
+        if value < least:
+            raise argparse.ArgumentTypeError(f"must be at least {least}: {text!r}")
+        if value > self.maximum:
+            raise argparse.ArgumentTypeError(f"at most {self.maximum}: {text!r}")
+        return value
+
+
+#: The common cases, ready to pass as ``type=``.
+SECONDS = Seconds()
+SECONDS_OR_ZERO = Seconds(allow_zero=True)
+COUNT = Count()
+COUNT_OR_ZERO = Count(allow_zero=True)
