@@ -2,6 +2,8 @@
 
 Cases are matched by (target name, case id). A case that was PASS, NON-STRICT,
 INFORMATIONAL or SKIPPED and is now FAIL or ERROR is *newly failing*: a regression.
+INTERRUPTED and NOT-RUN (a run stopped by Ctrl-C or SIGTERM) are never one: they are
+listed among the other verdict changes.
 When each report holds exactly one target, the two are compared whatever their names
 (``pamconform server`` names a target after its socket path, which may change).
 
@@ -15,12 +17,12 @@ When each report holds exactly one target, the two are compared whatever their n
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pamconform import jsonfile
 from pamconform.errors import UsageError
 
 if TYPE_CHECKING:
@@ -30,7 +32,9 @@ if TYPE_CHECKING:
 OK_VERDICTS = frozenset({"PASS", "NON-STRICT", "INFORMATIONAL", "SKIPPED"})
 #: Verdicts that count as failing.
 BAD_VERDICTS = frozenset({"FAIL", "ERROR"})
-KNOWN_VERDICTS = OK_VERDICTS | BAD_VERDICTS
+#: Verdicts of a run stopped by Ctrl-C or SIGTERM: no conclusion, never a regression.
+STOPPED_VERDICTS = frozenset({"INTERRUPTED", "NOT-RUN"})
+KNOWN_VERDICTS = OK_VERDICTS | BAD_VERDICTS | STOPPED_VERDICTS
 
 #: Added or removed cases beyond this many are summarised per target.
 LIST_LIMIT = 20
@@ -100,16 +104,12 @@ def load_report(path: Path) -> dict[str, Any]:
     path = Path(path)
     if path.is_dir():
         path = path / "index.json"
+    if not path.exists():
+        raise BaselineError(f"{path}: no such report")
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise BaselineError(f"{path}: no such report") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BaselineError(f"{path}: cannot read: {exc}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise BaselineError(f"{path}: not JSON (line {exc.lineno}: {exc.msg})") from None
+        data = jsonfile.load(path)
+    except jsonfile.JsonFileError as exc:
+        raise BaselineError(str(exc)) from None
     problem = report_problem(data)
     if problem:
         raise BaselineError(f"{path}: not a pamconform index.json: {problem}")

@@ -6,21 +6,21 @@ Exit codes: 0 no case FAILed, 1 a case FAILed, 2 bad usage or input, 3 harness e
 from __future__ import annotations
 
 import argparse
-import errno
 import importlib
 import os
-import socket
-import stat
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pamconform import __version__, loader, report
+from pamconform import __version__, credentials, loader, report
 from pamconform.baseline import apply_baseline
 from pamconform.console import Console
 from pamconform.context import ServerTarget
 from pamconform.errors import HarnessError, UsageError
 from pamconform.localserver import LocalServer, reference_command, reference_server_script
+from pamconform.options import SECONDS
+from pamconform.preflight import check_logins, check_report_dir, check_token_command
+from pamconform.preflight import check_socket as preflight
 from pamconform.registry import Case, all_cases
 from pamconform.runner import TargetResult, exit_code, run_target, select
 
@@ -57,14 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
     srv = sub.add_parser("server", help="check an auth server listening on a UNIX socket")
     srv.add_argument("socket", nargs="?", type=Path, help="the server's socket path")
     srv.add_argument("--protocol", choices=sorted(PROTOCOLS), default="redirector")
-    srv.add_argument("--credentials", action="append", default=[], metavar="USER:PASSWORD",
-                     help="a valid login the server knows (repeatable; at least one)")
+    credentials.add_options(srv)
     srv.add_argument("--name", help="the target's name in the report (default: the socket)")
     tok = srv.add_argument_group("transient-token protocol")
     tok.add_argument("--token-command", metavar="CMD",
                      help="prints a fresh token and leaves its server waiting (run per case)")
     tok.add_argument("--token", help="one token: only the first case that needs one runs")
-    tok.add_argument("--expiry", type=float, metavar="SECONDS",
+    tok.add_argument("--expiry", type=SECONDS, metavar="SECONDS",
                      help="the token server's lifetime, for the expiry case")
     _add_run_options(srv)
 
@@ -80,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     mod.add_argument("--collect-password", action="store_true",
                      help="stack 'auth optional pam_unix.so' first, for modules that do not "
                      "prompt (the original pam_redirector)")
-    mod.add_argument("--login-timeout", type=float, default=20.0, metavar="SECONDS",
+    mod.add_argument("--login-timeout", type=SECONDS, default=20.0, metavar="SECONDS",
                      help="a login with no verdict by then is HUNG (default 20)")
     mod.add_argument("--keep", action="store_true", help="leave the lab container running")
     mod.add_argument("--name", help="the target's name in the report (default: SRC)")
@@ -120,50 +119,13 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    help="run only cases whose id matches (repeatable)")
     p.add_argument("--exclude-cases", action="append", default=[], metavar="GLOB")
     p.add_argument("--list", action="store_true", help="list the selected cases and exit")
-    p.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS",
+    p.add_argument("--timeout", type=SECONDS, default=5.0, metavar="SECONDS",
                    help="how long to wait for each reply (default 5)")
-    p.add_argument("--idle-limit", type=float, default=10.0, metavar="SECONDS",
+    p.add_argument("--idle-limit", type=SECONDS, default=10.0, metavar="SECONDS",
                    help="how long to wait for the server to drop a silent client (default 10)")
     p.add_argument("--report", type=Path, metavar="DIR",
                    help="report directory (default reports/<timestamp>/, reports/latest)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
-
-
-def parse_credentials(values: list[str]) -> list[tuple[bytes, bytes]]:
-    """``USER:PASSWORD`` strings to byte pairs; the password may contain ':'."""
-    pairs = []
-    for value in values:
-        user, sep, password = value.partition(":")
-        if not sep or not user:
-            raise UsageError(f"--credentials {value!r}: expected USER:PASSWORD")
-        if any(ch in value for ch in "\n\0"):
-            raise UsageError(f"--credentials {user!r}: newline or NUL cannot be sent")
-        pairs.append((user.encode(), password.encode()))
-    return pairs
-
-
-def preflight(path: Path, timeout: float) -> None:
-    """Fail with one clear line if nothing usable listens at path."""
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such socket") from None
-    except PermissionError:
-        raise UsageError(f"{path}: permission denied (run as a user that may reach it)") from None
-    if not stat.S_ISSOCK(st.st_mode):
-        raise UsageError(f"{path}: not a socket")
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(timeout)
-        try:
-            s.connect(str(path))
-        except ConnectionRefusedError:
-            raise UsageError(f"{path}: nothing is listening on this socket") from None
-        except PermissionError:
-            raise UsageError(f"{path}: permission denied connecting "
-                             "(run as root or a user the socket admits)") from None
-        except OSError as exc:
-            raise UsageError(f"{path}: cannot connect: {errno.errorcode.get(exc.errno or 0)} "
-                             f"{exc.strerror}") from None
 
 
 def _cases(protocol: str, args: argparse.Namespace) -> list[Case]:
@@ -205,21 +167,27 @@ def cmd_server(args: argparse.Namespace, console: Console) -> int:
         raise UsageError("--token-command and --token need --protocol transient-token")
     if args.socket is None:
         raise UsageError("server: the SOCKET argument is required")
-    credentials = parse_credentials(args.credentials)
-    if not credentials:
-        raise UsageError("server: give at least one valid login with --credentials USER:PASSWORD")
-    if args.timeout <= 0 or args.idle_limit <= 0:
-        raise UsageError("--timeout and --idle-limit must be positive")
+    logins = _logins(args, "server")
+    check_report_dir(args.report)
     preflight(args.socket, args.timeout)
+    check_logins(args.socket, logins, args.timeout)
     run = report.Run(strict=args.strict)
     target = ServerTarget(args.name or str(args.socket), args.socket, args.protocol,
-                          credentials, args.timeout, args.idle_limit)
+                          logins, args.timeout, args.idle_limit)
     console.line(f"pamconform {__version__}: {len(cases)} {args.protocol} server cases "
                  f"against {target.name}")
     result = run_target(cases, target, kind="server", protocol=args.protocol,
                         strict=args.strict, progress=console.progress)
     console.summary(result)
     return _finish([result], args, console, run)
+
+
+def _logins(args: argparse.Namespace, command: str) -> list[tuple[bytes, bytes]]:
+    """The logins given (options, or else the environment variable); at least one."""
+    logins = credentials.gather(args)
+    if not logins:
+        raise UsageError(f"{command}: {credentials.NEED_ONE}")
+    return logins
 
 
 def _module_cases(protocol: str, args: argparse.Namespace) -> list[Case]:
@@ -252,6 +220,7 @@ def cmd_module(args: argparse.Namespace, console: Console) -> int:
     spec = ModuleSpec(args.src, args.build, args.so, module_args, args.protocol,
                       args.collect_password)
     spec.validate()
+    check_report_dir(args.report)
     run = report.Run(strict=args.strict)
     name = args.name or str(args.src)
     results: list[TargetResult] = []
@@ -288,13 +257,15 @@ def reference_module_spec() -> ModuleSpecT:
 def _server_token(cases: list[Case], args: argparse.Namespace, console: Console) -> int:
     from pamconform.token.cli_support import make_target
 
-    if args.credentials:
+    if credentials.given(args):
         raise UsageError("--credentials is for the redirector protocol; the token protocol "
                          "needs --token-command CMD or --token TOKEN")
     target = make_target(args.socket, args.token_command, args.token, args.timeout, args.name,
                          idle_limit=args.idle_limit, expiry=args.expiry)
+    check_report_dir(args.report)
     run = report.Run(strict=args.strict)
     try:
+        check_token_command(target)
         console.line(f"pamconform {__version__}: {len(cases)} transient-token server cases "
                      f"against {target.name}")
         result = run_target(cases, target, kind="server", protocol="transient-token",
@@ -314,6 +285,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     mcases = [] if args.no_lab else _module_cases("redirector", args)
     if args.list:
         return _list(cases + mcases, console)
+    check_report_dir(args.report)
     run = report.Run(strict=args.strict)
     targets: list[tuple[str, object]] = [("reference-server", reference_command())]
     if args.gallery:
@@ -432,15 +404,44 @@ def _run_token_reference(args: argparse.Namespace, console: Console) -> TargetRe
 
 
 def cmd_reference_server(args: argparse.Namespace) -> int:
+    return run_reference_server(args.args)
+
+
+def run_reference_server(argv: list[str]) -> int:
+    """The bundled server's own command line, unparsed by ours (so its --help works)."""
     import runpy
 
     module = runpy.run_path(str(reference_server_script()), run_name="pamconform_reference")
-    return int(module["main"](args.args))
+    return int(module["main"](argv))
+
+
+def _stdout_broken() -> bool:
+    """Whether nobody reads our standard output any more (a closed pipe or socket)."""
+    import select
+
+    try:
+        poll = select.poll()
+        poll.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(ev & (select.POLLERR | select.POLLHUP) for _, ev in poll.poll(0))
+    except (OSError, ValueError):
+        return False
+
+
+def _stdout_gone() -> int:
+    """The reader of our output went away (``--list | head``): stop quietly, as a
+    command killed by SIGPIPE would (exit 141), without a second error at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 128 + 13
 
 
 def main(argv: list[str] | None = None) -> int:
     console = Console()
+    argv = sys.argv[1:] if argv is None else argv
     try:
+        if argv[:1] == ["reference-server"]:
+            return run_reference_server(argv[1:])
         args = build_parser().parse_args(argv)
         console.quiet = bool(getattr(args, "quiet", False))
         return int(args.func(args, console))
@@ -454,6 +455,8 @@ def main(argv: list[str] | None = None) -> int:
         print("pamconform: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # a harness bug: one line, the traceback only on request
+        if isinstance(exc, BrokenPipeError) and _stdout_broken():
+            return _stdout_gone()
         if os.environ.get("PAMCONFORM_DEBUG"):
             raise
         print(f"pamconform: harness error: {type(exc).__name__}: {exc} "

@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 
 from pamconform import loader
-from pamconform.cli import parse_credentials, preflight
 from pamconform.context import ServerTarget
+from pamconform.credentials import parse_credentials
 from pamconform.errors import UsageError
+from pamconform.preflight import check_socket as preflight
 from pamconform.registry import Case, all_cases
 from pamconform.runner import CaseResult, run_case
 from pamconform.verdicts import Verdict

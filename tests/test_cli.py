@@ -6,7 +6,8 @@ import sys
 
 import pytest
 
-from pamconform.cli import main, parse_credentials
+from pamconform.cli import main
+from pamconform.credentials import parse_credentials
 from pamconform.errors import UsageError
 
 

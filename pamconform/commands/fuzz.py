@@ -15,12 +15,12 @@ it still reproduces), 2 bad usage or input, 3 harness error.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
 from pathlib import Path
+from typing import Any
 
-from pamconform import __version__, report
+from pamconform import __version__, credentials, jsonfile, report
 from pamconform.console import Console
 from pamconform.errors import HarnessError, UsageError
 from pamconform.fuzz import regressions
@@ -29,6 +29,8 @@ from pamconform.fuzz.model import Finding
 from pamconform.fuzz.oracle import Oracle
 from pamconform.fuzz.replay import replay
 from pamconform.fuzz.results import target_result
+from pamconform.options import COUNT, COUNT_OR_ZERO, SECONDS, Count
+from pamconform.preflight import check_logins, check_report_dir, check_socket, check_token_command
 from pamconform.runner import exit_code
 from pamconform.wirelog import WireLog
 
@@ -36,6 +38,10 @@ PROTOCOLS = ("redirector", "transient-token")
 #: Corpus files larger than this are cut (the generator never sends more than 1 MiB).
 MAX_CORPUS_FILE = 1 << 20
 MAX_CORPUS_FILES = 10_000
+#: A finding holds at most a 1 MiB payload, hex-encoded, with its setup and evidence.
+MAX_FINDING_BYTES = 16 << 20
+#: A process id (Linux: at most 2**22).
+PID = Count(maximum=1 << 22)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -47,11 +53,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                      help="the server's socket path (transient-token: the directory of its "
                      "transient-token-<uid>-<pid> sockets, default /tmp, or a fixed socket)")
     srv.add_argument("--protocol", choices=PROTOCOLS, default="redirector")
-    srv.add_argument("--credentials", action="append", default=[], metavar="USER:PASSWORD",
-                     help="a valid login the server knows (repeatable; at least one)")
-    srv.add_argument("--seconds", type=float, default=10.0, metavar="N",
+    credentials.add_options(srv)
+    srv.add_argument("--seconds", type=SECONDS, default=10.0, metavar="N",
                      help="fuzzing time (default 10; shrinking comes on top)")
-    srv.add_argument("--max-examples", type=int, default=1_000_000, metavar="N",
+    srv.add_argument("--max-examples", type=COUNT, default=1_000_000, metavar="N",
                      help="stop after N generated items (default 1000000)")
     srv.add_argument("--seed", type=int, default=1, metavar="N",
                      help="the seed: same seed, same sequence (default 1)")
@@ -63,16 +68,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     srv.add_argument("--report", type=Path, metavar="DIR",
                      help="report directory (default reports/<timestamp>/, reports/latest); "
                      "findings go to DIR/findings/")
-    srv.add_argument("--pid", type=int, metavar="PID",
+    srv.add_argument("--pid", type=PID, metavar="PID",
                      help="the server's pid: watch its VmRSS for unbounded growth")
-    srv.add_argument("--memory-limit", type=float, default=512.0, metavar="MIB",
+    srv.add_argument("--memory-limit", type=COUNT, default=512, metavar="MIB",
                      help="RSS growth counted as unbounded when still rising (default 512)")
-    srv.add_argument("--timeout", type=float, default=3.0, metavar="SECONDS",
+    srv.add_argument("--timeout", type=SECONDS, default=3.0, metavar="SECONDS",
                      help="how long a complete request may wait for its reply (default 3)")
-    srv.add_argument("--max-findings", type=int, default=0, metavar="N",
+    srv.add_argument("--max-findings", type=COUNT_OR_ZERO, default=0, metavar="N",
                      help="stop after N kinds of finding (default 0: use the whole budget)")
     srv.add_argument("--no-shrink", action="store_true", help="save findings as found")
-    srv.add_argument("--shrink-replays", type=int, default=150, metavar="N",
+    srv.add_argument("--shrink-replays", type=COUNT_OR_ZERO, default=150, metavar="N",
                      help="replays allowed to shrink one finding (default 150)")
     srv.add_argument("--save-regressions", type=Path, metavar="DIR",
                      help="also write each finding as a regression case file into DIR "
@@ -89,15 +94,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     mod.add_argument("--so", default="pam_redirector.so", help="the .so the build produces")
     mod.add_argument("--args", default="{socket} timeout=3",
                      help="module arguments, {socket} substituted (default '{socket} timeout=3')")
-    mod.add_argument("--seconds", type=float, default=30.0, help="time budget (default 30)")
-    mod.add_argument("--max-examples", type=int, default=5000)
+    mod.add_argument("--seconds", type=SECONDS, default=30.0, help="time budget (default 30)")
+    mod.add_argument("--max-examples", type=COUNT, default=5000)
     mod.add_argument("--seed", type=int, default=1)
-    mod.add_argument("--servers", type=int, default=16,
+    mod.add_argument("--servers", type=Count(maximum=32), default=16,
                      help="scenario servers in parallel, one attempt each per round")
-    mod.add_argument("--valgrind-every", type=int, default=4, metavar="K",
+    mod.add_argument("--valgrind-every", type=COUNT_OR_ZERO, default=4, metavar="K",
                      help="every K-th round runs two attempts under valgrind (0: never; "
                      "default 4)")
-    mod.add_argument("--hang-bound", type=float, default=10.0, metavar="SECONDS")
+    mod.add_argument("--hang-bound", type=SECONDS, default=10.0, metavar="SECONDS")
     mod.add_argument("--report", type=Path, metavar="DIR")
     mod.add_argument("--keep", action="store_true", help="leave the lab container running")
     mod.add_argument("--name")
@@ -109,8 +114,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                      help="the server's socket path (transient-token: the sockets' directory)")
     rep.add_argument("--token-command", metavar="CMD",
                      help="transient-token findings: mints the fresh token to replay against")
-    rep.add_argument("--timeout", type=float, default=3.0, metavar="SECONDS")
-    rep.add_argument("--pid", type=int, metavar="PID", help="for memory findings")
+    rep.add_argument("--timeout", type=SECONDS, default=3.0, metavar="SECONDS")
+    rep.add_argument("--pid", type=PID, metavar="PID", help="for memory findings")
     rep.set_defaults(func=cmd_fuzz_replay)
 
 
@@ -133,18 +138,13 @@ def _corpus(directory: Path | None) -> list[bytes]:
 
 
 def _check_args(args: argparse.Namespace) -> None:
-    if args.seconds <= 0 or args.timeout <= 0 or args.max_examples < 1:
-        raise UsageError("--seconds, --timeout and --max-examples must be positive")
-    if args.max_findings < 0 or args.shrink_replays < 0 or args.memory_limit <= 0:
-        raise UsageError("--max-findings and --shrink-replays must be >= 0, "
-                         "--memory-limit > 0")
+    """What the option types cannot check; the report directory before the run."""
+    check_report_dir(args.report)
     if args.pid is not None and not os.path.exists(f"/proc/{args.pid}/status"):
         raise UsageError(f"--pid {args.pid}: no such process")
 
 
 def cmd_fuzz_server(args: argparse.Namespace, console: Console) -> int:
-    from pamconform.cli import parse_credentials, preflight
-
     _check_args(args)
     if args.protocol == "transient-token":
         return _fuzz_token_server(args, console)
@@ -152,13 +152,13 @@ def cmd_fuzz_server(args: argparse.Namespace, console: Console) -> int:
         raise UsageError("--token-command needs --protocol transient-token")
     if args.socket is None:
         raise UsageError("fuzz server: give the server's SOCKET")
-    credentials = parse_credentials(args.credentials)
-    if not credentials:
-        raise UsageError("fuzz server: give at least one valid login with "
-                         "--credentials USER:PASSWORD")
+    logins = credentials.gather(args)
+    if not logins:
+        raise UsageError(f"fuzz server: {credentials.NEED_ONE}")
     corpus = _corpus(args.corpus)
-    preflight(args.socket, args.timeout)
-    cfg = FuzzConfig(args.socket, credentials, protocol=args.protocol, seed=args.seed,
+    check_socket(args.socket, args.timeout)
+    check_logins(args.socket, logins, args.timeout)
+    cfg = FuzzConfig(args.socket, logins, protocol=args.protocol, seed=args.seed,
                      seconds=args.seconds, max_examples=args.max_examples,
                      timeout=args.timeout, corpus=corpus, pid=args.pid,
                      memory_limit_mib=args.memory_limit, max_findings=args.max_findings,
@@ -202,22 +202,19 @@ def cmd_fuzz_server(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_fuzz_replay(args: argparse.Namespace, console: Console) -> int:
-    from pamconform.cli import preflight
-
-    if args.timeout <= 0:
-        raise UsageError("--timeout must be positive")
-    if _protocol_of(args.finding) == "transient-token":
-        return _replay_token(args, console)
+    data = _finding_data(args.finding)
+    if isinstance(data, dict) and data.get("protocol") == "transient-token":
+        return _replay_token(args, console, data)
     if args.socket is None or args.token_command is not None:
         raise UsageError("fuzz replay: a redirector finding needs the server's SOCKET "
                          "(and no --token-command)")
     try:
-        finding = Finding.load(args.finding)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+        finding = Finding.from_dict(data)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise UsageError(f"{args.finding}: not a finding: {exc}") from None
     if finding.protocol != "redirector":
         raise UsageError(f"{args.finding}: protocol {finding.protocol} cannot be replayed yet")
-    preflight(args.socket, args.timeout)
+    check_socket(args.socket, args.timeout)
     log = WireLog()
     oracle = Oracle([])
     oracle.valid = frozenset(finding.valid)
@@ -231,6 +228,9 @@ def cmd_fuzz_replay(args: argparse.Namespace, console: Console) -> int:
     console.line(f"expected: {finding.expected}")
     console.line(f"then:     {finding.observed}")
     console.line(f"now:      {got.text}")
+    if got.logins_refused is not None:
+        raise UsageError(f"the setup logins were refused, so the replay proves nothing: "
+                         f"{got.logins_refused}")
     console.line("STILL REPRODUCES" if got.reproduces else "no longer reproduces")
     return 1 if got.reproduces else 0
 
@@ -242,10 +242,9 @@ def cmd_fuzz_module(args: argparse.Namespace, console: Console) -> int:
     from pamconform.module_run import module_lab
     from pamconform.module_target import ModuleSpec
 
-    if args.seconds <= 0 or args.max_examples < 1 or not 1 <= args.servers <= 32:
-        raise UsageError("--seconds and --max-examples must be positive, --servers 1..32")
     spec = ModuleSpec(args.src, args.build, args.so, args.args, "redirector")
     spec.validate()
+    check_report_dir(args.report)
     name = args.name or str(args.src)
     console.line(f"pamconform {__version__}: fuzzing module {name} (seed {args.seed}, "
                  f"{args.seconds:g} s, {args.servers} servers, valgrind every "
@@ -277,13 +276,12 @@ def cmd_fuzz_module(args: argparse.Namespace, console: Console) -> int:
 # ----------------------------------------------------------------- transient-token
 
 
-def _protocol_of(path: Path) -> str | None:
-    """The protocol a finding file names (None if it cannot be read: load() says why)."""
+def _finding_data(path: Path) -> Any:
+    """A finding file's JSON (bounded in size and depth); UsageError if unreadable."""
     try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return None
-    return data.get("protocol") if isinstance(data, dict) else None
+        return jsonfile.load(path, max_bytes=MAX_FINDING_BYTES)
+    except jsonfile.JsonFileError as exc:
+        raise UsageError(f"{exc}: not a finding") from None
 
 
 def _token_source_args(args: argparse.Namespace) -> tuple[Path | None, Path]:
@@ -294,14 +292,17 @@ def _token_source_args(args: argparse.Namespace) -> tuple[Path | None, Path]:
         raise UsageError("transient-token: give --token-command CMD (it prints a fresh token "
                          "and leaves its server waiting; it is run once per attempt)")
     target = make_target(args.socket, args.token_command, None, args.timeout, None)
-    target.close()
+    try:
+        check_token_command(target)
+    finally:
+        target.close()
     return target.source.socket, target.source.socket_dir
 
 
 def _fuzz_token_server(args: argparse.Namespace, console: Console) -> int:
     from pamconform.fuzz import token_fuzz
 
-    given = [flag for flag, value in (("--credentials", args.credentials),
+    given = [flag for flag, value in (("--credentials", credentials.given(args)),
                                       ("--corpus", args.corpus), ("--pid", args.pid),
                                       ("--save-regressions", args.save_regressions))
              if value]
@@ -350,14 +351,14 @@ def _fuzz_token_server(args: argparse.Namespace, console: Console) -> int:
     return exit_code([target])
 
 
-def _replay_token(args: argparse.Namespace, console: Console) -> int:
+def _replay_token(args: argparse.Namespace, console: Console, data: dict[str, object]) -> int:
     from pamconform.fuzz import token_fuzz
     from pamconform.token.minting import MintFailed
 
     try:
-        finding = token_fuzz.TokenFinding.load(args.finding)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+        finding = token_fuzz.TokenFinding.from_dict(data)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise UsageError(f"{args.finding}: not a finding: {exc}") from None
     sock, socket_dir = _token_source_args(args)
     with token_fuzz.Minter(args.token_command, socket=sock, socket_dir=socket_dir,
                            ahead=0) as minter:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pamconform.credentials import show_user
 from pamconform.fuzz.memory import MemoryWatch
 from pamconform.fuzz.model import Exec, Finding
 from pamconform.fuzz.oracle import Oracle, Violation
@@ -20,17 +21,39 @@ class Replayed:
     outcome: Outcome
     violation: Violation | None
     text: str
+    #: why the finding cannot be judged: a known-valid login the server did not grant
+    #: (a wrong or changed password makes every finding look fixed, or still there)
+    logins_refused: str | None = None
 
 
 def send_setup(path: str, setup: tuple[bytes, ...], timeout: float,
-               log: WireLog | None = None) -> None:
-    """Send each setup request on its own connection (replies are not judged)."""
+               log: WireLog | None = None) -> str | None:
+    """Send each setup request (a valid login) on its own connection; None if each was
+    granted, else which login was not and what came back."""
+    refused = None
     for payload in setup:
         ex = Exec((payload,))
-        if log is None:
-            run_exec(path, ex, timeout)
-        else:
-            replay_logged(path, ex, log, timeout)
+        out = run_exec(path, ex, timeout) if log is None else replay_logged(path, ex, log, timeout)
+        if refused is None and not out.kind.grants:
+            refused = f"the server refused {_user_of(payload)}'s login ({out.describe()})"
+    return refused
+
+
+def _user_of(request: bytes) -> str:
+    return show_user(request.split(b"\n", 1)[0])
+
+
+def valid_refused(path: str, valid: tuple[bytes, ...], timeout: float) -> str | None:
+    """None if every known-valid request is granted (a few tries each), else which login
+    was refused and the reply."""
+    from pamconform.preflight import login_refused
+
+    for payload in valid:
+        user, _, rest = payload.partition(b"\n")
+        why = login_refused(path, user, rest.removesuffix(b"\n"), timeout)
+        if why is not None:
+            return f"the server refused {_user_of(payload)}'s login ({why})"
+    return None
 
 
 def attempt(path: str, kind: str, ex: Exec, oracle: Oracle, timeout: float, *,
@@ -38,7 +61,15 @@ def attempt(path: str, kind: str, ex: Exec, oracle: Oracle, timeout: float, *,
             log: WireLog | None = None, pid: int | None = None,
             memory_limit_mib: float = 512.0) -> Replayed:
     """Send setup, then ``ex`` (with its burst companions), and judge it as ``kind``."""
-    send_setup(path, setup, timeout, log)
+    refused = send_setup(path, setup, timeout, log)
+    got = _attempt(path, kind, ex, oracle, timeout, concurrent, log, pid, memory_limit_mib)
+    got.logins_refused = refused
+    return got
+
+
+def _attempt(path: str, kind: str, ex: Exec, oracle: Oracle, timeout: float,
+             concurrent: tuple[Exec, ...], log: WireLog | None, pid: int | None,
+             memory_limit_mib: float) -> Replayed:
     if kind == "memory":
         return _memory(path, ex, timeout, pid, memory_limit_mib)
     if concurrent:
@@ -80,7 +111,11 @@ def _memory(path: str, ex: Exec, timeout: float, pid: int | None,
 
 def replay(finding: Finding, path: str, oracle: Oracle, timeout: float, *,
            log: WireLog | None = None, pid: int | None = None) -> Replayed:
-    """Replay a saved finding as it was saved."""
-    return attempt(path, finding.kind, finding.exec, oracle, timeout, setup=finding.setup,
-                   concurrent=finding.concurrent, log=log, pid=pid,
-                   memory_limit_mib=float(finding.extra.get("memory", {}).get("limit_mib", 512)))
+    """Replay a saved finding as it was saved; then check that the run's valid logins are
+    still granted (``logins_refused`` says which is not: the replay proves nothing)."""
+    got = attempt(path, finding.kind, finding.exec, oracle, timeout, setup=finding.setup,
+                  concurrent=finding.concurrent, log=log, pid=pid,
+                  memory_limit_mib=float(finding.extra.get("memory", {}).get("limit_mib", 512)))
+    if got.logins_refused is None:
+        got.logins_refused = valid_refused(path, finding.valid, timeout)
+    return got
