@@ -6,7 +6,7 @@ import sys
 from typing import TextIO
 
 from pamconform.runner import CaseResult, TargetResult
-from pamconform.verdicts import STOPPED, VERDICT_ORDER, Verdict
+from pamconform.verdicts import VERDICT_ORDER, Verdict
 
 _COLOURS = {
     Verdict.PASS: "32",
@@ -20,8 +20,6 @@ _COLOURS = {
 
 class Console:
     """Writes progress lines and summaries; colour only on a terminal."""
-    Verdict.INTERRUPTED: "35;1",
-    Verdict.NOT_RUN: "90",
 
     def __init__(self, out: TextIO | None = None, *, quiet: bool = False) -> None:
         self.out = out or sys.stdout
@@ -48,9 +46,7 @@ class Console:
         )
 
     def summary(self, target: TargetResult) -> None:
-        # a stopped run's verdicts get a column only when the target has them
-        order = [v for v in VERDICT_ORDER if v not in STOPPED or target.count(v)]
-        counts = {v: target.count(v) for v in order}
+        counts = {v: target.count(v) for v in VERDICT_ORDER}
         self.line()
         self.line(f"{target.kind} {target.protocol} {target.name}: " + ", ".join(
             f"{n} {v}" for v, n in counts.items() if n
@@ -59,9 +55,9 @@ class Console:
         for r in target.results:
             rules.setdefault(r.case.rule, {}).setdefault(r.verdict, 0)
             rules[r.case.rule][r.verdict] += 1
-        self.line(f"  {'rule':<8} " + " ".join(f"{v!s:>13}" for v in order))
+        self.line(f"  {'rule':<8} " + " ".join(f"{v!s:>13}" for v in VERDICT_ORDER))
         for rule, by in rules.items():
-            self.line(f"  {rule:<8} " + " ".join(f"{by.get(v, 0):>13}" for v in order))
+            self.line(f"  {rule:<8} " + " ".join(f"{by.get(v, 0):>13}" for v in VERDICT_ORDER))
         bad = [r for r in target.results if r.verdict in (Verdict.FAIL, Verdict.ERROR)]
         for r in bad:
             self.line(f"  {r.verdict!s:<6} {r.case.id} [{r.case.rule}]: {r.message}")

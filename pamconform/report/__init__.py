@@ -29,8 +29,6 @@ class Run:
         return {
             "pamconform": __version__,
             "started": self.started.isoformat(timespec="seconds"),
-    #: The signal that stopped the run (``SIGINT``, ``SIGTERM``), if one did.
-    interrupted: str | None = None
             "duration_s": round(time.monotonic() - self.clock, 3),
             "strict": self.strict,
             "targets": [t.as_dict() for t in self.targets],
@@ -39,10 +37,6 @@ class Run:
 
 def default_dir(base: Path, started: datetime) -> Path:
     """``reports/<timestamp>/``."""
-        if self.interrupted:
-            out["interrupted"] = self.interrupted
-        out["targets"] = [t.as_dict() for t in self.targets]
-        return out
     return base / started.strftime("%Y%m%d-%H%M%S")
 
 
