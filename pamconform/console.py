@@ -6,7 +6,7 @@ import sys
 from typing import TextIO
 
 from pamconform.runner import CaseResult, TargetResult
-from pamconform.verdicts import VERDICT_ORDER, Verdict
+from pamconform.verdicts import STOPPED, VERDICT_ORDER, Verdict
 
 _COLOURS = {
     Verdict.PASS: "32",
@@ -15,6 +15,8 @@ _COLOURS = {
     Verdict.SKIPPED: "90",
     Verdict.FAIL: "31",
     Verdict.ERROR: "35",
+    Verdict.INTERRUPTED: "35;1",
+    Verdict.NOT_RUN: "90",
 }
 
 
@@ -46,7 +48,9 @@ class Console:
         )
 
     def summary(self, target: TargetResult) -> None:
-        counts = {v: target.count(v) for v in VERDICT_ORDER}
+        # a stopped run's verdicts get a column only when the target has them
+        order = [v for v in VERDICT_ORDER if v not in STOPPED or target.count(v)]
+        counts = {v: target.count(v) for v in order}
         self.line()
         self.line(f"{target.kind} {target.protocol} {target.name}: " + ", ".join(
             f"{n} {v}" for v, n in counts.items() if n
@@ -55,9 +59,9 @@ class Console:
         for r in target.results:
             rules.setdefault(r.case.rule, {}).setdefault(r.verdict, 0)
             rules[r.case.rule][r.verdict] += 1
-        self.line(f"  {'rule':<8} " + " ".join(f"{v!s:>13}" for v in VERDICT_ORDER))
+        self.line(f"  {'rule':<8} " + " ".join(f"{v!s:>13}" for v in order))
         for rule, by in rules.items():
-            self.line(f"  {rule:<8} " + " ".join(f"{by.get(v, 0):>13}" for v in VERDICT_ORDER))
+            self.line(f"  {rule:<8} " + " ".join(f"{by.get(v, 0):>13}" for v in order))
         bad = [r for r in target.results if r.verdict in (Verdict.FAIL, Verdict.ERROR)]
         for r in bad:
             self.line(f"  {r.verdict!s:<6} {r.case.id} [{r.case.rule}]: {r.message}")

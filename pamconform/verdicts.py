@@ -14,6 +14,10 @@ class Verdict(StrEnum):
     INFORMATIONAL = "INFORMATIONAL"
     SKIPPED = "SKIPPED"
     ERROR = "ERROR"
+    #: The run was stopped (Ctrl-C, SIGTERM) while this case ran: no conclusion.
+    INTERRUPTED = "INTERRUPTED"
+    #: The run was stopped before this case started.
+    NOT_RUN = "NOT-RUN"
 
 
 class Severity(StrEnum):
@@ -32,7 +36,12 @@ VERDICT_ORDER = (
     Verdict.SKIPPED,
     Verdict.FAIL,
     Verdict.ERROR,
+    Verdict.INTERRUPTED,
+    Verdict.NOT_RUN,
 )
+
+#: Verdicts of a stopped run: they say nothing about the target.
+STOPPED = frozenset({Verdict.INTERRUPTED, Verdict.NOT_RUN})
 
 
 def effective(verdict: Verdict, *, strict: bool) -> Verdict:

@@ -24,15 +24,20 @@ class Run:
     clock: float = field(default_factory=time.monotonic)
     targets: list[TargetResult] = field(default_factory=list)
     strict: bool = False
+    #: The signal that stopped the run (``SIGINT``, ``SIGTERM``), if one did.
+    interrupted: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "pamconform": __version__,
             "started": self.started.isoformat(timespec="seconds"),
             "duration_s": round(time.monotonic() - self.clock, 3),
             "strict": self.strict,
-            "targets": [t.as_dict() for t in self.targets],
         }
+        if self.interrupted:
+            out["interrupted"] = self.interrupted
+        out["targets"] = [t.as_dict() for t in self.targets]
+        return out
 
 
 def default_dir(base: Path, started: datetime) -> Path:
