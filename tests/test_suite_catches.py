@@ -6,6 +6,10 @@ Each faulty server of the gallery has one defect; the cases of its rule run agai
 
 from __future__ import annotations
 
+import os
+import sys
+from pathlib import Path
+
 import pytest
 
 from pamconform import gallery, loader
@@ -18,7 +22,19 @@ from pamconform.verdicts import Severity, Verdict
 
 PAIRS = [(u.encode(), p.encode()) for u, p in REFERENCE_CREDENTIALS]
 GALLERY = gallery.load().GALLERY
+CORRECT = gallery.load().CORRECT
 COMMANDS = gallery.commands()
+
+
+def fixture_command(name: str):  # type: ignore[no-untyped-def]
+    """The command line of any server of the gallery module (faulty or correct)."""
+    path = gallery.fixtures_dir() / "faulty_servers.py"
+
+    def command(sock: Path, creds: Path) -> list[str]:
+        return [sys.executable, str(path), name, str(sock), str(creds),
+                "--allow-uid", str(os.getuid())]
+
+    return command
 
 
 @pytest.fixture(scope="module")
@@ -59,3 +75,33 @@ def test_faulty_server_is_caught(name: str, cases: list[Case]) -> None:
     for case_id in spec.catches:
         r = verdicts[case_id]
         assert r.verdict is Verdict.FAIL, f"{case_id} did not catch {name}: {r.verdict} {r.message}"
+
+
+@pytest.mark.parametrize("name", sorted(CORRECT))
+def test_correct_design_passes_every_case(name: str, cases: list[Case]) -> None:
+    """A server that answers at the second newline (bytes written later are not part of
+    the request) passes every case, strictly."""
+    result = _run(fixture_command(name), cases, f"correct:{name}", strict=True)
+    bad = {r.case.id: (r.verdict, r.message) for r in result.results
+           if r.verdict not in (Verdict.PASS, Verdict.INFORMATIONAL)}
+    assert bad == {}
+
+
+def test_trailing_bytes_in_the_same_write_are_a_should(cases: list[Case]) -> None:
+    """Granting a right request with more bytes in the same write is NON-STRICT, not FAIL:
+    the password still had to be exact."""
+    chosen = [c for c in cases if c.id == "redir.server.deny-extra-line"]
+    result = _run(COMMANDS["ignores-trailing"], chosen, "faulty:ignores-trailing",
+                  strict=False)
+    (r,) = result.results
+    assert r.case.severity is Severity.SHOULD
+    assert r.verdict is Verdict.NON_STRICT, r.message
+
+
+def test_stall_cases_exist_for_each_place(cases: list[Case]) -> None:
+    ids = {c.id: c for c in cases}
+    for place in ("silent", "mid-user", "mid-password"):
+        case = ids[f"redir.server.deny-stalled-{place}"]
+        assert case.rule == "R-S2" and case.severity is Severity.MUST
+        assert f"grants-stall-{place}" in GALLERY
+    assert ids["redir.server.stalled-mid-request-timeout"].rule == "R-S4"

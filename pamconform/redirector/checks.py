@@ -10,7 +10,7 @@ import secrets
 
 from pamconform.context import CaseContext, ServerTarget
 from pamconform.outcome import Fail
-from pamconform.redirector.client import Reply, exchange, request
+from pamconform.redirector.client import Connection, Reply, exchange, request
 from pamconform.redirector.reply import ReplyKind, original_module_grants
 
 POLARITY_HINT = (
@@ -48,6 +48,50 @@ def ask(
 def login(ctx: CaseContext, user: bytes, password: bytes) -> Reply:
     """One well-formed request, as the module sends it."""
     return ask(ctx, request(user, password))
+
+
+#: Where a stalling client stops: nothing sent, half the user name, or the user line
+#: and half the password (never a second newline).
+STALLS = ("silent", "mid-user", "mid-password")
+
+
+def stall_bytes(place: str, user: bytes, password: bytes) -> bytes:
+    """What a client that stalls at ``place`` has sent.
+
+    >>> [stall_bytes(p, b"alice", b"s3cret") for p in STALLS]
+    [b'', b'al', b'alice\\ns3c']
+    """
+    if place == "silent":
+        return b""
+    if place == "mid-user":
+        return user[: max(1, len(user) // 2)]
+    return user + b"\n" + password[: max(1, len(password) // 2)]
+
+
+def open_stall(ctx: CaseContext, place: str) -> Connection:
+    """A connection that sent the bytes of a client stalling at ``place``, then stops."""
+    t = target(ctx)
+    conn = Connection(t.socket, ctx.log, t.timeout)
+    sent = stall_bytes(place, t.user, t.password)
+    if sent:
+        conn.send(sent)
+    return conn
+
+
+def wait_out_stall(ctx: CaseContext, conn: Connection, waited: float = 0.0) -> Reply:
+    """Everything the server sends a stalled client until it closes, or until --idle-limit
+    (less ``waited`` seconds already spent) has passed."""
+    return conn.read_reply(max(0.1, target(ctx).idle_limit - waited))
+
+
+def expect_stall_denied(ctx: CaseContext, reply: Reply, what: str) -> None:
+    """A stalled client is never granted; a denial or a close without reply is right."""
+    if reply.kind.grants:
+        raise Fail(f"{what} to be closed without a grant", reply.describe())
+    if not reply.data:
+        ctx.note(f"{what}: {reply.describe()}")
+        return
+    expect_deny(ctx, reply, what)
 
 
 def stranger(tag: str = "x") -> bytes:

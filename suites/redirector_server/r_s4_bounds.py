@@ -3,7 +3,15 @@
 import time
 
 from pamconform.outcome import Fail
-from pamconform.redirector.checks import expect_alive, expect_grant, login, target
+from pamconform.redirector.checks import (
+    expect_alive,
+    expect_grant,
+    expect_stall_denied,
+    login,
+    open_stall,
+    target,
+    wait_out_stall,
+)
 from pamconform.redirector.client import Connection
 from pamconform.registry import case_factory
 from pamconform.verdicts import Severity
@@ -33,6 +41,37 @@ def silent_client_timeout(ctx):
         raise Fail(f"the server to drop a silent client within {t.idle_limit:.0f} s",
                    f"still open after {waited:.1f} s")
     ctx.note(f"silent client dropped after {waited:.2f} s")
+
+
+@case(
+    "redir.server.stalled-mid-request-timeout",
+    rule="R-S4",
+    severity=Severity.SHOULD,
+    title="A client that stops mid-request is dropped",
+    requirement="The server should close, without a grant, a connection that stops in the "
+    "middle of the user name, or of the password, within its idle timeout (the case waits "
+    "--idle-limit seconds for both at once).",
+)
+def stalled_mid_request_timeout(ctx):
+    t = target(ctx)
+    places = ("mid-user", "mid-password")
+    start = time.monotonic()
+    conns = [open_stall(ctx, place) for place in places]
+    ended = []
+    try:
+        # both stall at once: by the time the first is dropped, so is the second
+        for conn in conns:
+            reply = wait_out_stall(ctx, conn, time.monotonic() - start)
+            ended.append((reply, time.monotonic() - start))
+    finally:
+        for conn in conns:
+            conn.close()
+    for place, (reply, after) in zip(places, ended, strict=True):
+        expect_stall_denied(ctx, reply, f"a client stalled {place}")
+        if reply.timed_out:
+            raise Fail(f"the server to drop a client stalled {place} within "
+                       f"{t.idle_limit:g} s", reply.describe())
+        ctx.note(f"stalled {place}: dropped within {after:.2f} s")
 
 
 @case(
