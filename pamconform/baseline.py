@@ -2,6 +2,8 @@
 
 Cases are matched by (target name, case id). A case that was PASS, NON-STRICT,
 INFORMATIONAL or SKIPPED and is now FAIL or ERROR is *newly failing*: a regression.
+INTERRUPTED and NOT-RUN (a run stopped by Ctrl-C or SIGTERM) are never one: they are
+listed among the other verdict changes.
 When each report holds exactly one target, the two are compared whatever their names
 (``pamconform server`` names a target after its socket path, which may change).
 
@@ -30,7 +32,9 @@ if TYPE_CHECKING:
 OK_VERDICTS = frozenset({"PASS", "NON-STRICT", "INFORMATIONAL", "SKIPPED"})
 #: Verdicts that count as failing.
 BAD_VERDICTS = frozenset({"FAIL", "ERROR"})
-KNOWN_VERDICTS = OK_VERDICTS | BAD_VERDICTS
+#: Verdicts of a run stopped by Ctrl-C or SIGTERM: no conclusion, never a regression.
+STOPPED_VERDICTS = frozenset({"INTERRUPTED", "NOT-RUN"})
+KNOWN_VERDICTS = OK_VERDICTS | BAD_VERDICTS | STOPPED_VERDICTS
 
 #: Added or removed cases beyond this many are summarised per target.
 LIST_LIMIT = 20

@@ -12,17 +12,19 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pamconform import __version__, credentials, loader, report
+from pamconform import __version__, credentials, interrupts, loader, report
 from pamconform.baseline import apply_baseline
 from pamconform.console import Console
 from pamconform.context import ServerTarget
 from pamconform.errors import HarnessError, UsageError
+from pamconform.interrupts import Interrupted
 from pamconform.localserver import LocalServer, reference_command, reference_server_script
 from pamconform.options import SECONDS
 from pamconform.preflight import check_logins, check_report_dir, check_token_command
 from pamconform.preflight import check_socket as preflight
 from pamconform.registry import Case, all_cases
-from pamconform.runner import TargetResult, exit_code, run_target, select
+from pamconform.runner import TargetResult, exit_code, not_run_target, run_target, select
+from pamconform.verdicts import STOPPED
 
 if TYPE_CHECKING:
     from pamconform.module_target import ModuleSpec as ModuleSpecT
@@ -33,6 +35,9 @@ PROTOCOLS = {"redirector": "redirector_server", "transient-token": "token_server
 #: and sets ``func(args, console) -> int`` as the parser's default.
 COMMAND_MODULES: list[str] = ["pamconform.commands.diff", "pamconform.commands.bench",
                               "pamconform.commands.fuzz", "pamconform.commands.audit"]
+
+#: The target name of the PAM stack suite (lab libpam against the model).
+CHAIN_TARGET = "lab libpam"
 
 #: Credentials of the bundled reference targets (the lab image uses the same).
 REFERENCE_CREDENTIALS = [("alice", "alice-auth-pw"), ("bob", "bob-auth-pw")]
@@ -148,13 +153,36 @@ def _finish(targets: list[TargetResult], args: argparse.Namespace, console: Cons
     run.targets = targets
     base = Path("reports")
     directory = args.report or report.default_dir(base, run.started)
-    report.write(run, directory)
-    if args.report is None:
-        report.point_latest(directory)
-    console.line(f"\nreport: {directory}/index.html (index.json, junit.xml)")
+    with interrupts.shielded():  # a signal now waits until the report is whole
+        report.write(run, directory)
+        if args.report is None:
+            report.point_latest(directory)
+        console.line(f"\nreport: {directory}/index.html (index.json, junit.xml)")
     if getattr(args, "baseline", None) is not None:  # --baseline (pamconform.commands.diff)
         return max(exit_code(targets), apply_baseline(args.baseline, run.as_dict(), console))
     return exit_code(targets)
+
+
+#: A target a run means to check: (name, kind, protocol, cases), for the report of a
+#: stopped run (the targets it never reached are listed with every case NOT-RUN).
+Planned = tuple[str, str, str, list[Case]]
+
+
+def _stopped(stopped: Interrupted, results: list[TargetResult], planned: list[Planned],
+             args: argparse.Namespace, console: Console, run: report.Run) -> int:
+    """Write the report of a run stopped by Ctrl-C or SIGTERM; 130 or 143."""
+    if isinstance(stopped.partial, TargetResult):
+        results.append(stopped.partial)
+        console.summary(stopped.partial)
+    done = {t.name for t in results}
+    results += [not_run_target(name, cases, stopped, kind=kind, protocol=protocol)
+                for name, kind, protocol, cases in planned if name not in done]
+    finished = sum(1 for t in results for r in t.results if r.verdict not in STOPPED)
+    console.line(f"\npamconform: stopped by {stopped.signame}; {finished} case(s) finished, "
+                 "the report lists the rest as INTERRUPTED or NOT-RUN")
+    run.interrupted = stopped.signame
+    _finish(results, args, console, run)
+    return stopped.exit_code
 
 
 def cmd_server(args: argparse.Namespace, console: Console) -> int:
@@ -176,10 +204,15 @@ def cmd_server(args: argparse.Namespace, console: Console) -> int:
                           logins, args.timeout, args.idle_limit)
     console.line(f"pamconform {__version__}: {len(cases)} {args.protocol} server cases "
                  f"against {target.name}")
-    result = run_target(cases, target, kind="server", protocol=args.protocol,
-                        strict=args.strict, progress=console.progress)
-    console.summary(result)
-    return _finish([result], args, console, run)
+    results: list[TargetResult] = []
+    try:
+        results.append(run_target(cases, target, kind="server", protocol=args.protocol,
+                                  strict=args.strict, progress=console.progress))
+        console.summary(results[0])
+    except Interrupted as stopped:
+        planned = [(target.name, "server", args.protocol, cases)]
+        return _stopped(stopped, results, planned, args, console, run)
+    return _finish(results, args, console, run)
 
 
 def _logins(args: argparse.Namespace, command: str) -> list[tuple[bytes, bytes]]:
@@ -224,6 +257,8 @@ def cmd_module(args: argparse.Namespace, console: Console) -> int:
     run = report.Run(strict=args.strict)
     name = args.name or str(args.src)
     results: list[TargetResult] = []
+    planned = [(distro_target_name(name, d, distros), "module", args.protocol, cases)
+               for d in distros]
     for distro in distros:
         tname = distro_target_name(name, distro, distros)
         console.line(f"pamconform {__version__}: {len(cases)} {args.protocol} module cases "
@@ -232,14 +267,16 @@ def cmd_module(args: argparse.Namespace, console: Console) -> int:
             result = run_module(spec, cases, name=tname, distro=distro, keep=args.keep,
                                 strict=args.strict, login_timeout=args.login_timeout,
                                 say=console.line, progress=console.progress)
+            results.append(result)
+            console.summary(result)
         except HarnessError as exc:
             if not results:
                 raise
             console.line(f"pamconform: the {distro} lab could not run: {exc}")
             _finish(results, args, console, run)
             raise
-        console.summary(result)
-        results.append(result)
+        except Interrupted as stopped:
+            return _stopped(stopped, results, planned, args, console, run)
     if len(distros) > 1:
         for text in format_differences(distro_differences(results), distros):
             console.line(text)
@@ -264,16 +301,21 @@ def _server_token(cases: list[Case], args: argparse.Namespace, console: Console)
                          idle_limit=args.idle_limit, expiry=args.expiry)
     check_report_dir(args.report)
     run = report.Run(strict=args.strict)
+    results: list[TargetResult] = []
     try:
-        check_token_command(target)
-        console.line(f"pamconform {__version__}: {len(cases)} transient-token server cases "
-                     f"against {target.name}")
-        result = run_target(cases, target, kind="server", protocol="transient-token",
-                            strict=args.strict, progress=console.progress)
-    finally:
-        target.close()
-    console.summary(result)
-    return _finish([result], args, console, run)
+        try:
+            check_token_command(target)
+            console.line(f"pamconform {__version__}: {len(cases)} transient-token server "
+                         f"cases against {target.name}")
+            results.append(run_target(cases, target, kind="server", protocol="transient-token",
+                                      strict=args.strict, progress=console.progress))
+        finally:
+            target.close()
+        console.summary(results[0])
+    except Interrupted as stopped:
+        planned = [(target.name, "server", "transient-token", cases)]
+        return _stopped(stopped, results, planned, args, console, run)
+    return _finish(results, args, console, run)
 
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
@@ -290,57 +332,83 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     targets: list[tuple[str, object]] = [("reference-server", reference_command())]
     if args.gallery:
         targets += [(f"faulty:{name}", cmd) for name, cmd in gallery.commands().items()]
-    results = []
-    pairs = [(u.encode(), p.encode()) for u, p in REFERENCE_CREDENTIALS]
-    for name, command in targets:
-        console.line(f"== {name}: {len(cases)} redirector server cases")
-        with LocalServer(command, REFERENCE_CREDENTIALS, name=name) as server:  # type: ignore[arg-type]
-            target = ServerTarget(name, server.socket, "redirector", pairs,
-                                  args.timeout, args.idle_limit)
-            result = run_target(cases, target, kind="server", protocol="redirector",
-                                strict=args.strict, progress=console.progress)
-        console.summary(result)
-        results.append(result)
-    results.append(_run_token_reference(args, console))
-    if mcases:
-        from pamconform.module_run import (
-            distro_differences,
-            distro_target_name,
-            format_differences,
-            module_cases,
-            run_module,
-        )
+    results: list[TargetResult] = []
+    try:
+        pairs = [(u.encode(), p.encode()) for u, p in REFERENCE_CREDENTIALS]
+        for name, command in targets:
+            console.line(f"== {name}: {len(cases)} redirector server cases")
+            with LocalServer(command, REFERENCE_CREDENTIALS, name=name) as server:  # type: ignore[arg-type]
+                target = ServerTarget(name, server.socket, "redirector", pairs,
+                                      args.timeout, args.idle_limit)
+                result = run_target(cases, target, kind="server", protocol="redirector",
+                                    strict=args.strict, progress=console.progress)
+            results.append(result)
+            console.summary(result)
+        results.append(_run_token_reference(args, console))
+        if mcases:
+            from pamconform.module_run import (
+                distro_differences,
+                distro_target_name,
+                format_differences,
+                module_cases,
+                run_module,
+            )
 
-        ccases = _chain_cases(args)
-        if ccases:
-            results.append(_run_chain(ccases, args, console))
-        tcases = select(module_cases("transient-token"), args.cases, args.exclude_cases)
-        for distro in distros:
-            mname = distro_target_name("reference-module", distro, distros)
-            console.line(f"== {mname}: {len(mcases)} redirector module cases (lab, {distro})")
-            try:
-                mresult = run_module(reference_module_spec(), mcases, name=mname,
-                                     distro=distro, keep=args.keep, strict=args.strict,
-                                     say=console.line, progress=console.progress)
-            except HarnessError as exc:
-                console.line(f"pamconform: the {distro} lab could not run: {exc}")
-                _finish(results, args, console, run)
-                raise
-            console.summary(mresult)
-            results.append(mresult)
-            if tcases:
-                tname = distro_target_name("reference-token-module", distro, distros)
-                console.line(f"== {tname}: {len(tcases)} transient-token module "
-                             f"cases (lab, {distro})")
-                tresult = run_module(reference_token_module_spec(), tcases, name=tname,
-                                     distro=distro, keep=args.keep, strict=args.strict,
-                                     say=console.line, progress=console.progress)
-                console.summary(tresult)
-                results.append(tresult)
-        if len(distros) > 1:
-            for text in format_differences(distro_differences(results), distros):
-                console.line(text)
+            ccases = _chain_cases(args)
+            if ccases:
+                results.append(_run_chain(ccases, args, console))
+            tcases = select(module_cases("transient-token"), args.cases, args.exclude_cases)
+            for distro in distros:
+                mname = distro_target_name("reference-module", distro, distros)
+                console.line(f"== {mname}: {len(mcases)} redirector module cases "
+                             f"(lab, {distro})")
+                try:
+                    mresult = run_module(reference_module_spec(), mcases, name=mname,
+                                         distro=distro, keep=args.keep, strict=args.strict,
+                                         say=console.line, progress=console.progress)
+                except HarnessError as exc:
+                    console.line(f"pamconform: the {distro} lab could not run: {exc}")
+                    _finish(results, args, console, run)
+                    raise
+                results.append(mresult)
+                console.summary(mresult)
+                if tcases:
+                    tname = distro_target_name("reference-token-module", distro, distros)
+                    console.line(f"== {tname}: {len(tcases)} transient-token module "
+                                 f"cases (lab, {distro})")
+                    tresult = run_module(reference_token_module_spec(), tcases, name=tname,
+                                         distro=distro, keep=args.keep, strict=args.strict,
+                                         say=console.line, progress=console.progress)
+                    results.append(tresult)
+                    console.summary(tresult)
+            if len(distros) > 1:
+                for text in format_differences(distro_differences(results), distros):
+                    console.line(text)
+    except Interrupted as stopped:
+        planned = _run_plan(args, [name for name, _ in targets], cases, mcases, distros)
+        return _stopped(stopped, results, planned, args, console, run)
     return _finish(results, args, console, run)
+
+
+def _run_plan(args: argparse.Namespace, servers: list[str], cases: list[Case],
+              mcases: list[Case], distros: list[str]) -> list[Planned]:
+    """The targets of ``pamconform run``, in order (for the report of a stopped run)."""
+    from pamconform.module_run import distro_target_name, module_cases
+
+    plan: list[Planned] = [(name, "server", "redirector", cases) for name in servers]
+    plan.append(("reference-token-server", "server", "transient-token",
+                 _token_server_cases(args)))
+    if not mcases:
+        return plan
+    plan.append((CHAIN_TARGET, "stack", "redirector", _chain_cases(args)))
+    tcases = select(module_cases("transient-token"), args.cases, args.exclude_cases)
+    for distro in distros:
+        plan.append((distro_target_name("reference-module", distro, distros), "module",
+                     "redirector", mcases))
+        if tcases:
+            plan.append((distro_target_name("reference-token-module", distro, distros),
+                         "module", "transient-token", tcases))
+    return [p for p in plan if p[3]]
 
 
 def _chain_cases(args: argparse.Namespace) -> list[Case]:
@@ -356,7 +424,7 @@ def _run_chain(cases: list[Case], args: argparse.Namespace, console: Console) ->
 
     console.line(f"== pam-stacks: {len(cases)} stack cases (lab libpam against the model)")
     with StackLab.open(say=console.line) as lab:
-        result = run_target(cases, StackTarget("lab libpam", lab), kind="stack",
+        result = run_target(cases, StackTarget(CHAIN_TARGET, lab), kind="stack",
                             protocol="redirector", strict=args.strict,
                             progress=console.progress)
     console.summary(result)
@@ -371,6 +439,12 @@ def reference_token_module_spec() -> ModuleSpecT:
                       "pam_transient_token.so", "", "transient-token")
 
 
+def _token_server_cases(args: argparse.Namespace) -> list[Case]:
+    loader.load_suite(PROTOCOLS["transient-token"])
+    return select(all_cases(protocol="transient-token", kind="server"), args.cases,
+                  args.exclude_cases)
+
+
 def _run_token_reference(args: argparse.Namespace, console: Console) -> TargetResult:
     """The token server suite against the bundled token server (sockets in a private dir)."""
     import shlex
@@ -380,9 +454,7 @@ def _run_token_reference(args: argparse.Namespace, console: Console) -> TargetRe
     from pamconform import resources
     from pamconform.token.cli_support import make_target
 
-    loader.load_suite(PROTOCOLS["transient-token"])
-    cases = select(all_cases(protocol="transient-token", kind="server"), args.cases,
-                   args.exclude_cases)
+    cases = _token_server_cases(args)
     directory = Path(tempfile.mkdtemp(prefix="pc-tok-", dir="/tmp"))
     lifetime = 10
     command = shlex.join([sys.executable, str(resources.servers_dir() / "token_server.py"),
@@ -444,16 +516,18 @@ def main(argv: list[str] | None = None) -> int:
             return run_reference_server(argv[1:])
         args = build_parser().parse_args(argv)
         console.quiet = bool(getattr(args, "quiet", False))
-        return int(args.func(args, console))
+        with interrupts.guard():
+            return int(args.func(args, console))
     except UsageError as exc:
         print(f"pamconform: error: {exc}", file=sys.stderr)
         return 2
     except HarnessError as exc:
         print(f"pamconform: harness error: {exc}", file=sys.stderr)
         return 3
-    except KeyboardInterrupt:
-        print("pamconform: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM before any case ran
+        stopped = interrupts.as_interrupted(exc)
+        print(f"pamconform: interrupted ({stopped.signame})", file=sys.stderr)
+        return stopped.exit_code
     except Exception as exc:  # a harness bug: one line, the traceback only on request
         if isinstance(exc, BrokenPipeError) and _stdout_broken():
             return _stdout_gone()

@@ -8,6 +8,7 @@ from typing import Any
 
 from pamconform import loader, resources
 from pamconform.errors import UsageError
+from pamconform.interrupts import Interrupted
 from pamconform.lab import LabContainer, LabSession, connect, ensure_lab_image
 from pamconform.lab.images import DEFAULT_DISTRO, DISTROS
 from pamconform.module_target import ModuleSpec, ModuleTarget
@@ -164,8 +165,14 @@ def run_module(
         versions = lab_versions(target.box, distro)
         say(f"{distro}: Debian {versions['debian_version']}, libpam0g {versions['linux_pam']}, "
             f"openssh-server {versions['openssh']}")
-        result = run_target(cases, target, kind="module", protocol=spec.protocol,
-                            strict=strict, progress=progress)
+        try:
+            result = run_target(cases, target, kind="module", protocol=spec.protocol,
+                                strict=strict, progress=progress)
+        except Interrupted as stopped:
+            if isinstance(stopped.partial, TargetResult):
+                stopped.partial.info.update(distro=versions, source=str(spec.src),
+                                            build=spec.build, so=spec.so, args=spec.args)
+            raise
         result.info.update(
             distro=versions,
             source=str(spec.src),

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pamconform import interrupts
 from pamconform.context import CaseContext
 from pamconform.outcome import Fail, Skip
 from pamconform.redirector.client import ConnectFailed
@@ -107,8 +108,13 @@ def run_case(case: Case, target: Any, *, strict: bool = False) -> CaseResult:
 
     start = time.monotonic()
     worker = threading.Thread(target=body, name=f"case-{case.id}", daemon=True)
-    worker.start()
-    worker.join(CASE_BUDGET_S)
+    try:
+        worker.start()
+        worker.join(CASE_BUDGET_S)
+    except KeyboardInterrupt as exc:
+        stopped = interrupts.as_interrupted(exc)
+        stopped.partial = interrupted_result(case, stopped, time.monotonic() - start, ctx)
+        raise stopped from None
     duration = time.monotonic() - start
     if worker.is_alive():
         verdict, message = Verdict.ERROR, f"case overran its {CASE_BUDGET_S:.0f} s budget"
@@ -118,6 +124,35 @@ def run_case(case: Case, target: Any, *, strict: bool = False) -> CaseResult:
         if verdict is Verdict.ERROR and error is not None:
             ctx.extra["traceback"] = "".join(traceback.format_exception(error))
     return CaseResult(case, verdict, message, duration, ctx.evidence())
+
+
+def interrupted_result(case: Case, stopped: interrupts.Interrupted, duration: float,
+                       ctx: CaseContext | None = None) -> CaseResult:
+    """The case that was running when the run was stopped, with its evidence so far."""
+    evidence: dict[str, Any] = {}
+    if ctx is not None:
+        try:  # the case's thread may still be adding to it
+            evidence = ctx.evidence()
+        except RuntimeError:
+            evidence = {}
+    return CaseResult(case, Verdict.INTERRUPTED,
+                      f"interrupted by {stopped.signame} after {duration:.1f} s: no verdict",
+                      duration, evidence)
+
+
+def not_run_results(cases: Iterable[Case], stopped: interrupts.Interrupted) -> list[CaseResult]:
+    """The cases a stopped run never started."""
+    message = f"not run: the run was stopped by {stopped.signame}"
+    return [CaseResult(c, Verdict.NOT_RUN, message, 0.0) for c in cases]
+
+
+def not_run_target(name: str, cases: list[Case], stopped: interrupts.Interrupted, *,
+                   kind: str, protocol: str) -> TargetResult:
+    """A target a stopped run never started: every case NOT-RUN."""
+    out = TargetResult(name=name, kind=kind, protocol=protocol,
+                       results=not_run_results(cases, stopped))
+    out.info["interrupted"] = {"signal": stopped.signame, "case": None}
+    return out
 
 
 Progress = Callable[[int, int, CaseResult], None]
@@ -132,13 +167,35 @@ def run_target(
     strict: bool = False,
     progress: Progress | None = None,
 ) -> TargetResult:
-    """Run cases one after another against a target."""
+    """Run cases one after another against a target.
+
+    On Ctrl-C or SIGTERM, raises :class:`~pamconform.interrupts.Interrupted` whose
+    ``partial`` is this target: the finished cases, the running one INTERRUPTED, the
+    rest NOT-RUN.
+    """
     out = TargetResult(name=target.name, kind=kind, protocol=protocol)
-    for i, case in enumerate(cases, 1):
-        result = run_case(case, target, strict=strict)
-        out.results.append(result)
-        if progress:
-            progress(i, len(cases), result)
+    running: Case | None = None
+    try:
+        for i, case in enumerate(cases, 1):
+            running = case
+            result = run_case(case, target, strict=strict)
+            out.results.append(result)
+            running = None
+            if progress:
+                progress(i, len(cases), result)
+    except KeyboardInterrupt as exc:
+        stopped = interrupts.as_interrupted(exc)
+        if running is not None:
+            current = stopped.partial if isinstance(stopped.partial, CaseResult) else \
+                interrupted_result(running, stopped, 0.0)
+            out.results.append(current)
+            if progress:
+                progress(len(out.results), len(cases), current)
+        out.results += not_run_results(cases[len(out.results):], stopped)
+        out.info["interrupted"] = {"signal": stopped.signame,
+                                   "case": running.id if running else None}
+        stopped.partial = out
+        raise stopped from None
     return out
 
 

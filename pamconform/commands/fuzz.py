@@ -9,7 +9,8 @@
     pamconform fuzz replay FINDING.json [SOCKET_DIR] --token-command CMD
 
 Exit codes as elsewhere: 0 no FAIL (replay: it no longer reproduces), 1 a FAIL (replay:
-it still reproduces), 2 bad usage or input, 3 harness error.
+it still reproduces), 2 bad usage or input, 3 harness error, 130 / 143 stopped by Ctrl-C /
+SIGTERM (the findings so far and the report are written first).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from pamconform import __version__, credentials, jsonfile, report
+from pamconform import __version__, credentials, interrupts, jsonfile, report
 from pamconform.console import Console
 from pamconform.errors import HarnessError, UsageError
 from pamconform.fuzz import regressions
@@ -31,7 +32,7 @@ from pamconform.fuzz.replay import replay
 from pamconform.fuzz.results import target_result
 from pamconform.options import COUNT, COUNT_OR_ZERO, SECONDS, Count
 from pamconform.preflight import check_logins, check_report_dir, check_socket, check_token_command
-from pamconform.runner import exit_code
+from pamconform.runner import TargetResult, exit_code
 from pamconform.wirelog import WireLog
 
 PROTOCOLS = ("redirector", "transient-token")
@@ -144,6 +145,14 @@ def _check_args(args: argparse.Namespace) -> None:
         raise UsageError(f"--pid {args.pid}: no such process")
 
 
+def _fuzz_exit(stopped: str, target: TargetResult, console: Console) -> int:
+    """As usual (0, 1, 3), but 130 / 143 when Ctrl-C or SIGTERM stopped the fuzzing."""
+    if stopped == "interrupted":
+        console.line("pamconform: fuzzing stopped by a signal; the findings so far are saved")
+        return interrupts.exit_code()
+    return exit_code([target])
+
+
 def cmd_fuzz_server(args: argparse.Namespace, console: Console) -> int:
     _check_args(args)
     if args.protocol == "transient-token":
@@ -198,7 +207,7 @@ def cmd_fuzz_server(args: argparse.Namespace, console: Console) -> int:
     if args.report is None:
         report.point_latest(directory)
     console.line(f"\nreport: {directory}/index.html (index.json, junit.xml, findings/)")
-    return exit_code([target])
+    return _fuzz_exit(result.stopped, target, console)
 
 
 def cmd_fuzz_replay(args: argparse.Namespace, console: Console) -> int:
@@ -270,7 +279,7 @@ def cmd_fuzz_module(args: argparse.Namespace, console: Console) -> int:
     if args.report is None:
         report.point_latest(directory)
     console.line(f"\nreport: {directory}/index.html (index.json, junit.xml)")
-    return exit_code([target_res])
+    return _fuzz_exit(result.stopped, target_res, console)
 
 
 # ----------------------------------------------------------------- transient-token
@@ -348,7 +357,7 @@ def _fuzz_token_server(args: argparse.Namespace, console: Console) -> int:
     if args.report is None:
         report.point_latest(directory)
     console.line(f"\nreport: {directory}/index.html (index.json, junit.xml, findings/)")
-    return exit_code([target])
+    return _fuzz_exit(result.stopped, target, console)
 
 
 def _replay_token(args: argparse.Namespace, console: Console, data: dict[str, object]) -> int:

@@ -114,29 +114,32 @@ class Fuzzer:
         if self.watch:
             self.watch.sample(force=True)
         res.stopped = "count"
-        for i in range(cfg.max_examples):
-            if self._clock() >= cfg.seconds:
-                res.stopped = "time"
-                break
-            item = self.generator.item(i)
-            digest.update(item.key())
-            members, outs = self._send(item)
-            res.items += 1
-            res.execs += len(members)
-            res.generators[_family(item.generator)] += 1
-            if self.watch and self.watch.sample():
-                self._memory_check(i, item)
-            if self._gone(i, item, previous, members, outs):
-                res.stopped = "server-gone"
-                break
-            for ex, out in zip(members, outs, strict=True):
-                violation = self.oracle.judge(ex, out)
-                if violation is not None:
-                    self._violation(i, item, ex, out, violation)
-            if cfg.record and cfg.max_findings and len(res.findings) >= cfg.max_findings:
-                res.stopped = "findings"
-                break
-            previous = item
+        try:
+            for i in range(cfg.max_examples):
+                if self._clock() >= cfg.seconds:
+                    res.stopped = "time"
+                    break
+                item = self.generator.item(i)
+                digest.update(item.key())
+                members, outs = self._send(item)
+                res.items += 1
+                res.execs += len(members)
+                res.generators[_family(item.generator)] += 1
+                if self.watch and self.watch.sample():
+                    self._memory_check(i, item)
+                if self._gone(i, item, previous, members, outs):
+                    res.stopped = "server-gone"
+                    break
+                for ex, out in zip(members, outs, strict=True):
+                    violation = self.oracle.judge(ex, out)
+                    if violation is not None:
+                        self._violation(i, item, ex, out, violation)
+                if cfg.record and cfg.max_findings and len(res.findings) >= cfg.max_findings:
+                    res.stopped = "findings"
+                    break
+                previous = item
+        except KeyboardInterrupt:  # Ctrl-C, SIGTERM: keep the findings so far
+            res.stopped = "interrupted"
         res.fuzz_seconds = time.monotonic() - started - res.shrink_seconds
         if self.watch:
             self.watch.sample(force=True)
@@ -207,7 +210,13 @@ class Fuzzer:
                           i, setup=self._setup(i), concurrent=concurrent, users=self.users,
                           valid=self.valid, found_after_s=found)
         if self.cfg.shrink and v.kind in SHRINKABLE and not concurrent:
-            finding = self._shrink(finding)
+            try:
+                finding = self._shrink(finding)
+            except KeyboardInterrupt:
+                finding.shrink = {"reproduced": False,
+                                  "note": "interrupted while shrinking; saved as found"}
+                self._record(finding)
+                raise
         self._record(finding)
 
     def _memory_check(self, i: int, item: Item | None, final: bool = False) -> bool:

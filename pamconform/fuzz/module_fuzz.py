@@ -140,35 +140,38 @@ def fuzz_module(
                                           "-", "--mode", "0600"]))
             services.append(probe_service(d, socket=sock, name=f"pc-fuzz-{i}"))
         start = time.monotonic()
-        while True:
-            if time.monotonic() - start >= seconds:
-                out.stopped = "time"
-                break
-            if out.examples >= max_examples:
-                out.stopped = "examples"
-                break
-            if len(out.findings) >= max_findings:
-                out.stopped = "findings"
-                break
-            plans = [generate(rng) for _ in procs]
-            for proc, plan in zip(procs, plans, strict=True):
-                proc.set(plan.scenario, **plan.args)
-            # valgrind costs ~0.6 s an attempt: a couple per every K-th round
-            memcheck = valgrind_every > 0 and out.rounds % valgrind_every == 0
-            requests = [d.request(svc, passwords=["alice-auth-pw"], valgrind=memcheck and i < 2)
-                        for i, svc in enumerate(services)]
-            attempts = d.run(requests, jobs=len(requests))
-            out.rounds += 1
-            out.examples += len(attempts)
-            out.valgrind_runs += min(2, len(attempts)) if memcheck else 0
-            for plan, attempt in zip(plans, attempts, strict=True):
-                finding = _judge(plan, attempt, out.rounds)
-                if finding is not None and (finding.kind, finding.plan) not in seen:
-                    seen.add((finding.kind, finding.plan))
-                    out.findings.append(finding)
-                    if say:
-                        say(f"finding: {finding.kind}: server {finding.plan} -> "
-                            f"{Attempt(finding.attempt).summary()}")
+        try:
+            while True:
+                if time.monotonic() - start >= seconds:
+                    out.stopped = "time"
+                    break
+                if out.examples >= max_examples:
+                    out.stopped = "examples"
+                    break
+                if len(out.findings) >= max_findings:
+                    out.stopped = "findings"
+                    break
+                plans = [generate(rng) for _ in procs]
+                for proc, plan in zip(procs, plans, strict=True):
+                    proc.set(plan.scenario, **plan.args)
+                # valgrind costs ~0.6 s an attempt: a couple per every K-th round
+                memcheck = valgrind_every > 0 and out.rounds % valgrind_every == 0
+                requests = [d.request(svc, passwords=["alice-auth-pw"], valgrind=memcheck and i < 2)
+                            for i, svc in enumerate(services)]
+                attempts = d.run(requests, jobs=len(requests))
+                out.rounds += 1
+                out.examples += len(attempts)
+                out.valgrind_runs += min(2, len(attempts)) if memcheck else 0
+                for plan, attempt in zip(plans, attempts, strict=True):
+                    finding = _judge(plan, attempt, out.rounds)
+                    if finding is not None and (finding.kind, finding.plan) not in seen:
+                        seen.add((finding.kind, finding.plan))
+                        out.findings.append(finding)
+                        if say:
+                            say(f"finding: {finding.kind}: server {finding.plan} -> "
+                                f"{Attempt(finding.attempt).summary()}")
+        except KeyboardInterrupt:  # Ctrl-C, SIGTERM: keep the findings so far
+            out.stopped = "interrupted"
         out.seconds = time.monotonic() - start
     finally:
         for proc in procs:

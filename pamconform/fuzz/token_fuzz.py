@@ -526,29 +526,32 @@ class TokenFuzzer:
         self._started = time.monotonic()
         shrink_wait = 0.0
         res.stopped = "count"
-        for i in range(cfg.max_examples):
-            if self._clock() >= cfg.seconds:
-                res.stopped = "time"
-                break
-            case = self.generator.case(i)
-            digest.update(case.key())
-            try:
-                minted = self.minter.get()
-            except MintFailed as exc:
-                res.stopped, res.error = "mint-failed", str(exc)
-                self.say(f"stopped: {exc}")
-                break
-            att = execute(minted, case, cfg.timeout)
-            res.execs += 1
-            res.generators[case.generator.split(".")[0]] += 1
-            violation = judge(att, cfg.timeout)
-            if violation is not None:
-                before = self.minter.wait_seconds
-                self._violation(i, case, att, violation)
-                shrink_wait += self.minter.wait_seconds - before
-            if cfg.max_findings and len(res.findings) >= cfg.max_findings:
-                res.stopped = "findings"
-                break
+        try:
+            for i in range(cfg.max_examples):
+                if self._clock() >= cfg.seconds:
+                    res.stopped = "time"
+                    break
+                case = self.generator.case(i)
+                digest.update(case.key())
+                try:
+                    minted = self.minter.get()
+                except MintFailed as exc:
+                    res.stopped, res.error = "mint-failed", str(exc)
+                    self.say(f"stopped: {exc}")
+                    break
+                att = execute(minted, case, cfg.timeout)
+                res.execs += 1
+                res.generators[case.generator.split(".")[0]] += 1
+                violation = judge(att, cfg.timeout)
+                if violation is not None:
+                    before = self.minter.wait_seconds
+                    self._violation(i, case, att, violation)
+                    shrink_wait += self.minter.wait_seconds - before
+                if cfg.max_findings and len(res.findings) >= cfg.max_findings:
+                    res.stopped = "findings"
+                    break
+        except KeyboardInterrupt:  # Ctrl-C, SIGTERM: keep the findings so far
+            res.stopped = "interrupted"
         res.fuzz_seconds = time.monotonic() - self._started - res.shrink_seconds
         res.mint_wait_seconds = self.minter.wait_seconds - shrink_wait
         res.digest = digest.hexdigest()

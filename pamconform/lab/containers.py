@@ -32,6 +32,8 @@ import docker
 import docker.errors
 import requests.exceptions
 
+from pamconform import interrupts
+
 log = logging.getLogger(__name__)
 
 LABEL = "pamconform"
@@ -518,7 +520,8 @@ class LabSession:
     """Owns the containers and networks of one run and always cleans them up.
 
     On enter: removes stale pamconform objects of dead runs (``clean_start``) and, in the
-    main thread, installs SIGINT/SIGTERM handlers. On exit, on those signals and at
+    main thread, installs SIGINT/SIGTERM handlers (unless :func:`pamconform.interrupts.guard`
+    handles them: then the signal unwinds into ``__exit__``). On exit, on those signals and at
     interpreter exit: removes everything labelled with this run id, unless ``keep``.
     """
 
@@ -549,7 +552,10 @@ class LabSession:
             n = cleanup_stale(self.client, spare_live_runs=True)
             if n:
                 log.info("removed %d stale pamconform object(s)", n)
-        if self.handle_signals and threading.current_thread() is threading.main_thread():
+        # Under the command's interrupt guard, the signal unwinds the run and __exit__
+        # cleans up; handling it here too would let a second Ctrl-C cut that clean-up.
+        if (self.handle_signals and not interrupts.guarded()
+                and threading.current_thread() is threading.main_thread()):
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self._previous[sig] = signal.signal(sig, self._on_signal)
         atexit.register(self.close)

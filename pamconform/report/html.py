@@ -17,9 +17,11 @@ from html import escape
 from typing import Any
 
 VERDICTS = ["PASS", "NON-STRICT", "INFORMATIONAL", "SKIPPED", "FAIL", "ERROR"]
+#: Verdicts of a stopped run (Ctrl-C, SIGTERM): shown only when a report has them.
+STOPPED_VERDICTS = ["INTERRUPTED", "NOT-RUN"]
 #: Short labels of the grid cells.
 SHORT = {"PASS": "P", "NON-STRICT": "NS", "INFORMATIONAL": "I", "SKIPPED": "S", "FAIL": "F",
-         "ERROR": "E"}
+         "ERROR": "E", "INTERRUPTED": "X", "NOT-RUN": "-"}
 #: Wire log rows shown per case (the rest stays in index.json).
 WIRE_ROWS = 400
 
@@ -42,6 +44,7 @@ td.zero{color:#aab}
 .PASS{background:#1a7f37}.NON-STRICT{background:#d4a72c;color:#1f2328}
 .INFORMATIONAL{background:#0969da}.SKIPPED{background:#8c959f}
 .FAIL{background:#cf222e}.ERROR{background:#8250df}
+.INTERRUPTED{background:#bc4c00}.NOT-RUN{background:#d0d7de;color:#1f2328}
 .bar{display:flex;width:220px;height:14px;border-radius:3px;overflow:hidden;
  background:#eee;margin-top:3px}
 .bar span{display:block;height:100%}
@@ -151,8 +154,14 @@ def _anchor(ti: int, cid: str) -> str:
     return f"t{ti}-{cid}"
 
 
-def _counts(t: dict[str, Any]) -> dict[str, int]:
-    return {v: sum(c["verdict"] == v for c in t["cases"]) for v in VERDICTS}
+def _shown(targets: list[dict[str, Any]]) -> list[str]:
+    """The verdicts a report shows: all usual ones, a stopped run's only when present."""
+    present = {c["verdict"] for t in targets for c in t["cases"]}
+    return VERDICTS + [v for v in STOPPED_VERDICTS if v in present]
+
+
+def _counts(t: dict[str, Any], verdicts: list[str] | None = None) -> dict[str, int]:
+    return {v: sum(c["verdict"] == v for c in t["cases"]) for v in verdicts or _shown([t])}
 
 
 def _bar(counts: dict[str, int]) -> str:
@@ -173,10 +182,11 @@ def _cells(ti: int, t: dict[str, Any]) -> str:
 
 
 def _summary(targets: list[dict[str, Any]]) -> str:
-    head = "".join(f"<th>{_badge(v)}</th>" for v in VERDICTS)
+    shown = _shown(targets)
+    head = "".join(f"<th>{_badge(v)}</th>" for v in shown)
     rows = []
     for ti, t in enumerate(targets):
-        counts = _counts(t)
+        counts = _counts(t, shown)
         nums = "".join(
             f'<td class="n{" zero" if not n else ""}">{n}</td>' for n in counts.values()
         )
@@ -233,7 +243,8 @@ def _matrix(targets: list[dict[str, Any]]) -> str:
             f'<span class="meta">{escape(first.get("rule", ""))}</span></td>'
             f"{''.join(cells)}</tr>"
         )
-    legend = " ".join(f'<span class="v {v}">{SHORT[v]}</span> {v.lower()}' for v in VERDICTS)
+    legend = " ".join(f'<span class="v {v}">{SHORT[v]}</span> {v.lower()}'
+                      for v in _shown(targets))
     return (
         f"<h2>Targets side by side</h2><p class=\"legend meta\">{legend}</p>"
         f'<div class="matrix-wrap"><table class="matrix"><thead><tr>'
@@ -449,14 +460,18 @@ def render_html(data: dict[str, Any]) -> str:
     cases = [c for t in targets for c in t["cases"]]
     rules = sorted({c.get("rule", "") for c in cases})
     suites = sorted({c.get("suite", "") for c in cases})
-    totals = {v: sum(c["verdict"] == v for c in cases) for v in VERDICTS}
+    shown = _shown(targets)
+    totals = {v: sum(c["verdict"] == v for c in cases) for v in shown}
     filters = "".join(
         f'<label><input type="checkbox" data-v="{v}" checked> {_badge(v)} '
         f"<span class=meta>{totals[v]}</span></label>"
-        for v in VERDICTS
+        for v in shown
     )
     body = "".join(_target(ti, t) for ti, t in enumerate(targets))
     strict = " &middot; strict" if data.get("strict") else ""
+    if data.get("interrupted"):
+        strict += (f" &middot; <b>stopped by {escape(str(data['interrupted']))}</b> "
+                   "(unfinished cases: INTERRUPTED, NOT-RUN)")
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">

@@ -6,6 +6,8 @@ import re
 import xml.etree.ElementTree as ET
 from typing import Any
 
+#: Verdicts written as ``<skipped>``: no conclusion about the target.
+SKIPPED_VERDICTS = ("SKIPPED", "INTERRUPTED", "NOT-RUN")
 #: Characters XML 1.0 cannot carry at all (not even as references), plus DEL.
 _INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
 
@@ -50,7 +52,7 @@ def render_junit(data: dict[str, Any]) -> str:
             tests=str(len(cases)),
             failures=str(sum(c["verdict"] == "FAIL" for c in cases)),
             errors=str(sum(c["verdict"] == "ERROR" for c in cases)),
-            skipped=str(sum(c["verdict"] == "SKIPPED" for c in cases)),
+            skipped=str(sum(c["verdict"] in SKIPPED_VERDICTS for c in cases)),
             time=f"{sum(c['duration_s'] for c in cases):.3f}",
             timestamp=data["started"],
         )
@@ -70,8 +72,8 @@ def render_junit(data: dict[str, Any]) -> str:
             elif verdict == "ERROR":
                 el = ET.SubElement(tc, "error", message=c["message"], type="harness")
                 el.text = body + "\n" + c["evidence"].get("traceback", "")
-            elif verdict == "SKIPPED":
-                ET.SubElement(tc, "skipped", message=c["message"])
+            elif verdict in SKIPPED_VERDICTS:  # also a stopped run's INTERRUPTED, NOT-RUN
+                ET.SubElement(tc, "skipped", message=c["message"] or verdict)
             else:
                 out = ET.SubElement(tc, "system-out")
                 out.text = f"verdict: {verdict}" + (f" ({c['message']})" if c["message"] else "")
