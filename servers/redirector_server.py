@@ -5,15 +5,17 @@ Wire protocol: a client connects to an AF_UNIX stream socket and sends
 ``USER\\nPASSWORD\\n``; the server replies ``0`` (grant) or ``1`` (deny), exactly once,
 and closes.  This server follows rules R-S1..R-S7 of PROTOCOLS.md section 1: exact
 byte comparison (no normalisation), framing up to the second newline however the
-bytes are split, a field limit and a whole-request idle timeout, bounded threads,
-a 0600 socket created safely, an ``SO_PEERCRED`` allow-list, scrypt hashes compared
-in constant time, the same reply and cost for unknown users, and no passwords in logs.
+bytes are split (answered at once, no wait for more bytes), a field limit and a
+whole-request idle timeout, bounded threads with a per-uid share, a 0600 socket created
+safely, an ``SO_PEERCRED`` allow-list checked before a client takes a slot, scrypt
+hashes compared in constant time, the same reply and cost for unknown users, a
+credentials file only root or the server's own uid can write, and no passwords in logs.
 
 Usage::
 
     redirector_server.py serve SOCKET --credentials FILE [--allow-uid UID ...]
-        [--idle-timeout S] [--field-limit N] [--max-clients N] [--socket-mode 0600]
-        [--allow-unsafe-dir] [--quiet]
+        [--idle-timeout S] [--field-limit N] [--max-clients N] [--max-per-uid N]
+        [--socket-mode 0600] [--allow-unsafe-dir] [--quiet]
     redirector_server.py adduser FILE USER   # password: first stdin line, or prompted
     redirector_server.py hash                # password on stdin; prints a hash
 
@@ -21,7 +23,9 @@ Only clients whose uid is allowed (default: 0, root, i.e. the PAM side) are serv
 When testing as an unprivileged user, pass ``--allow-uid $(id -u)``.
 
 Credentials file: ``user:scrypt$N$r$p$<salt b64>$<key b64>`` lines; ``#`` comments and
-blank lines are ignored.  Write it with ``adduser``; keep it mode 0600.
+blank lines are ignored.  Write it with ``adduser``; keep it mode 0600, owned by root
+(or by the uid the server runs as): any other owner, a group- or world-writable file, a
+symlink or a non-regular file is refused.
 """
 
 import argparse
@@ -44,7 +48,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Protocol, Self
 
@@ -59,6 +63,14 @@ KEY_BYTES = 32
 #: Upper bounds accepted when parsing a hash, so a bad file cannot exhaust memory.
 MAX_N = 2**20
 MAX_SCRYPT_MEMORY = 256 * 1024 * 1024
+
+#: At most this many distinct scrypt costs in one file (each verification runs one hash
+#: per distinct cost, see CredentialStore.verify).
+MAX_COSTS = 4
+#: A credentials file larger than this is refused (it is read whole at start-up).
+MAX_CREDENTIALS_BYTES = 16 * 1024 * 1024
+#: A user field is logged in clear only up to this many bytes.
+LOG_USER_MAX = 32
 
 #: sun_path holds 108 bytes including the terminating NUL.
 SUN_PATH_MAX = 107
@@ -133,6 +145,11 @@ class ScryptHash:
             raise ValueError("salt or key has a wrong length")
         return cls(n, r, p, salt, key)
 
+    @property
+    def cost(self) -> tuple[int, int, int]:
+        """The work parameters ``(N, r, p)``."""
+        return self.n, self.r, self.p
+
     def encode(self) -> str:
         """The text form stored in a credentials file."""
         salt = base64.b64encode(self.salt).decode()
@@ -190,19 +207,43 @@ def password_problem(password: bytes) -> str | None:
 
 
 class CredentialStore:
-    """User name -> password verifier, compared as raw bytes (never normalised)."""
+    """User name -> password verifier, compared as raw bytes (never normalised).
 
-    def __init__(self, entries: dict[bytes, Secret], *, dummy: Secret | None = None) -> None:
+    Every verification costs the same, whoever the user is, even when the file mixes
+    scrypt costs: it runs exactly one scrypt per distinct cost present, in the same
+    order, the user's own hash at its cost and a dummy at each other cost (all of them
+    for an unknown user).  Cheaper designs leak: a dummy at one cost (the first entry's,
+    or the highest) separates unknown users from known users of another cost, and a
+    second dummy only for cheaper entries makes those users the slowest.  Refusing mixed
+    files would break raising the cost user by user; instead the work is bounded by
+    ``MAX_COSTS`` distinct costs and a mixed file is reported as a warning.
+    """
+
+    def __init__(
+        self,
+        entries: dict[bytes, Secret],
+        *,
+        default_cost: tuple[int, int, int] = (DEFAULT_N, DEFAULT_R, DEFAULT_P),
+    ) -> None:
         self._entries = dict(entries)
-        #: Checked for unknown users so they cost (and answer) like a wrong password.
-        self._dummy = dummy or self._make_dummy()
+        costs = sorted({s.cost for s in self._entries.values() if isinstance(s, ScryptHash)})
+        #: One dummy per distinct cost (``default_cost`` for a store without scrypt users).
+        self._dummies = [
+            ScryptHash(*cost, os.urandom(SALT_BYTES), os.urandom(KEY_BYTES))
+            for cost in costs or [default_cost]
+        ]
         #: Non-fatal problems found while loading (e.g. a world-readable file).
         self.warnings: list[str] = []
+        if len(costs) > 1:
+            self.warnings.append(
+                f"users are hashed at {len(costs)} different scrypt costs "
+                f"({', '.join(f'N={n} r={r} p={p}' for n, r, p in costs)}): every check runs "
+                "one hash per cost; re-add users with adduser at one cost")
 
-    def _make_dummy(self) -> Secret:
-        first = next((s for s in self._entries.values() if isinstance(s, ScryptHash)), None)
-        n, r, p = (first.n, first.r, first.p) if first else (DEFAULT_N, DEFAULT_R, DEFAULT_P)
-        return ScryptHash(n, r, p, os.urandom(SALT_BYTES), os.urandom(KEY_BYTES))
+    @property
+    def costs(self) -> list[tuple[int, int, int]]:
+        """The scrypt costs every verification runs, in order."""
+        return [d.cost for d in self._dummies]
 
     @classmethod
     def from_pairs(
@@ -215,8 +256,7 @@ class CredentialStore:
             if key in entries:
                 raise ValueError(f"duplicate user {key!r}")
             entries[key] = ScryptHash.create(_to_bytes(password), n=n)
-        dummy = ScryptHash(n, DEFAULT_R, DEFAULT_P, os.urandom(SALT_BYTES), os.urandom(KEY_BYTES))
-        return cls(entries, dummy=dummy)
+        return cls(entries, default_cost=(n, DEFAULT_R, DEFAULT_P))
 
     @classmethod
     def parse_secret(cls, text: bytes) -> Secret:
@@ -225,18 +265,10 @@ class CredentialStore:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Self:
-        """Read a credentials file; refuse a world-writable or malformed one."""
+        """Read a credentials file; refuse an unsafe (see ``read_credentials_file``) or
+        malformed one."""
         name = os.fspath(path)
-        try:
-            with open(name, "rb") as f:
-                st = os.fstat(f.fileno())
-                if not stat.S_ISREG(st.st_mode):
-                    raise CredentialsError(f"{name}: not a regular file")
-                if st.st_mode & stat.S_IWOTH:
-                    raise CredentialsError(f"{name}: world-writable; refusing to use it")
-                data = f.read()
-        except OSError as exc:
-            raise CredentialsError(f"{name}: cannot read: {exc.strerror}") from None
+        data, st = read_credentials_file(name)
         entries: dict[bytes, Secret] = {}
         for lineno, user, field in _credential_lines(name, data):
             if user in entries:
@@ -245,6 +277,11 @@ class CredentialStore:
                 entries[user] = cls.parse_secret(field)
             except ValueError as exc:
                 raise CredentialsError(f"{name}:{lineno}: {exc}") from None
+        costs = {s.cost for s in entries.values() if isinstance(s, ScryptHash)}
+        if len(costs) > MAX_COSTS:
+            raise CredentialsError(
+                f"{name}: users are hashed at {len(costs)} different scrypt costs (at most "
+                f"{MAX_COSTS}); re-add them with adduser at one cost")
         store = cls(entries)
         if st.st_mode & stat.S_IROTH:
             store.warnings.append(f"{name} is world-readable; chmod 600 it")
@@ -260,10 +297,70 @@ class CredentialStore:
         return user in self._entries
 
     def verify(self, user: bytes, password: bytes) -> bool:
-        """Whether the pair is valid; unknown users cost the same as a wrong password."""
+        """Whether the pair is valid; every call runs the same scrypt work (see class)."""
         secret = self._entries.get(user)
-        matched = (secret or self._dummy).check(password)
+        matched = False
+        for dummy in self._dummies:
+            if isinstance(secret, ScryptHash) and secret.cost == dummy.cost:
+                matched = secret.check(password)
+            else:
+                dummy.check(password)
+        if secret is not None and not isinstance(secret, ScryptHash):
+            matched = secret.check(password)  # another verifier (a subclass's choice)
         return secret is not None and matched and bool(password)
+
+
+def credentials_file_problem(st: os.stat_result) -> str | None:
+    """Why a credentials file with this status must not be used, or None.
+
+    Whoever can write the file can add a ``root`` entry, so only root or the server's
+    own uid may own it, and neither its group nor others may write it.
+    """
+    if not stat.S_ISREG(st.st_mode):
+        return "not a regular file"
+    if st.st_uid not in (0, os.geteuid()):
+        return (f"owned by uid {st.st_uid}, not by root or the server's uid "
+                f"{os.geteuid()} (its owner could add users)")
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return f"group- or world-writable (mode {stat.S_IMODE(st.st_mode):04o}); chmod 600 it"
+    if st.st_size > MAX_CREDENTIALS_BYTES:
+        return f"larger than {MAX_CREDENTIALS_BYTES} bytes"
+    return None
+
+
+def read_credentials_file(name: str) -> tuple[bytes, os.stat_result]:
+    """The content and status of a safe credentials file; CredentialsError otherwise.
+
+    Opened without following a symlink and without blocking (a FIFO would block a
+    plain open), then checked on the open descriptor, so the file checked is the file
+    read.
+    """
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
+    try:
+        fd = os.open(name, flags)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise CredentialsError(f"{name}: is a symbolic link; refusing it") from None
+        if exc.errno == errno.ENXIO:  # a socket
+            raise CredentialsError(f"{name}: not a regular file; refusing it") from None
+        raise CredentialsError(f"{name}: cannot read: {exc.strerror}") from None
+    try:
+        st = os.fstat(fd)
+        problem = credentials_file_problem(st)
+        if problem:
+            raise CredentialsError(f"{name}: {problem}; refusing it")
+        chunks: list[bytes] = []
+        size = 0
+        while size <= MAX_CREDENTIALS_BYTES and (chunk := os.read(fd, 1 << 16)):
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > MAX_CREDENTIALS_BYTES:
+            raise CredentialsError(f"{name}: larger than {MAX_CREDENTIALS_BYTES} bytes")
+    except OSError as exc:
+        raise CredentialsError(f"{name}: cannot read: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+    return b"".join(chunks), st
 
 
 def _credential_lines(name: str, data: bytes) -> Iterator[tuple[int, bytes, bytes]]:
@@ -278,6 +375,31 @@ def _credential_lines(name: str, data: bytes) -> Iterator[tuple[int, bytes, byte
         if problem:
             raise CredentialsError(f"{name}:{lineno}: {problem}")
         yield lineno, user, field
+
+
+#: Keys the digests of user fields that are not logged in clear.  Per process, so a
+#: reader can match repeats within one log, but nobody can test guessed passwords
+#: against a digest offline (an unkeyed hash of a short secret could be).
+_LOG_KEY = os.urandom(32)
+
+
+def log_user(user: bytes | None) -> str:
+    """A user field for a log line, never a password typed into it.
+
+    In clear (quoted) only if it is at most ``LOG_USER_MAX`` bytes of printable UTF-8
+    with no whitespace, quote or backslash; anything else (``alice s3cret`` of a
+    misframed request, control bytes, a long line) as a short keyed digest.
+    """
+    if user is None:
+        return "-"
+    try:
+        text = user.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if (text is not None and len(user) <= LOG_USER_MAX and text.isprintable()
+            and not any(c.isspace() or c in '"\\' for c in text)):
+        return f'"{text}"'
+    return "hmac:" + hmac.new(_LOG_KEY, user, hashlib.sha256).hexdigest()[:8]
 
 
 def _show(user: bytes | None, limit: int = 64) -> str:
@@ -304,9 +426,61 @@ class ConnectionInfo:
     user: bytes | None = None
     granted: bool = False
     reason: str | None = None
+    #: The result of ``check_peer`` once it ran (None: not checked yet).
+    peer_allowed: bool | None = None
+
+
+class RefusalLog:
+    """Logs refused connections, at most ``per_second`` lines a second.
+
+    A peer that is refused (wrong uid, no free slot) costs one log line at most; past the
+    limit refusals are only counted, and one summary line reports them once the second
+    is over (``flush``), so a local flood cannot fill the disk through the log.
+    """
+
+    def __init__(self, log: logging.Logger, per_second: int = 5,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.log = log
+        self.per_second = per_second
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._window = -float("inf")
+        self._shown = 0
+        self._suppressed = 0
+
+    def refused(self, message: str) -> None:
+        """Log (or count) one refusal."""
+        with self._lock:
+            self._roll(self.clock())
+            if self._shown < self.per_second:
+                self._shown += 1
+                self.log.warning("refused %s", message)
+            else:
+                self._suppressed += 1
+
+    def flush(self) -> float | None:
+        """Log the summary of a finished second; return seconds until one is due, or
+        None when nothing is held back."""
+        with self._lock:
+            now = self.clock()
+            self._roll(now)
+            return None if not self._suppressed else max(0.0, self._window + 1.0 - now)
+
+    def _roll(self, now: float) -> None:
+        if now - self._window < 1.0:
+            return
+        if self._suppressed:
+            self.log.warning("... and %d more connection(s) refused in %.1f s",
+                             self._suppressed, now - self._window)
+        self._window, self._shown, self._suppressed = now, 0, 0
 
 
 _UNSET = object()
+
+
+def default_max_per_uid(max_clients: int) -> int:
+    """Half the slots (at least one): one peer uid always leaves room for the others."""
+    return max(1, max_clients // 2)
 
 
 class RedirectorServer:
@@ -314,11 +488,9 @@ class RedirectorServer:
 
     Each hook has one job, so a variant (or a faulty server) overrides one method:
     ``bind``, ``check_peer``, ``read_request``, ``authenticate``, ``reply``,
-    ``handle`` (the per-connection flow) and ``dispatch`` (threading).
+    ``handle`` (the per-connection flow) and ``dispatch`` (peer check and threading).
     """
 
-    #: How long to wait after the second newline for bytes that would make it invalid.
-    trailing_grace = 0.05
     #: How long in-flight connections may take after a stop request.
     shutdown_grace = 2.0
     #: Timeout of the reply write.
@@ -334,6 +506,7 @@ class RedirectorServer:
         idle_timeout: float | None = 5.0,
         field_limit: int = 4096,
         max_clients: int = 256,
+        max_per_uid: int | None = None,
         socket_mode: int = 0o600,
         allow_unsafe_dir: bool = False,
         log: logging.Logger | None = None,
@@ -342,6 +515,10 @@ class RedirectorServer:
             raise ValueError("idle_timeout must be positive (or None for no timeout)")
         if field_limit < 1 or max_clients < 1 or not 0 <= socket_mode <= 0o777:
             raise ValueError("field_limit and max_clients must be >= 1, socket_mode <= 0o777")
+        if max_per_uid is None:
+            max_per_uid = default_max_per_uid(max_clients)
+        if not 1 <= max_per_uid <= max_clients:
+            raise ValueError("max_per_uid must be between 1 and max_clients")
         self.socket_path = os.fspath(socket_path)
         self.store = store
         #: None accepts every peer uid (not recommended).
@@ -349,12 +526,18 @@ class RedirectorServer:
         self.idle_timeout = idle_timeout
         self.field_limit = field_limit
         self.max_clients = max_clients
+        #: Connections one peer uid may hold at once (below max_clients by default, so
+        #: one local uid cannot take every slot from the others).
+        self.max_per_uid = max_per_uid
         self.socket_mode = socket_mode
         self.allow_unsafe_dir = allow_unsafe_dir
         self.log = log or _log
         self._listener: socket.socket | None = None
         self._identity: tuple[int, int] | None = None
-        self._slots = threading.BoundedSemaphore(max_clients)
+        self._busy = 0
+        self._busy_by_uid: dict[int | None, int] = {}
+        self._slot_lock = threading.Lock()
+        self.refusals = RefusalLog(self.log)
         self._cond = threading.Condition()
         self._active: set[socket.socket] = set()
         self._stop = threading.Event()
@@ -411,7 +594,8 @@ class RedirectorServer:
                       else ",".join(map(str, sorted(self.allow_uids))))
         try:
             while not self._stop.is_set():
-                ready, _, _ = select.select([listener, self._wake_r], [], [])
+                ready, _, _ = select.select([listener, self._wake_r], [], [],
+                                            self.refusals.flush())
                 if listener not in ready or self._stop.is_set():
                     continue
                 try:
@@ -428,6 +612,7 @@ class RedirectorServer:
             with self._cond:
                 self._cond.wait_for(lambda: not self._active, self.shutdown_grace + 1.0)
             self._close_wake()
+            self.refusals.flush()
             self.log.info("stopped")
 
     def _close_wake(self) -> None:
@@ -530,33 +715,78 @@ class RedirectorServer:
         raise ServerError(f"{path}: another server is listening there")
 
     def dispatch(self, conn: socket.socket) -> None:
-        """Serve ``conn`` in a worker thread, or deny it when max_clients are busy."""
-        if not self._slots.acquire(blocking=False):
-            self.log.warning("refused a connection: %d clients busy", self.max_clients)
+        """Check the peer, then serve ``conn`` in a worker thread if a slot is free.
+
+        Runs in the accept thread: a refused peer (uid not allowed, no free slot overall
+        or for its uid) is denied and closed at once, never holding a slot.
+        """
+        info = ConnectionInfo(time.monotonic())
+        self._local.info = info
+        try:
+            info.peer_allowed = self.check_peer(conn)
+        finally:
+            self._local.info = None
+        who = f"peer pid={'-' if info.pid is None else info.pid} " \
+              f"uid={'-' if info.uid is None else info.uid}"
+        if not info.peer_allowed:
             self._refuse(conn)
+            self.refusals.refused(f"{who}: {info.reason or 'not allowed'}")
+            return
+        full = self._take_slot(info.uid)
+        if full:
+            self._refuse(conn)
+            self.refusals.refused(f"{who}: {full}")
             return
         try:
-            threading.Thread(target=self._worker, args=(conn,), daemon=True).start()
+            threading.Thread(target=self._worker, args=(conn, info), daemon=True).start()
         except RuntimeError:
-            self._slots.release()
+            self._release_slot(info.uid)
             self._refuse(conn)
 
-    def _worker(self, conn: socket.socket) -> None:
+    def _take_slot(self, uid: int | None) -> str | None:
+        """Take a client slot for ``uid``; None on success, else why not."""
+        with self._slot_lock:
+            if self._busy >= self.max_clients:
+                return f"{self.max_clients} clients busy"
+            held = self._busy_by_uid.get(uid, 0)
+            if held >= self.max_per_uid:
+                return f"uid already holds {held} connections (--max-per-uid)"
+            self._busy += 1
+            self._busy_by_uid[uid] = held + 1
+            return None
+
+    def _release_slot(self, uid: int | None) -> None:
+        with self._slot_lock:
+            self._busy -= 1
+            left = self._busy_by_uid.pop(uid, 1) - 1
+            if left:
+                self._busy_by_uid[uid] = left
+
+    @property
+    def busy(self) -> int:
+        """How many connections hold a client slot now."""
+        with self._slot_lock:
+            return self._busy
+
+    def _worker(self, conn: socket.socket, info: ConnectionInfo) -> None:
         try:
-            self.serve_connection(conn)
+            self.serve_connection(conn, info)
         finally:
-            self._slots.release()
+            self._release_slot(info.uid)
 
     @staticmethod
     def _refuse(conn: socket.socket) -> None:
+        """Deny without waiting: reply ``1`` if the socket takes it, then close."""
         with contextlib.suppress(OSError):
             conn.setblocking(False)
             conn.send(DENY)
+            # Unread request bytes would make the close a reset, which can hide the "1".
+            conn.recv(RECV_SIZE)
         conn.close()
 
-    def serve_connection(self, conn: socket.socket) -> None:
+    def serve_connection(self, conn: socket.socket, info: ConnectionInfo | None = None) -> None:
         """Track ``conn`` as in flight, run ``handle`` on it, log one line."""
-        info = ConnectionInfo(time.monotonic())
+        info = info or ConnectionInfo(time.monotonic())
         self._local.info = info
         with self._cond:
             self._active.add(conn)
@@ -597,16 +827,19 @@ class RedirectorServer:
         self.log.info("peer pid=%s uid=%s user=%s %s in %.3fs",
                       "-" if info.pid is None else info.pid,
                       "-" if info.uid is None else info.uid,
-                      _show(info.user), result, time.monotonic() - info.started)
+                      log_user(info.user), result, time.monotonic() - info.started)
 
     def handle(self, conn: socket.socket) -> None:
         """Check the peer, read the request, authenticate, reply (closing is done after)."""
         info = self.connection_info()
         granted = False
         try:
-            allowed = self.check_peer(conn)
+            if info.peer_allowed is None:  # not checked by dispatch (a variant's own)
+                info.peer_allowed = self.check_peer(conn)
+            if not info.peer_allowed:
+                return  # deny at once, without reading
             request = self.read_request(conn)
-            if request is not None and allowed:
+            if request is not None:
                 granted = self.authenticate(*request)
         finally:
             info.granted = granted
@@ -660,7 +893,9 @@ class RedirectorServer:
         """Read up to the second newline within the idle timeout and the field limit.
 
         Returns the two fields, or None (reason noted) on timeout, EOF, an over-long
-        field, or bytes after the second newline (unless ``allow_trailing``).
+        field, or bytes after the second newline (unless ``allow_trailing``).  It answers
+        as soon as the second newline is read: only bytes that came with the request
+        (in the reads that completed it) are judged, nothing written later is awaited.
         """
         limit = self.field_limit if field_limit is _UNSET else field_limit
         assert limit is None or isinstance(limit, int)
@@ -685,7 +920,7 @@ class RedirectorServer:
                 self.note("missing lines" if fields or buf else "empty request")
                 return None
             buf += chunk
-        if not allow_trailing and (buf or self._more_pending(conn)):
+        if not allow_trailing and buf:
             self.note("bytes after the second newline")
             return None
         return fields[0], fields[1]
@@ -703,17 +938,6 @@ class RedirectorServer:
         except OSError as exc:
             self.note(f"receive error ({errno.errorcode.get(exc.errno or 0, exc.errno)})")
         return None
-
-    def _more_pending(self, conn: socket.socket) -> bool:
-        """Whether more bytes (not just EOF) arrive within ``trailing_grace``."""
-        poller = select.poll()
-        poller.register(conn, select.POLLIN)
-        try:
-            if not poller.poll(self.trailing_grace * 1000):
-                return False
-            return bool(conn.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
-        except OSError:
-            return False
 
     def authenticate(self, user: bytes, password: bytes) -> bool:
         """Whether the exact bytes of user and password are valid."""
@@ -873,15 +1097,27 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="redirector_server",
                      description="Reference pam_redirector auth server.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    serve = sub.add_parser("serve", help="serve requests on a UNIX socket")
-    serve.add_argument("socket", metavar="SOCKET")
-    serve.add_argument("--credentials", required=True, metavar="FILE")
+    serve = sub.add_parser(
+        "serve", help="serve requests on a UNIX socket",
+        description="Serve pam_redirector requests (USER\\nPASSWORD\\n in, 0 or 1 out) on "
+        "SOCKET until SIGTERM or SIGINT; one log line per connection on stderr.")
+    serve.add_argument("socket", metavar="SOCKET", help="socket path to create (mode 0600)")
+    serve.add_argument("--credentials", required=True, metavar="FILE",
+                       help="user:scrypt$... lines written by adduser; must be a regular "
+                       "file owned by root (or this uid), not group- or world-writable")
     serve.add_argument("--allow-uid", type=_uid, action="append", metavar="UID",
                        help="client uid (or user name) to serve; repeatable; default 0")
-    serve.add_argument("--idle-timeout", type=_positive_float, default=5.0, metavar="S")
-    serve.add_argument("--field-limit", type=_positive_int, default=4096, metavar="N")
-    serve.add_argument("--max-clients", type=_positive_int, default=256, metavar="N")
-    serve.add_argument("--socket-mode", type=_mode, default=0o600, metavar="MODE")
+    serve.add_argument("--idle-timeout", type=_positive_float, default=5.0, metavar="S",
+                       help="seconds a client has to send the whole request (default 5)")
+    serve.add_argument("--field-limit", type=_positive_int, default=4096, metavar="N",
+                       help="longest user or password in bytes (default 4096)")
+    serve.add_argument("--max-clients", type=_positive_int, default=256, metavar="N",
+                       help="connections served at once (default 256)")
+    serve.add_argument("--max-per-uid", type=_positive_int, metavar="N",
+                       help="connections one client uid may hold at once (default: half "
+                       "of --max-clients)")
+    serve.add_argument("--socket-mode", type=_mode, default=0o600, metavar="MODE",
+                       help="octal mode of the socket (default 0600)")
     serve.add_argument("--allow-unsafe-dir", action="store_true",
                        help="allow a world-writable or foreign-owned socket directory")
     serve.add_argument("--quiet", action="store_true", help="log errors only")
@@ -896,6 +1132,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    if args.max_per_uid is not None and args.max_per_uid > args.max_clients:
+        raise RedirectorError("--max-per-uid must not exceed --max-clients")
     log = configure_logging(args.quiet)
     store = CredentialStore.load(args.credentials)
     for warning in store.warnings:
@@ -906,6 +1144,7 @@ def _serve(args: argparse.Namespace) -> int:
         args.socket, store, allow_uids=frozenset(args.allow_uid or [0]),
         idle_timeout=args.idle_timeout, field_limit=args.field_limit,
         max_clients=args.max_clients, socket_mode=args.socket_mode,
+        max_per_uid=args.max_per_uid,
         allow_unsafe_dir=args.allow_unsafe_dir, log=log)
     return run_until_signalled(server)
 
