@@ -517,7 +517,7 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         console.quiet = bool(getattr(args, "quiet", False))
         with interrupts.guard():
-            return int(args.func(args, console))
+            return interrupts.leave(int(args.func(args, console)))
     except UsageError as exc:
         print(f"pamconform: error: {exc}", file=sys.stderr)
         return 2
@@ -527,7 +527,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM before any case ran
         stopped = interrupts.as_interrupted(exc)
         print(f"pamconform: interrupted ({stopped.signame})", file=sys.stderr)
-        return stopped.exit_code
+        return interrupts.leave(stopped.exit_code, force=stopped is exc)
     except Exception as exc:  # a harness bug: one line, the traceback only on request
         if isinstance(exc, BrokenPipeError) and _stdout_broken():
             return _stdout_gone()

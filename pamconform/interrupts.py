@@ -3,10 +3,10 @@
 While :func:`guard` is active (the ``pamconform`` command), the first SIGINT or SIGTERM
 raises :class:`Interrupted` in the main thread: the run unwinds through its ``with``
 blocks (lab containers, local servers, temporary directories), and the command writes
-the report of what finished. Further signals during that clean-up do not abort it; the
-third quits at once (the lab's label-based stale clean-up at the next start removes
-what is left). :func:`shielded` defers the first signal over a stretch that must not be
-cut (writing a report).
+the report of what finished, then :func:`leave` exits at once with 130 / 143. Further
+signals during that clean-up do not abort it; the third quits at once (the lab's
+label-based stale clean-up at the next start removes what is left). :func:`shielded`
+defers the first signal over a stretch that must not be cut (writing a report).
 """
 
 from __future__ import annotations
@@ -115,6 +115,18 @@ def guard() -> Iterator[None]:
         for sig, prev in previous.items():
             signal.signal(sig, prev if prev is not None else signal.SIG_DFL)
         _state = saved
+
+
+def leave(code: int, *, force: bool = False) -> int:
+    """Return ``code``; but after a signal under the guard (or with ``force``), flush and
+    exit the process at once: the run is cleaned up and reported, and neither a thread
+    of the stopped case nor a further Ctrl-C may delay or change the exit status."""
+    if _state.signum is None and not force:
+        return code
+    for stream in (sys.stdout, sys.stderr):
+        with suppress(Exception):
+            stream.flush()
+    os._exit(code)
 
 
 @contextmanager
