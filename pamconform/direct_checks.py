@@ -103,8 +103,8 @@ def record(ctx: CaseContext, label: str, attempt: Attempt) -> None:
 def expect_ran(attempt: Attempt, what: str, bound: float) -> None:
     """R-M2/R-M3: the transaction ended on its own, in time, and the process survived."""
     if attempt.status == "hung":
-        raise Fail(f"{what} to return within {bound:.0f} s", "the driver hung: no timeout in "
-                   "the module?")
+        raise Fail(f"{what} to return within {bound:.1f} s", f"still running after "
+                   f"{attempt.wall_s:.1f} s, then killed: hung (no timeout in the module?)")
     if attempt.status == "crashed":
         raise Fail(f"{what} not to crash the application",
                    f"pamdrive died of signal {attempt.raw.get('signal')}")
@@ -121,6 +121,21 @@ def expect_denied(attempt: Attempt, what: str, bound: float) -> None:
     if attempt.auth == "PAM_SUCCESS":
         raise Fail(f"{what} to be denied", "PAM_SUCCESS: the module failed open (granted, or "
                    "returned PAM_IGNORE and let the rest of the stack decide)")
+
+
+def expect_bounded_denial(ctx: CaseContext, attempt: Attempt, what: str, bound: float) -> None:
+    """R-M2: denied within the hang bound; the measured time is evidence whatever the verdict
+    (``ctx.extra["hang"]``)."""
+    took = attempt.wall_s
+    ctx.extra["hang"] = {"status": attempt.status, "auth": attempt.auth,
+                         "seconds": round(took, 3), "bound_s": bound}
+    if attempt.status == "hung":
+        ctx.note(f"no return after {took:.1f} s (killed at the bound {bound:.1f} s)")
+    else:
+        ctx.note(f"{attempt.auth} after {took:.1f} s; bound {bound:.1f} s")
+    expect_denied(attempt, what, bound)
+    if took > bound:
+        raise Fail(f"{what} to return within {bound:.1f} s", f"returned after {took:.1f} s")
 
 
 def expect_success(attempt: Attempt, what: str, bound: float) -> None:

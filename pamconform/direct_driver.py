@@ -194,6 +194,6 @@ def driver(target: ModuleTarget) -> DirectDriver:
     """The target's direct driver, created once and kept on the target."""
     existing = getattr(target, "_direct", None)
     if existing is None:
-        existing = DirectDriver(target)
+        existing = DirectDriver(target, hang_bound=target.hang_bound)
         target._direct = existing  # type: ignore[attr-defined]
     return existing

@@ -28,6 +28,23 @@ AUTH_PASSWORDS = {"alice": "alice-auth-pw", "bob": "bob-auth-pw"}
 UNIX_PASSWORDS = {"alice": "unix-alice-pw", "bob": "unix-bob-pw", "mallory": "unix-mallory-pw"}
 
 
+#: The reference modules' default ``timeout=`` (``DEFAULT_TIMEOUT`` in their C sources and
+#: READMEs), per protocol.
+DEFAULT_MODULE_TIMEOUT = {"redirector": 10.0, "transient-token": 5.0}
+#: The hang bound's margin over the module's timeout.  The module's own wait ends at its
+#: timeout; what the harness adds on top (pamdrive and agent start-up, scheduling on a
+#: loaded two-core host) measured 0.004-0.024 s in the lab, so 2 s absorbs a busy machine
+#: many times over, yet a module that ignores its timeout still fails.  The e2e cases
+#: add the login path's own time to deny (docker exec, ssh, su's FAIL_DELAY: 0.6-1.3 s),
+#: measured per run (``pamconform.e2e_checks.path_time``).
+HANG_MARGIN = 2.0
+
+
+def default_hang_bound(protocol: str) -> float:
+    """The reference module's default timeout plus HANG_MARGIN (12 s for the redirector)."""
+    return DEFAULT_MODULE_TIMEOUT.get(protocol, DEFAULT_MODULE_TIMEOUT["redirector"]) + HANG_MARGIN
+
+
 class BuildFailed(UsageError):
     """The module's own build failed (its compiler output is the message)."""
 
@@ -42,6 +59,14 @@ class ModuleSpec:
     args: str = "{socket}"
     protocol: str = "redirector"
     collect_password: bool = False  # stack "auth optional pam_unix.so" first (drop-in style)
+    #: how long a transaction may take while the server hangs (None: default_hang_bound)
+    hang_bound: float | None = None
+
+    @property
+    def bound(self) -> float:
+        """The R-M2 hang bound in seconds."""
+        return self.hang_bound if self.hang_bound is not None else default_hang_bound(
+            self.protocol)
 
     def validate(self) -> None:
         if not self.src.is_dir():
@@ -83,6 +108,12 @@ class ModuleTarget:
     build_log: str = ""
     lab_checks: dict[str, Any] = field(default_factory=dict)
     server_state: str = "none"
+    #: per login path, how long a prompt denial takes (see e2e_checks.denial_time)
+    denial_s: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def hang_bound(self) -> float:
+        return self.spec.bound
 
     # ---- set-up -------------------------------------------------------------
     def install(self, progress: Any = print) -> None:
@@ -213,13 +244,17 @@ class ModuleTarget:
         self.server_state = state
 
     # ---- logins ----------------------------------------------------------------
-    def ssh(self, user: str, password: str, method: str = "keyboard-interactive") -> LoginResult:
+    def ssh(self, user: str, password: str, method: str = "keyboard-interactive",
+            timeout: float | None = None) -> LoginResult:
         spawner = docker_spawner(self.box.id)
-        return ssh_login(spawner, user, password, method=method, timeout=self.login_timeout)
+        return ssh_login(spawner, user, password, method=method,
+                         timeout=timeout or self.login_timeout)
 
-    def su(self, as_user: str, target_user: str, password: str) -> LoginResult:
+    def su(self, as_user: str, target_user: str, password: str,
+           timeout: float | None = None) -> LoginResult:
         spawner = docker_spawner(self.box.id)
-        return su_login(spawner, as_user, target_user, password, timeout=self.login_timeout)
+        return su_login(spawner, as_user, target_user, password,
+                        timeout=timeout or self.login_timeout)
 
     def log_tail(self, path: str = "/var/log/pamconform-sshd.log", lines: int = 15) -> str:
         return self.box.exec(["tail", "-n", str(lines), path], timeout=5).out

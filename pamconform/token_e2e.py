@@ -9,6 +9,7 @@ import string
 
 from pamconform.context import CaseContext
 from pamconform.drivers.login import LoginResult
+from pamconform.e2e_checks import path_time
 from pamconform.module_target import SERVERS, ModuleTarget
 
 TOKEN_RE = re.compile(r"TTK(\d+):(\d+):([A-Za-z0-9+/]{32})")
@@ -90,9 +91,25 @@ def received(t: ModuleTarget, path: str) -> bytes:
     return res.stdout if res.ok else b""
 
 
-def login(ctx: CaseContext, via: str, user: str, token: str, label: str) -> LoginResult:
+def login(ctx: CaseContext, via: str, user: str, token: str, label: str,
+          timeout: float | None = None) -> LoginResult:
     t = target(ctx)
-    result = t.su("mallory", user, token) if via == "su" else t.ssh(user, token)
+    result = (t.su("mallory", user, token, timeout=timeout) if via == "su"
+              else t.ssh(user, token, timeout=timeout))
     ctx.extra.setdefault("logins", []).append({"label": label, "via": via,
                                                 **result.as_evidence()})
     return result
+
+
+#: The pid part of the token whose socket never exists (no server: an instant denial).
+NO_SERVER_PID = 4545
+
+
+def no_server_time(ctx: CaseContext, via: str) -> float:
+    """:func:`pamconform.e2e_checks.path_time` of a token whose server does not exist."""
+    t = target(ctx)
+
+    def deny() -> LoginResult:
+        return login(ctx, via, "alice", fake_token(uid(t, "alice"), NO_SERVER_PID),
+                     f"no server: the time {via} takes to deny at once")
+    return path_time(ctx, via, deny)
