@@ -31,8 +31,9 @@ from pamconform.fuzz import regressions
 from pamconform.fuzz.engine import FuzzConfig, Fuzzer, FuzzResult
 from pamconform.fuzz.generators import Generator
 from pamconform.fuzz.model import Burst, Exec, Finding
-from pamconform.fuzz.oracle import Oracle
+from pamconform.fuzz.oracle import Oracle, request_parts
 from pamconform.fuzz.replay import replay
+from pamconform.fuzz.wire import Outcome
 from pamconform.loader import import_path
 from pamconform.localserver import CommandFor, LocalServer, reference_command
 from pamconform.redirector.client import request
@@ -51,13 +52,17 @@ FOUND = {
     "prefix-match": {"grant"},
     "normalising": {"grant"},
     "nul-truncating": {"grant"},
-    "ignores-trailing": {"grant"},
-    "single-read": {"grant", "valid-denied"},
+    "ignores-trailing": {"trailing-grant"},
+    "single-read": {"grant", "valid-denied", "trailing-grant"},
     "dies-on-garbage": {"refused"},
     "sticky-session": {"grant"},
     "inverted-polarity": {"valid-denied", "grant"},
     "serial-no-timeout": {"hang"},
     "empty-deny": {"original-grant"},
+    # found by attempts that end with a stall (the servers time out after 1 s)
+    "grants-stall-silent": {"grant"},
+    "grants-stall-mid-user": {"grant"},
+    "grants-stall-mid-password": {"grant"},
 }
 #: Minimal reproducers the shrinker must reach (with the valid logins as setup).
 SHRUNK = {
@@ -112,6 +117,75 @@ def test_fuzzer_finds_gallery_server(name: str) -> None:
         assert finding.shrink.get("reproduced") is True
         assert finding.exec.chunks == (SHRUNK[name],)
         assert finding.setup == tuple(request(u, p) for u, p in PAIRS)
+
+
+def test_stall_findings_are_saved_as_found_and_replay() -> None:
+    name = "grants-stall-mid-user"
+    with LocalServer(gallery.commands()[name], REFERENCE_CREDENTIALS, name=name) as server:
+        result = _fuzz(server, idle_limit=5.0)
+        finding = _found(name, result, {"grant"})
+        assert finding.exec.stalls and not finding.exec.shutdown
+        assert finding.exec.payload.count(b"\n") < 2
+        again = Finding.from_dict(json.loads(json.dumps(finding.as_dict())))
+        assert again.exec == finding.exec
+        assert replay(again, str(server.socket), Oracle(PAIRS), 2.0).reproduces
+    assert result.stalls >= 1
+
+
+def test_answering_at_the_second_newline_yields_no_finding() -> None:
+    """Bytes written after the request are not judged: a server that answers at the
+    second newline (and grants a valid request followed by a later write) is right."""
+    path = gallery.fixtures_dir() / "faulty_servers.py"
+
+    def command(sock: Path, creds: Path) -> list[str]:
+        return [sys.executable, str(path), "answers-at-newline", str(sock), str(creds),
+                "--allow-uid", str(os.getuid())]
+
+    with LocalServer(command, REFERENCE_CREDENTIALS, name="answers-at-newline") as server:
+        result = _fuzz(server, max_findings=0, idle_limit=6.0)
+    assert result.findings == [], [f.as_dict() for f in result.findings]
+    assert not result.violations and result.stalls >= 1
+
+
+VALID = request(*PAIRS[0])
+
+
+@pytest.mark.parametrize(("chunks", "kind"), [
+    ((VALID, b"\n"), None),  # a later write: not part of the request
+    ((VALID, b"x", b"yz"), None),
+    ((VALID[:3], VALID[3:], b"more"), None),
+    ((VALID + b"\n",), "trailing-grant"),  # the same write: a SHOULD
+    ((VALID[:3], VALID[3:] + b"x"), "trailing-grant"),
+    ((VALID[:-1] + b"x\n",), "grant"),
+    ((VALID[:-1], b"x\n"), "grant"),
+])
+def test_oracle_judges_bytes_after_the_request_by_write(chunks: tuple[bytes, ...],
+                                                         kind: str | None) -> None:
+    granted = Outcome(b"0", eof=True)
+    violation = Oracle(PAIRS).judge(Exec(chunks), granted)
+    assert (violation.kind if violation else None) == kind
+
+
+def test_oracle_judges_stalls() -> None:
+    oracle = Oracle(PAIRS)
+    stalled = Exec((b"alice\nali",), (), False, "stall", 5.0)
+    assert stalled.stalls and not stalled.complete
+    assert oracle.judge(stalled, Outcome(b"", eof=True)) is None  # closed, no reply
+    assert oracle.judge(stalled, Outcome(b"1", eof=True)) is None
+    assert oracle.judge(stalled, Outcome(b"", timed_out=True)) is None
+    granted = oracle.judge(stalled, Outcome(b"0", eof=True))
+    assert granted is not None and granted.kind == "grant"
+    assert request_parts(stalled) is None
+
+
+def test_stall_field_keeps_old_keys_and_is_bounded() -> None:
+    plain = Exec((VALID,))
+    assert b"stall" not in plain.key() and "stall_s" not in plain.as_dict()
+    data = Exec((b"al",), (), False, "", 5.0).as_dict()
+    assert data["stall_s"] == 5.0 and Exec.from_dict(data).stalls
+    for bad in (float("nan"), -1.0, 1e9):
+        with pytest.raises(ValueError):
+            Exec.from_dict({**data, "stall_s": bad})
 
 
 @pytest.mark.parametrize("name", sorted(FUZZ_ONLY))

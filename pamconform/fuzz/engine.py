@@ -16,12 +16,12 @@ from pamconform.fuzz.model import Burst, Exec, Finding, Item
 from pamconform.fuzz.oracle import Oracle, Violation
 from pamconform.fuzz.replay import attempt
 from pamconform.fuzz.shrink import shrink
-from pamconform.fuzz.wire import Outcome, probe, run_burst, run_exec
+from pamconform.fuzz.wire import Outcome, StallPool, probe, run_burst, run_exec
 from pamconform.redirector.client import request
 
 #: Kinds whose reproducer can be shrunk by replaying it (the others cost a timeout
 #: per replay, or need a fresh server).
-SHRINKABLE = ("grant", "valid-denied", "original-grant")
+SHRINKABLE = ("grant", "valid-denied", "original-grant", "trailing-grant")
 #: Unshrunk further occurrences of a kind kept as evidence.
 EXAMPLES_PER_KIND = 5
 
@@ -45,6 +45,10 @@ class FuzzConfig:
     shrink: bool = True
     shrink_replays: int = 150
     shrink_seconds: float = 10.0
+    #: how long a stalled attempt waits for the server to give up on it (--idle-limit)
+    idle_limit: float = 10.0
+    #: stalled attempts waited out at once; when all are taken, a stall ends with a close
+    stall_slots: int = 4
 
 
 @dataclass
@@ -61,6 +65,9 @@ class FuzzResult:
     examples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     generators: Counter[str] = field(default_factory=Counter)
     memory: dict[str, Any] | None = None
+    #: stalled attempts waited out, and those that ended with a close (no slot free)
+    stalls: int = 0
+    stalls_closed: int = 0
 
     @property
     def execs_per_s(self) -> float:
@@ -78,6 +85,8 @@ class FuzzResult:
             "sequence_sha256": self.digest,
             "violations": dict(self.violations),
             "findings": len(self.findings),
+            "stalls": self.stalls,
+            "stalls_closed": self.stalls_closed,
         }
 
 
@@ -95,7 +104,9 @@ class Fuzzer:
         self.cfg = cfg
         self.path = str(cfg.socket)
         self.oracle = Oracle(cfg.credentials)
-        self.generator = Generator(cfg.seed, cfg.credentials, cfg.corpus)
+        self.generator = Generator(cfg.seed, cfg.credentials, cfg.corpus,
+                                   stall_s=cfg.idle_limit)
+        self.stalled = StallPool(self.path, cfg.timeout, cfg.stall_slots)
         self.valid = tuple(request(u, p) for u, p in cfg.credentials)
         self.users = tuple(u.decode("utf-8", "replace") for u, _ in cfg.credentials)
         self.say = on_event or (lambda text: None)
@@ -119,27 +130,31 @@ class Fuzzer:
                 if self._clock() >= cfg.seconds:
                     res.stopped = "time"
                     break
+                self._judge_stalls(self.stalled.poll())
                 item = self.generator.item(i)
                 digest.update(item.key())
-                members, outs = self._send(item)
+                members, outs = self._send(i, item)
                 res.items += 1
-                res.execs += len(members)
                 res.generators[_family(item.generator)] += 1
+                if not members:  # a parked stall: judged when it ends
+                    continue
+                res.execs += len(members)
                 if self.watch and self.watch.sample():
                     self._memory_check(i, item)
                 if self._gone(i, item, previous, members, outs):
                     res.stopped = "server-gone"
                     break
                 for ex, out in zip(members, outs, strict=True):
-                    violation = self.oracle.judge(ex, out)
-                    if violation is not None:
-                        self._violation(i, item, ex, out, violation)
-                if cfg.record and cfg.max_findings and len(res.findings) >= cfg.max_findings:
+                    self._judge(i, item, ex, out)
+                if self._enough():
                     res.stopped = "findings"
                     break
                 previous = item
+            self._judge_stalls(self.stalled.drain())
         except KeyboardInterrupt:  # Ctrl-C, SIGTERM: keep the findings so far
             res.stopped = "interrupted"
+        finally:
+            self.stalled.close()
         res.fuzz_seconds = time.monotonic() - started - res.shrink_seconds
         if self.watch:
             self.watch.sample(force=True)
@@ -148,13 +163,40 @@ class Fuzzer:
         res.digest = digest.hexdigest()
         return res
 
+    def _enough(self) -> bool:
+        cfg = self.cfg
+        return bool(cfg.record and cfg.max_findings
+                    and len(self.result.findings) >= cfg.max_findings)
+
+    def _judge(self, i: int, item: Item, ex: Exec, out: Outcome) -> None:
+        violation = self.oracle.judge(ex, out)
+        if violation is not None:
+            self._violation(i, item, ex, out, violation)
+
+    def _judge_stalls(self, ended: list[tuple[int, Exec, Outcome]]) -> None:
+        """Judge stalled attempts that ended (a refused connect is left to the probe of
+        the next item)."""
+        for i, ex, out in ended:
+            self.result.execs += 1
+            if not self._enough():
+                self._judge(i, ex, ex, out)
+
     def _clock(self) -> float:
         """Fuzzing time so far (shrinking excluded)."""
         return time.monotonic() - self._started - self.result.shrink_seconds
 
-    def _send(self, item: Item) -> tuple[tuple[Exec, ...], list[Outcome]]:
+    def _send(self, i: int, item: Item) -> tuple[tuple[Exec, ...], list[Outcome]]:
+        """The attempts sent and their outcomes; none for a stall that was parked."""
         if isinstance(item, Burst):
             return item.execs, run_burst(self.path, item.execs, self.cfg.timeout)
+        if item.stalls:
+            if self.stalled.full:
+                self.result.stalls_closed += 1
+                item = replace(item, shutdown=True, stall_s=0.0)
+            else:
+                self.result.stalls += 1
+                out = self.stalled.start(item, i)
+                return ((), []) if out is None else ((item,), [out])
         return (item,), [run_exec(self.path, item, self.cfg.timeout)]
 
     # -- oracles ----------------------------------------------------------------------
@@ -209,7 +251,8 @@ class Fuzzer:
         finding = Finding(self.cfg.protocol, v.kind, ex, v.expected, v.observed, self.cfg.seed,
                           i, setup=self._setup(i), concurrent=concurrent, users=self.users,
                           valid=self.valid, found_after_s=found)
-        if self.cfg.shrink and v.kind in SHRINKABLE and not concurrent:
+        # a stall costs the server's idle timeout per replay: it is saved as found
+        if self.cfg.shrink and v.kind in SHRINKABLE and not concurrent and not ex.stalls:
             try:
                 finding = self._shrink(finding)
             except KeyboardInterrupt:

@@ -11,9 +11,10 @@ The schedule:
 
 Havoc families: valid framing around mutated fields (``pw.*``, ``user.*``, ``both.*``,
 ``cross``), mutated framing around valid fields (``frame.*``), splits and pauses
-(``split.*``), concurrency bursts (``burst``) and plain mutations of the corpus
-(``corpus``). Nothing depends on the server's replies, so a seed always yields the
-same sequence.
+(``split.*``), concurrency bursts (``burst``), plain mutations of the corpus
+(``corpus``) and, rarely, attempts that end with a stall instead of a close
+(``stall.*``: silent, mid-user or mid-password, waited out for ``stall_s`` seconds).
+Nothing depends on the server's replies, so a seed always yields the same sequence.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import random
 from collections.abc import Callable
 from typing import ClassVar
 
-from pamconform.fuzz.model import Burst, Exec, Item, single
+from pamconform.fuzz.model import Burst, Exec, Item, single, stall
 from pamconform.redirector.client import request
 
 Pair = tuple[bytes, bytes]
@@ -236,12 +237,16 @@ class Generator:
         "split": 14,
         "burst": 6,
         "corpus": 10,
+        # last, so the families drawn for the other weights stay as they were
+        "stall": 1,
     }
 
-    def __init__(self, seed: int, credentials: list[Pair], corpus: list[bytes] | None = None):
+    def __init__(self, seed: int, credentials: list[Pair], corpus: list[bytes] | None = None,
+                 *, stall_s: float = 10.0):
         if not credentials:
             raise ValueError("the generator needs at least one known-valid pair")
         self.seed = seed
+        self.stall_s = stall_s
         self.credentials = list(credentials)
         self.valid = [request(u, p) for u, p in self.credentials]
         self.corpus = list(self.valid) + [c for c in (corpus or []) if c]
@@ -290,6 +295,9 @@ class Generator:
             # a client that stalls mid-request must not hold up the next one
             [Burst((single(user[:2], "stall", shutdown=False), single(request(user, pw), "valid")),
                    "walk.stall-then-valid")],
+            # nor be granted when the server gives up on it
+            [self._stalled(request(user, pw)[:cut], "walk.")
+             for cut in (0, max(1, len(user) // 2), len(user) + 1 + max(1, len(pw) // 2))],
         ]
         out: list[Item] = []
         for k in range(max(len(f) for f in families)):
@@ -311,6 +319,8 @@ class Generator:
             return self._burst(rng)
         if family == "split":
             return self._split(rng)
+        if family == "stall":
+            return self._stall(rng)
         return self._single(rng, family)
 
     def _single(self, rng: random.Random, family: str) -> Exec:
@@ -379,6 +389,24 @@ class Generator:
         shutdown = not (payload in self.valid and rng.random() < 0.2)
         return Exec(tuple(chunks), self._pauses(rng, len(chunks)), shutdown,
                     f"split.{style}({what})")
+
+    def _stalled(self, sent: bytes, prefix: str = "", chunks: tuple[bytes, ...] = ()) -> Exec:
+        """An attempt that sends ``sent`` (maybe in ``chunks``), then stalls."""
+        where = ("silent" if not sent else "mid-user" if b"\n" not in sent
+                 else "mid-password")
+        return stall(chunks or (sent,), self.stall_s, f"{prefix}stall.{where}")
+
+    def _stall(self, rng: random.Random) -> Exec:
+        """A request (valid or mutated) cut before its second newline, then a stall."""
+        payload, _ = self._base(rng)
+        first = payload.find(b"\n")
+        second = payload.find(b"\n", first + 1) if first >= 0 else -1
+        end = second if second >= 0 else len(payload)
+        sent = payload[: rng.randint(0, end)]
+        if len(sent) > 1 and rng.random() < 0.5:
+            cut = rng.randint(1, len(sent) - 1)
+            return self._stalled(sent, chunks=(sent[:cut], sent[cut:]))
+        return self._stalled(sent)
 
     def _burst(self, rng: random.Random) -> Burst:
         members: list[Exec] = []

@@ -24,18 +24,26 @@ class Exec:
 
     Each chunk is one write; ``pauses[i]`` is slept after chunk ``i`` (missing entries
     are 0). With ``shutdown`` the write side is closed after the last chunk, so the
-    server sees EOF at once instead of waiting for its idle timeout.
+    server sees EOF at once instead of waiting for its idle timeout. With ``stall_s``
+    the attempt ends with a stall instead: no close, no half-close, and the client waits
+    up to that long for the server to give up on it (its idle timeout).
     """
 
     chunks: tuple[bytes, ...]
     pauses: tuple[float, ...] = ()
     shutdown: bool = True
     generator: str = ""
+    stall_s: float = 0.0
 
     @property
     def payload(self) -> bytes:
         """The exact bytes the server sees on this connection."""
         return b"".join(self.chunks)
+
+    @property
+    def stalls(self) -> bool:
+        """Whether the attempt ends with a stall (waited out, not closed)."""
+        return self.stall_s > 0
 
     def pause_after(self, i: int) -> float:
         return self.pauses[i] if i < len(self.pauses) else 0.0
@@ -49,25 +57,43 @@ class Exec:
         """A canonical byte string of what is sent (for digests and hashes)."""
         parts = [b"%d:%s" % (len(c), c) for c in self.chunks]
         parts.append(repr((tuple(round(p, 4) for p in self.pauses), self.shutdown)).encode())
+        if self.stalls:  # only then, so the keys (and ids) of other attempts stay the same
+            parts.append(b"stall:%.3f" % self.stall_s)
         return b"|".join(parts)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "chunks_hex": [c.hex() for c in self.chunks],
             "pauses": [round(p, 4) for p in self.pauses],
             "shutdown": self.shutdown,
         }
+        if self.stalls:
+            out["stall_s"] = round(self.stall_s, 3)
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], generator: str = "") -> Exec:
         chunks = tuple(bytes.fromhex(c) for c in data["chunks_hex"])
         pauses = tuple(float(p) for p in data.get("pauses", []))
-        return cls(chunks, pauses, bool(data.get("shutdown", True)), generator)
+        stall_s = float(data.get("stall_s", 0.0))
+        if not 0.0 <= stall_s <= MAX_STALL_S:  # also refuses nan
+            raise ValueError(f"stall_s must be 0..{MAX_STALL_S:g} seconds")
+        shutdown = bool(data.get("shutdown", True)) and not stall_s
+        return cls(chunks, pauses, shutdown, generator, stall_s)
+
+
+#: The longest stall a saved finding may ask for.
+MAX_STALL_S = 300.0
 
 
 def single(payload: bytes, generator: str = "", *, shutdown: bool = True) -> Exec:
     """One write of ``payload``."""
     return Exec((payload,), (), shutdown, generator)
+
+
+def stall(chunks: tuple[bytes, ...], wait: float, generator: str = "") -> Exec:
+    """Write ``chunks`` back to back, then stall for up to ``wait`` seconds."""
+    return Exec(chunks, (), False, generator, wait)
 
 
 @dataclass(frozen=True)
@@ -97,6 +123,8 @@ KINDS: dict[str, tuple[str, str, str, str]] = {
                 "Keeps accepting connections whatever it was sent"),
     "memory": ("fuzz.server.memory-bounded", "R-S4", "MUST",
                "Memory stays bounded under fuzzing (with --pid)"),
+    "trailing-grant": ("fuzz.server.denies-trailing-bytes", "R-S2", "SHOULD",
+                       "Denies a valid request followed by more bytes in the same write"),
 }
 
 

@@ -23,6 +23,8 @@ REQUIREMENTS = {
     "refused": "The server keeps accepting connections whatever it was sent.",
     "memory": "The server's resident memory does not keep growing under fuzzing "
               "(sampled from /proc/PID/status when --pid is given).",
+    "trailing-grant": "A valid request followed by more bytes in the same write should be "
+                      "denied (bytes of later writes are not judged).",
 }
 
 

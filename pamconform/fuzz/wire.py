@@ -58,8 +58,14 @@ def _looks_complete(data: bytes) -> bool:
     return bool(body) and body.isdigit()
 
 
+def read_wait(ex: Exec, timeout: float) -> float:
+    """How long to read after the last write: a stall waits for the server to give up."""
+    return max(timeout, ex.stall_s) if ex.stalls else timeout
+
+
 def run_exec(path: str, ex: Exec, timeout: float) -> Outcome:
-    """Connect, write the chunks (pausing), maybe half-close, read until EOF or timeout."""
+    """Connect, write the chunks (pausing), maybe half-close, read until EOF or timeout
+    (a stall: until EOF or its stall time)."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.settimeout(timeout)
@@ -82,7 +88,7 @@ def run_exec(path: str, ex: Exec, timeout: float) -> Outcome:
         if ex.shutdown and not broken:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_WR)
-        return _read(sock, timeout)
+        return _read(sock, read_wait(ex, timeout))
     finally:
         sock.close()
 
@@ -221,5 +227,114 @@ def replay_logged(path: Path | str, ex: Exec, log: WireLog, timeout: float) -> O
                 time.sleep(ex.pause_after(i))
         if ex.shutdown and not conn.broken:
             conn.shutdown_write()
-        reply = conn.read_reply(settle=SETTLE_S)
+        reply = conn.read_reply(read_wait(ex, timeout), settle=SETTLE_S)
     return Outcome(reply.data, reply.eof, reply.reset, reply.timed_out, False, reply.elapsed_s)
+
+
+@dataclass
+class _Parked:
+    sock: socket.socket
+    ex: Exec
+    tag: int
+    started: float
+    data: bytes = b""
+    last: float = 0.0
+
+
+class StallPool:
+    """Stalled attempts, waited out in the background of the fuzz loop.
+
+    A stall costs the server's idle timeout; parked here, it costs a slot instead of
+    that much fuzzing time. Each is read until the server closes it (or replies and then
+    nothing more comes for ``SETTLE_S``), or until its stall time runs out.
+    """
+
+    def __init__(self, path: str, timeout: float, slots: int = 4) -> None:
+        self.path = path
+        self.timeout = timeout
+        self.slots = slots
+        self._parked: dict[int, _Parked] = {}
+        self._sel = selectors.DefaultSelector()
+
+    def __len__(self) -> int:
+        return len(self._parked)
+
+    @property
+    def full(self) -> bool:
+        return len(self._parked) >= self.slots
+
+    def start(self, ex: Exec, tag: int) -> Outcome | None:
+        """Connect and write; None once parked, or the outcome if it ended at once."""
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(self.path)
+        except OSError as exc:
+            sock.close()
+            return Outcome(refused=True, error=type(exc).__name__)
+        try:
+            for i, chunk in enumerate(ex.chunks):
+                if i and ex.pause_after(i - 1) > 0:
+                    time.sleep(ex.pause_after(i - 1))
+                sock.sendall(chunk)
+        except OSError:  # the server left already: read what it said
+            try:
+                return _read(sock, self.timeout)
+            finally:
+                sock.close()
+        sock.setblocking(False)
+        now = time.monotonic()
+        self._parked[sock.fileno()] = _Parked(sock, ex, tag, now, last=now)
+        self._sel.register(sock, selectors.EVENT_READ, sock.fileno())
+        return None
+
+    def poll(self, wait: float = 0.0) -> list[tuple[int, Exec, Outcome]]:
+        """The attempts that ended (read for up to ``wait`` seconds)."""
+        done: list[tuple[int, Exec, Outcome]] = []
+        if not self._parked:
+            return done
+        for key, _ in self._sel.select(max(0.0, wait)):
+            p = self._parked[int(key.data)]
+            try:
+                chunk = p.sock.recv(4096)
+            except BlockingIOError:
+                continue
+            except OSError:
+                done.append(self._finish(p, reset=True))
+                continue
+            if not chunk:
+                done.append(self._finish(p, eof=True))
+                continue
+            p.data += chunk
+            p.last = time.monotonic()
+            if len(p.data) >= MAX_REPLY_BYTES:
+                done.append(self._finish(p))
+        now = time.monotonic()
+        for p in list(self._parked.values()):
+            if now >= p.started + p.ex.stall_s:
+                done.append(self._finish(p, timed_out=not _looks_complete(p.data)))
+            elif _looks_complete(p.data) and now - p.last >= SETTLE_S:
+                done.append(self._finish(p))
+        return done
+
+    def drain(self) -> list[tuple[int, Exec, Outcome]]:
+        """Wait for every parked attempt to end (each bounded by its stall time)."""
+        done: list[tuple[int, Exec, Outcome]] = []
+        while self._parked:
+            done.extend(self.poll(0.05))
+        return done
+
+    def _finish(self, p: _Parked, *, eof: bool = False, reset: bool = False,
+                timed_out: bool = False) -> tuple[int, Exec, Outcome]:
+        del self._parked[p.sock.fileno()]
+        self._sel.unregister(p.sock)
+        p.sock.close()
+        out = Outcome(p.data, eof, reset, timed_out, False, time.monotonic() - p.started)
+        return p.tag, p.ex, out
+
+    def close(self) -> None:
+        for p in list(self._parked.values()):
+            self._sel.unregister(p.sock)
+            p.sock.close()
+        self._parked.clear()
+        self._sel.close()
