@@ -195,3 +195,10 @@ def test_a_huge_include_is_exit_2(tmp_path: Path) -> None:
     proc = _audit(str(stack), "--report", str(tmp_path / "r"), env=NO_ENGINE)
     assert proc.returncode == 2, proc.stderr
     assert "/etc/pam.d/big: larger than 1 MiB" in proc.stderr
+
+
+def test_a_symlink_loop_in_the_tree_is_an_include_that_fails(tmp_path: Path) -> None:
+    stack = _stack(tmp_path, "loop")
+    (tmp_path / "loop").symlink_to("loop")
+    p = audit.plan(stack)
+    assert "/etc/pam.d/sshd:1: unable to open config for loop" in p.shown_problems()

@@ -138,7 +138,10 @@ class TreeSource:
                 hops += 1
                 if hops > _SYMLINK_HOPS:
                     return None
-                target = os.readlink(here)
+                try:
+                    target = os.readlink(here)
+                except OSError:
+                    return None
                 if target.startswith("/"):
                     done = []
                 todo = [p for p in target.split("/") if p] + todo
