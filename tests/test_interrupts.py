@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from pamconform import gallery, interrupts
-from pamconform.baseline import compare
+from pamconform.baseline import compare, report_problem
 from pamconform.cli import REFERENCE_CREDENTIALS
 from pamconform.localserver import LocalServer, reference_command
 from pamconform.registry import Case
@@ -208,7 +208,9 @@ def test_not_run_and_interrupted_are_no_regression() -> None:
         return {"targets": [{"name": "t", "cases": [
             {"id": f"c{i}", "verdict": v, "duration_s": 0.1} for i, v in enumerate(verdicts)]}]}
 
-    diff = compare(report("PASS", "PASS", "FAIL"), report("PASS", "INTERRUPTED", "NOT-RUN"))
+    stopped = report("PASS", "INTERRUPTED", "NOT-RUN")
+    assert report_problem(stopped) is None  # a stopped run's report is a valid baseline
+    diff = compare(report("PASS", "PASS", "FAIL"), stopped)
     assert not diff.regression
     assert [(c.old, c.new) for c in diff.changed] == [("PASS", "INTERRUPTED"),
                                                      ("FAIL", "NOT-RUN")]
