@@ -36,7 +36,7 @@ CONTROL = "pamconform-nslcd-lab"
 #: Where this package is copied in the container, and its import name there.
 PY_DIR = "/opt/pamconform/py"
 PY_PACKAGE = "pamconform_nslcd"
-_PACKAGE_FILES = ("__init__.py", "codec.py", "client.py", "driver.py")
+_PACKAGE_FILES = ("__init__.py", "codec.py", "client.py", "driver.py", "probe.py")
 
 Progress = Callable[[str], object]
 
@@ -137,6 +137,17 @@ class NslcdLab:
                                 f"{result.err.strip()[-500:]}")
         out: dict[str, Any] = json.loads(result.out)
         return out
+
+    def probe(self, plan: dict[str, Any], *, timeout: float) -> list[dict[str, Any]]:
+        """Run a probe plan inside the container (see :mod:`.probe`); its results."""
+        result = self.box.exec(["python3", "-m", f"{PY_PACKAGE}.probe"], timeout=timeout,
+                               stdin=json.dumps(plan).encode(),
+                               environment={"PYTHONPATH": PY_DIR})
+        if not result.ok:
+            raise LabBuildError(f"nslcd probe failed (exit {result.exit_code}): "
+                                f"{result.err.strip()[-500:]}")
+        results: list[dict[str, Any]] = json.loads(result.out)["results"]
+        return results
 
 
 def start_nslcd_lab(session: LabSession, image: str) -> NslcdLab:

@@ -1,0 +1,69 @@
+"""N-S8: LDAP stopped or paused: answer in time, never grant, recover."""
+
+import time
+from functools import partial
+
+from pamconform.protocols.nslcd.server_steps import (
+    ask,
+    authc,
+    expect_granted,
+    expect_refused,
+    ldap,
+    target,
+)
+from pamconform.registry import case_factory
+from pamconform.verdicts import Severity
+
+case = case_factory(protocol="nslcd", kind="server")
+
+#: How the directory is taken away, and how it comes back.
+OUTAGES = {"stopped": ("stop", "start"), "paused": ("pause", "resume")}
+
+
+def _recovered(ctx, limit):
+    """The right password is granted again within ``limit`` seconds of LDAP's return."""
+    t = target(ctx)
+    a = t.accounts
+    deadline = time.monotonic() + limit
+    tries = 0
+    while True:
+        tries += 1
+        r = ask(ctx, authc(t, a.user, a.password, f"right password after LDAP is back "
+                           f"(try {tries})", timeout=t.ldap_limit))[0]
+        if r.granted or time.monotonic() >= deadline:
+            break
+        time.sleep(1)
+    expect_granted(ctx, r, f"the right password within {limit:g} s of LDAP's return")
+
+
+def _outage(name, ctx):
+    t = target(ctx)
+    a = t.accounts
+    away, back = OUTAGES[name]
+    ldap(ctx, away)
+    try:
+        results = ask(ctx, authc(t, a.user, a.password, f"right password, LDAP {name}",
+                                 timeout=t.ldap_limit),
+                      authc(t, a.user, b"", f"empty password, LDAP {name}",
+                            timeout=t.ldap_limit),
+                      authc(t, a.user, b"not-" + a.password, f"wrong password, LDAP {name}",
+                            timeout=t.ldap_limit))
+    finally:
+        ldap(ctx, back)
+    for r in results:
+        expect_refused(ctx, r, r.op.label, clean=False,
+                       hint="an outage must fail closed within bind_timelimit/timelimit")
+    _recovered(ctx, t.ldap_limit)
+
+
+for _name in OUTAGES:
+    case(
+        f"nslcd.server.ldap-{_name}",
+        rule="N-S8",
+        severity=Severity.MUST,
+        title=f"LDAP {_name}: no grant, an answer in time, recovery",
+        requirement=f"With the directory {_name}, the right, an empty and a wrong password "
+        "are refused (a close counts) within the suite's LDAP limit (--ldap-limit, above "
+        "bind_timelimit + timelimit); once it is back, the right password is granted again "
+        "within the same limit. Needs a target whose directory the suite controls (the lab).",
+    )(partial(_outage, _name))
