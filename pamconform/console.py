@@ -1,10 +1,15 @@
-"""Terminal output: progress while cases run, a summary table at the end."""
+"""Terminal output: progress while cases run, a summary table at the end.
+
+Every line is redacted (no password or token the run knows reaches the terminal), and a
+case's message is cut to :data:`MESSAGE_LIMIT` characters: the report keeps it whole.
+"""
 
 from __future__ import annotations
 
 import sys
 from typing import TextIO
 
+from pamconform.redaction import redact
 from pamconform.runner import CaseResult, TargetResult
 from pamconform.verdicts import STOPPED, VERDICT_ORDER, Verdict
 
@@ -18,6 +23,14 @@ _COLOURS = {
     Verdict.INTERRUPTED: "35;1",
     Verdict.NOT_RUN: "90",
 }
+#: Characters of a case's message shown on the console.
+MESSAGE_LIMIT = 200
+
+
+def cut(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    """``text`` on one line, at most ``limit`` characters (an ellipsis marks the cut)."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit - 1].rstrip() + "\u2026"
 
 
 class Console:
@@ -33,15 +46,13 @@ class Console:
         return f"\033[{_COLOURS[verdict]}m{text}\033[0m" if self.colour else text
 
     def line(self, text: str = "") -> None:
-        print(text, file=self.out, flush=True)
+        print(redact(text), file=self.out, flush=True)
 
     def progress(self, i: int, n: int, result: CaseResult) -> None:
         if self.quiet:
             return
         width = len(str(n))
-        msg = f"  {result.message}" if result.verdict is not Verdict.PASS else ""
-        if len(msg) > 160:
-            msg = msg[:157] + "..."
+        msg = f"  {cut(redact(result.message))}" if result.verdict is not Verdict.PASS else ""
         self.line(
             f"[{i:>{width}}/{n}] {self.verdict(result.verdict)} {result.case.id} "
             f"({result.duration_s:.2f} s){msg}"
@@ -64,4 +75,5 @@ class Console:
             self.line(f"  {rule:<8} " + " ".join(f"{by.get(v, 0):>13}" for v in order))
         bad = [r for r in target.results if r.verdict in (Verdict.FAIL, Verdict.ERROR)]
         for r in bad:
-            self.line(f"  {r.verdict!s:<6} {r.case.id} [{r.case.rule}]: {r.message}")
+            self.line(f"  {r.verdict!s:<6} {r.case.id} [{r.case.rule}]: "
+                      f"{cut(redact(r.message))}")

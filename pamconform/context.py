@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pamconform.redaction import register_login
 from pamconform.wirelog import WireLog
 
 
@@ -20,6 +21,10 @@ class ServerTarget:
     timeout: float = 5.0
     #: how long a case waits for the server to drop a silent client (R-S4)
     idle_limit: float = 10.0
+
+    def __post_init__(self) -> None:
+        for user, password in self.credentials:  # never in a report or on the console
+            register_login(user, password)
 
     @property
     def user(self) -> bytes:

@@ -1,4 +1,8 @@
-"""Wire logs: every byte a case sends and receives, with timings, as evidence."""
+"""Wire logs: every byte a case sends and receives, with timings, as evidence.
+
+Rendered (:meth:`WireLog.as_list`, :meth:`WireLog.render`) with every password and token
+the run knows as a marker, also one split across writes (:mod:`pamconform.redaction`).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
+
+from pamconform.redaction import current
 
 #: Bytes of a single send/recv kept verbatim in the log; the rest is summarised.
 MAX_LOGGED_BYTES = 256
@@ -32,11 +38,13 @@ class WireEvent:
     event: str
     data: str = ""
     size: int = 0
+    #: the bytes themselves (send and recv), for redaction across events
+    raw: bytes | None = field(default=None, repr=False)
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self, shown: str | None = None) -> dict[str, Any]:
         out: dict[str, Any] = {"t_ms": round(self.t_ms, 2), "conn": self.conn, "event": self.event}
         if self.data or self.size:
-            out["data"] = self.data
+            out["data"] = self.data if shown is None else shown
             out["size"] = self.size
         return out
 
@@ -57,20 +65,37 @@ class WireLog:
 
     def add(self, conn: int, event: str, data: bytes | str = b"") -> None:
         if isinstance(data, bytes):
-            shown, size = show_bytes(data), len(data)
+            shown, size, raw = show_bytes(data), len(data), data
         else:
-            shown, size = data, 0
+            shown, size, raw = data, 0, None
         t_ms = (time.monotonic() - self.started) * 1000
         with self._lock:
-            self.events.append(WireEvent(t_ms, conn, event, shown, size))
+            self.events.append(WireEvent(t_ms, conn, event, shown, size, raw))
+
+    def _redacted(self) -> list[str]:
+        """Each event's data with secrets as markers, per connection and direction."""
+        with self._lock:
+            events = list(self.events)
+        shown = [e.data for e in events]
+        streams: dict[tuple[int, str], list[int]] = {}
+        for i, e in enumerate(events):
+            if e.raw is not None:
+                streams.setdefault((e.conn, e.event), []).append(i)
+        for indexes in streams.values():
+            chunks = [events[i].raw or b"" for i in indexes]
+            for i, text in zip(indexes, current().chunks(chunks, MAX_LOGGED_BYTES),
+                               strict=True):
+                if text is not None:
+                    shown[i] = text
+        return shown
 
     def as_list(self) -> list[dict[str, Any]]:
-        return [e.as_dict() for e in self.events]
+        return [e.as_dict(d) for e, d in zip(self.events, self._redacted(), strict=False)]
 
     def render(self) -> str:
         """The log as text lines, one event a line."""
         lines = []
-        for e in self.events:
-            detail = f" {e.data!s}" if e.data else ""
+        for e, data in zip(self.events, self._redacted(), strict=False):
+            detail = f" {data!s}" if data else ""
             lines.append(f"{e.t_ms:9.1f} ms  #{e.conn} {e.event:<8}{detail}")
         return "\n".join(lines)

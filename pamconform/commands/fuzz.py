@@ -32,6 +32,7 @@ from pamconform.fuzz.replay import replay
 from pamconform.fuzz.results import target_result
 from pamconform.options import COUNT, COUNT_OR_ZERO, SECONDS, Count
 from pamconform.preflight import check_logins, check_report_dir, check_socket, check_token_command
+from pamconform.redaction import MissingLogin
 from pamconform.runner import TargetResult, exit_code
 from pamconform.wirelog import WireLog
 
@@ -115,6 +116,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                      help="the server's socket path (transient-token: the sockets' directory)")
     rep.add_argument("--token-command", metavar="CMD",
                      help="transient-token findings: mints the fresh token to replay against")
+    credentials.add_options(rep)  # the logins whose passwords the finding refers to
     rep.add_argument("--timeout", type=SECONDS, default=3.0, metavar="SECONDS")
     rep.add_argument("--pid", type=PID, metavar="PID", help="for memory findings")
     rep.set_defaults(func=cmd_fuzz_replay)
@@ -217,8 +219,11 @@ def cmd_fuzz_replay(args: argparse.Namespace, console: Console) -> int:
     if args.socket is None or args.token_command is not None:
         raise UsageError("fuzz replay: a redirector finding needs the server's SOCKET "
                          "(and no --token-command)")
+    credentials.gather(args)  # a saved finding names its logins' passwords, never holds them
     try:
         finding = Finding.from_dict(data)
+    except MissingLogin as exc:
+        raise UsageError(f"{args.finding}: {exc}: {credentials.NEED_ONE}") from None
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise UsageError(f"{args.finding}: not a finding: {exc}") from None
     if finding.protocol != "redirector":

@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pamconform.fuzz import finding_files
+from pamconform.redaction import current
+
 FORMAT = 1
 
 
@@ -165,6 +168,7 @@ class Finding:
         """A stable id of what the finding sends (not of when or how it was found)."""
         h = hashlib.sha256(self.kind.encode())
         for part in (*self.setup, b"#", self.exec.key(), b"#", *(e.key() for e in self.concurrent)):
+            part = finding_files.public_bytes(part)
             h.update(len(part).to_bytes(4, "big") + part)
         return h.hexdigest()[:10]
 
@@ -199,6 +203,7 @@ class Finding:
             raise ValueError("not a pamconform finding (needs kind and chunks_hex)")
         if data["kind"] not in KINDS:
             raise ValueError(f"unknown finding kind {data['kind']!r}")
+        data = finding_files.from_file(data, current().logins)  # passwords from the logins
         ex = Exec.from_dict(data, str(data.get("generator", "")))
         return cls(
             protocol=str(data.get("protocol", "redirector")),
@@ -218,10 +223,8 @@ class Finding:
         )
 
     def save(self, directory: Path) -> Path:
-        directory.mkdir(parents=True, exist_ok=True)
-        path = directory / self.file_name()
-        path.write_text(json.dumps(self.as_dict(), indent=2) + "\n")
-        return path
+        """Write the finding (private, passwords as references to their logins)."""
+        return finding_files.write(directory / self.file_name(), self.as_dict())
 
     @classmethod
     def load(cls, path: Path) -> Finding:

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from pamconform.fuzz import finding_files
 from pamconform.fuzz.token_model import (
     Delivery,
     TokenCase,
@@ -312,10 +313,8 @@ class TokenFinding:
                    shrink=dict(data.get("shrink", {})), wire=list(data.get("wire", [])))
 
     def save(self, directory: Path) -> Path:
-        directory.mkdir(parents=True, exist_ok=True)
-        path = directory / self.file_name()
-        path.write_text(json.dumps(self.as_dict(), indent=2) + "\n")
-        return path
+        """Write the finding (private, tokens redacted: a replay mints a fresh one)."""
+        return finding_files.write(directory / self.file_name(), self.as_dict())
 
     @classmethod
     def load(cls, path: Path) -> TokenFinding:

@@ -1,4 +1,8 @@
-"""Reports: index.json (the contract), junit.xml and index.html, in one directory."""
+"""Reports: index.json (the contract), junit.xml and index.html, in one directory.
+
+Private (directories 0700, files 0600) and redacted: every password and token the run
+knows is replaced by its marker before anything is rendered (:mod:`pamconform.redaction`).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pamconform import __version__
+from pamconform import __version__, privatefiles
+from pamconform.redaction import redact_tree
 from pamconform.report.html import render_html
 from pamconform.report.junit import render_junit
 from pamconform.runner import TargetResult
@@ -41,17 +46,17 @@ class Run:
 
 
 def default_dir(base: Path, started: datetime) -> Path:
-    """``reports/<timestamp>/``."""
-    return base / started.strftime("%Y%m%d-%H%M%S")
+    """A new private ``reports/<timestamp>/`` (``<timestamp>-2``... when taken), created."""
+    return privatefiles.new_dir(base, started)
 
 
 def write(run: Run, directory: Path) -> Path:
-    """Write index.json, junit.xml and index.html into directory; return it."""
-    directory.mkdir(parents=True, exist_ok=True)
-    data = run.as_dict()
-    (directory / "index.json").write_text(json.dumps(data, indent=2) + "\n")
-    (directory / "junit.xml").write_text(render_junit(data))
-    (directory / "index.html").write_text(render_html(data))
+    """Write index.json, junit.xml and index.html into directory, redacted; return it."""
+    privatefiles.make_dir(directory)
+    data = redact_tree(run.as_dict())
+    privatefiles.write_text(directory / "index.json", json.dumps(data, indent=2) + "\n")
+    privatefiles.write_text(directory / "junit.xml", render_junit(data))
+    privatefiles.write_text(directory / "index.html", render_html(data))
     return directory
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from pamconform.errors import HarnessError
 from pamconform.outcome import Skip
+from pamconform.redaction import register_token
 
 SOCKET_DIR = Path("/tmp")
 SOCKET_PREFIX = "transient-token"
@@ -101,6 +102,9 @@ class Minted:
     at: float
     #: whether the socket file was seen before the token was handed out
     ready: bool
+
+    def __post_init__(self) -> None:  # a token is a secret: never in a report or on a console
+        register_token(self.token.raw, len(self.token.head))
 
     @property
     def age(self) -> float:

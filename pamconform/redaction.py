@@ -1,0 +1,505 @@
+# ruff: noqa: RUF002  (the docstrings show the marker's quotation marks)
+"""Secrets out of everything pamconform writes: passwords and tokens become markers.
+
+A :class:`Redactor` knows the secrets of a run (the password of every login it was
+given, every token a case obtained) and replaces them in text with a marker that says
+whose secret it was and how long, ``‹password of alice, 6 bytes›``, so evidence keeps
+its shape. It finds a secret in clear and in the forms the harness renders bytes in
+(``repr`` and JSON escapes, hex, base64), and mutations of it: a fragment is shown as a
+slice of the marker (``‹…›[:5]``), a case change as a method (``‹…›.upper()``); bytes
+added or changed around it stay visible, so a reader still sees where a byte differs.
+
+Secrets enter through :func:`register_login` and :func:`register_token` (the
+process-wide :func:`current` redactor); reports, console lines and saved findings are
+passed through it when they are written. Saved findings keep the bytes they need as
+*templates* (:func:`template`): hex runs and references to a login's password, resolved
+from the logins given at replay time (:func:`resolve`).
+
+Pure: no sockets, files or terminals.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import math
+import re
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+OPEN, CLOSE = "\u2039", "\u203a"  # the marker's single angle quotation marks
+#: Characters a piece of a secret is looked up by.
+GRAM = 4
+#: Shorter secrets are not redacted (they cannot be told from ordinary text).
+MIN_SECRET = GRAM
+#: A token fragment must cover this many of the token's secret bytes to be marked.
+TOKEN_MIN_FRAGMENT = 8
+#: A run of characters a token (or its hex or base64) fragment can be found in.
+_TOKEN_RUN = f"[A-Za-z0-9+/:_-]{{{TOKEN_MIN_FRAGMENT}}}"
+_MARKER = re.compile(f"{OPEN}[^{OPEN}{CLOSE}]*{CLOSE}")
+
+
+@dataclass(frozen=True)
+class Secret:
+    """One secret value and how it is named in markers."""
+
+    value: bytes
+    label: str
+    #: bytes before this offset are public (a token's ``TTK<uid>:<pid>:`` head)
+    private_from: int = 0
+    #: the shortest fragment (in bytes) that is marked; shorter pieces are left as they are
+    min_fragment: int = 0
+    #: the login's user name (passwords), for templates
+    user: bytes | None = None
+
+    @property
+    def marker(self) -> str:
+        return f"{OPEN}{self.label}, {len(self.value)} bytes{CLOSE}"
+
+
+@dataclass(frozen=True)
+class _Form:
+    """A rendering of a secret as it may appear in text."""
+
+    text: str
+    secret: Secret
+    #: characters per byte when fragments of this form can be mapped to byte offsets,
+    #: 0 when only the whole form is recognised
+    unit: int
+    #: the method shown after the marker (case changes), or the encoding's name
+    suffix: str = ""
+    encoding: str = ""
+
+
+@dataclass(frozen=True)
+class _Piece:
+    """A span of text that is (part of) a secret."""
+
+    start: int
+    end: int
+    form: _Form
+    #: byte slice of the secret it shows
+    lo: int
+    hi: int
+
+    def render(self) -> str:
+        secret = self.form.secret
+        mark = secret.marker
+        if self.form.encoding:
+            mark = f"{mark[:-1]}, as {self.form.encoding}{CLOSE}"
+        if (self.lo, self.hi) != (0, len(secret.value)):
+            mark += f"[{self.lo or ''}:{'' if self.hi == len(secret.value) else self.hi}]"
+        return mark + self.form.suffix
+
+
+def _escape_bytes(data: bytes, quote: str) -> str:
+    """The body of a bytes literal quoted with ``quote`` (as ``repr`` writes it)."""
+    out = []
+    for b in data:
+        ch = chr(b)
+        if ch in ("\\", quote):
+            out.append("\\" + ch)
+        elif ch == "\t":
+            out.append("\\t")
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\r":
+            out.append("\\r")
+        elif 0x20 <= b < 0x7F:
+            out.append(ch)
+        else:
+            out.append(f"\\x{b:02x}")
+    return "".join(out)
+
+
+def _escape_str(text: str, quote: str) -> str:
+    """The body of a str literal quoted with ``quote`` (as ``repr`` writes it)."""
+    out = []
+    for ch in text:
+        if ch in ("\\", quote):
+            out.append("\\" + ch)
+        elif ch in "'\"":
+            out.append(ch)
+        else:
+            out.append(repr(ch)[1:-1])
+    return "".join(out)
+
+
+def _forms(secret: Secret) -> list[_Form]:
+    value = secret.value
+    forms: list[_Form] = []
+    seen: set[str] = set()
+
+    def add(text: str, unit: int, suffix: str = "", encoding: str = "") -> None:
+        if text and text not in seen:
+            seen.add(text)
+            forms.append(_Form(text, secret, unit, suffix, encoding))
+
+    plain = value.isascii() and all(0x20 <= b < 0x7F for b in value)
+    add(value.decode("latin-1"), 1 if plain else 0)
+    try:
+        clear = value.decode()
+    except UnicodeDecodeError:
+        clear = value.decode(errors="surrogateescape")
+    add(clear, 0)
+    for quote in ("'", '"'):
+        add(_escape_bytes(value, quote), 1 if plain and quote not in _escape_bytes(value, quote)
+            else 0)
+        add(_escape_str(clear, quote), 0)
+    with contextlib.suppress(UnicodeEncodeError):  # a lone surrogate has no JSON form
+        add(json.dumps(clear)[1:-1], 0)
+    add(json.dumps(clear, ensure_ascii=False)[1:-1], 0)
+    add(value.hex(), 2, encoding="hex")
+    add(value.hex().upper(), 2, encoding="hex")
+    for encoded in (base64.b64encode(value), base64.urlsafe_b64encode(value)):
+        add(encoded.decode().rstrip("="), 0, encoding="base64")
+    for method in ("upper", "lower", "swapcase"):
+        changed = getattr(value, method)()
+        if changed != value:
+            add(changed.decode("latin-1"), 0, suffix=f".{method}()")
+    return forms
+
+
+class Redactor:
+    """Replaces the secrets it knows in text, trees of text, and bytes (templates)."""
+
+    def __init__(self, secrets: Iterable[Secret] = ()) -> None:
+        self._lock = threading.Lock()
+        self.secrets: list[Secret] = []
+        self._index: dict[str, list[tuple[_Form, int]]] = {}
+        self._users: set[str] = set()
+        self._pattern: re.Pattern[str] | None = None
+        for s in secrets:
+            self.add(s)
+
+    # ------------------------------------------------------------------ registering
+
+    def add(self, secret: Secret) -> None:
+        """Learn a secret (again is a no-op).
+
+        A secret shorter than :data:`MIN_SECRET` bytes is not learnt: it cannot be told
+        from ordinary text (marking every ``b`` of a report would leave nothing to read).
+        """
+        if len(secret.value) < MIN_SECRET:
+            return
+        with self._lock:
+            if any(s.value == secret.value and s.label == secret.label for s in self.secrets):
+                return
+            self.secrets.append(secret)
+            self._pattern = None
+            if secret.user is not None:
+                self._users.add(secret.user.decode("latin-1"))
+            for form in _forms(secret):
+                if len(form.text) < GRAM:
+                    continue
+                offsets = range(0, len(form.text) - GRAM + 1, form.unit) if form.unit else [0]
+                for off in offsets:
+                    self._index.setdefault(form.text[off:off + GRAM], []).append((form, off))
+
+    def add_login(self, user: bytes, password: bytes) -> None:
+        """The password of a login: fragments of half its length or more are marked."""
+        shown = user.decode(errors="backslashreplace")
+        shortest = min(len(password), max(GRAM, math.ceil(len(password) / 2)))
+        self.add(Secret(password, f"password of {shown}", 0, shortest, user))
+
+    def add_token(self, raw: bytes, public: int = 0) -> None:
+        """A token whose first ``public`` bytes (its head) are not secret."""
+        self.add(Secret(raw, "token", public, min(TOKEN_MIN_FRAGMENT, len(raw) - public)))
+
+    @property
+    def logins(self) -> list[tuple[bytes, bytes]]:
+        """The (user, password) pairs it knows, in the order they were given."""
+        return [(s.user, s.value) for s in self.secrets if s.user is not None]
+
+    # ------------------------------------------------------------------ finding
+
+    def _finder(self) -> re.Pattern[str]:
+        """Where a piece may start: a password's gram, or a run a token could be in."""
+        with self._lock:
+            if self._pattern is None:
+                grams = sorted(g for g, hits in self._index.items()
+                               if any(f.secret.user is not None for f, _ in hits))
+                alternatives = [re.escape(g) for g in grams]
+                if any(s.user is None for s in self.secrets):
+                    alternatives.append(_TOKEN_RUN)
+                self._pattern = re.compile(f"(?=(?:{'|'.join(alternatives)}))"
+                                           if alternatives else "(?!)")
+            return self._pattern
+
+    def _pieces(self, text: str, *, passwords_only: bool = False) -> list[_Piece]:
+        pieces: list[_Piece] = []
+        index = self._index
+        markers = [m.span() for m in _MARKER.finditer(text)] if OPEN in text else []
+        finder = self._finder()
+        i = 0
+        while (found := finder.search(text, i)) is not None:
+            i = found.start()
+            inside = next((end for start, end in markers if start <= i < end), None)
+            if inside is not None:  # a marker already: never look inside it
+                i = inside
+                continue
+            best: list[_Piece] = []
+            for form, off in index.get(text[i:i + GRAM], ()):
+                if passwords_only and form.secret.user is None:
+                    continue
+                chain = self._match(text, i, form, off)
+                if chain and (not best or chain[-1].end > best[-1].end):
+                    best = chain
+            if not best:
+                i += 1
+                continue
+            pieces.extend(best)
+            i = best[-1].end
+        return pieces
+
+    def _match(self, text: str, i: int, form: _Form, off: int) -> list[_Piece]:
+        """The secret (or a fragment, maybe edited) at ``text[i:]``, as pieces; [] if none."""
+        ft = form.text
+        length = _common(text, i, ft, off)
+        secret = form.secret
+        if form.unit == 0:
+            if off == 0 and length == len(ft):
+                return [_Piece(i, i + length, form, 0, len(secret.value))]
+            return []
+        length -= length % form.unit
+        lo, hi = off // form.unit, (off + length) // form.unit
+        first = _Piece(i, i + length, form, lo, hi)
+        if (lo, hi) == (0, len(secret.value)):
+            return [first]
+        chain = [first, *self._edits(text, first)]
+        if len(chain) == 1 and text[i:i + length] in self._users:
+            return []  # a user name inside its own password is not the password
+        private = len(secret.value) - secret.private_from
+        # an edited secret counts when nearly all of it is there (not when words of it are)
+        if len(chain) > 1 and _covered(chain, secret) >= max(secret.min_fragment,
+                                                             private - len(chain)):
+            return chain
+        return [first] if _covered([first], secret) >= secret.min_fragment else []
+
+    @staticmethod
+    def _edits(text: str, first: _Piece) -> list[_Piece]:
+        """Pieces that continue ``first`` past single-byte edits (changed, dropped, added)."""
+        form = first.form
+        if form.unit != 1:
+            return []
+        out: list[_Piece] = []
+        last = first
+        size = len(form.secret.value)
+        while last.hi < size:
+            best: tuple[int, int, int] | None = None
+            for skip_text, skip_secret in ((1, 1), (0, 1), (1, 0)):
+                at, lo = last.end + skip_text, last.hi + skip_secret
+                if lo >= size or at >= len(text) or text[at] == OPEN:
+                    continue
+                length = _common(text, at, form.text, lo)
+                enough = length >= 2 or (length and lo + length == size)
+                if enough and (best is None or length > best[2]):
+                    best = (at, lo, length)
+            if best is None:
+                break
+            at, lo, length = best
+            last = _Piece(at, at + length, form, lo, lo + length)
+            out.append(last)
+        return out
+
+    # ------------------------------------------------------------------ applying
+
+    def text(self, text: str) -> str:
+        """``text`` with every secret it holds replaced by its marker."""
+        if not self.secrets or not text:
+            return text
+        pieces = self._pieces(text)
+        if not pieces:
+            return text
+        out, at = [], 0
+        for p in pieces:
+            out.append(text[at:p.start])
+            out.append(p.render())
+            at = p.end
+        out.append(text[at:])
+        return "".join(out)
+
+    def tree(self, obj: Any) -> Any:
+        """A copy of a JSON-like tree with every string (keys too) redacted."""
+        if isinstance(obj, str):
+            return self.text(obj)
+        if isinstance(obj, dict):
+            return {self.tree(k): self.tree(v) for k, v in obj.items()}
+        if isinstance(obj, list | tuple):
+            return [self.tree(v) for v in obj]
+        return obj
+
+    def chunks(self, chunks: Sequence[bytes], limit: int) -> list[str | None]:
+        """Consecutive chunks of one byte stream (the writes of a connection), each escaped
+        as ``repr`` does with secrets as markers, also a secret split across chunks (each
+        chunk shows its slice of it); None for a chunk no secret touches. Only the first
+        ``limit`` bytes of a chunk are shown."""
+        stream = b"".join(chunks).decode("latin-1")
+        pieces = self._pieces(stream) if self.secrets else []
+        out: list[str | None] = []
+        base = 0
+        for chunk in chunks:
+            end = base + len(chunk)
+            shown_end = base + min(len(chunk), limit)
+            touching = [p for p in pieces if p.start < shown_end and p.end > base]
+            if not touching:
+                out.append(None)
+                base = end
+                continue
+            parts, at = [], base
+            for p in touching:
+                lo, hi = max(p.start, base), min(p.end, shown_end)
+                if lo > at:
+                    parts.append(_show(stream[at:lo]))
+                if p.end - p.start == p.hi - p.lo:  # one character a byte: slice it
+                    parts.append(_Piece(lo, hi, p.form, p.lo + lo - p.start,
+                                        p.lo + hi - p.start).render())
+                else:
+                    parts.append(p.render() + ("" if (lo, hi) == (p.start, p.end) else "(part)"))
+                at = hi
+            parts.append(_show(stream[at:shown_end]))
+            if len(chunk) > limit:
+                parts.append(f"... ({len(chunk)} bytes in all)")
+            out.append("".join(parts))
+            base = end
+        return out
+
+    def template(self, data: bytes) -> str | list[Any]:
+        """Bytes as hex, or (when they hold a password) a list of hex runs and references.
+
+        A reference is ``{"password_of": USER, "login": N, "bytes": LEN}`` with ``slice``
+        ``[lo, hi]`` for a fragment and ``case`` (``upper``/``lower``/``swapcase``) for a
+        case change; :func:`resolve` turns it back into bytes.
+        """
+        text = data.decode("latin-1")
+        pieces = [p for p in self._pieces(text, passwords_only=True)
+                  if p.form.suffix or p.form.text == p.form.secret.value.decode("latin-1")]
+        if not pieces:
+            return data.hex()
+        logins = [s for s in self.secrets if s.user is not None]
+        parts: list[Any] = []
+        at = 0
+        for p in pieces:
+            if p.start > at:
+                parts.append(data[at:p.start].hex())
+            secret = p.form.secret
+            ref: dict[str, Any] = {"password_of": secret.user.decode("latin-1")  # type: ignore[union-attr]
+                                   if secret.user is not None else "",
+                                   "login": logins.index(secret) + 1,
+                                   "bytes": len(secret.value)}
+            if (p.lo, p.hi) != (0, len(secret.value)):
+                ref["slice"] = [p.lo, p.hi]
+            if p.form.suffix:
+                ref["case"] = p.form.suffix[1:-2]
+            parts.append(ref)
+            at = p.end
+        if at < len(data):
+            parts.append(data[at:].hex())
+        return parts
+
+
+class MissingLogin(ValueError):
+    """A template refers to the password of a login that was not given."""
+
+
+def resolve(template: str | Sequence[Any], logins: Sequence[tuple[bytes, bytes]]) -> bytes:
+    """The bytes of a :meth:`Redactor.template`, passwords taken from ``logins``."""
+    if isinstance(template, str):
+        return bytes.fromhex(template)
+    if not isinstance(template, list):
+        raise ValueError(f"not a byte template: {template!r:.60}")
+    out = b""
+    for part in template:
+        if isinstance(part, str):
+            out += bytes.fromhex(part)
+            continue
+        if not isinstance(part, dict) or "password_of" not in part:
+            raise ValueError(f"not a byte template part: {part!r:.60}")
+        user = str(part["password_of"]).encode("latin-1")
+        passwords = [p for u, p in logins if u == user]
+        if not passwords:
+            raise MissingLogin(f"it needs the password of {part['password_of']} "
+                               f"(login #{part.get('login', '?')})")
+        value = passwords[0]
+        if "slice" in part:
+            lo, hi = (int(x) for x in part["slice"])
+            value = value[lo:hi]
+        case = part.get("case")
+        if case in ("upper", "lower", "swapcase"):
+            value = getattr(value, case)()
+        out += value
+    return out
+
+
+def render_template(template: str | Sequence[Any]) -> str:
+    """A template as an escaped byte string with markers (for titles and messages)."""
+    if isinstance(template, str):
+        try:
+            return _escape_bytes(bytes.fromhex(template), "'")
+        except ValueError:
+            return template
+    out = []
+    for part in template:
+        if isinstance(part, str):
+            out.append(render_template(part))
+        elif isinstance(part, dict):
+            mark = f"{OPEN}password of {part.get('password_of')}, {part.get('bytes')} bytes{CLOSE}"
+            if "slice" in part:
+                lo, hi = part["slice"]
+                mark += f"[{lo or ''}:{'' if hi == part.get('bytes') else hi}]"
+            if part.get("case"):
+                mark += f".{part['case']}()"
+            out.append(mark)
+    return "".join(out)
+
+
+def _show(latin1: str) -> str:
+    """Bytes (as latin-1 text) escaped the way ``repr`` shows them."""
+    return repr(latin1.encode("latin-1"))[2:-1]
+
+
+def _covered(pieces: list[_Piece], secret: Secret) -> int:
+    """Secret (non-public) bytes the pieces show."""
+    return sum(max(0, p.hi - max(p.lo, secret.private_from)) for p in pieces)
+
+
+def _common(a: str, i: int, b: str, j: int) -> int:
+    """Length of the common run of ``a[i:]`` and ``b[j:]``."""
+    n = 0
+    limit = min(len(a) - i, len(b) - j)
+    while n < limit and a[i + n] == b[j + n]:
+        n += 1
+    return n
+
+
+# ---------------------------------------------------------------------- process-wide
+
+_CURRENT = Redactor()
+
+
+def current() -> Redactor:
+    """The redactor of this process: every secret registered so far."""
+    return _CURRENT
+
+
+def register_login(user: bytes, password: bytes) -> None:
+    """Remember a login's password so it never reaches a report, a finding or the console."""
+    _CURRENT.add_login(user, password)
+
+
+def register_token(raw: bytes, public: int = 0) -> None:
+    """Remember a token a case obtained (``public`` leading bytes are its public head)."""
+    _CURRENT.add_token(raw, public)
+
+
+def redact(text: str) -> str:
+    """``text`` with every registered secret replaced by its marker."""
+    return _CURRENT.text(text)
+
+
+def redact_tree(obj: Any) -> Any:
+    """A copy of a JSON-like tree with every registered secret replaced by its marker."""
+    return _CURRENT.tree(obj)

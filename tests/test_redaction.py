@@ -1,0 +1,122 @@
+"""The redactor: secrets become markers in every form, mutations relative to the marker."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+
+import pytest
+
+from pamconform.console import Console, cut
+from pamconform.redaction import MissingLogin, Redactor, render_template, resolve
+from pamconform.wirelog import WireLog
+
+PW = b"alice-auth-pw"
+MARK = "\u2039password of alice, 13 bytes\u203a"
+TOKEN = b"TTK1000:4242:AbCdEfGh+/0123456789abcdefghijkl"
+
+
+@pytest.fixture
+def r() -> Redactor:
+    red = Redactor()
+    red.add_login(b"alice", PW)
+    red.add_token(TOKEN, len(b"TTK1000:4242:"))
+    return red
+
+
+@pytest.mark.parametrize("text", [
+    "alice-auth-pw", repr(PW), repr(PW.decode()), json.dumps(PW.decode()), PW.hex(),
+    PW.hex().upper(), base64.b64encode(PW).decode(), base64.urlsafe_b64encode(PW).decode(),
+])
+def test_every_form_is_replaced(r: Redactor, text: str) -> None:
+    out = r.text(f"before {text} after")
+    assert "alice-auth-pw" not in out and PW.hex() not in out.lower()
+    assert "password of alice, 13 bytes" in out
+
+
+def test_escaped_and_non_ascii_secrets() -> None:
+    red = Redactor()
+    secret = "pä'ss\"wörd\\x".encode()
+    red.add_login(b"bob", secret)
+    for text in (repr(secret), repr(secret.decode()), json.dumps(secret.decode()),
+                 json.dumps(secret.decode(), ensure_ascii=False), secret.hex()):
+        assert "password of bob" in red.text(text), text
+
+
+@pytest.mark.parametrize(("wire", "shown"), [
+    ("alice\\nalice-auth-pw\\n", f"alice\\n{MARK}\\n"),
+    ("alice\\nalice-auth-pwx\\n", f"alice\\n{MARK}x\\n"),
+    ("alice\\nalice-auth-p\\n", f"alice\\n{MARK}[:12]\\n"),
+    ("alice\\nALICE-AUTH-PW\\n", f"alice\\n{MARK}.upper()\\n"),
+    ("alice-Xuth-pw", f"{MARK}[:6]X{MARK}[7:]"),
+])
+def test_mutations_are_shown_relative_to_the_marker(r: Redactor, wire: str,
+                                                    shown: str) -> None:
+    assert r.text(wire) == shown
+
+
+@pytest.mark.parametrize("prose", [
+    "the user alice authenticates", "alice\\nbob", "auth", "wrong password for alice",
+])
+def test_words_of_a_password_are_left_alone(r: Redactor, prose: str) -> None:
+    assert r.text(prose) == prose
+
+
+def test_markers_are_not_redacted_again() -> None:
+    red = Redactor()
+    red.add_login(b"pat", b"password1")
+    once = red.text("x password1 y")
+    assert red.text(once) == once and "password1" not in once
+
+
+def test_tokens_keep_their_public_head(r: Redactor) -> None:
+    assert r.text(TOKEN.decode() + "\\n") == "\u2039token, 45 bytes\u203a\\n"
+    assert r.text("fresh token TTK1000:4242:<secret>") == "fresh token TTK1000:4242:<secret>"
+    flipped = TOKEN[:20] + b"X" + TOKEN[21:]
+    assert "AbCdEfGh" not in r.text(flipped.decode())
+
+
+def test_a_secret_split_across_writes_is_marked_in_each() -> None:
+    red = Redactor()
+    red.add_login(b"alice", PW)
+    shown = red.chunks([bytes([b]) for b in b"alice\n" + PW + b"\n"], 256)
+    assert shown[:6] == [None] * 6
+    assert shown[6] == f"{MARK}[:1]" and shown[18] == f"{MARK}[12:]"
+    assert "".join(s or "" for s in shown).count("password of alice") == 13
+
+
+def test_wire_log_renders_redacted(monkeypatch: pytest.MonkeyPatch) -> None:
+    red = Redactor()
+    red.add_login(b"alice", PW)
+    monkeypatch.setattr("pamconform.wirelog.current", lambda: red)
+    log = WireLog()
+    conn = log.new_conn()
+    log.add(conn, "send", b"alice\nalice-au")
+    log.add(conn, "send", b"th-pw\n")
+    assert "alice-au" not in log.render() and "th-pw" not in json.dumps(log.as_list())
+    assert [e["data"] for e in log.as_list()] == [f"alice\\n{MARK}[:8]", f"{MARK}[8:]\\n"]
+
+
+def test_templates_round_trip(r: Redactor) -> None:
+    for data in (b"alice\nalice-auth-pw\n", b"alice\nalice-auth-p\n", b"alice\nALICE-AUTH-PW\n",
+                 b"alice\nalice-Xuth-pw\n", b"bob\nx\n"):
+        template = r.template(data)
+        assert "alice-auth" not in json.dumps(template)
+        assert resolve(template, r.logins) == data
+    assert r.template(b"bob\nx\n") == b"bob\nx\n".hex()
+    assert render_template(r.template(b"alice\nalice-auth-p\n")) == f"alice\\n{MARK}[:12]\\n"
+    with pytest.raises(MissingLogin, match="password of alice"):
+        resolve(r.template(b"alice\nalice-auth-pw\n"), [(b"bob", b"x")])
+
+
+def test_console_redacts_and_cuts(monkeypatch: pytest.MonkeyPatch) -> None:
+    red = Redactor()
+    red.add_login(b"alice", PW)
+    monkeypatch.setattr("pamconform.console.redact", red.text)
+    out = io.StringIO()
+    Console(out).line("got b'alice\\nalice-auth-pw\\n'")
+    assert "alice-auth-pw" not in out.getvalue() and MARK in out.getvalue()
+    long = cut("x" * 1000)
+    assert len(long) == 200 and long.endswith("\u2026")
+    assert cut("a\nb") == "a b"
