@@ -86,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
                      "prompt (the original pam_redirector)")
     mod.add_argument("--login-timeout", type=SECONDS, default=20.0, metavar="SECONDS",
                      help="a login with no verdict by then is HUNG (default 20)")
+    _add_hang_bound(mod)
     mod.add_argument("--keep", action="store_true", help="leave the lab container running")
     mod.add_argument("--name", help="the target's name in the report (default: SRC)")
     mod.add_argument("--distro", default="bookworm", metavar="LIST",
@@ -104,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--distro", default="bookworm", metavar="LIST",
                      help="Debian releases for the module suites, comma-separated: bookworm, "
                      "trixie (default bookworm)")
+    _add_hang_bound(run)
     _add_run_options(run)
 
     ref = sub.add_parser("reference-server", add_help=False,
@@ -116,6 +118,13 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
     return parser
+
+
+def _add_hang_bound(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--hang-bound", type=SECONDS, default=None, metavar="SECONDS",
+                   help="R-M2: how long a login may take while the server hangs (default: the "
+                   "reference module's timeout + 2 s: 12 for the redirector, 7 for the token "
+                   "module; e2e logins add the time the login path takes to deny at once)")
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
@@ -251,7 +260,7 @@ def cmd_module(args: argparse.Namespace, console: Console) -> int:
     if module_args is None:
         module_args = "{socket}" if args.protocol == "redirector" else ""
     spec = ModuleSpec(args.src, args.build, args.so, module_args, args.protocol,
-                      args.collect_password)
+                      args.collect_password, hang_bound=args.hang_bound)
     spec.validate()
     check_report_dir(args.report)
     run = report.Run(strict=args.strict)
@@ -283,12 +292,12 @@ def cmd_module(args: argparse.Namespace, console: Console) -> int:
     return _finish(results, args, console, run)
 
 
-def reference_module_spec() -> ModuleSpecT:
+def reference_module_spec(hang_bound: float | None = None) -> ModuleSpecT:
     from pamconform import resources
     from pamconform.module_target import ModuleSpec
 
     return ModuleSpec(resources.modules_dir() / "pam_redirector", "make", "pam_redirector.so",
-                      "{socket} timeout=3", "redirector")
+                      "{socket} timeout=3", "redirector", hang_bound=hang_bound)
 
 
 def _server_token(cases: list[Case], args: argparse.Namespace, console: Console) -> int:
@@ -363,7 +372,8 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
                 console.line(f"== {mname}: {len(mcases)} redirector module cases "
                              f"(lab, {distro})")
                 try:
-                    mresult = run_module(reference_module_spec(), mcases, name=mname,
+                    mresult = run_module(reference_module_spec(args.hang_bound), mcases,
+                                         name=mname,
                                          distro=distro, keep=args.keep, strict=args.strict,
                                          say=console.line, progress=console.progress)
                 except HarnessError as exc:
@@ -376,7 +386,8 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
                     tname = distro_target_name("reference-token-module", distro, distros)
                     console.line(f"== {tname}: {len(tcases)} transient-token module "
                                  f"cases (lab, {distro})")
-                    tresult = run_module(reference_token_module_spec(), tcases, name=tname,
+                    tresult = run_module(reference_token_module_spec(args.hang_bound), tcases,
+                                         name=tname,
                                          distro=distro, keep=args.keep, strict=args.strict,
                                          say=console.line, progress=console.progress)
                     results.append(tresult)
@@ -431,12 +442,12 @@ def _run_chain(cases: list[Case], args: argparse.Namespace, console: Console) ->
     return result
 
 
-def reference_token_module_spec() -> ModuleSpecT:
+def reference_token_module_spec(hang_bound: float | None = None) -> ModuleSpecT:
     from pamconform import resources
     from pamconform.module_target import ModuleSpec
 
     return ModuleSpec(resources.modules_dir() / "pam_transient_token", "make",
-                      "pam_transient_token.so", "", "transient-token")
+                      "pam_transient_token.so", "", "transient-token", hang_bound=hang_bound)
 
 
 def _token_server_cases(args: argparse.Namespace) -> list[Case]:
