@@ -121,6 +121,15 @@ def test_a_cut_string_taken_as_complete_is_non_strict(start_fake: Start) -> None
     assert r.verdict is Verdict.PASS, r.message
 
 
+def test_strings_cut_at_a_nul_are_non_strict(start_fake: Start) -> None:
+    """Like nslcd: a grant needs the exact password before the NUL, so no MUST is broken."""
+    case = BY_ID["nslcd.server.nul-in-credentials"]
+    (r,) = run(start_fake("nul-terminated"), [case]).results
+    assert r.verdict is Verdict.NON_STRICT, r.message
+    (r,) = run(start_fake("correct"), [case]).results
+    assert r.verdict is Verdict.PASS, r.message
+
+
 def test_a_crashed_daemon_is_a_fail_not_an_error(start_fake: Start) -> None:
     target = start_fake("crashes-on-huge-length")
     (r,) = run(target, [BY_ID["nslcd.server.huge-length"]]).results

@@ -21,7 +21,7 @@ def _variants(name, password):
         "wrong": [b"not-" + password[::-1]],
         "empty": [b""],
         "truncated": [password[:-1], password[:1]],
-        "extended": [password + b"x", password + b" ", password + b"\0"],
+        "extended": [password + b"x", password + b" ", b" " + password],
         "case-changed": [password.swapcase(), password.upper()],
     }
     return [v for v in variants[name] if v != password]
@@ -50,7 +50,7 @@ PASSWORD_VARIANTS = [
      "pass it on as authentication)"),
     ("truncated", "A truncated password is refused", "the right password cut short"),
     ("extended", "An extended password is refused",
-     "the right password with a byte, a space or a NUL added"),
+     "the right password with a byte or a space added"),
     ("case-changed", "A case-changed password is refused", "the right password in another case"),
 ]
 
@@ -123,3 +123,31 @@ def reply_names_the_user(ctx):
         raise Fail(f"a grant naming {a.mixed!r} in some spelling", mixed.describe())
     if not mixed.granted:
         ctx.note("the other spelling was not granted: stricter than the directory, no gain")
+
+
+@case(
+    "nslcd.server.nul-in-credentials",
+    rule="N-S1",
+    severity=Severity.SHOULD,
+    title="A NUL byte does not end a password or a user name",
+    requirement="The right password followed by a NUL and junk, and the right user name "
+    "followed by a NUL and junk, should be refused: the strings on the wire have lengths, "
+    "and a daemon that stops at the NUL (a C string) grants bytes that are not the password. "
+    "SHOULD, not MUST: pam_ldap gets its strings from PAM as C strings and cannot send a "
+    "NUL, and a direct client gets a grant only with the exact password before the NUL, so "
+    "nobody gains a login they could not have had.",
+)
+def nul_in_credentials(ctx):
+    t = target(ctx)
+    a = t.accounts
+    control, *tried = ask(
+        ctx, authc(t, a.user, a.password, f"right password of {a.user} (control)"),
+        authc(t, a.user, a.password + b"\0junk", "the right password, NUL, junk"),
+        authc(t, a.user + "\0junk", a.password, "the user name, NUL, junk; right password"))
+    expect_granted(ctx, control, "the right password")
+    for r in tried:
+        ctx.note(f"{r.op.label}: {r.describe()}")
+        if r.granted:
+            raise Fail(f"no grant for {r.op.label}", r.describe(),
+                       "compare the strings by their length, not up to a NUL")
+        expect_refused(ctx, r, r.op.label, clean=False)

@@ -100,11 +100,13 @@ def huge_length(ctx):
     a = t.accounts
     head = codec.header(codec.Action.PAM_AUTHC)
     ops = []
+    # The bytes after the length are not the password: a daemon that gives up waiting and
+    # uses what came is graded by the cut-string cases, not here.
+    filler = b"x" * 16
     for n in (0x7FFFFFFF, 1 << 30, -1, -(1 << 31)):
-        ops.append(raw(f"user name length {n}", [head + codec.int32(n) + a.user.encode()],
-                       t.timeout))
+        ops.append(raw(f"user name length {n}", [head + codec.int32(n) + filler], t.timeout))
         ops.append(raw(f"password length {n}",
-                       [head + codec.PamContext(a.user).encode() + codec.int32(n) + a.password],
+                       [head + codec.PamContext(a.user).encode() + codec.int32(n) + filler],
                        t.timeout))
     _refused_then_alive(ctx, ops, "huge and negative lengths")
 

@@ -43,9 +43,10 @@ def socket_not_replaceable(ctx):
     if sock["uid"] not in owners:
         raise Fail("a socket owned by root or by its directory's owner",
                    f"owned by {sock['owner']}")
-    if folder["uid"] not in {0, sock["uid"]}:
-        raise Fail("a directory owned by root or the daemon", f"owned by {folder['owner']}",
-                   "its owner can replace the socket")
+    daemon = target(ctx).daemon_user
+    if folder["uid"] not in {0, sock["uid"]} and folder["owner"] != daemon:
+        raise Fail(f"a directory owned by root or the daemon ({daemon or 'the socket owner'})",
+                   f"owned by {folder['owner']}", "its owner can replace the socket")
     if folder["mode"] & 0o002 and not folder["mode"] & 0o1000:
         raise Fail("a directory others cannot write", f"mode {folder['mode']:04o}",
                    "any local user can remove the socket and listen in its place")

@@ -33,6 +33,8 @@ HASH_VERSION = b"pamconform-nslcd-1"
 #: The daemons under test and their sockets inside the container.
 SOCKETS = {"nslcd": "/run/nslcd/socket", "pynslcd": "/run/pynslcd/socket"}
 CONTROL = "pamconform-nslcd-lab"
+#: The user both daemons run as (``uid`` in containers/nslcd/nslcd.conf).
+LAB_DAEMON_USER = "nslcd"
 #: Where this package is copied in the container, and its import name there.
 PY_DIR = "/opt/pamconform/py"
 PY_PACKAGE = "pamconform_nslcd"

@@ -171,8 +171,11 @@ class NslcdTarget:
 
     def __init__(self, name: str, socket: str, *, accounts: Accounts | None = None,
                  timeout: float = 5.0, idle_limit: float = 10.0,
-                 ldap_limit: float = 15.0) -> None:
+                 ldap_limit: float = 15.0, daemon_user: str | None = None) -> None:
         self.name = name
+        #: the user the daemon runs as (nslcd.conf ``uid``), if known: it may own the
+        #: socket's directory
+        self.daemon_user = daemon_user
         self.socket = socket
         self.accounts = accounts or Accounts()
         self.accounts.register()
@@ -228,8 +231,9 @@ class LabDaemonTarget(NslcdTarget):
     """``nslcd`` or ``pynslcd`` in a running nslcd lab container."""
 
     def __init__(self, lab: NslcdLab, daemon: str, **kwargs: Any) -> None:
-        from .lab import SOCKETS
+        from .lab import LAB_DAEMON_USER, SOCKETS
 
+        kwargs.setdefault("daemon_user", LAB_DAEMON_USER)
         super().__init__(daemon, SOCKETS[daemon], **kwargs)
         self.lab = lab
 
