@@ -3,9 +3,10 @@
 The schedule:
 
 * items ``0 .. n-1`` are the known-valid requests (calibration: they must be granted);
-* then a deterministic *walk* over the first credential (AFL's deterministic stage,
-  made structure-aware: each password byte flipped, deleted, a NUL inserted at each
-  position, suffixes on the user name, each framing variant once) is interleaved with
+* then a deterministic *walk* over the first credential (three stalls first: silent,
+  mid-user, mid-password; then AFL's deterministic stage, made structure-aware: each
+  password byte flipped, deleted, a NUL inserted at each position, suffixes on the
+  user name, each framing variant once) is interleaved with
   *havoc* items drawn from a ``random.Random`` seeded by (seed, i);
 * once the walk is done, havoc only.
 
@@ -295,11 +296,12 @@ class Generator:
             # a client that stalls mid-request must not hold up the next one
             [Burst((single(user[:2], "stall", shutdown=False), single(request(user, pw), "valid")),
                    "walk.stall-then-valid")],
-            # nor be granted when the server gives up on it
-            [self._stalled(request(user, pw)[:cut], "walk.")
-             for cut in (0, max(1, len(user) // 2), len(user) + 1 + max(1, len(pw) // 2))],
         ]
-        out: list[Item] = []
+        # first, as each is waited out in the background for the server's idle timeout:
+        # a stalled client must not be granted when the server gives up on it
+        out: list[Item] = [
+            self._stalled(request(user, pw)[:cut], "walk.")
+            for cut in (0, max(1, len(user) // 2), len(user) + 1 + max(1, len(pw) // 2))]
         for k in range(max(len(f) for f in families)):
             out.extend(f[k] for f in families if k < len(f))
         return out
