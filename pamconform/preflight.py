@@ -94,10 +94,18 @@ def login_refused(path: Path | str, user: bytes, password: bytes, timeout: float
             continue
         if reply.kind.grants:
             return None
-        why = f"reply {reply.data[:16]!r}" if reply.data else reply.describe()
+        why = _no_grant(reply.data, reply.timed_out, reply.elapsed_s)
         if reply.kind.denies:
             break
     return why
+
+
+def _no_grant(data: bytes, timed_out: bool, elapsed_s: float) -> str:
+    if data:
+        return f"reply {data[:16]!r}"
+    if timed_out:
+        return f"no reply within {elapsed_s:.1f} s"
+    return "no reply: the server closed the connection"
 
 
 def check_token_command(target: TokenServerTarget) -> None:
@@ -119,7 +127,8 @@ def check_token_command(target: TokenServerTarget) -> None:
         reply = exchange(minted.socket, WireLog(), minted.token.raw, timeout=target.timeout)
         if reply.grants:
             return
-        why = f"reply {reply.data[:16]!r}" if reply.data else reply.describe()
+        why = (f"no connection: {reply.refused}" if reply.refused is not None
+               else _no_grant(reply.data, reply.timed_out, reply.elapsed_s))
         if reply.kind is ReplyKind.FAIL:
             break
     raise UsageError(f"the server refused a fresh token from --token-command ({why}): "
