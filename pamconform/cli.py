@@ -306,9 +306,9 @@ def _server_token(cases: list[Case], args: argparse.Namespace, console: Console)
     if credentials.given(args):
         raise UsageError("--credentials is for the redirector protocol; the token protocol "
                          "needs --token-command CMD or --token TOKEN")
+    check_report_dir(args.report)
     target = make_target(args.socket, args.token_command, args.token, args.timeout, args.name,
                          idle_limit=args.idle_limit, expiry=args.expiry)
-    check_report_dir(args.report)
     run = report.Run(strict=args.strict)
     results: list[TargetResult] = []
     try:

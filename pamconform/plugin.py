@@ -18,6 +18,7 @@ from pamconform import loader
 from pamconform.context import ServerTarget
 from pamconform.credentials import parse_credentials
 from pamconform.errors import UsageError
+from pamconform.options import SECONDS
 from pamconform.preflight import check_socket as preflight
 from pamconform.registry import Case, all_cases
 from pamconform.runner import CaseResult, run_case
@@ -37,8 +38,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--protocol", default="redirector", help="wire protocol (redirector)")
     group.addoption("--conformance-strict", action="store_true",
                     help="NON-STRICT verdicts fail")
-    group.addoption("--reply-timeout", type=float, default=5.0, metavar="SECONDS")
-    group.addoption("--idle-limit", type=float, default=10.0, metavar="SECONDS")
+    group.addoption("--reply-timeout", type=SECONDS, default=5.0, metavar="SECONDS")
+    group.addoption("--idle-limit", type=SECONDS, default=10.0, metavar="SECONDS")
 
 
 def pytest_configure(config: pytest.Config) -> None:
