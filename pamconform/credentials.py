@@ -15,7 +15,7 @@ import stat
 from pathlib import Path
 
 from pamconform.errors import UsageError
-from pamconform.redaction import register_login
+from pamconform.redaction import MIN_SECRET, register_login
 
 ENV_VAR = "PAMCONFORM_CREDENTIALS"
 #: A credentials file larger than this is not a list of logins.
@@ -41,6 +41,12 @@ def parse_login(value: bytes, where: str) -> Login:
         raise UsageError(f"{where}: expected USER:PASSWORD")
     if any(ch in value for ch in (b"\n", b"\0")):
         raise UsageError(f"{where} (user {show_user(user)}): newline or NUL cannot be sent")
+    if len(password) < MIN_SECRET:
+        # Such a password cannot be told from ordinary text, so no report could be
+        # trusted to leave it out: refuse rather than write it in clear.
+        raise UsageError(f"{where} (user {show_user(user)}): a password shorter than "
+                         f"{MIN_SECRET} bytes cannot be kept out of the reports; use a longer "
+                         "test login")
     register_login(user, password)  # from now on redacted wherever it is written
     return user, password
 

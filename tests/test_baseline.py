@@ -155,7 +155,7 @@ def test_bad_threshold_is_usage_error(tmp_path: Path) -> None:
 
 def test_baseline_option_is_checked_before_the_run(tmp_path: Path) -> None:
     bad = tmp_path / "missing.json"
-    for argv in (["server", "/tmp/x", "--credentials", "a:b"], ["run", "--no-lab"],
+    for argv in (["server", "/tmp/x", "--credentials", "a:bbbb"], ["run", "--no-lab"],
                  ["module", "src"]):
         proc = subprocess.run(
             [sys.executable, "-m", "pamconform.cli", *argv, "--baseline", str(bad)],

@@ -56,10 +56,10 @@ def test_bench_json_and_count_bound(reference: LocalServer) -> None:
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
-        (["/tmp/pc-no-such-socket", "--credentials", "a:b"], "no such socket"),
+        (["/tmp/pc-no-such-socket", "--credentials", "a:bbbb"], "no such socket"),
         (["/tmp/x", "--seconds", "1"], "at least one valid login"),
-        (["/tmp/x", "--credentials", "a:b", "--concurrency", "0"], "at least 1"),
-        (["/tmp/x", "--credentials", "a:b", "--mix", "odd"], "invalid choice"),
+        (["/tmp/x", "--credentials", "a:bbbb", "--concurrency", "0"], "at least 1"),
+        (["/tmp/x", "--credentials", "a:bbbb", "--mix", "odd"], "invalid choice"),
     ],
 )
 def test_bench_bad_input_is_one_line_exit_2(args: list[str], needle: str) -> None:

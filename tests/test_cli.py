@@ -19,11 +19,11 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
-        (["server", "/tmp/pc-no-such-socket", "--credentials", "a:b"], "no such socket"),
-        (["server", "/etc/passwd", "--credentials", "a:b"], "not a socket"),
+        (["server", "/tmp/pc-no-such-socket", "--credentials", "a:bbbb"], "no such socket"),
+        (["server", "/etc/passwd", "--credentials", "a:bbbb"], "not a socket"),
         (["server", "/tmp", "--credentials", "nocolon"], "expected USER:PASSWORD"),
         (["server", "/tmp"], "at least one valid login"),
-        (["server", "--credentials", "a:b"], "SOCKET argument is required"),
+        (["server", "--credentials", "a:bbbb"], "SOCKET argument is required"),
         (["server", "/tmp/x", "--protocol", "smtp"], "invalid choice"),
         (["server", "--list", "--cases", "nothing-matches-*"], "no case matches"),
         (["nonsense"], "invalid choice"),
@@ -42,7 +42,7 @@ def test_nothing_listening(short_dir) -> None:
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.bind(str(path))
     s.close()  # bound, never listening: connect is refused
-    proc = _run("server", str(path), "--credentials", "a:b")
+    proc = _run("server", str(path), "--credentials", "a:bbbb")
     assert proc.returncode == 2
     assert "nothing is listening" in proc.stderr
 
@@ -91,7 +91,7 @@ def test_module_bad_input(args: list[str], needle: str) -> None:
     [
         (["server", "--protocol", "transient-token"], "exactly one of --token-command"),
         (["server", "--protocol", "transient-token", "--token", "TTK1:2:abc"], "--token"),
-        (["server", "/tmp", "--token", "x", "--credentials", "a:b"], "need --protocol"),
+        (["server", "/tmp", "--token", "x", "--credentials", "a:bbbb"], "need --protocol"),
         (["server", "--protocol", "transient-token", "--token-command", "true"],
          "--token-command"),
     ],

@@ -40,7 +40,7 @@ def _one_line_exit_2(proc: subprocess.CompletedProcess[str], needle: str) -> Non
 
 # ------------------------------------------------------------- time and count options
 
-SOCKET_ARGS = ["/tmp/pc-no-such-socket", "--credentials", "a:b"]
+SOCKET_ARGS = ["/tmp/pc-no-such-socket", "--credentials", "a:bbbb"]
 
 
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf", "-1", "0", "1e300", "abc"])
@@ -101,9 +101,10 @@ def test_bench_seconds_nan_does_not_run_forever(reference: LocalServer) -> None:
 
 
 def test_non_utf8_credentials_are_sent_as_given(reference: LocalServer) -> None:
-    assert parse_credentials([os.fsdecode(b"al\xffice:pw\xfe")]) == [(b"al\xffice", b"pw\xfe")]
+    assert parse_credentials([os.fsdecode(b"al\xffice:pw\xfe\xfd\xfc")]) == [
+        (b"al\xffice", b"pw\xfe\xfd\xfc")]
     proc = subprocess.run([sys.executable, "-m", "pamconform.cli", "server",
-                           str(reference.socket).encode(), "--credentials", b"alice:\xff\xfe"],
+                           str(reference.socket).encode(), "--credentials", b"alice:\xff\xfe\xfd\xfc"],
                           capture_output=True, timeout=60, check=False)
     assert proc.returncode == 2, proc.stderr
     assert b"Traceback" not in proc.stderr and b"harness error" not in proc.stderr
@@ -133,7 +134,7 @@ def test_unwritable_report_for_fuzz(reference: LocalServer) -> None:
 def test_socket_path_too_long(tmp_path: Path) -> None:
     long = Path("/tmp") / ("d" * 200) / "socket"
     for command in (["server"], ["bench"], ["fuzz", "server"]):
-        proc = _run(*command, str(long), "--credentials", "a:b")
+        proc = _run(*command, str(long), "--credentials", "a:bbbb")
         _one_line_exit_2(proc, "a UNIX socket path is at most 107 bytes")
 
 
@@ -246,3 +247,13 @@ def test_bench_passes_on_the_reference(reference: LocalServer) -> None:
     proc = _run("bench", str(reference.socket), "--credentials", GOOD, "--count", "4",
                 "--seconds", "5", "--json")
     assert proc.returncode == 0, proc.stderr
+
+
+def test_a_password_too_short_to_redact_is_refused() -> None:
+    """A 3-byte password would be written in clear (it cannot be told from text): refuse it."""
+    from pamconform.errors import UsageError
+
+    with pytest.raises(UsageError, match="shorter than 4 bytes") as err:
+        parse_credentials(["alice:abc"])
+    assert "abc" not in str(err.value)
+    assert parse_credentials(["alice:abcd"]) == [(b"alice", b"abcd")]
