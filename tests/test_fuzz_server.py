@@ -313,11 +313,11 @@ def test_bundled_regressions_load_and_name_their_findings() -> None:
 
 
 def test_bad_input_exits_2(tmp_path: Path) -> None:
-    assert main(["fuzz", "server", str(tmp_path / "nope"), "--credentials", "a:b"]) == 2
+    assert main(["fuzz", "server", str(tmp_path / "nope"), "--credentials", "a:bbbb"]) == 2
     assert main(["fuzz", "server", str(tmp_path / "nope")]) == 2
-    assert main(["fuzz", "server", str(tmp_path / "nope"), "--credentials", "a:b",
+    assert main(["fuzz", "server", str(tmp_path / "nope"), "--credentials", "a:bbbb",
                  "--corpus", str(tmp_path / "no-dir")]) == 2
-    assert main(["fuzz", "server", str(tmp_path / "nope"), "--credentials", "a:b",
+    assert main(["fuzz", "server", str(tmp_path / "nope"), "--credentials", "a:bbbb",
                  "--protocol", "transient-token"]) == 2
     bad = tmp_path / "bad.json"
     bad.write_text("{}")

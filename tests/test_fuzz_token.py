@@ -253,9 +253,9 @@ def test_bad_input_exits_2(short_dir: Path, tmp_path: Path) -> None:
     base = ["fuzz", "server", str(short_dir), "--protocol", "transient-token"]
     assert main(base) == 2  # no --token-command
     assert main([*base, "--token-command", "echo hello"]) == 2
-    assert main([*base, "--token-command", good, "--credentials", "a:b"]) == 2
+    assert main([*base, "--token-command", good, "--credentials", "a:bbbb"]) == 2
     assert main(["fuzz", "server", str(short_dir), "--token-command", good,
-                 "--credentials", "a:b"]) == 2  # --token-command without the protocol
+                 "--credentials", "a:bbbb"]) == 2  # --token-command without the protocol
     finding = tmp_path / "grant.json"
     finding.write_text(json.dumps({"protocol": "transient-token", "kind": "grant",
                                    "transform": {"op": "prefix", "len": 3}}))

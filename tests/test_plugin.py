@@ -48,6 +48,6 @@ def test_a_failure_shows_requirement_and_wire_log() -> None:
 
 def test_bad_target_is_a_usage_error() -> None:
     proc = _pytest("suites/redirector_server", "--server", "/tmp/pc-none.sock",
-                   "--credentials", "a:b", "-k", "polarity")
+                   "--credentials", "a:bbbb", "-k", "polarity")
     assert proc.returncode == 4  # pytest's usage error
     assert "no such socket" in proc.stderr

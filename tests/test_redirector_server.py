@@ -440,7 +440,7 @@ def test_adduser_round_trip(short_dir: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "stdin", "needle"),
     [
-        (["adduser", "{dir}/c", "a:b"], b"pw\n", b"contains ':'"),
+        (["adduser", "{dir}/c", "a:bbbb"], b"pw\n", b"contains ':'"),
         (["adduser", "{dir}/c", ""], b"pw\n", b"empty user"),
         (["adduser", "{dir}/c", "alice"], b"", b"no password"),
         (["adduser", "{dir}/c", "alice"], b"\n", b"empty password"),
