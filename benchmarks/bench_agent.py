@@ -25,9 +25,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from pamconform import resources
-from pamconform.agent_client import ExecFn, local_agent_argv, local_exec, run_batch
-from pamconform.scenario_control import ScenarioProcess
+from pamconform.core import resources
+from pamconform.drivers.agent import ExecFn, local_agent_argv, local_exec, run_batch
+from pamconform.lab.scenario_control import ScenarioProcess
 
 TARGET_PER_S = 200.0
 

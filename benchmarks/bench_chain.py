@@ -23,15 +23,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hypothesis.errors import NonInteractiveExampleWarning
 
-from pamconform.pamstack.differential import (
+from pamconform.lab.stack import ALL_STEPS, STACK_ROOT, StackLab
+from pamconform.lab.stack_differential import (
     batch_files,
     check_batch,
     lab_modules,
     stacks,
 )
-from pamconform.pamstack.lab import ALL_STEPS, STACK_ROOT, StackLab
-from pamconform.pamstack.linux_pam import run
-from pamconform.pamstack.parser import DictSource, Layout, load
+from pamconform.model.linux_pam import run
+from pamconform.model.parser import DictSource, Layout, load
 
 
 def main() -> int:

@@ -33,8 +33,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from pamconform.fuzz.engine import FuzzConfig, Fuzzer  # noqa: E402
-from pamconform.localserver import LocalServer, reference_command  # noqa: E402
-from pamconform.redirector.client import request  # noqa: E402
+from pamconform.lab.localserver import LocalServer, reference_command  # noqa: E402
+from pamconform.protocols.redirector.client import request  # noqa: E402
 
 TARGET_PER_S = 2000.0
 CREDENTIALS = [("alice", "alice-auth-pw"), ("bob", "bob-auth-pw")]

@@ -19,10 +19,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_agent import measure
 
-from pamconform import resources
-from pamconform.agent_client import CONTAINER_AGENT_ARGV, container_exec
+from pamconform.core import resources
+from pamconform.drivers.agent import CONTAINER_AGENT_ARGV, container_exec
 from pamconform.lab import LabSession, connect, ensure_lab_image
-from pamconform.scenario_control import ScenarioProcess
+from pamconform.lab.scenario_control import ScenarioProcess
 
 SERVER = "/opt/pamconform/servers/scenario_server.py"
 

@@ -4,7 +4,7 @@
     python3 benchmarks/bench_servers.py [--seconds 5] [--concurrency 1,16] [--json]
 
 Servers, each started as a child on a fresh socket (``LocalServer``), each measured
-with ``pamconform.loadgen`` (the engine of ``pamconform bench``), mix ``mixed``
+with ``pamconform.protocols.redirector.loadgen`` (the engine of ``pamconform bench``), mix ``mixed``
 (valid logins and wrong passwords alternating):
 
 - ``reference``: the bundled reference server with its default scrypt cost
@@ -44,8 +44,8 @@ from typing import Any
 # the checkout this script sits in, not another install
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pamconform import loadgen
-from pamconform.localserver import LocalServer, reference_command, reference_server_script
+from pamconform.lab.localserver import LocalServer, reference_command, reference_server_script
+from pamconform.protocols.redirector import loadgen
 
 HERE = Path(__file__).resolve().parent
 USERS = [("alice", "alice-auth-pw"), ("bob", "bob-auth-pw")]

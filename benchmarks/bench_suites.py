@@ -69,7 +69,7 @@ def run_suite(name: str, report: Path) -> dict[str, Any]:
 
 def prime_lab() -> tuple[str, float]:
     """Build (or find) the lab image, untimed for the suites; return it and the time."""
-    from pamconform import resources
+    from pamconform.core import resources
     from pamconform.lab import connect, ensure_lab_image
 
     def say(line: str) -> None:  # the build's own log is long: keep pamconform's lines

@@ -14,15 +14,15 @@ from typing import Any
 
 import pytest
 
-from pamconform import loader
-from pamconform.context import ServerTarget
-from pamconform.credentials import parse_credentials
-from pamconform.errors import UsageError
-from pamconform.options import SECONDS
-from pamconform.preflight import check_socket as preflight
-from pamconform.registry import Case, all_cases
-from pamconform.runner import CaseResult, run_case
-from pamconform.verdicts import Verdict
+from pamconform.cli.preflight import check_socket as preflight
+from pamconform.core import loader
+from pamconform.core.context import ServerTarget
+from pamconform.core.credentials import parse_credentials
+from pamconform.core.errors import UsageError
+from pamconform.core.options import SECONDS
+from pamconform.core.registry import Case, all_cases
+from pamconform.core.runner import CaseResult, run_case
+from pamconform.core.verdicts import Verdict
 
 
 class NonStrictWarning(UserWarning):

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pamconform.cli import main
-from pamconform.pamstack import audit
+from pamconform.cli.main import main
+from pamconform.model import audit
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples" / "stacks"

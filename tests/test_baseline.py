@@ -11,12 +11,13 @@ from typing import Any
 
 import pytest
 
-from pamconform import baseline, report
-from pamconform.cli import main
-from pamconform.console import Console
-from pamconform.registry import Case
-from pamconform.runner import TargetResult, run_case
-from pamconform.verdicts import Severity
+from pamconform import report
+from pamconform.cli.console import Console
+from pamconform.cli.main import main
+from pamconform.core.registry import Case
+from pamconform.core.runner import TargetResult, run_case
+from pamconform.core.verdicts import Severity
+from pamconform.report import baseline
 
 
 def _report(targets: dict[str, dict[str, tuple[str, float]]]) -> dict[str, Any]:
@@ -178,7 +179,7 @@ def test_apply_baseline(tmp_path: Path) -> None:
 def _real_report(tmp_path: Path, name: str, failing: bool) -> Path:
     def body(ctx: object) -> None:
         if failing:
-            from pamconform.outcome import Fail
+            from pamconform.core.outcome import Fail
 
             raise Fail("b'0'", "b'1'")
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from pamconform import loadgen
-from pamconform.cli import REFERENCE_CREDENTIALS
-from pamconform.localserver import LocalServer, reference_command
+from pamconform.cli.main import REFERENCE_CREDENTIALS
+from pamconform.lab.localserver import LocalServer, reference_command
+from pamconform.protocols.redirector import loadgen
 
 
 @pytest.fixture(scope="module")

@@ -22,23 +22,23 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from pamconform import loader
-from pamconform.pamstack import codes
-from pamconform.pamstack.cases import StackTarget
-from pamconform.pamstack.differential import (
+from pamconform.core import loader
+from pamconform.core.registry import all_cases
+from pamconform.core.runner import run_target
+from pamconform.core.verdicts import Verdict
+from pamconform.lab.stack import ALL_STEPS, STACK_ROOT, StackLab
+from pamconform.lab.stack_cases import StackTarget
+from pamconform.lab.stack_differential import (
     Divergence,
     check_batch,
     load_regressions,
     save_regression,
     stacks,
 )
-from pamconform.pamstack.lab import ALL_STEPS, STACK_ROOT, StackLab
-from pamconform.pamstack.modules import LabModules
-from pamconform.pamstack.parser import Layout, load_text
-from pamconform.pamstack.trace import pamdrive_results
-from pamconform.registry import all_cases
-from pamconform.runner import run_target
-from pamconform.verdicts import Verdict
+from pamconform.model import codes
+from pamconform.model.modules import LabModules
+from pamconform.model.parser import Layout, load_text
+from pamconform.model.trace import pamdrive_results
 
 pytestmark = pytest.mark.docker
 
@@ -79,7 +79,7 @@ def test_module_table_matches_the_lab(lab: StackLab) -> None:
     files[f"{directory}/other"] = ""
     lab.put_files(files)
     model = LabModules(sockets={"/run/pc-chain/deny.sock": codes.AUTH_ERR})
-    from pamconform.pamstack.linux_pam import run
+    from pamconform.model.linux_pam import run
 
     for name, real in zip(modules, lab.run(requests), strict=True):
         cfg = load_text(files[f"{directory}/{name}"], name, layout=Layout.confdir(directory))

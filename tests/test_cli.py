@@ -6,9 +6,9 @@ import sys
 
 import pytest
 
-from pamconform.cli import main
-from pamconform.credentials import parse_credentials
-from pamconform.errors import UsageError
+from pamconform.cli.main import main
+from pamconform.core.credentials import parse_credentials
+from pamconform.core.errors import UsageError
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from pamconform.cli import REFERENCE_CREDENTIALS
-from pamconform.credentials import parse_credentials
-from pamconform.localserver import LocalServer, reference_command
+from pamconform.cli.main import REFERENCE_CREDENTIALS
+from pamconform.core.credentials import parse_credentials
+from pamconform.lab.localserver import LocalServer, reference_command
 
 GOOD = "alice:alice-auth-pw"
 
@@ -104,7 +104,8 @@ def test_non_utf8_credentials_are_sent_as_given(reference: LocalServer) -> None:
     assert parse_credentials([os.fsdecode(b"al\xffice:pw\xfe\xfd\xfc")]) == [
         (b"al\xffice", b"pw\xfe\xfd\xfc")]
     proc = subprocess.run([sys.executable, "-m", "pamconform.cli", "server",
-                           str(reference.socket).encode(), "--credentials", b"alice:\xff\xfe\xfd\xfc"],
+                           str(reference.socket).encode(),
+                           "--credentials", b"alice:\xff\xfe\xfd\xfc"],
                           capture_output=True, timeout=60, check=False)
     assert proc.returncode == 2, proc.stderr
     assert b"Traceback" not in proc.stderr and b"harness error" not in proc.stderr
@@ -251,7 +252,7 @@ def test_bench_passes_on_the_reference(reference: LocalServer) -> None:
 
 def test_a_password_too_short_to_redact_is_refused() -> None:
     """A 3-byte password would be written in clear (it cannot be told from text): refuse it."""
-    from pamconform.errors import UsageError
+    from pamconform.core.errors import UsageError
 
     with pytest.raises(UsageError, match="shorter than 4 bytes") as err:
         parse_credentials(["alice:abc"])

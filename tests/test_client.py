@@ -5,8 +5,8 @@ import time
 
 import pytest
 
-from pamconform.redirector.client import ConnectFailed, Connection, exchange, request
-from pamconform.wirelog import WireLog, show_bytes
+from pamconform.core.wirelog import WireLog, show_bytes
+from pamconform.protocols.redirector.client import ConnectFailed, Connection, exchange, request
 
 
 def _echo_len(conn: socket.socket) -> None:

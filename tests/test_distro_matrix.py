@@ -15,18 +15,18 @@ from pathlib import Path
 
 import pytest
 
-from pamconform import resources
-from pamconform.errors import UsageError
+from pamconform.core import resources
+from pamconform.core.errors import UsageError
+from pamconform.core.registry import Case
+from pamconform.core.runner import CaseResult, TargetResult
+from pamconform.core.verdicts import Severity, Verdict
 from pamconform.lab.images import LabBuildError, _tag_for, base_tag, tag_distro
-from pamconform.module_run import (
+from pamconform.lab.module_run import (
     distro_differences,
     distro_target_name,
     format_differences,
     parse_distros,
 )
-from pamconform.registry import Case
-from pamconform.runner import CaseResult, TargetResult
-from pamconform.verdicts import Severity, Verdict
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = ["redir.e2e.ssh-grant", "redir.module.grant"]

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from pamconform import gallery
+from pamconform.lab import gallery
 
 faulty = gallery.load()
 rs = faulty.load_reference_server()

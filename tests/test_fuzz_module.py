@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from pamconform import resources
-from pamconform.direct_driver import driver
+from pamconform.core import resources
+from pamconform.drivers.direct import driver
 from pamconform.fuzz.module_fuzz import Plan, fuzz_module, generate
-from pamconform.module_run import module_lab
-from pamconform.module_target import ModuleSpec
+from pamconform.lab.module_run import module_lab
+from pamconform.lab.module_target import ModuleSpec
 
 FAULTY = Path(__file__).resolve().parent / "fixtures" / "faulty_modules"
 

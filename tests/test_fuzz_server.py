@@ -24,9 +24,13 @@ from typing import Any
 
 import pytest
 
-from pamconform import gallery, loader, resources
-from pamconform.cli import REFERENCE_CREDENTIALS, main
-from pamconform.context import ServerTarget
+from pamconform.cli.main import REFERENCE_CREDENTIALS, main
+from pamconform.core import loader, resources
+from pamconform.core.context import ServerTarget
+from pamconform.core.loader import import_path
+from pamconform.core.registry import all_cases
+from pamconform.core.runner import run_target
+from pamconform.core.verdicts import Verdict
 from pamconform.fuzz import regressions
 from pamconform.fuzz.engine import FuzzConfig, Fuzzer, FuzzResult
 from pamconform.fuzz.generators import Generator
@@ -34,12 +38,9 @@ from pamconform.fuzz.model import Burst, Exec, Finding
 from pamconform.fuzz.oracle import Oracle, request_parts
 from pamconform.fuzz.replay import replay
 from pamconform.fuzz.wire import Outcome
-from pamconform.loader import import_path
-from pamconform.localserver import CommandFor, LocalServer, reference_command
-from pamconform.redirector.client import request
-from pamconform.registry import all_cases
-from pamconform.runner import run_target
-from pamconform.verdicts import Verdict
+from pamconform.lab import gallery
+from pamconform.lab.localserver import CommandFor, LocalServer, reference_command
+from pamconform.protocols.redirector.client import request
 
 PAIRS = [(u.encode(), p.encode()) for u, p in REFERENCE_CREDENTIALS]
 SEED = 1

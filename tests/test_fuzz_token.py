@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from pamconform.cli import main
+from pamconform.cli.main import main
 from pamconform.fuzz.token_fuzz import (
     Minter,
     TokenFinding,
@@ -43,7 +43,7 @@ from pamconform.fuzz.token_model import (
     Transform,
     apply,
 )
-from pamconform.token.minting import Token
+from pamconform.protocols.token.minting import Token
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVER = ROOT / "servers" / "token_server.py"

@@ -14,15 +14,16 @@ from typing import Any
 
 import pytest
 
-from pamconform import e2e_checks, resources
-from pamconform.cli import main
-from pamconform.context import CaseContext
-from pamconform.direct_checks import expect_bounded_denial as direct_bounded
-from pamconform.direct_driver import Attempt
+from pamconform.cli.main import main
+from pamconform.core import resources
+from pamconform.core.context import CaseContext
+from pamconform.core.outcome import Fail
+from pamconform.core.runner import TargetResult
+from pamconform.drivers.direct import Attempt
 from pamconform.drivers.login import LoginOutcome, LoginResult
-from pamconform.module_target import HANG_MARGIN, ModuleSpec, default_hang_bound
-from pamconform.outcome import Fail
-from pamconform.runner import TargetResult
+from pamconform.lab.module_target import HANG_MARGIN, ModuleSpec, default_hang_bound
+from pamconform.protocols.redirector import e2e_steps as e2e_checks
+from pamconform.protocols.redirector.direct_steps import expect_bounded_denial as direct_bounded
 
 MODULES = {"redirector": ("pam_redirector", "pam_redirector.c"),
            "transient-token": ("pam_transient_token", "pam_transient_token.c")}
@@ -41,7 +42,7 @@ def test_default_bound_is_the_reference_timeout_plus_the_margin(protocol: str) -
 
 
 def _capture_module_runs(monkeypatch: pytest.MonkeyPatch) -> list[ModuleSpec]:
-    from pamconform import module_run
+    from pamconform.lab import module_run
 
     specs: list[ModuleSpec] = []
 
@@ -136,8 +137,8 @@ HANG_CASES = ["redir.e2e.*-server-hung-denied", "redir.module.server-silence",
 
 
 def _run_hang_cases(spec: ModuleSpec, cases: list[str]) -> TargetResult:
-    from pamconform.module_run import module_cases, run_module
-    from pamconform.runner import select
+    from pamconform.core.runner import select
+    from pamconform.lab.module_run import module_cases, run_module
 
     return run_module(spec, select(module_cases("redirector"), cases, []), name="hang",
                       say=lambda _line: None)

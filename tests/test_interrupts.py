@@ -16,14 +16,15 @@ from typing import Any
 
 import pytest
 
-from pamconform import gallery, interrupts
-from pamconform.baseline import compare, report_problem
-from pamconform.cli import REFERENCE_CREDENTIALS
-from pamconform.localserver import LocalServer, reference_command
-from pamconform.registry import Case
+from pamconform.cli.main import REFERENCE_CREDENTIALS
+from pamconform.core import interrupts
+from pamconform.core.registry import Case
+from pamconform.core.runner import run_target
+from pamconform.core.verdicts import Severity
+from pamconform.lab import gallery
+from pamconform.lab.localserver import LocalServer, reference_command
 from pamconform.report import Run, write
-from pamconform.runner import run_target
-from pamconform.verdicts import Severity
+from pamconform.report.baseline import compare, report_problem
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Cases of the reference server in run order: two quick ones, one that waits for the

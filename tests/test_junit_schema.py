@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 from pamconform import report
-from pamconform.context import CaseContext
-from pamconform.outcome import Fail, Skip
-from pamconform.registry import Case
-from pamconform.runner import TargetResult, run_case
-from pamconform.verdicts import Severity
+from pamconform.core.context import CaseContext
+from pamconform.core.outcome import Fail, Skip
+from pamconform.core.registry import Case
+from pamconform.core.runner import TargetResult, run_case
+from pamconform.core.verdicts import Severity
 
 XSD = Path(__file__).parent / "fixtures" / "junit-surefire.xsd"
 

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from pamconform import loader, resources
-from pamconform.module_run import run_module
-from pamconform.module_target import ModuleSpec
-from pamconform.registry import all_cases
-from pamconform.runner import select
-from pamconform.verdicts import Severity, Verdict
+from pamconform.core import loader, resources
+from pamconform.core.registry import all_cases
+from pamconform.core.runner import select
+from pamconform.core.verdicts import Severity, Verdict
+from pamconform.lab.module_run import run_module
+from pamconform.lab.module_target import ModuleSpec
 
 pytestmark = pytest.mark.docker
 

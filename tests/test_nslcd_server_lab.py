@@ -16,13 +16,13 @@ from typing import Any
 
 import pytest
 
-from pamconform import loader
+from pamconform.core import loader
+from pamconform.core.registry import all_cases
+from pamconform.core.runner import TargetResult, run_target
+from pamconform.core.verdicts import Verdict
 from pamconform.lab import LabSession
 from pamconform.protocols.nslcd.lab import ensure_nslcd_image, start_nslcd_lab
 from pamconform.protocols.nslcd.target import LabDaemonTarget
-from pamconform.registry import all_cases
-from pamconform.runner import TargetResult, run_target
-from pamconform.verdicts import Verdict
 
 pytestmark = pytest.mark.docker
 

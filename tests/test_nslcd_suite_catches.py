@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from pamconform import loader
+from pamconform.core import loader
+from pamconform.core.registry import Case, all_cases
+from pamconform.core.runner import TargetResult, run_target
+from pamconform.core.verdicts import Verdict
 from pamconform.protocols.nslcd.target import HostSocketTarget, Result
-from pamconform.registry import Case, all_cases
-from pamconform.runner import TargetResult, run_target
-from pamconform.verdicts import Verdict
 
 ROOT = Path(__file__).resolve().parents[1]
 FAKES = ROOT / "tests" / "fixtures" / "faulty_nslcd_daemons.py"

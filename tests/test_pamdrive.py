@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from pamconform import resources
-from pamconform.agent_client import AgentError, local_agent_argv, local_exec, run_batch
-from pamconform.scenario_control import ScenarioProcess
+from pamconform.core import resources
+from pamconform.drivers.agent import AgentError, local_agent_argv, local_exec, run_batch
+from pamconform.lab.scenario_control import ScenarioProcess
 
 PAM_HEADER = Path("/usr/include/security/pam_appl.h")
 SECURITY_DIR = Path("/lib/x86_64-linux-gnu/security")

@@ -12,10 +12,10 @@ from collections.abc import Mapping
 
 import pytest
 
-from pamconform.pamstack import codes, openpam
-from pamconform.pamstack.linux_pam import LINUX_PAM_1_5, LINUX_PAM_GIT, Transaction, run
-from pamconform.pamstack.modules import STATE_CODES, LabModules, debug_code, socket_arg
-from pamconform.pamstack.parser import Layout, load_text
+from pamconform.model import codes, openpam
+from pamconform.model.linux_pam import LINUX_PAM_1_5, LINUX_PAM_GIT, Transaction, run
+from pamconform.model.modules import STATE_CODES, LabModules, debug_code, socket_arg
+from pamconform.model.parser import Layout, load_text
 
 MODULES = LabModules(sockets={"/run/grant": 0, "/run/deny": 7})
 CONFDIR = Layout.confdir("/c")
@@ -267,7 +267,7 @@ def test_linux_pam_and_openpam_differ_on_an_all_ignore_chain() -> None:
 @pytest.mark.parametrize("name", ["codes", "parser", "linux_pam", "modules", "openpam",
                                   "__init__"])
 def test_doctests(name: str) -> None:
-    module = importlib.import_module(f"pamconform.pamstack.{name}".removesuffix(".__init__"))
+    module = importlib.import_module(f"pamconform.model.{name}".removesuffix(".__init__"))
     failures, _tests = doctest.testmod(module)
     assert failures == 0
 
@@ -275,7 +275,7 @@ def test_doctests(name: str) -> None:
 def test_saved_regressions_hold_in_the_model() -> None:
     from pathlib import Path
 
-    from pamconform.pamstack.differential import load_regressions
+    from pamconform.lab.stack_differential import load_regressions
 
     directory = Path(__file__).resolve().parent / "fixtures" / "chain_regressions"
     cases = load_regressions(directory)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from pamconform.pamstack import codes
-from pamconform.pamstack.parser import (
+from pamconform.model import codes
+from pamconform.model.parser import (
     ALL_BAD,
     BAD,
     DIE,

@@ -6,8 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pamconform.cli import REFERENCE_CREDENTIALS
-from pamconform.localserver import LocalServer, reference_command
+from pamconform.cli.main import REFERENCE_CREDENTIALS
+from pamconform.lab.localserver import LocalServer, reference_command
 
 ROOT = Path(__file__).resolve().parents[1]
 

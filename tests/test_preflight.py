@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from pamconform import resources
-from pamconform.cli import REFERENCE_CREDENTIALS
-from pamconform.localserver import LocalServer, reference_command
+from pamconform.cli.main import REFERENCE_CREDENTIALS
+from pamconform.core import resources
+from pamconform.lab.localserver import LocalServer, reference_command
 
 GOOD = "alice:alice-auth-pw"
 WRONG_PW = "wr0ng-pw-Qz7"

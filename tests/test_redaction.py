@@ -8,9 +8,9 @@ import json
 
 import pytest
 
-from pamconform.console import Console, cut
-from pamconform.redaction import MissingLogin, Redactor, render_template, resolve
-from pamconform.wirelog import WireLog
+from pamconform.cli.console import Console, cut
+from pamconform.core.redaction import MissingLogin, Redactor, render_template, resolve
+from pamconform.core.wirelog import WireLog
 
 PW = b"alice-auth-pw"
 MARK = "\u2039password of alice, 13 bytes\u203a"
@@ -89,7 +89,7 @@ def test_a_secret_split_across_writes_is_marked_in_each() -> None:
 def test_wire_log_renders_redacted(monkeypatch: pytest.MonkeyPatch) -> None:
     red = Redactor()
     red.add_login(b"alice", PW)
-    monkeypatch.setattr("pamconform.wirelog.current", lambda: red)
+    monkeypatch.setattr("pamconform.core.wirelog.current", lambda: red)
     log = WireLog()
     conn = log.new_conn()
     log.add(conn, "send", b"alice\nalice-au")
@@ -113,7 +113,7 @@ def test_templates_round_trip(r: Redactor) -> None:
 def test_console_redacts_and_cuts(monkeypatch: pytest.MonkeyPatch) -> None:
     red = Redactor()
     red.add_login(b"alice", PW)
-    monkeypatch.setattr("pamconform.console.redact", red.text)
+    monkeypatch.setattr("pamconform.cli.console.redact", red.text)
     out = io.StringIO()
     Console(out).line("got b'alice\\nalice-auth-pw\\n'")
     assert "alice-auth-pw" not in out.getvalue() and MARK in out.getvalue()

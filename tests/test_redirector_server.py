@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from pamconform import gallery
+from pamconform.lab import gallery
 
 faulty = gallery.load()
 rs = faulty.load_reference_server()

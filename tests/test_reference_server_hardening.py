@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import test_redirector_server as base
 
-from pamconform.peer import connect_as
+from pamconform.drivers.peer import connect_as
 
 rs, SCRIPT, FAST_N, ME = base.rs, base.SCRIPT, base.FAST_N, base.ME
 ask, connect, read_all = base.ask, base.connect, base.read_all  # the same client helpers

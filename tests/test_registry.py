@@ -4,9 +4,9 @@ import re
 
 import pytest
 
-from pamconform import loader
-from pamconform.registry import Case, all_cases, register
-from pamconform.verdicts import Severity
+from pamconform.core import loader
+from pamconform.core.registry import Case, all_cases, register
+from pamconform.core.verdicts import Severity
 
 
 @pytest.fixture(scope="module")

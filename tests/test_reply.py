@@ -2,7 +2,7 @@
 
 import pytest
 
-from pamconform.redirector.reply import ReplyKind, classify, original_module_grants
+from pamconform.protocols.redirector.reply import ReplyKind, classify, original_module_grants
 
 
 @pytest.mark.parametrize(

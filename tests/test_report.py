@@ -5,11 +5,11 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from pamconform import report
-from pamconform.context import CaseContext
-from pamconform.outcome import Fail
-from pamconform.registry import Case
-from pamconform.runner import TargetResult, grade, run_case
-from pamconform.verdicts import Severity, Verdict
+from pamconform.core.context import CaseContext
+from pamconform.core.outcome import Fail
+from pamconform.core.registry import Case
+from pamconform.core.runner import TargetResult, grade, run_case
+from pamconform.core.verdicts import Severity, Verdict
 
 
 def _case(cid: str, body, severity: Severity = Severity.MUST) -> Case:

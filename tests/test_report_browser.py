@@ -21,9 +21,9 @@ from typing import Any
 import pytest
 
 from pamconform import report
-from pamconform.registry import Case
-from pamconform.runner import CaseResult, TargetResult
-from pamconform.verdicts import Severity, Verdict
+from pamconform.core.registry import Case
+from pamconform.core.runner import CaseResult, TargetResult
+from pamconform.core.verdicts import Severity, Verdict
 
 CHROMIUM = next((p for p in (shutil.which("chromium"), shutil.which("chromium-browser"),
                              shutil.which("google-chrome")) if p), None)

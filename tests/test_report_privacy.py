@@ -22,13 +22,15 @@ from pathlib import Path
 
 import pytest
 
-from pamconform import gallery, privatefiles, report, resources
+from pamconform import report
+from pamconform.core import privatefiles, resources
+from pamconform.core.redaction import register_login
+from pamconform.core.registry import Case
+from pamconform.core.runner import CaseResult, TargetResult
+from pamconform.core.verdicts import Severity, Verdict
 from pamconform.fuzz.model import Finding, single
-from pamconform.localserver import LocalServer, reference_command
-from pamconform.redaction import register_login
-from pamconform.registry import Case
-from pamconform.runner import CaseResult, TargetResult
-from pamconform.verdicts import Severity, Verdict
+from pamconform.lab import gallery
+from pamconform.lab.localserver import LocalServer, reference_command
 
 ROOT = Path(__file__).resolve().parent.parent
 USER = "alice"

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from pamconform.scenario_control import (
+from pamconform.lab.scenario_control import (
     ScenarioControl,
     ScenarioControlError,
     ScenarioProcess,

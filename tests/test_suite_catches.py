@@ -12,13 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from pamconform import gallery, loader
-from pamconform.cli import REFERENCE_CREDENTIALS
-from pamconform.context import ServerTarget
-from pamconform.localserver import LocalServer, reference_command
-from pamconform.registry import Case, all_cases
-from pamconform.runner import TargetResult, run_target
-from pamconform.verdicts import Severity, Verdict
+from pamconform.cli.main import REFERENCE_CREDENTIALS
+from pamconform.core import loader
+from pamconform.core.context import ServerTarget
+from pamconform.core.registry import Case, all_cases
+from pamconform.core.runner import TargetResult, run_target
+from pamconform.core.verdicts import Severity, Verdict
+from pamconform.lab import gallery
+from pamconform.lab.localserver import LocalServer, reference_command
 
 PAIRS = [(u.encode(), p.encode()) for u, p in REFERENCE_CREDENTIALS]
 GALLERY = gallery.load().GALLERY

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from pamconform import resources
-from pamconform.module_run import module_cases, run_module
-from pamconform.module_target import ModuleSpec
-from pamconform.runner import select
-from pamconform.verdicts import Verdict
+from pamconform.core import resources
+from pamconform.core.runner import select
+from pamconform.core.verdicts import Verdict
+from pamconform.lab.module_run import module_cases, run_module
+from pamconform.lab.module_target import ModuleSpec
 
 pytestmark = pytest.mark.docker
 

@@ -19,13 +19,13 @@ from pathlib import Path
 
 import pytest
 
-from pamconform import loader
-from pamconform.errors import UsageError
-from pamconform.registry import Case, all_cases
-from pamconform.runner import TargetResult, run_target
-from pamconform.token.cli_support import make_target
-from pamconform.token.target import TokenServerTarget
-from pamconform.verdicts import Severity, Verdict
+from pamconform.core import loader
+from pamconform.core.errors import UsageError
+from pamconform.core.registry import Case, all_cases
+from pamconform.core.runner import TargetResult, run_target
+from pamconform.core.verdicts import Severity, Verdict
+from pamconform.protocols.token.target import TokenServerTarget
+from pamconform.protocols.token.target_options import make_target
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVER = ROOT / "servers" / "token_server.py"

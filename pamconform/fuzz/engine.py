@@ -17,7 +17,7 @@ from pamconform.fuzz.oracle import Oracle, Violation
 from pamconform.fuzz.replay import attempt
 from pamconform.fuzz.shrink import shrink
 from pamconform.fuzz.wire import Outcome, StallPool, probe, run_burst, run_exec
-from pamconform.redirector.client import request
+from pamconform.protocols.redirector.client import request
 
 #: Kinds whose reproducer can be shrunk by replaying it (the others cost a timeout
 #: per replay, or need a fresh server).

@@ -4,7 +4,7 @@ The byte fields of a finding (``chunks_hex``, ``setup_hex``, ``valid_hex`` and t
 chunks of ``concurrent_hex``) hold requests made of the run's logins. On disk each is
 hex when it holds no password, else a template: hex runs and references to a login's
 password (``{"password_of": "alice", "login": 1, "bytes": 6, "slice": [0, 5]}``, see
-:meth:`pamconform.redaction.Redactor.template`). Loading resolves the references from
+:meth:`pamconform.core.redaction.Redactor.template`). Loading resolves the references from
 the logins given then (``--credentials`` of the replay, the target's credentials of a
 regression case). Every other string is redacted; files are private (0600, in 0700
 directories).
@@ -17,8 +17,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from pamconform import privatefiles
-from pamconform.redaction import current, resolve
+from pamconform.core import privatefiles
+from pamconform.core.redaction import current, resolve
 
 #: Fields holding lists of byte strings (hex, or templates on disk).
 BYTE_LISTS = ("chunks_hex", "setup_hex", "valid_hex")
@@ -53,7 +53,7 @@ def to_file(data: dict[str, Any]) -> dict[str, Any]:
 def from_file(data: dict[str, Any], logins: Sequence[tuple[bytes, bytes]]) -> dict[str, Any]:
     """A finding's dict as read, with every template resolved to hex.
 
-    Raises :class:`pamconform.redaction.MissingLogin` (a ValueError) naming the login
+    Raises :class:`pamconform.core.redaction.MissingLogin` (a ValueError) naming the login
     whose password a template needs and ``logins`` lacks.
     """
     return _map_bytes(data, lambda t: t if isinstance(t, str) else resolve(t, logins).hex())

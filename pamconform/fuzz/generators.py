@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import ClassVar
 
 from pamconform.fuzz.model import Burst, Exec, Item, single, stall
-from pamconform.redirector.client import request
+from pamconform.protocols.redirector.client import request
 
 Pair = tuple[bytes, bytes]
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pamconform.core.redaction import current
 from pamconform.fuzz import finding_files
-from pamconform.redaction import current
 
 FORMAT = 1
 

@@ -14,10 +14,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from pamconform.direct_checks import probe_service
-from pamconform.direct_driver import Attempt, DirectDriver
-from pamconform.module_target import SERVERS
-from pamconform.scenario_control import ScenarioProcess
+from pamconform.drivers.direct import Attempt, DirectDriver
+from pamconform.lab.module_target import SERVERS
+from pamconform.lab.scenario_control import ScenarioProcess
+from pamconform.protocols.redirector.direct_steps import probe_service
 
 WELL_FORMED_GRANTS = (b"0", b"0\n")
 SEEDS = [b"0", b"1", b"0\n", b"1\n", b"00", b"PASS\n\0", b"-0", b"0 ", b"\x00"]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from pamconform.core.registry import Case
+from pamconform.core.runner import CaseResult, TargetResult
+from pamconform.core.verdicts import Severity, Verdict
 from pamconform.fuzz.module_fuzz import ModuleFuzzResult
-from pamconform.registry import Case
-from pamconform.runner import CaseResult, TargetResult
-from pamconform.verdicts import Severity, Verdict
 
 
 def _noop(ctx: Any) -> None:

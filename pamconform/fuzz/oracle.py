@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 from pamconform.fuzz.model import Exec
 from pamconform.fuzz.wire import Outcome
-from pamconform.redirector.client import request
-from pamconform.redirector.reply import original_module_grants
+from pamconform.protocols.redirector.client import request
+from pamconform.protocols.redirector.reply import original_module_grants
 
 
 @dataclass(frozen=True)

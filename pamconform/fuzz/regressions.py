@@ -15,15 +15,15 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from pamconform.context import CaseContext, ServerTarget
+from pamconform.core.context import CaseContext, ServerTarget
+from pamconform.core.outcome import Fail, Skip
+from pamconform.core.redaction import MissingLogin, render_template
+from pamconform.core.verdicts import Severity
 from pamconform.fuzz import finding_files
 from pamconform.fuzz.model import KINDS, Finding
 from pamconform.fuzz.oracle import Oracle
 from pamconform.fuzz.replay import attempt
-from pamconform.outcome import Fail, Skip
-from pamconform.redaction import MissingLogin, render_template
-from pamconform.redirector.client import request
-from pamconform.verdicts import Severity
+from pamconform.protocols.redirector.client import request
 
 #: Kinds that make sense as a replayed case (memory needs a long run and a pid).
 REGRESSION_KINDS = ("grant", "valid-denied", "original-grant", "hang", "refused")

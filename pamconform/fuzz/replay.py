@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pamconform.credentials import show_user
+from pamconform.core.credentials import show_user
+from pamconform.core.wirelog import WireLog
 from pamconform.fuzz.memory import MemoryWatch
 from pamconform.fuzz.model import Exec, Finding
 from pamconform.fuzz.oracle import Oracle, Violation
 from pamconform.fuzz.wire import Outcome, probe, replay_logged, run_burst, run_exec
-from pamconform.wirelog import WireLog
 
 #: How often a memory finding's request is repeated on replay.
 MEMORY_REPEAT = 200
@@ -46,7 +46,7 @@ def _user_of(request: bytes) -> str:
 def valid_refused(path: str, valid: tuple[bytes, ...], timeout: float) -> str | None:
     """None if every known-valid request is granted (a few tries each), else which login
     was refused and the reply."""
-    from pamconform.preflight import login_refused
+    from pamconform.cli.preflight import login_refused
 
     for payload in valid:
         user, _, rest = payload.partition(b"\n")

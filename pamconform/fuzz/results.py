@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from pamconform.core.registry import Case
+from pamconform.core.runner import CaseResult, TargetResult
+from pamconform.core.verdicts import Severity, Verdict, effective
 from pamconform.fuzz.engine import FuzzResult
 from pamconform.fuzz.model import KINDS, Finding
-from pamconform.registry import Case
-from pamconform.runner import CaseResult, TargetResult
-from pamconform.verdicts import Severity, Verdict, effective
 
 REQUIREMENTS = {
     "grant": "Under fuzzing, the server grants only connections whose bytes are exactly "

@@ -29,6 +29,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from pamconform.core.registry import Case
+from pamconform.core.runner import CaseResult, TargetResult
+from pamconform.core.verdicts import Severity, Verdict
+from pamconform.core.wirelog import WireLog
 from pamconform.fuzz import finding_files
 from pamconform.fuzz.token_model import (
     Delivery,
@@ -39,12 +43,15 @@ from pamconform.fuzz.token_model import (
     prefix_len,
     tail_from,
 )
-from pamconform.registry import Case
-from pamconform.runner import CaseResult, TargetResult
-from pamconform.token.client import ConnectFailed, Connection, TokenReply
-from pamconform.token.minting import SOCKET_DIR, Minted, MintFailed, Token, TokenSource, spend
-from pamconform.verdicts import Severity, Verdict
-from pamconform.wirelog import WireLog
+from pamconform.protocols.token.client import ConnectFailed, Connection, TokenReply
+from pamconform.protocols.token.minting import (
+    SOCKET_DIR,
+    Minted,
+    MintFailed,
+    Token,
+    TokenSource,
+    spend,
+)
 
 PROTOCOL = "transient-token"
 FORMAT = 1

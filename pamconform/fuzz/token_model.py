@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
 
-from pamconform.token.minting import Token
+from pamconform.protocols.token.minting import Token
 
 SECRET_LEN = 32
 #: Largest payload the fuzzer builds (1 MiB).

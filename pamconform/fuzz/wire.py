@@ -2,7 +2,7 @@
 
 Every socket operation has a timeout. The lean path keeps no wire log (it runs
 thousands of times a second); replays and regression cases go through the logged
-client of ``pamconform.redirector.client`` so their evidence shows every byte.
+client of ``pamconform.protocols.redirector.client`` so their evidence shows every byte.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from pamconform.core.wirelog import WireLog
 from pamconform.fuzz.model import Exec
-from pamconform.redirector.client import MAX_REPLY_BYTES, ConnectFailed, Connection
-from pamconform.redirector.reply import ReplyKind, classify
-from pamconform.wirelog import WireLog
+from pamconform.protocols.redirector.client import MAX_REPLY_BYTES, ConnectFailed, Connection
+from pamconform.protocols.redirector.reply import ReplyKind, classify
 
 #: Once a complete-looking reply has sat this long with no EOF, stop waiting for EOF.
 SETTLE_S = 0.25

@@ -32,7 +32,7 @@ import docker
 import docker.errors
 import requests.exceptions
 
-from pamconform import interrupts
+from pamconform.core import interrupts
 
 log = logging.getLogger(__name__)
 
@@ -520,7 +520,7 @@ class LabSession:
     """Owns the containers and networks of one run and always cleans them up.
 
     On enter: removes stale pamconform objects of dead runs (``clean_start``) and, in the
-    main thread, installs SIGINT/SIGTERM handlers (unless :func:`pamconform.interrupts.guard`
+    main thread, installs SIGINT/SIGTERM handlers (unless :func:`pamconform.core.interrupts.guard`
     handles them: then the signal unwinds into ``__exit__``). On exit, on those signals and at
     interpreter exit: removes everything labelled with this run id, unless ``keep``.
     """

@@ -6,7 +6,7 @@ import docker
 import docker.errors
 import requests.exceptions
 
-from pamconform.errors import HarnessError
+from pamconform.core.errors import HarnessError
 
 HINT = "no Docker engine answers; run containers/ensure-engine.sh (root) or start Docker yourself"
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import docker
 import docker.errors
 
-from pamconform.errors import HarnessError
+from pamconform.core.errors import HarnessError
 
 #: Debian releases the lab runs on (``--distro``); the first is the default.
 DISTROS = ("bookworm", "trixie")

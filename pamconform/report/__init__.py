@@ -1,7 +1,7 @@
 """Reports: index.json (the contract), junit.xml and index.html, in one directory.
 
 Private (directories 0700, files 0600) and redacted: every password and token the run
-knows is replaced by its marker before anything is rendered (:mod:`pamconform.redaction`).
+knows is replaced by its marker before anything is rendered (:mod:`pamconform.core.redaction`).
 """
 
 from __future__ import annotations
@@ -14,11 +14,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pamconform import __version__, privatefiles
-from pamconform.redaction import redact_tree
+from pamconform import __version__
+from pamconform.core import privatefiles
+from pamconform.core.redaction import redact_tree
+from pamconform.core.runner import TargetResult
 from pamconform.report.html import render_html
 from pamconform.report.junit import render_junit
-from pamconform.runner import TargetResult
 
 
 @dataclass

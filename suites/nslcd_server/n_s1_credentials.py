@@ -2,7 +2,9 @@
 
 from functools import partial
 
-from pamconform.outcome import Fail, Skip
+from pamconform.core.outcome import Fail, Skip
+from pamconform.core.registry import case_factory
+from pamconform.core.verdicts import Severity
 from pamconform.protocols.nslcd.server_steps import (
     ask,
     authc,
@@ -10,8 +12,6 @@ from pamconform.protocols.nslcd.server_steps import (
     expect_refused,
     target,
 )
-from pamconform.registry import case_factory
-from pamconform.verdicts import Severity
 
 case = case_factory(protocol="nslcd", kind="server")
 

@@ -1,6 +1,8 @@
 """N-S2: the blank-user administrator path (rootpwmoddn) answers only a root peer."""
 
-from pamconform.outcome import Skip
+from pamconform.core.outcome import Skip
+from pamconform.core.registry import case_factory
+from pamconform.core.verdicts import Severity
 from pamconform.protocols.nslcd import codec
 from pamconform.protocols.nslcd.server_steps import (
     NOBODY,
@@ -11,8 +13,6 @@ from pamconform.protocols.nslcd.server_steps import (
     raw,
     target,
 )
-from pamconform.registry import case_factory
-from pamconform.verdicts import Severity
 
 case = case_factory(protocol="nslcd", kind="server")
 

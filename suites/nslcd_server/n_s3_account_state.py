@@ -1,6 +1,8 @@
 """N-S3: expired and locked accounts are not authorised."""
 
-from pamconform.outcome import Fail
+from pamconform.core.outcome import Fail
+from pamconform.core.registry import case_factory
+from pamconform.core.verdicts import Severity
 from pamconform.protocols.nslcd import codec
 from pamconform.protocols.nslcd.server_steps import (
     ask,
@@ -10,8 +12,6 @@ from pamconform.protocols.nslcd.server_steps import (
     expect_refused,
     target,
 )
-from pamconform.registry import case_factory
-from pamconform.verdicts import Severity
 
 case = case_factory(protocol="nslcd", kind="server")
 

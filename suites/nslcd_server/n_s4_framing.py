@@ -1,6 +1,8 @@
 """N-S4: framing: refuse what is not a whole, valid request, and keep serving."""
 
-from pamconform.outcome import Fail
+from pamconform.core.outcome import Fail
+from pamconform.core.registry import case_factory
+from pamconform.core.verdicts import Severity
 from pamconform.protocols.nslcd import codec
 from pamconform.protocols.nslcd.server_steps import (
     alive,
@@ -12,8 +14,6 @@ from pamconform.protocols.nslcd.server_steps import (
     raw,
     target,
 )
-from pamconform.registry import case_factory
-from pamconform.verdicts import Severity
 
 case = case_factory(protocol="nslcd", kind="server")
 

@@ -2,11 +2,11 @@
 
 from functools import partial
 
-from pamconform.outcome import Fail
+from pamconform.core.outcome import Fail
+from pamconform.core.registry import case_factory
+from pamconform.core.verdicts import Severity
 from pamconform.protocols.nslcd import codec
 from pamconform.protocols.nslcd.server_steps import ask, authc, expect_granted, raw, target
-from pamconform.registry import case_factory
-from pamconform.verdicts import Severity
 
 case = case_factory(protocol="nslcd", kind="server")
 

@@ -1,9 +1,9 @@
 """N-S6: parallel exchanges each get their own answer."""
 
-from pamconform.outcome import Fail
+from pamconform.core.outcome import Fail
+from pamconform.core.registry import case_factory
+from pamconform.core.verdicts import Severity
 from pamconform.protocols.nslcd.server_steps import ask, authc, target
-from pamconform.registry import case_factory
-from pamconform.verdicts import Severity
 
 case = case_factory(protocol="nslcd", kind="server")
 

@@ -1,6 +1,8 @@
 """N-S7: the socket and its directory; what a world-accessible socket gives away."""
 
-from pamconform.outcome import Fail, Skip
+from pamconform.core.outcome import Fail, Skip
+from pamconform.core.registry import case_factory
+from pamconform.core.verdicts import Severity
 from pamconform.protocols.nslcd.server_steps import (
     NOBODY,
     ask,
@@ -8,8 +10,6 @@ from pamconform.protocols.nslcd.server_steps import (
     expect_refused,
     target,
 )
-from pamconform.registry import case_factory
-from pamconform.verdicts import Severity
 
 case = case_factory(protocol="nslcd", kind="server")
 

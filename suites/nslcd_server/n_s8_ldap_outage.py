@@ -3,6 +3,8 @@
 import time
 from functools import partial
 
+from pamconform.core.registry import case_factory
+from pamconform.core.verdicts import Severity
 from pamconform.protocols.nslcd.server_steps import (
     ask,
     authc,
@@ -11,8 +13,6 @@ from pamconform.protocols.nslcd.server_steps import (
     ldap,
     target,
 )
-from pamconform.registry import case_factory
-from pamconform.verdicts import Severity
 
 case = case_factory(protocol="nslcd", kind="server")
 

@@ -4,13 +4,13 @@ The stack cases feed these codes to the model; here they are pinned to what a
 fail-closed module returns (PROTOCOLS.md R-M1): only the grant state gives PAM_SUCCESS.
 """
 
-from pamconform.outcome import Fail
-from pamconform.pamstack import codes
-from pamconform.pamstack.cases import Shape, run_shape
-from pamconform.pamstack.modules import STATE_CODES, STATES
-from pamconform.pamstack.trace import pamdrive_results
-from pamconform.registry import case_factory
-from pamconform.verdicts import Severity
+from pamconform.core.outcome import Fail
+from pamconform.core.registry import case_factory
+from pamconform.core.verdicts import Severity
+from pamconform.lab.stack_cases import Shape, run_shape
+from pamconform.model import codes
+from pamconform.model.modules import STATE_CODES, STATES
+from pamconform.model.trace import pamdrive_results
 
 case = case_factory(protocol="redirector", kind="stack")
 

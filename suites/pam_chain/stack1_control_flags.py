@@ -5,7 +5,7 @@ PROTOCOLS.md section 3 has no numbered rules; the stack suite numbers its own:
 - STACK-1 (control flags): for every keyword control and the ``[value=action]`` forms,
   the socket module alone and before/after a neighbour (``pam_permit``, ``pam_deny``,
   ``pam_debug auth=ignore``), libpam's result in every server state (grant, deny, down,
-  hung, garbage) equals the model's (``pamconform.pamstack.linux_pam``).
+  hung, garbage) equals the model's (``pamconform.model.linux_pam``).
 - STACK-2 (jumps): jump counts skip lines of the same (sub)stack and record nothing;
   a jump past the end is an error.
 - STACK-3 (scoping): ``include`` splices lines in, ``substack`` scopes ``done``/``die``
@@ -22,9 +22,9 @@ fail-open shapes are pinned: a test fails if the set changes).
 
 from functools import partial
 
-from pamconform.pamstack.cases import Shape, check_shape, check_shapes
-from pamconform.registry import case_factory
-from pamconform.verdicts import Severity
+from pamconform.core.registry import case_factory
+from pamconform.core.verdicts import Severity
+from pamconform.lab.stack_cases import Shape, check_shape, check_shapes
 
 case = case_factory(protocol="redirector", kind="stack")
 

@@ -1,8 +1,8 @@
 """STACK-2: jump counts in ``[value=N]`` controls (see ``stack1_control_flags`` for the rules)."""
 
-from pamconform.pamstack.cases import Shape, check_shape
-from pamconform.registry import case_factory
-from pamconform.verdicts import Severity
+from pamconform.core.registry import case_factory
+from pamconform.core.verdicts import Severity
+from pamconform.lab.stack_cases import Shape, check_shape
 
 case = case_factory(protocol="redirector", kind="stack")
 

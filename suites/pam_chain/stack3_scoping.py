@@ -1,9 +1,9 @@
 """STACK-3: include, substack, reset and the ``other`` fallback (rules: ``stack1_control_flags``).
 """
 
-from pamconform.pamstack.cases import Shape, check_shape
-from pamconform.registry import case_factory
-from pamconform.verdicts import Severity
+from pamconform.core.registry import case_factory
+from pamconform.core.verdicts import Severity
+from pamconform.lab.stack_cases import Shape, check_shape
 
 case = case_factory(protocol="redirector", kind="stack")
 

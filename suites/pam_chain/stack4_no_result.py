@@ -1,8 +1,8 @@
 """STACK-4: a stack in which no module set a result fails (rules: ``stack1_control_flags``)."""
 
-from pamconform.pamstack.cases import Shape, check_shape
-from pamconform.registry import case_factory
-from pamconform.verdicts import Severity
+from pamconform.core.registry import case_factory
+from pamconform.core.verdicts import Severity
+from pamconform.lab.stack_cases import Shape, check_shape
 
 case = case_factory(protocol="redirector", kind="stack")
 

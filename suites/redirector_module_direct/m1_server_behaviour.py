@@ -1,12 +1,14 @@
 """R-M1/R-M2: every server behaviour but a well-formed grant ends in a bounded denial.
 
 Each case sets the scenario server's behaviour, then runs a pamdrive transaction with the
-right password through the probe stack (see ``pamconform.direct_checks.PROBE``).
+right password through the probe stack (see ``pamconform.protocols.redirector.direct_steps.PROBE``).
 """
 
 from functools import partial
 
-from pamconform.direct_checks import (
+from pamconform.core.registry import case_factory
+from pamconform.core.verdicts import Severity
+from pamconform.protocols.redirector.direct_steps import (
     BEHAVIOURS,
     HANGS,
     MALFORMED,
@@ -18,8 +20,6 @@ from pamconform.direct_checks import (
     probe_service,
     record,
 )
-from pamconform.registry import case_factory
-from pamconform.verdicts import Severity
 
 case = case_factory(protocol="redirector", kind="module")
 

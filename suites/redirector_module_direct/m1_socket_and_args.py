@@ -2,7 +2,11 @@
 
 from functools import partial
 
-from pamconform.direct_checks import (
+from pamconform.core.outcome import Fail
+from pamconform.core.registry import case_factory
+from pamconform.core.verdicts import Severity
+from pamconform.lab.module_target import SOCKET
+from pamconform.protocols.redirector.direct_steps import (
     PASSWORD,
     direct,
     expect_denied,
@@ -10,10 +14,6 @@ from pamconform.direct_checks import (
     received,
     record,
 )
-from pamconform.module_target import SOCKET
-from pamconform.outcome import Fail
-from pamconform.registry import case_factory
-from pamconform.verdicts import Severity
 
 case = case_factory(protocol="redirector", kind="module")
 

@@ -4,7 +4,10 @@ are reported as INFORMATIONAL with the valgrind excerpt."""
 
 from functools import partial
 
-from pamconform.direct_checks import (
+from pamconform.core.outcome import Fail
+from pamconform.core.registry import case_factory
+from pamconform.core.verdicts import Severity
+from pamconform.protocols.redirector.direct_steps import (
     PASSWORD,
     direct,
     every_behaviour,
@@ -12,9 +15,6 @@ from pamconform.direct_checks import (
     probe_service,
     record,
 )
-from pamconform.outcome import Fail
-from pamconform.registry import case_factory
-from pamconform.verdicts import Severity
 
 case = case_factory(protocol="redirector", kind="module")
 

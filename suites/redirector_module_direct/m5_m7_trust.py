@@ -1,6 +1,9 @@
 """R-M5..R-M7: no password to an untrusted socket, no ambiguous framing, no secret in logs."""
 
-from pamconform.direct_checks import (
+from pamconform.core.outcome import Fail
+from pamconform.core.registry import case_factory
+from pamconform.core.verdicts import Severity
+from pamconform.protocols.redirector.direct_steps import (
     PASSWORD,
     direct,
     expect_denied,
@@ -9,9 +12,6 @@ from pamconform.direct_checks import (
     received,
     record,
 )
-from pamconform.outcome import Fail
-from pamconform.registry import case_factory
-from pamconform.verdicts import Severity
 
 case = case_factory(protocol="redirector", kind="module")
 

@@ -2,10 +2,16 @@
 
 from functools import partial
 
-from pamconform.e2e_checks import expect_alive, expect_denied, expect_granted, login, target
-from pamconform.module_target import AUTH_PASSWORDS, UNIX_PASSWORDS
-from pamconform.registry import case_factory
-from pamconform.verdicts import Severity
+from pamconform.core.registry import case_factory
+from pamconform.core.verdicts import Severity
+from pamconform.lab.module_target import AUTH_PASSWORDS, UNIX_PASSWORDS
+from pamconform.protocols.redirector.e2e_steps import (
+    expect_alive,
+    expect_denied,
+    expect_granted,
+    login,
+    target,
+)
 
 case = case_factory(protocol="redirector", kind="module")
 

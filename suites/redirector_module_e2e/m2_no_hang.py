@@ -2,7 +2,10 @@
 
 from functools import partial
 
-from pamconform.e2e_checks import (
+from pamconform.core.registry import case_factory
+from pamconform.core.verdicts import Severity
+from pamconform.lab.module_target import AUTH_PASSWORDS
+from pamconform.protocols.redirector.e2e_steps import (
     expect_alive,
     expect_bounded_denial,
     hang_watch,
@@ -10,9 +13,6 @@ from pamconform.e2e_checks import (
     no_server_time,
     target,
 )
-from pamconform.module_target import AUTH_PASSWORDS
-from pamconform.registry import case_factory
-from pamconform.verdicts import Severity
 
 case = case_factory(protocol="redirector", kind="module")
 

@@ -1,10 +1,10 @@
 """R-M3 end to end: whatever the server sends, sshd survives and keeps serving."""
 
-from pamconform.e2e_checks import expect_alive, expect_denied, login, target
-from pamconform.module_target import AUTH_PASSWORDS
-from pamconform.outcome import Fail
-from pamconform.registry import case_factory
-from pamconform.verdicts import Severity
+from pamconform.core.outcome import Fail
+from pamconform.core.registry import case_factory
+from pamconform.core.verdicts import Severity
+from pamconform.lab.module_target import AUTH_PASSWORDS
+from pamconform.protocols.redirector.e2e_steps import expect_alive, expect_denied, login, target
 
 case = case_factory(protocol="redirector", kind="module")
 

@@ -7,8 +7,8 @@ it still reproduces. Ids are ``redir.server.regression-<hash of what is sent>``.
 
 from pathlib import Path
 
+from pamconform.core.registry import case_factory
 from pamconform.fuzz.regressions import register_directory
-from pamconform.registry import case_factory
 
 case = case_factory(protocol="redirector", kind="server")
 

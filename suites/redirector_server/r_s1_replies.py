@@ -1,7 +1,11 @@
 """R-S1: reply 0 to grant, a non-zero digit string to deny; one reply, then close."""
 
-from pamconform.outcome import Fail
-from pamconform.redirector.checks import (
+from pamconform.core.outcome import Fail
+from pamconform.core.registry import case_factory
+from pamconform.core.verdicts import Severity
+from pamconform.protocols.redirector.client import Connection, request
+from pamconform.protocols.redirector.reply import ReplyKind
+from pamconform.protocols.redirector.server_steps import (
     POLARITY_HINT,
     expect_deny,
     expect_grant,
@@ -9,10 +13,6 @@ from pamconform.redirector.checks import (
     target,
     wrong_password,
 )
-from pamconform.redirector.client import Connection, request
-from pamconform.redirector.reply import ReplyKind
-from pamconform.registry import case_factory
-from pamconform.verdicts import Severity
 
 case = case_factory(protocol="redirector", kind="server")
 

@@ -2,8 +2,10 @@
 
 from functools import partial
 
-from pamconform.outcome import Skip
-from pamconform.redirector.checks import (
+from pamconform.core.outcome import Skip
+from pamconform.core.registry import case_factory
+from pamconform.core.verdicts import Severity
+from pamconform.protocols.redirector.server_steps import (
     STALLS,
     ask,
     expect_deny,
@@ -15,8 +17,6 @@ from pamconform.redirector.checks import (
     target,
     wait_out_stall,
 )
-from pamconform.registry import case_factory
-from pamconform.verdicts import Severity
 
 case = case_factory(protocol="redirector", kind="server")
 

@@ -2,10 +2,10 @@
 
 from functools import partial
 
-from pamconform.redirector.checks import ask, expect_grant, target
-from pamconform.redirector.client import request
-from pamconform.registry import case_factory
-from pamconform.verdicts import Severity
+from pamconform.core.registry import case_factory
+from pamconform.core.verdicts import Severity
+from pamconform.protocols.redirector.client import request
+from pamconform.protocols.redirector.server_steps import ask, expect_grant, target
 
 case = case_factory(protocol="redirector", kind="server")
 

@@ -2,8 +2,11 @@
 
 import time
 
-from pamconform.outcome import Fail
-from pamconform.redirector.checks import (
+from pamconform.core.outcome import Fail
+from pamconform.core.registry import case_factory
+from pamconform.core.verdicts import Severity
+from pamconform.protocols.redirector.client import Connection
+from pamconform.protocols.redirector.server_steps import (
     expect_alive,
     expect_grant,
     expect_stall_denied,
@@ -12,9 +15,6 @@ from pamconform.redirector.checks import (
     target,
     wait_out_stall,
 )
-from pamconform.redirector.client import Connection
-from pamconform.registry import case_factory
-from pamconform.verdicts import Severity
 
 case = case_factory(protocol="redirector", kind="server")
 

@@ -3,8 +3,11 @@
 import random
 import threading
 
-from pamconform.outcome import Fail
-from pamconform.redirector.checks import (
+from pamconform.core.outcome import Fail
+from pamconform.core.registry import case_factory
+from pamconform.core.verdicts import Severity
+from pamconform.protocols.redirector.client import ConnectFailed, Connection, request
+from pamconform.protocols.redirector.server_steps import (
     ask,
     expect_alive,
     expect_deny,
@@ -13,9 +16,6 @@ from pamconform.redirector.checks import (
     target,
     wrong_password,
 )
-from pamconform.redirector.client import ConnectFailed, Connection, request
-from pamconform.registry import case_factory
-from pamconform.verdicts import Severity
 
 case = case_factory(protocol="redirector", kind="server")
 

@@ -4,13 +4,13 @@ import os
 import stat
 from pathlib import Path
 
-from pamconform.outcome import Fail, Skip
-from pamconform.peer import connect_as
-from pamconform.redirector.checks import target
-from pamconform.redirector.client import request
-from pamconform.redirector.reply import classify
-from pamconform.registry import case_factory
-from pamconform.verdicts import Severity
+from pamconform.core.outcome import Fail, Skip
+from pamconform.core.registry import case_factory
+from pamconform.core.verdicts import Severity
+from pamconform.drivers.peer import connect_as
+from pamconform.protocols.redirector.client import request
+from pamconform.protocols.redirector.reply import classify
+from pamconform.protocols.redirector.server_steps import target
 
 case = case_factory(protocol="redirector", kind="server")
 

@@ -3,10 +3,16 @@
 import statistics
 import time
 
-from pamconform.outcome import Fail
-from pamconform.redirector.checks import expect_deny, login, stranger, target, wrong_password
-from pamconform.registry import case_factory
-from pamconform.verdicts import Severity
+from pamconform.core.outcome import Fail
+from pamconform.core.registry import case_factory
+from pamconform.core.verdicts import Severity
+from pamconform.protocols.redirector.server_steps import (
+    expect_deny,
+    login,
+    stranger,
+    target,
+    wrong_password,
+)
 
 case = case_factory(protocol="redirector", kind="server")
 

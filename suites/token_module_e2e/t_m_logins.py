@@ -6,10 +6,16 @@ token's user. Tokens come from the reference token server run as their user.
 
 from functools import partial
 
-from pamconform.e2e_checks import expect_bounded_denial, expect_denied, expect_granted, hang_watch
-from pamconform.outcome import Fail
-from pamconform.registry import case_factory
-from pamconform.token_e2e import (
+from pamconform.core.outcome import Fail
+from pamconform.core.registry import case_factory
+from pamconform.core.verdicts import Severity
+from pamconform.protocols.redirector.e2e_steps import (
+    expect_bounded_denial,
+    expect_denied,
+    expect_granted,
+    hang_watch,
+)
+from pamconform.protocols.token.e2e_steps import (
     NO_SERVER_PID,
     fake_server,
     fake_token,
@@ -20,7 +26,6 @@ from pamconform.token_e2e import (
     target,
     uid,
 )
-from pamconform.verdicts import Severity
 
 case = case_factory(protocol="transient-token", kind="module")
 

@@ -5,9 +5,11 @@ import secrets
 import time
 from functools import partial
 
-from pamconform.outcome import Fail, Skip
-from pamconform.registry import case_factory
-from pamconform.token.checks import (
+from pamconform.core.outcome import Fail, Skip
+from pamconform.core.registry import case_factory
+from pamconform.core.verdicts import Severity
+from pamconform.protocols.token.client import ConnectFailed, Connection, socket_state
+from pamconform.protocols.token.server_steps import (
     attempt,
     expect_fail_reply,
     expect_pass,
@@ -17,9 +19,7 @@ from pamconform.token.checks import (
     target,
     variant_of,
 )
-from pamconform.token.client import ConnectFailed, Connection, socket_state
-from pamconform.token.target import MAX_EXPIRY_WAIT
-from pamconform.verdicts import Severity
+from pamconform.protocols.token.target import MAX_EXPIRY_WAIT
 
 case = case_factory(protocol="transient-token", kind="server")
 

@@ -2,11 +2,11 @@
 
 import time
 
-from pamconform.outcome import Fail
-from pamconform.registry import case_factory
-from pamconform.token.checks import mint, require, target
-from pamconform.token.client import Connection
-from pamconform.verdicts import Severity
+from pamconform.core.outcome import Fail
+from pamconform.core.registry import case_factory
+from pamconform.core.verdicts import Severity
+from pamconform.protocols.token.client import Connection
+from pamconform.protocols.token.server_steps import mint, require, target
 
 case = case_factory(protocol="transient-token", kind="server")
 

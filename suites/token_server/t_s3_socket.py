@@ -4,13 +4,19 @@ import os
 import signal
 import stat
 
-from pamconform.outcome import Fail, Skip
-from pamconform.registry import case_factory
-from pamconform.token import procfs
-from pamconform.token.checks import attempt, expect_refused, mint, require, wait_gone
-from pamconform.token.client import socket_state
-from pamconform.token.minting import spend
-from pamconform.verdicts import Severity
+from pamconform.core.outcome import Fail, Skip
+from pamconform.core.registry import case_factory
+from pamconform.core.verdicts import Severity
+from pamconform.protocols.token import procfs
+from pamconform.protocols.token.client import socket_state
+from pamconform.protocols.token.minting import spend
+from pamconform.protocols.token.server_steps import (
+    attempt,
+    expect_refused,
+    mint,
+    require,
+    wait_gone,
+)
 
 case = case_factory(protocol="transient-token", kind="server")
 

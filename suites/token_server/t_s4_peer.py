@@ -2,12 +2,12 @@
 
 import os
 
-from pamconform.outcome import Fail, Skip
-from pamconform.peer import connect_as
-from pamconform.registry import case_factory
-from pamconform.token.checks import mint, require, target
-from pamconform.token.client import module_grants
-from pamconform.verdicts import Severity
+from pamconform.core.outcome import Fail, Skip
+from pamconform.core.registry import case_factory
+from pamconform.core.verdicts import Severity
+from pamconform.drivers.peer import connect_as
+from pamconform.protocols.token.client import module_grants
+from pamconform.protocols.token.server_steps import mint, require, target
 
 case = case_factory(protocol="transient-token", kind="server")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pamconform.outcome import Fail, Skip
+from pamconform.core.outcome import Fail, Skip
 
 from . import codec
 from .target import NOBODY, LdapControlUnavailable, NslcdTarget, Op, Result

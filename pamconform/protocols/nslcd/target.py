@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pamconform.redaction import register_login
-from pamconform.wirelog import WireLog
+from pamconform.core.redaction import register_login
+from pamconform.core.wirelog import WireLog
 
 from . import codec, probe
 

@@ -1,0 +1,79 @@
+"""Terminal output: progress while cases run, a summary table at the end.
+
+Every line is redacted (no password or token the run knows reaches the terminal), and a
+case's message is cut to :data:`MESSAGE_LIMIT` characters: the report keeps it whole.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from pamconform.core.redaction import redact
+from pamconform.core.runner import CaseResult, TargetResult
+from pamconform.core.verdicts import STOPPED, VERDICT_ORDER, Verdict
+
+_COLOURS = {
+    Verdict.PASS: "32",
+    Verdict.NON_STRICT: "33",
+    Verdict.INFORMATIONAL: "34",
+    Verdict.SKIPPED: "90",
+    Verdict.FAIL: "31",
+    Verdict.ERROR: "35",
+    Verdict.INTERRUPTED: "35;1",
+    Verdict.NOT_RUN: "90",
+}
+#: Characters of a case's message shown on the console.
+MESSAGE_LIMIT = 200
+
+
+def cut(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    """``text`` on one line, at most ``limit`` characters (an ellipsis marks the cut)."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit - 1].rstrip() + "\u2026"
+
+
+class Console:
+    """Writes progress lines and summaries; colour only on a terminal."""
+
+    def __init__(self, out: TextIO | None = None, *, quiet: bool = False) -> None:
+        self.out = out or sys.stdout
+        self.quiet = quiet
+        self.colour = self.out.isatty()
+
+    def verdict(self, verdict: Verdict) -> str:
+        text = f"{verdict!s:<13}"
+        return f"\033[{_COLOURS[verdict]}m{text}\033[0m" if self.colour else text
+
+    def line(self, text: str = "") -> None:
+        print(redact(text), file=self.out, flush=True)
+
+    def progress(self, i: int, n: int, result: CaseResult) -> None:
+        if self.quiet:
+            return
+        width = len(str(n))
+        msg = f"  {cut(redact(result.message))}" if result.verdict is not Verdict.PASS else ""
+        self.line(
+            f"[{i:>{width}}/{n}] {self.verdict(result.verdict)} {result.case.id} "
+            f"({result.duration_s:.2f} s){msg}"
+        )
+
+    def summary(self, target: TargetResult) -> None:
+        # a stopped run's verdicts get a column only when the target has them
+        order = [v for v in VERDICT_ORDER if v not in STOPPED or target.count(v)]
+        counts = {v: target.count(v) for v in order}
+        self.line()
+        self.line(f"{target.kind} {target.protocol} {target.name}: " + ", ".join(
+            f"{n} {v}" for v, n in counts.items() if n
+        ))
+        rules: dict[str, dict[Verdict, int]] = {}
+        for r in target.results:
+            rules.setdefault(r.case.rule, {}).setdefault(r.verdict, 0)
+            rules[r.case.rule][r.verdict] += 1
+        self.line(f"  {'rule':<8} " + " ".join(f"{v!s:>13}" for v in order))
+        for rule, by in rules.items():
+            self.line(f"  {rule:<8} " + " ".join(f"{by.get(v, 0):>13}" for v in order))
+        bad = [r for r in target.results if r.verdict in (Verdict.FAIL, Verdict.ERROR)]
+        for r in bad:
+            self.line(f"  {r.verdict!s:<6} {r.case.id} [{r.case.rule}]: "
+                      f"{cut(redact(r.message))}")

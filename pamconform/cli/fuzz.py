@@ -1,0 +1,397 @@
+"""``pamconform fuzz``: fuzz an auth server, and replay what it found.
+
+    pamconform fuzz server SOCKET --protocol redirector --credentials USER:PASSWORD ...
+        [--seconds N] [--max-examples N] [--seed N] [--corpus DIR] [--report DIR]
+        [--pid PID] [--save-regressions DIR]
+    pamconform fuzz server [SOCKET_DIR] --protocol transient-token --token-command CMD
+        [--seconds N] [--max-examples N] [--seed N] [--report DIR]
+    pamconform fuzz replay FINDING.json SOCKET
+    pamconform fuzz replay FINDING.json [SOCKET_DIR] --token-command CMD
+
+Exit codes as elsewhere: 0 no FAIL (replay: it no longer reproduces), 1 a FAIL (replay:
+it still reproduces), 2 bad usage or input, 3 harness error, 130 / 143 stopped by Ctrl-C /
+SIGTERM (the findings so far and the report are written first).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+from pathlib import Path
+from typing import Any
+
+from pamconform import __version__, report
+from pamconform.cli.console import Console
+from pamconform.cli.preflight import (
+    check_logins,
+    check_report_dir,
+    check_socket,
+    check_token_command,
+)
+from pamconform.core import credentials, interrupts, jsonfile
+from pamconform.core.errors import HarnessError, UsageError
+from pamconform.core.options import COUNT, COUNT_OR_ZERO, SECONDS, Count
+from pamconform.core.redaction import MissingLogin
+from pamconform.core.runner import TargetResult, exit_code
+from pamconform.core.wirelog import WireLog
+from pamconform.fuzz import regressions
+from pamconform.fuzz.engine import FuzzConfig, Fuzzer
+from pamconform.fuzz.model import Finding
+from pamconform.fuzz.oracle import Oracle
+from pamconform.fuzz.replay import replay
+from pamconform.fuzz.results import target_result
+
+PROTOCOLS = ("redirector", "transient-token")
+#: Corpus files larger than this are cut (the generator never sends more than 1 MiB).
+MAX_CORPUS_FILE = 1 << 20
+MAX_CORPUS_FILES = 10_000
+#: A finding holds at most a 1 MiB payload, hex-encoded, with its setup and evidence.
+MAX_FINDING_BYTES = 16 << 20
+#: A process id (Linux: at most 2**22).
+PID = Count(maximum=1 << 22)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    fuzz = subparsers.add_parser("fuzz", help="fuzz an auth server; replay a finding")
+    sub = fuzz.add_subparsers(dest="fuzz_command", required=True, parser_class=type(fuzz))
+
+    srv = sub.add_parser("server", help="fuzz an auth server on a UNIX socket")
+    srv.add_argument("socket", type=Path, nargs="?",
+                     help="the server's socket path (transient-token: the directory of its "
+                     "transient-token-<uid>-<pid> sockets, default /tmp, or a fixed socket)")
+    srv.add_argument("--protocol", choices=PROTOCOLS, default="redirector")
+    credentials.add_options(srv)
+    srv.add_argument("--seconds", type=SECONDS, default=10.0, metavar="N",
+                     help="fuzzing time (default 10; shrinking comes on top)")
+    srv.add_argument("--max-examples", type=COUNT, default=1_000_000, metavar="N",
+                     help="stop after N generated items (default 1000000)")
+    srv.add_argument("--seed", type=int, default=1, metavar="N",
+                     help="the seed: same seed, same sequence (default 1)")
+    srv.add_argument("--token-command", metavar="CMD",
+                     help="transient-token: prints a fresh token and leaves its server "
+                     "waiting (run once per attempt)")
+    srv.add_argument("--corpus", type=Path, metavar="DIR",
+                     help="raw request files to mutate, besides the valid requests")
+    srv.add_argument("--report", type=Path, metavar="DIR",
+                     help="report directory (default reports/<timestamp>/, reports/latest); "
+                     "findings go to DIR/findings/")
+    srv.add_argument("--pid", type=PID, metavar="PID",
+                     help="the server's pid: watch its VmRSS for unbounded growth")
+    srv.add_argument("--memory-limit", type=COUNT, default=512, metavar="MIB",
+                     help="RSS growth counted as unbounded when still rising (default 512)")
+    srv.add_argument("--timeout", type=SECONDS, default=3.0, metavar="SECONDS",
+                     help="how long a complete request may wait for its reply (default 3)")
+    srv.add_argument("--max-findings", type=COUNT_OR_ZERO, default=0, metavar="N",
+                     help="stop after N kinds of finding (default 0: use the whole budget)")
+    srv.add_argument("--no-shrink", action="store_true", help="save findings as found")
+    srv.add_argument("--shrink-replays", type=COUNT_OR_ZERO, default=150, metavar="N",
+                     help="replays allowed to shrink one finding (default 150)")
+    srv.add_argument("--save-regressions", type=Path, metavar="DIR",
+                     help="also write each finding as a regression case file into DIR "
+                     "(e.g. suites/redirector_server/regressions)")
+    srv.add_argument("--name", help="the target's name in the report (default: the socket)")
+    srv.add_argument("--strict", action="store_true", help="NON-STRICT counts as FAIL")
+    srv.add_argument("--quiet", action="store_true", help="no finding lines while running")
+    srv.set_defaults(func=cmd_fuzz_server)
+
+    mod = sub.add_parser("module", help="fuzz a PAM module (built in the lab) with a server "
+                         "that sends generated replies, timings and disconnects")
+    mod.add_argument("src", type=Path, help="the module's source directory")
+    mod.add_argument("--build", default="make", help="build command (default make)")
+    mod.add_argument("--so", default="pam_redirector.so", help="the .so the build produces")
+    mod.add_argument("--args", default="{socket} timeout=3",
+                     help="module arguments, {socket} substituted (default '{socket} timeout=3')")
+    mod.add_argument("--seconds", type=SECONDS, default=30.0, help="time budget (default 30)")
+    mod.add_argument("--max-examples", type=COUNT, default=5000)
+    mod.add_argument("--seed", type=int, default=1)
+    mod.add_argument("--servers", type=Count(maximum=32), default=16,
+                     help="scenario servers in parallel, one attempt each per round")
+    mod.add_argument("--valgrind-every", type=COUNT_OR_ZERO, default=4, metavar="K",
+                     help="every K-th round runs two attempts under valgrind (0: never; "
+                     "default 4)")
+    mod.add_argument("--hang-bound", type=SECONDS, default=10.0, metavar="SECONDS")
+    mod.add_argument("--report", type=Path, metavar="DIR")
+    mod.add_argument("--keep", action="store_true", help="leave the lab container running")
+    mod.add_argument("--name")
+    mod.set_defaults(func=cmd_fuzz_module)
+
+    rep = sub.add_parser("replay", help="replay a saved finding; exit 1 if it still reproduces")
+    rep.add_argument("finding", type=Path, metavar="FINDING.json")
+    rep.add_argument("socket", type=Path, nargs="?",
+                     help="the server's socket path (transient-token: the sockets' directory)")
+    rep.add_argument("--token-command", metavar="CMD",
+                     help="transient-token findings: mints the fresh token to replay against")
+    credentials.add_options(rep)  # the logins whose passwords the finding refers to
+    rep.add_argument("--timeout", type=SECONDS, default=3.0, metavar="SECONDS")
+    rep.add_argument("--pid", type=PID, metavar="PID", help="for memory findings")
+    rep.set_defaults(func=cmd_fuzz_replay)
+
+
+def _corpus(directory: Path | None) -> list[bytes]:
+    if directory is None:
+        return []
+    if not directory.is_dir():
+        raise UsageError(f"--corpus {directory}: not a directory")
+    out = []
+    for path in sorted(directory.iterdir())[:MAX_CORPUS_FILES]:
+        if path.is_file():
+            try:
+                with open(path, "rb") as f:
+                    out.append(f.read(MAX_CORPUS_FILE))
+            except OSError as exc:
+                raise UsageError(f"--corpus {path}: {exc.strerror}") from None
+    if not out:
+        raise UsageError(f"--corpus {directory}: no files")
+    return out
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    """What the option types cannot check; the report directory before the run."""
+    check_report_dir(args.report)
+    if args.pid is not None and not os.path.exists(f"/proc/{args.pid}/status"):
+        raise UsageError(f"--pid {args.pid}: no such process")
+
+
+def _fuzz_exit(stopped: str, target: TargetResult, console: Console) -> int:
+    """As usual (0, 1, 3), but 130 / 143 when Ctrl-C or SIGTERM stopped the fuzzing."""
+    if stopped == "interrupted":
+        console.line("pamconform: fuzzing stopped by a signal; the findings so far are saved")
+        return interrupts.exit_code()
+    return exit_code([target])
+
+
+def cmd_fuzz_server(args: argparse.Namespace, console: Console) -> int:
+    _check_args(args)
+    if args.protocol == "transient-token":
+        return _fuzz_token_server(args, console)
+    if args.token_command is not None:
+        raise UsageError("--token-command needs --protocol transient-token")
+    if args.socket is None:
+        raise UsageError("fuzz server: give the server's SOCKET")
+    logins = credentials.gather(args)
+    if not logins:
+        raise UsageError(f"fuzz server: {credentials.NEED_ONE}")
+    corpus = _corpus(args.corpus)
+    check_socket(args.socket, args.timeout)
+    check_logins(args.socket, logins, args.timeout)
+    cfg = FuzzConfig(args.socket, logins, protocol=args.protocol, seed=args.seed,
+                     seconds=args.seconds, max_examples=args.max_examples,
+                     timeout=args.timeout, corpus=corpus, pid=args.pid,
+                     memory_limit_mib=args.memory_limit, max_findings=args.max_findings,
+                     shrink=not args.no_shrink, shrink_replays=args.shrink_replays)
+    name = args.name or str(args.socket)
+    console.line(f"pamconform {__version__}: fuzzing {args.protocol} server {name} "
+                 f"(seed {args.seed}, {args.seconds:g} s, at most {args.max_examples} items)")
+    run = report.Run(strict=args.strict)
+    say = (lambda text: None) if args.quiet else (lambda text: console.line(f"  {text}"))
+    try:
+        result = Fuzzer(cfg, on_event=say).run()
+    except OSError as exc:
+        raise HarnessError(f"fuzzing stopped: {exc}") from exc
+    directory = args.report or report.default_dir(Path("reports"), run.started)
+    files = {}
+    for finding in result.findings:
+        path = finding.save(directory / "findings")
+        files[path.name] = path
+    target = target_result(name, result, strict=args.strict, files=files, base=directory)
+    console.summary(target)
+    s = result.summary()
+    console.line(f"  {s['items']} items, {s['execs']} connections in {s['fuzz_seconds']} s "
+                 f"({s['execs_per_s']}/s), stopped by {s['stopped']}; "
+                 f"sequence {s['sequence_sha256'][:16]}")
+    for finding in result.findings:
+        path = files[finding.file_name()]
+        console.line(f"  {finding.kind}: {finding.exec.payload[:80]!r} -> {finding.observed}")
+        console.line(f"    replay: pamconform fuzz replay {shlex.quote(str(path))} "
+                     f"{shlex.quote(str(args.socket))}")
+    if args.save_regressions is not None:
+        for finding in result.findings:
+            saved = regressions.save(finding, args.save_regressions)
+            if saved is not None:
+                console.line(f"  regression case {regressions.case_id(finding)}: {saved}")
+    run.targets = [target]
+    report.write(run, directory)
+    if args.report is None:
+        report.point_latest(directory)
+    console.line(f"\nreport: {directory}/index.html (index.json, junit.xml, findings/)")
+    return _fuzz_exit(result.stopped, target, console)
+
+
+def cmd_fuzz_replay(args: argparse.Namespace, console: Console) -> int:
+    data = _finding_data(args.finding)
+    if isinstance(data, dict) and data.get("protocol") == "transient-token":
+        return _replay_token(args, console, data)
+    if args.socket is None or args.token_command is not None:
+        raise UsageError("fuzz replay: a redirector finding needs the server's SOCKET "
+                         "(and no --token-command)")
+    credentials.gather(args)  # a saved finding names its logins' passwords, never holds them
+    try:
+        finding = Finding.from_dict(data)
+    except MissingLogin as exc:
+        raise UsageError(f"{args.finding}: {exc}: {credentials.NEED_ONE}") from None
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise UsageError(f"{args.finding}: not a finding: {exc}") from None
+    if finding.protocol != "redirector":
+        raise UsageError(f"{args.finding}: protocol {finding.protocol} cannot be replayed yet")
+    check_socket(args.socket, args.timeout)
+    log = WireLog()
+    oracle = Oracle([])
+    oracle.valid = frozenset(finding.valid)
+    try:
+        got = replay(finding, str(args.socket), oracle, args.timeout, log=log, pid=args.pid)
+    except OSError as exc:
+        raise HarnessError(f"replay failed: {exc}") from exc
+    console.line(f"replaying {finding.kind} finding {args.finding.name} "
+                 f"(seed {finding.seed}, item {finding.iteration}):")
+    console.line(log.render())
+    console.line(f"expected: {finding.expected}")
+    console.line(f"then:     {finding.observed}")
+    console.line(f"now:      {got.text}")
+    if got.logins_refused is not None:
+        raise UsageError(f"the setup logins were refused, so the replay proves nothing: "
+                         f"{got.logins_refused}")
+    console.line("STILL REPRODUCES" if got.reproduces else "no longer reproduces")
+    return 1 if got.reproduces else 0
+
+
+def cmd_fuzz_module(args: argparse.Namespace, console: Console) -> int:
+    from pamconform.drivers.direct import driver
+    from pamconform.fuzz.module_fuzz import fuzz_module
+    from pamconform.fuzz.module_report import target_result as module_target_result
+    from pamconform.lab.module_run import module_lab
+    from pamconform.lab.module_target import ModuleSpec
+
+    spec = ModuleSpec(args.src, args.build, args.so, args.args, "redirector")
+    spec.validate()
+    check_report_dir(args.report)
+    name = args.name or str(args.src)
+    console.line(f"pamconform {__version__}: fuzzing module {name} (seed {args.seed}, "
+                 f"{args.seconds:g} s, {args.servers} servers, valgrind every "
+                 f"{args.valgrind_every} rounds)")
+    run = report.Run()
+    with module_lab(spec, name=name, keep=args.keep, say=console.line) as target:
+        d = driver(target)
+        d.hang_bound = args.hang_bound
+        result = fuzz_module(d, seed=args.seed, seconds=args.seconds,
+                             max_examples=args.max_examples, servers=args.servers,
+                             valgrind_every=args.valgrind_every,
+                             say=lambda text: console.line(f"  {text}"))
+    settings = {"seed": args.seed, "servers": args.servers,
+                "valgrind_every": args.valgrind_every}
+    target_res = module_target_result(name, result, settings)
+    console.summary(target_res)
+    s = result.summary()
+    console.line(f"  {s['examples']} examples ({s['valgrind_runs']} under valgrind) in "
+                 f"{s['seconds']} s = {s['examples_per_s']}/s, stopped by {s['stopped']}")
+    directory = args.report or report.default_dir(Path("reports"), run.started)
+    run.targets = [target_res]
+    report.write(run, directory)
+    if args.report is None:
+        report.point_latest(directory)
+    console.line(f"\nreport: {directory}/index.html (index.json, junit.xml)")
+    return _fuzz_exit(result.stopped, target_res, console)
+
+
+# ----------------------------------------------------------------- transient-token
+
+
+def _finding_data(path: Path) -> Any:
+    """A finding file's JSON (bounded in size and depth); UsageError if unreadable."""
+    try:
+        return jsonfile.load(path, max_bytes=MAX_FINDING_BYTES)
+    except jsonfile.JsonFileError as exc:
+        raise UsageError(f"{exc}: not a finding") from None
+
+
+def _token_source_args(args: argparse.Namespace) -> tuple[Path | None, Path]:
+    """Check the token command (it mints one token, spent at once); (socket, socket_dir)."""
+    from pamconform.protocols.token.target_options import make_target
+
+    if not args.token_command:
+        raise UsageError("transient-token: give --token-command CMD (it prints a fresh token "
+                         "and leaves its server waiting; it is run once per attempt)")
+    target = make_target(args.socket, args.token_command, None, args.timeout, None)
+    try:
+        check_token_command(target)
+    finally:
+        target.close()
+    return target.source.socket, target.source.socket_dir
+
+
+def _fuzz_token_server(args: argparse.Namespace, console: Console) -> int:
+    from pamconform.fuzz import token_fuzz
+
+    given = [flag for flag, value in (("--credentials", credentials.given(args)),
+                                      ("--corpus", args.corpus), ("--pid", args.pid),
+                                      ("--save-regressions", args.save_regressions))
+             if value]
+    if given:
+        raise UsageError(f"fuzz server --protocol transient-token: {', '.join(given)} "
+                         "apply to the redirector protocol only")
+    sock, socket_dir = _token_source_args(args)
+    cfg = token_fuzz.TokenFuzzConfig(
+        args.token_command, socket=sock, socket_dir=socket_dir, seed=args.seed,
+        seconds=args.seconds, max_examples=args.max_examples, timeout=args.timeout,
+        max_findings=args.max_findings, shrink=not args.no_shrink,
+        shrink_replays=args.shrink_replays)
+    name = args.name or args.token_command
+    console.line(f"pamconform {__version__}: fuzzing transient-token server {name} "
+                 f"(seed {args.seed}, {args.seconds:g} s, at most {args.max_examples} "
+                 f"attempts, a fresh token each)")
+    run = report.Run(strict=args.strict)
+    say = (lambda text: None) if args.quiet else (lambda text: console.line(f"  {text}"))
+    try:
+        result = token_fuzz.TokenFuzzer(cfg, on_event=say).run()
+    except OSError as exc:
+        raise HarnessError(f"fuzzing stopped: {exc}") from exc
+    directory = args.report or report.default_dir(Path("reports"), run.started)
+    files = {}
+    for finding in result.findings:
+        path = finding.save(directory / "findings")
+        files[path.name] = path
+    target = token_fuzz.target_result(name, result, files=files, base=directory)
+    console.summary(target)
+    s = result.summary()
+    console.line(f"  {s['execs']} attempts in {s['fuzz_seconds']} s ({s['execs_per_s']}/s; "
+                 f"minting {s['mint_ms']} ms a token, {s['mint_ahead']} ahead), stopped by "
+                 f"{s['stopped']}; sequence {s['sequence_sha256'][:16]}")
+    where = f" {shlex.quote(str(args.socket))}" if args.socket is not None else ""
+    for finding in result.findings:
+        path = files[finding.file_name()]
+        console.line(f"  {finding.kind}: {finding.case.describe()} = "
+                     f"{finding.payload[:60]!r} -> {finding.observed}")
+        console.line(f"    replay: pamconform fuzz replay {shlex.quote(str(path))}{where} "
+                     f"--token-command {shlex.quote(args.token_command)}")
+    run.targets = [target]
+    report.write(run, directory)
+    if args.report is None:
+        report.point_latest(directory)
+    console.line(f"\nreport: {directory}/index.html (index.json, junit.xml, findings/)")
+    return _fuzz_exit(result.stopped, target, console)
+
+
+def _replay_token(args: argparse.Namespace, console: Console, data: dict[str, object]) -> int:
+    from pamconform.fuzz import token_fuzz
+    from pamconform.protocols.token.minting import MintFailed
+
+    try:
+        finding = token_fuzz.TokenFinding.from_dict(data)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise UsageError(f"{args.finding}: not a finding: {exc}") from None
+    sock, socket_dir = _token_source_args(args)
+    with token_fuzz.Minter(args.token_command, socket=sock, socket_dir=socket_dir,
+                           ahead=0) as minter:
+        try:
+            reproduces, att = token_fuzz.replay(finding, minter.get, args.timeout)
+        except (MintFailed, OSError) as exc:
+            raise HarnessError(f"replay failed: {exc}") from exc
+    console.line(f"replaying {finding.kind} finding {args.finding.name} (seed {finding.seed}, "
+                 f"item {finding.iteration}): {finding.case.describe()} of fresh token "
+                 f"{att.token.head}<secret>")
+    console.line(att.log.render())
+    console.line(f"expected: {finding.expected}")
+    console.line(f"then:     {finding.observed}")
+    console.line(f"now:      {att.reply.describe()} for {att.payload[:80]!r}")
+    console.line("STILL REPRODUCES" if reproduces else "no longer reproduces")
+    return 1 if reproduces else 0

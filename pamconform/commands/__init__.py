@@ -1,1 +1,0 @@
-"""Subcommands added to ``pamconform`` through ``cli.COMMAND_MODULES``."""

@@ -1,0 +1,69 @@
+"""What a case body gets: the target, the wire log, and ways to grade and add evidence."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pamconform.core.redaction import register_login
+from pamconform.core.wirelog import WireLog
+
+
+@dataclass
+class ServerTarget:
+    """An auth server under test, reached through its UNIX socket."""
+
+    name: str
+    socket: Path
+    protocol: str
+    credentials: list[tuple[bytes, bytes]]
+    timeout: float = 5.0
+    #: how long a case waits for the server to drop a silent client (R-S4)
+    idle_limit: float = 10.0
+
+    def __post_init__(self) -> None:
+        for user, password in self.credentials:  # never in a report or on the console
+            register_login(user, password)
+
+    @property
+    def user(self) -> bytes:
+        return self.credentials[0][0]
+
+    @property
+    def password(self) -> bytes:
+        return self.credentials[0][1]
+
+
+@dataclass
+class CaseContext:
+    """Handed to every case body; collects evidence and soft verdicts."""
+
+    target: Any
+    strict: bool = False
+    log: WireLog = field(default_factory=WireLog)
+    notes: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+    non_strict_reasons: list[str] = field(default_factory=list)
+    informational_reasons: list[str] = field(default_factory=list)
+
+    def note(self, text: str) -> None:
+        """Add a line of evidence in prose."""
+        self.notes.append(text)
+
+    def non_strict(self, reason: str) -> None:
+        """A SHOULD was not met (FAIL under --strict)."""
+        self.non_strict_reasons.append(reason)
+
+    def informational(self, reason: str) -> None:
+        """Nothing to grade, but worth reporting (e.g. timing figures)."""
+        self.informational_reasons.append(reason)
+
+    def evidence(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.notes:
+            out["notes"] = list(self.notes)
+        if self.log.events:
+            out["wire"] = self.log.as_list()
+        out.update(self.extra)
+        return out

@@ -1,0 +1,158 @@
+"""A logged UNIX-socket client connection, shared by both protocols' clients.
+
+Every connect, write, read and close lands in the case's wire log; every operation is
+bounded by the connection's timeout. The protocol clients decide when a reply is
+complete and how to read it.
+"""
+
+from __future__ import annotations
+
+import errno
+import select
+import socket
+import struct
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Self
+
+from pamconform.core.wirelog import WireLog
+
+
+class ConnectFailed(Exception):
+    """The server's socket is missing, refused the connection or could not be reached."""
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.errno = code
+
+
+@dataclass
+class Received:
+    """Bytes read after the request, and how reading ended."""
+
+    data: bytes
+    eof: bool  # the server closed its side
+    stopped: bool  # reading stopped (timeout or settle) with neither EOF nor reset
+    reset: bool  # the connection was reset
+    elapsed_s: float
+
+
+class Connection:
+    """One logged client connection to a UNIX stream socket."""
+
+    def __init__(self, path: Path | str, log: WireLog, timeout: float) -> None:
+        self.log = log
+        self.timeout = timeout
+        self.conn = log.new_conn()
+        self.broken = False
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        try:
+            self.sock.connect(str(path))
+        except OSError as exc:
+            self.sock.close()
+            code = exc.errno if isinstance(exc.errno, int) else None
+            name = errno.errorcode.get(code or 0, "timeout" if code is None else "?")
+            log.add(self.conn, "refused", f"{path}: {name}: {exc.strerror or exc}")
+            raise ConnectFailed(f"{name}: {exc.strerror or exc}", code) from exc
+        log.add(self.conn, "connect", str(path))
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def send(self, data: bytes) -> bool:
+        """Write all of data; False (logged) if the server has gone or stopped reading."""
+        try:
+            self.sock.sendall(data)
+        except (BrokenPipeError, ConnectionResetError) as exc:
+            self.log.add(self.conn, "send-err", f"{type(exc).__name__} after trying {len(data)} B")
+            self.broken = True
+            return False
+        except TimeoutError:
+            self.log.add(self.conn, "send-tmo", f"server stopped reading ({len(data)} B pending)")
+            self.broken = True
+            return False
+        self.log.add(self.conn, "send", data)
+        return True
+
+    def send_chunks(self, chunks: Iterable[bytes], pause: float = 0.0, *,
+                    stop_when_answered: bool = False) -> bool:
+        """Write each chunk separately, pausing between them.
+
+        With ``stop_when_answered``, stop once the server replied or closed during a pause.
+        """
+        for i, chunk in enumerate(chunks):
+            if i and pause:
+                if stop_when_answered and select.select([self.sock], [], [], pause)[0]:
+                    self.log.add(self.conn, "peer-done",
+                                 f"server replied or closed after {i} writes")
+                    self.broken = True
+                    return False
+                if not stop_when_answered:
+                    time.sleep(pause)
+            if not self.send(chunk):
+                return False
+        return True
+
+    def shutdown_write(self) -> None:
+        try:
+            self.sock.shutdown(socket.SHUT_WR)
+            self.log.add(self.conn, "shut-wr")
+        except OSError as exc:
+            self.log.add(self.conn, "shut-err", str(exc))
+
+    def read(self, timeout: float, *, limit: int, settle: float | None = None,
+             complete: Callable[[bytes], bool] | None = None) -> Received:
+        """Read until EOF, reset, ``limit`` bytes or ``timeout``.
+
+        Once ``complete(data)`` holds, wait at most ``settle`` more seconds for EOF.
+        """
+        start = time.monotonic()
+        deadline = start + timeout
+        data = b""
+        eof = reset = stopped = False
+        while len(data) < limit:
+            left = deadline - time.monotonic()
+            if settle is not None and complete is not None and complete(data):
+                left = min(left, settle)
+            if left <= 0 or not select.select([self.sock], [], [], left)[0]:
+                stopped = True
+                break
+            try:
+                chunk = self.sock.recv(min(4096, limit - len(data)))
+            except ConnectionResetError:
+                reset = True
+                self.log.add(self.conn, "reset")
+                break
+            except OSError as exc:
+                self.log.add(self.conn, "recv-err", str(exc))
+                reset = True
+                break
+            if not chunk:
+                eof = True
+                self.log.add(self.conn, "eof")
+                break
+            data += chunk
+            self.log.add(self.conn, "recv", chunk)
+        return Received(data, eof, stopped, reset, time.monotonic() - start)
+
+    def wait_closed(self, timeout: float, limit: int = 65536) -> bool:
+        """True if the server closes (EOF or reset) within timeout, discarding any data."""
+        got = self.read(timeout, limit=limit)
+        return got.eof or got.reset
+
+    def reset(self) -> None:
+        """Abort the connection (SO_LINGER 0)."""
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.sock.close()
+        self.log.add(self.conn, "abort")
+
+    def close(self) -> None:
+        if self.sock.fileno() != -1:
+            self.sock.close()
+            self.log.add(self.conn, "close")

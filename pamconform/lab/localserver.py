@@ -1,0 +1,144 @@
+"""Start a server script as a child process on a fresh socket, and always clean it up."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from pamconform.core import resources
+from pamconform.core.errors import HarnessError
+
+#: Builds the command line from (socket path, credentials file).
+CommandFor = Callable[[Path, Path], list[str]]
+
+
+def reference_server_script() -> Path:
+    return resources.servers_dir() / "redirector_server.py"
+
+
+def reference_command(extra: list[str] | None = None) -> CommandFor:
+    """The bundled reference server, allowing the harness's own uid as a client."""
+
+    def command(sock: Path, creds: Path) -> list[str]:
+        return [
+            sys.executable,
+            str(reference_server_script()),
+            "serve",
+            str(sock),
+            "--credentials",
+            str(creds),
+            "--allow-uid",
+            str(os.getuid()),
+            "--quiet",
+            *(extra or []),
+        ]
+
+    return command
+
+
+def write_credentials(path: Path, pairs: list[tuple[str, str]], timeout: float = 30) -> None:
+    """Create a credentials file with the reference server's ``adduser`` command."""
+    for user, password in pairs:
+        proc = subprocess.run(
+            [sys.executable, str(reference_server_script()), "adduser", str(path), user],
+            input=(password + "\n").encode(),
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise HarnessError(f"adduser {user} failed: {proc.stderr.decode().strip()}")
+
+
+class LocalServer:
+    """A server child process listening on ``<tmpdir>/socket`` until stopped."""
+
+    def __init__(
+        self,
+        command: CommandFor,
+        credentials: list[tuple[str, str]],
+        *,
+        name: str = "server",
+        start_timeout: float = 15.0,
+    ) -> None:
+        self.command = command
+        self.credentials = credentials
+        self.name = name
+        self.start_timeout = start_timeout
+        self.dir = Path(tempfile.mkdtemp(prefix="pc-", dir="/tmp"))
+        # 0755, so that the socket's own mode decides who may connect (R-S6 is checked)
+        os.chmod(self.dir, 0o755)
+        self.socket = self.dir / "socket"
+        self.log_path = self.dir / "server.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> LocalServer:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        creds = self.dir / "credentials"
+        write_credentials(creds, self.credentials)
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                self.command(self.socket, creds),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + self.start_timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise HarnessError(f"{self.name} exited at start: {self.log_tail()}")
+            if self._accepting():
+                return
+            time.sleep(0.05)
+        raise HarnessError(f"{self.name} did not listen within {self.start_timeout:.0f} s")
+
+    def _accepting(self) -> bool:
+        if not self.socket.exists():
+            return False
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(1)
+            try:
+                s.connect(str(self.socket))
+            except OSError:
+                return False
+        return True
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(timeout=5)
+            except (subprocess.TimeoutExpired, ProcessLookupError):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=5)
+        shutil.rmtree(self.dir, ignore_errors=True)

@@ -1,0 +1,260 @@
+"""A PAM module under test: built from source inside a lab container, wired into sshd and su.
+
+The container runs with ``--network none``; logins are driven from inside it (``docker
+exec -it``), so no traffic leaves the container's own namespace.
+"""
+
+from __future__ import annotations
+
+import io
+import shlex
+import tarfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pamconform.core.errors import HarnessError, UsageError
+from pamconform.drivers.login import LoginResult, docker_spawner, ssh_login, su_login
+from pamconform.lab import LabContainer
+
+SECURITY_DIR = "/lib/x86_64-linux-gnu/security"
+SOCKET = "/run/pam_redirector/socket"
+SERVERS = "/opt/pamconform/servers"
+SRC = "/opt/target-src"
+
+#: Logins the lab image knows: auth-server passwords differ from Unix passwords.
+AUTH_PASSWORDS = {"alice": "alice-auth-pw", "bob": "bob-auth-pw"}
+UNIX_PASSWORDS = {"alice": "unix-alice-pw", "bob": "unix-bob-pw", "mallory": "unix-mallory-pw"}
+
+
+#: The reference modules' default ``timeout=`` (``DEFAULT_TIMEOUT`` in their C sources and
+#: READMEs), per protocol.
+DEFAULT_MODULE_TIMEOUT = {"redirector": 10.0, "transient-token": 5.0}
+#: The hang bound's margin over the module's timeout.  The module's own wait ends at its
+#: timeout; what the harness adds on top (pamdrive and agent start-up, scheduling on a
+#: loaded two-core host) measured 0.004-0.024 s in the lab, so 2 s absorbs a busy machine
+#: many times over, yet a module that ignores its timeout still fails.  The e2e cases
+#: add the login path's own time to deny (docker exec, ssh, su's FAIL_DELAY: 0.6-1.3 s),
+#: measured per run (``pamconform.protocols.redirector.e2e_steps.path_time``).
+HANG_MARGIN = 2.0
+
+
+def default_hang_bound(protocol: str) -> float:
+    """The reference module's default timeout plus HANG_MARGIN (12 s for the redirector)."""
+    return DEFAULT_MODULE_TIMEOUT.get(protocol, DEFAULT_MODULE_TIMEOUT["redirector"]) + HANG_MARGIN
+
+
+class BuildFailed(UsageError):
+    """The module's own build failed (its compiler output is the message)."""
+
+
+@dataclass
+class ModuleSpec:
+    """How to build and configure a module: source, build command, .so name, arguments."""
+
+    src: Path
+    build: str = "make"
+    so: str = "pam_redirector.so"
+    args: str = "{socket}"
+    protocol: str = "redirector"
+    collect_password: bool = False  # stack "auth optional pam_unix.so" first (drop-in style)
+    #: how long a transaction may take while the server hangs (None: default_hang_bound)
+    hang_bound: float | None = None
+
+    @property
+    def bound(self) -> float:
+        """The R-M2 hang bound in seconds."""
+        return self.hang_bound if self.hang_bound is not None else default_hang_bound(
+            self.protocol)
+
+    def validate(self) -> None:
+        if not self.src.is_dir():
+            raise UsageError(f"{self.src}: not a directory")
+        if "/" in self.so or not self.so.endswith(".so"):
+            raise UsageError(f"--so {self.so!r}: give the file name of the module, e.g. pam_x.so")
+        if self.protocol == "redirector" and "{socket}" not in self.args:
+            raise UsageError("--args must contain {socket}")
+
+
+def _tar_dir(src: Path) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for path in sorted(src.rglob("*")):
+            rel = path.relative_to(src)
+            if any(part in (".git", "__pycache__") for part in rel.parts):
+                continue
+            if path.is_file() and path.suffix in (".so", ".o"):
+                continue
+            info = tar.gettarinfo(str(path), arcname=str(rel))
+            info.uid = info.gid = 0
+            info.uname = info.gname = "root"
+            if info.isreg():
+                with open(path, "rb") as fh:
+                    tar.addfile(info, fh)
+            elif info.isdir():
+                tar.addfile(info)
+    return buf.getvalue()
+
+
+@dataclass
+class ModuleTarget:
+    """A built and installed module in a lab container, with server and login controls."""
+
+    name: str
+    box: LabContainer
+    spec: ModuleSpec
+    login_timeout: float = 20.0
+    build_log: str = ""
+    lab_checks: dict[str, Any] = field(default_factory=dict)
+    server_state: str = "none"
+    #: per login path, how long a prompt denial takes (see e2e_checks.denial_time)
+    denial_s: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def hang_bound(self) -> float:
+        return self.spec.bound
+
+    # ---- set-up -------------------------------------------------------------
+    def install(self, progress: Any = print) -> None:
+        """Copy the source in, build it, install the .so and write the PAM stacks."""
+        self.box.exec(["mkdir", "-p", SRC], timeout=10).check()
+        self.box.container.put_archive(SRC, _tar_dir(self.spec.src))
+        progress(f"building {self.spec.src} with {self.spec.build!r}")
+        res = self.box.exec(["sh", "-c", f"cd {SRC} && {self.spec.build}"], timeout=300)
+        self.build_log = (res.out + res.err)[-6000:]
+        if not res.ok:
+            why = "timed out" if res.timed_out else f"exit {res.exit_code}"
+            raise BuildFailed(f"build of {self.spec.src} failed ({why}):\n{self.build_log}")
+        found = self.box.exec(
+            ["sh", "-c", f"find {SRC} -name {shlex.quote(self.spec.so)} -type f | head -1"],
+            timeout=20,
+        ).out.strip()
+        if not found:
+            raise BuildFailed(f"the build did not produce {self.spec.so}:\n{self.build_log}")
+        dest = f"{SECURITY_DIR}/{self.spec.so}"
+        self.box.exec(["install", "-o", "root", "-g", "root", "-m", "0644", found, dest],
+                      timeout=20).check()
+        self.write_stacks()
+        self.check_lab()
+
+    def module_line(self) -> str:
+        args = self.spec.args.replace("{socket}", SOCKET)
+        if self.spec.protocol == "transient-token" and "timeout=" not in args:
+            args = f"{args} timeout=3".strip()
+        return f"auth required {self.spec.so} {args}".rstrip()
+
+    def stacks(self) -> dict[str, str]:
+        pre = "auth optional pam_unix.so nodelay\n" if self.spec.collect_password else ""
+        tail = (
+            "account required pam_permit.so\n"
+            "session optional pam_permit.so\n"
+            "password required pam_deny.so\n"
+        )
+        head = "# written by pamconform for this run\n"
+        # su keeps Debian's pam_rootok line: root may switch users without a password (the
+        # cases run su as mallory, for whom it does nothing), as on a real system.
+        rootok = "auth sufficient pam_rootok.so\n"
+        return {
+            "/etc/pam.d/sshd": head + pre + self.module_line() + "\n" + tail,
+            "/etc/pam.d/su": head + rootok + pre + self.module_line() + "\n" + tail,
+        }
+
+    def write_stacks(self) -> None:
+        for path, text in self.stacks().items():
+            self.box.put_file(path, text.encode(), mode=0o644)
+
+    def check_lab(self) -> None:
+        """testinfra checks of the lab's preconditions; a failure is a harness error."""
+        import testinfra
+
+        host = testinfra.get_host(f"docker://{self.box.id}")
+        so = host.file(f"{SECURITY_DIR}/{self.spec.so}")
+        checks = {
+            "module file root-owned, not writable by group/others":
+                so.exists and so.user == "root" and not so.mode & 0o022,
+            "sshd config valid": host.run("sshd -t").rc == 0,
+        }
+        for path, text in self.stacks().items():
+            checks[f"{path} is the stack this run wrote"] = host.file(path).content_string == text
+        self.lab_checks = {k: bool(v) for k, v in checks.items()}
+        bad = [k for k, v in self.lab_checks.items() if not v]
+        if bad:
+            raise HarnessError("lab check failed: " + "; ".join(bad))
+
+    def check_running(self) -> None:
+        """testinfra checks once sshd and the reference server run: safe socket, sshd up."""
+        import testinfra
+
+        host = testinfra.get_host(f"docker://{self.box.id}")
+        sock = host.file(SOCKET)
+        sock_dir = host.file(SOCKET.rsplit("/", 1)[0])
+        checks = {
+            "server socket is a root-owned socket, mode 0600":
+                sock.is_socket and sock.user == "root" and sock.mode == 0o600,
+            "server socket directory root-owned, mode 0700":
+                sock_dir.user == "root" and sock_dir.mode == 0o700,
+            "sshd is running": bool(host.process.filter(comm="sshd")),
+        }
+        self.lab_checks.update({k: bool(v) for k, v in checks.items()})
+        bad = [k for k, v in checks.items() if not v]
+        if bad:
+            raise HarnessError("lab check failed: " + "; ".join(bad))
+
+    def start_sshd(self) -> None:
+        res = self.box.exec(["pamconform-start-sshd"], timeout=20)
+        if not res.ok:
+            raise HarnessError(f"sshd did not start: {res.err.strip()}")
+        self.wait_sshd()
+
+    def wait_sshd(self, timeout: float = 10) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.box.exec(["sh", "-c", "ss -ltn | grep -q ':22 '"], timeout=5).ok:
+                return
+            time.sleep(0.2)
+        raise HarnessError("sshd is not listening on port 22")
+
+    def sshd_running(self) -> bool:
+        return self.box.exec(["pgrep", "-x", "sshd"], timeout=5).ok
+
+    # ---- the server behind the socket ----------------------------------------
+    def server(self, state: str) -> None:
+        """Put the auth server in a state: reference, down, or scenario:<name>."""
+        self.box.exec(["sh", "-c", f"pkill -f {SERVERS}/ ; sleep 0.1; rm -f {SOCKET}"],
+                      timeout=10)
+        if state == "down":
+            self.server_state = state
+            return
+        if state == "reference":
+            cmd = ["pamconform-start-server", SOCKET, "--quiet"]
+        elif state.startswith("scenario:"):
+            scenario = state.split(":", 1)[1]
+            cmd = ["sh", "-c",
+                   f"setsid nohup python3 {SERVERS}/scenario_server.py {SOCKET} "
+                   f"--control /run/pam_redirector/control --scenario {shlex.quote(scenario)} "
+                   f">>/var/log/pamconform-scenario.log 2>&1 </dev/null & "
+                   f"for i in $(seq 50); do [ -S {SOCKET} ] && exit 0; sleep 0.1; done; "
+                   f"tail -5 /var/log/pamconform-scenario.log >&2; exit 1"]
+        else:
+            raise ValueError(f"unknown server state {state!r}")
+        res = self.box.exec(cmd, timeout=15)
+        if not res.ok:
+            raise HarnessError(f"server {state} did not start: {res.err.strip()}")
+        self.server_state = state
+
+    # ---- logins ----------------------------------------------------------------
+    def ssh(self, user: str, password: str, method: str = "keyboard-interactive",
+            timeout: float | None = None) -> LoginResult:
+        spawner = docker_spawner(self.box.id)
+        return ssh_login(spawner, user, password, method=method,
+                         timeout=timeout or self.login_timeout)
+
+    def su(self, as_user: str, target_user: str, password: str,
+           timeout: float | None = None) -> LoginResult:
+        spawner = docker_spawner(self.box.id)
+        return su_login(spawner, as_user, target_user, password,
+                        timeout=timeout or self.login_timeout)
+
+    def log_tail(self, path: str = "/var/log/pamconform-sshd.log", lines: int = 15) -> str:
+        return self.box.exec(["tail", "-n", str(lines), path], timeout=5).out

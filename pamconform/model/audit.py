@@ -1,0 +1,528 @@
+"""Stack audit: does a real PAM stack fail open when its socket module's server misbehaves?
+
+:func:`plan` reads the stack (a ``pam.d`` file with its includes, or a ``pam.conf``),
+finds the socket module line and prepares the files the lab container gets:
+
+- includes resolve in the stack file's directory (or ``include_dirs``): libpam looks
+  in ``/etc/pam.d``, and the container's ``/etc/pam.d`` holds exactly these files;
+- every other path (an absolute include, a name climbing with ``..``, a symlink) is
+  resolved inside the audited tree ``root`` as if it were ``/`` of the target host
+  (:class:`TreeSource`): the audit never reads a file elsewhere on this host;
+- a file that is not a PAM configuration (fewer than half of its lines start with a
+  PAM type: ``/etc/shadow`` named by an include, say) is never echoed: each of its
+  lines without a PAM type becomes the placeholder ``NOT_A_PAM_LINE``, which libpam
+  treats the same way (a line with an illegal type fails when reached), and the
+  console shows only how many lines and where (:func:`screen`);
+- the socket module line (``pam_redirector``/``pam_transient_token``, or the line
+  given) becomes the lab's reference ``pam_redirector.so`` pointed at the socket of
+  each server state, its flags (``use_first_pass`` ...) kept;
+- a module the lab image lacks (``pam_systemd``, ``pam_sss`` ...) becomes a stand-in:
+  ``pam_debug.so`` returning ``PAM_IGNORE`` (or the code given) from every function —
+  the audit asks what the stack does when the socket module decides, not what an
+  unknown module would.  Modules the image has run for real (``pam_unix`` sees the
+  auth-server password, not the Unix one).
+
+:func:`run` then, per server state (grant, deny, down, hung, garbage), runs the
+stack's primitive through pamdrive in the lab (one batch per state, every other
+module line probed alone with ``[default=ok]`` to learn its code) and evaluates the
+same files with the model fed those codes, so each verdict comes with the path
+through the stack.  A state other than ``grant`` in which the stack returns
+``PAM_SUCCESS`` is FAIL-OPEN.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import stat
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pamconform.core.errors import UsageError
+from pamconform.lab.stack import STACK_ROOT, StackLab, module_args
+from pamconform.model import codes
+from pamconform.model.linux_pam import run as model_run
+from pamconform.model.modules import SOCKET_MODULES, STATES
+from pamconform.model.parser import (
+    FACILITIES,
+    MODULE_DIR,
+    Config,
+    DictSource,
+    Handler,
+    Layout,
+    assemble,
+    load,
+    module_offset,
+    tokenize,
+)
+from pamconform.model.trace import Outcome, Step, pamdrive_results
+
+PRIMITIVE = {"auth": "authenticate", "account": "acct_mgmt", "session": "open_session",
+             "password": "chauthtok"}
+_KEEP_FLAGS = ("use_first_pass", "try_first_pass", "debug", "no_warn")
+_DEBUG_EVENTS = ("auth", "cred", "acct", "open_session", "close_session", "prechauthtok",
+                 "chauthtok")
+
+
+#: The largest file the audit reads (a PAM configuration is a few KiB).
+MAX_FILE = 1 << 20
+#: What a line with no PAM type becomes in a file that is not a PAM configuration.
+PLACEHOLDER = "NOT_A_PAM_LINE"
+_SYMLINK_HOPS = 40
+
+
+class TreeSource:
+    """Reads the container's paths from the audited tree, never from elsewhere on this host.
+
+    ``root`` stands for ``/`` of the target host; ``pam_d`` (if given) for its
+    ``/etc/pam.d``, tried in order.  Paths are normalised and symlinks followed the way
+    the target's kernel would: an absolute link target and ``..`` stay inside the tree.
+    """
+
+    def __init__(self, service_path: str, stack: Path, root: Path, pam_d: Sequence[Path] = (),
+                 *, single_file: bool = False, service: str = "") -> None:
+        self.service_path = service_path
+        self.stack = stack
+        self.root = root
+        self.pam_d = list(pam_d)
+        self.single_file = single_file
+        self.service = service
+        self.read_files: dict[str, bytes] = {}
+        self.not_pam: dict[str, str] = {}
+
+    def read(self, path: str) -> bytes | None:
+        """The file as screened (:func:`screen`), or None when the tree has none there."""
+        norm = "/" + posixpath.normpath("/" + path).lstrip("/")
+        if norm in self.read_files:
+            return self.read_files[norm]
+        if norm == self.service_path:
+            data = _read(self.stack, norm)
+        else:
+            data = next((d for d in (_read(h, norm) for h in self.candidates(norm))
+                         if d is not None), None)
+        if data is None:
+            return None
+        columned = self.single_file and norm == self.service_path
+        data, note = screen(data, columned=columned, service=self.service)
+        if note:
+            self.not_pam[norm] = note
+        self.read_files[norm] = data
+        return data
+
+    def candidates(self, vpath: str) -> list[Path]:
+        """The host paths ``vpath`` can name, one per ``/etc/pam.d`` directory (or root)."""
+        out = [p for d in self.pam_d if (p := self.host_path(vpath, d)) is not None]
+        if not self.pam_d or not _under(vpath, "/etc/pam.d"):
+            host = self.host_path(vpath, None)
+            if host is not None:
+                out.append(host)
+        return out
+
+    def host_path(self, vpath: str, pam_d: Path | None) -> Path | None:
+        """``vpath`` on the target as a path in the tree, symlinks resolved (None: a loop)."""
+        todo = [p for p in vpath.split("/") if p]
+        done: list[str] = []
+        hops = 0
+        while todo:
+            part = todo.pop(0)
+            if part == ".":
+                continue
+            if part == "..":
+                if done:
+                    done.pop()
+                continue
+            here = self._map("/" + "/".join([*done, part]), pam_d)
+            if here.is_symlink():
+                hops += 1
+                if hops > _SYMLINK_HOPS:
+                    return None
+                try:
+                    target = os.readlink(here)
+                except OSError:
+                    return None
+                if target.startswith("/"):
+                    done = []
+                todo = [p for p in target.split("/") if p] + todo
+                continue
+            done.append(part)
+        return self._map("/" + "/".join(done), pam_d)
+
+    def _map(self, vpath: str, pam_d: Path | None) -> Path:
+        if pam_d is not None and _under(vpath, "/etc/pam.d"):
+            return pam_d / vpath[len("/etc/pam.d"):].lstrip("/")
+        return self.root / vpath.lstrip("/")
+
+
+def _under(vpath: str, prefix: str) -> bool:
+    return vpath == prefix or vpath.startswith(prefix + "/")
+
+
+def _read(path: Path, shown: str) -> bytes | None:
+    """A regular file's bytes (None: missing, not regular, unreadable); over MAX_FILE: exit 2."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as fh:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        data = fh.read(MAX_FILE + 1)
+    if len(data) > MAX_FILE:
+        raise UsageError(f"{shown}: larger than {MAX_FILE >> 20} MiB: not a PAM configuration")
+    return data
+
+
+def _is_pam_line(text: str, columned: bool) -> bool:
+    """Does the logical line start with a PAM type (after the service column in pam.conf)?"""
+    rest: int | None = 0
+    if columned:
+        _service, rest = tokenize(text, rest)
+    tok, _rest = tokenize(text, rest)
+    word = (tok or "").lower().removeprefix("-")
+    return word in FACILITIES or word == "@include"
+
+
+def screen(data: bytes, *, columned: bool = False, service: str = "") -> tuple[bytes, str | None]:
+    """A file as the audit may show it, and a note when it is not a PAM configuration.
+
+    A file in which at least half of the lines start with a PAM type is kept as is.
+    Otherwise every line without a PAM type becomes :data:`PLACEHOLDER` (in pam.conf
+    form only the lines of ``service`` or ``other`` are kept, their service column
+    first: libpam skips the others); comments and continuations are dropped, line
+    numbers kept.
+    libpam treats the placeholder like the line it replaces: an illegal type, a handler
+    that fails when reached (only a control word in the second column of a non-PAM line
+    is lost: the placeholder's failure is always ``bad``).
+
+    >>> screen(b"root:$6$x:1:0:::\\nbob:*:1:0:::\\n")[1]
+    'not a PAM configuration: 2 of 2 lines have no PAM type (first at line 1); not shown'
+    """
+    text = data.decode("latin-1")
+    raws, error = assemble(text)
+    bad = [r for r in raws if not _is_pam_line(r.text, columned)]
+    if len(bad) * 2 <= len(raws):
+        return data, None
+    physical = [""] * (text.count("\n") + 1)
+    for r in raws:
+        if r not in bad:
+            physical[r.line - 1] = r.text
+        elif columned:
+            name, _rest = tokenize(r.text, 0)
+            if name and name.lower() in (service.lower(), "other"):
+                physical[r.line - 1] = f"{name} {PLACEHOLDER}"
+        else:
+            physical[r.line - 1] = PLACEHOLDER
+    if error is not None:  # keep libpam's read error: the file ends inside a continuation
+        physical.append(f"{PLACEHOLDER} \\")
+    note = (f"not a PAM configuration: {len(bad)} of {len(raws)} lines have no PAM type "
+            f"(first at line {bad[0].line}); not shown")
+    return "\n".join(physical).encode("latin-1"), note
+
+
+@dataclass
+class Plan:
+    """What the audit runs: the container's files per state, the socket line, the primitive."""
+
+    stack: Path
+    service: str
+    single_file: bool
+    config: Config
+    socket: Handler
+    primitive: str
+    files: dict[str, bytes]
+    stand_ins: dict[str, str] = field(default_factory=dict)  # where -> original module
+    stand_in_code: str = "ignore"
+    probes: list[Handler] = field(default_factory=list)
+    #: files that are not PAM configurations (path -> what the console may say)
+    not_pam: dict[str, str] = field(default_factory=dict)
+
+    def shown_problems(self) -> list[str]:
+        """libpam's complaints, one line per file that is not a PAM configuration."""
+        out = [str(p) for p in self.config.problems
+               if p.line and p.file not in self.not_pam]
+        return out + [f"{path}: {note}" for path, note in self.not_pam.items()]
+
+    @property
+    def layout(self) -> Layout:
+        return Layout.single_file() if self.single_file else Layout()
+
+    def files_for(self, state: str) -> dict[str, bytes]:
+        """The container's files with the socket line pointed at ``state``'s socket."""
+        out = dict(self.files)
+        path = self.socket.origin.file
+        out[path] = _rewrite(out[path], self.socket.origin.line,
+                             self._socket_text(state), self.columned(path))
+        return out
+
+    def columned(self, path: str) -> bool:
+        """Does this file have the service column (the pam.conf itself)?"""
+        return self.single_file and path == "/etc/pam.conf"
+
+    def _socket_text(self, state: str) -> str:
+        flags = [a for a in self.socket.args if a in _KEEP_FLAGS]
+        return " ".join(["pam_redirector.so", module_args(state), *flags])
+
+
+def plan(stack: Path, *, service: str | None = None, include_dirs: Sequence[Path] = (),
+         module_line: int | None = None, installed: set[str] | None = None,
+         stand_in: str = "ignore", root: Path | None = None) -> Plan:
+    """Read and check the stack; raise UsageError (exit 2) on bad input.
+
+    Includes resolve in ``include_dirs`` (standing for ``/etc/pam.d``), every other
+    path inside ``root`` (default: the stack's directory; see :class:`TreeSource`).
+    """
+    _check_stack(stack)
+    if root is not None and not root.is_dir():
+        raise UsageError(f"--root {root}: not a directory")
+    if stand_in not in codes.TOKENS:
+        raise UsageError(f"--stand-in {stand_in!r}: give a return code token, e.g. ignore")
+    single = stack.name == "pam.conf"
+    if single and not service:
+        raise UsageError(f"{stack}: a pam.conf holds many services: give --service NAME")
+    name = service or stack.name
+    if "/" in name or not name:
+        raise UsageError(f"--service {name!r}: not a service name")
+    here = stack.resolve().parent
+    dirs = list(include_dirs) or ([] if root is not None else [here])
+    service_path = "/etc/pam.conf" if single else f"/etc/pam.d/{name}"
+    source = TreeSource(service_path, stack.resolve(), (root or here).resolve(), dirs,
+                        single_file=single, service=name)
+    layout = Layout.single_file() if single else Layout()
+    config = load(name, source, layout)
+    if config.crash:
+        raise UsageError(f"{stack}: libpam would crash on this configuration: {config.crash}")
+    if config.start_error:
+        raise UsageError(f"{stack}: libpam cannot use this configuration: {config.start_error}")
+    socket = _find_socket(config, service_path, module_line)
+    files = dict(source.read_files)
+    result = Plan(stack, name, single, config, socket, PRIMITIVE[socket.facility], files,
+                  stand_in_code=stand_in, not_pam=dict(source.not_pam))
+    apply_stand_ins(result, installed)
+    result.probes = [h for h in config.chain(socket.facility)
+                     if h.kind == "module" and h.index != socket.index]
+    return result
+
+
+def _check_stack(stack: Path) -> None:
+    try:
+        st = stack.stat()
+    except FileNotFoundError:
+        raise UsageError(f"{stack}: no such file") from None
+    except OSError as exc:
+        raise UsageError(f"{stack}: cannot read: {exc.strerror}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise UsageError(f"{stack}: is a directory: give the stack's file (e.g. "
+                         f"{stack}/sshd)")
+    if not stat.S_ISREG(st.st_mode):
+        raise UsageError(f"{stack}: not a regular file")
+    if st.st_size > MAX_FILE:
+        raise UsageError(f"{stack}: larger than {MAX_FILE >> 20} MiB: not a PAM configuration")
+    if not os.access(stack, os.R_OK):
+        raise UsageError(f"{stack}: cannot read: permission denied")
+
+
+def _find_socket(config: Config, service_path: str, line: int | None) -> Handler:
+    handlers = [h for f in FACILITIES for h in config.conf.get(f, []) if h.kind == "module"]
+    if line is not None:
+        found = [h for h in handlers
+                 if h.origin.file == service_path and h.origin.line <= line <= max(
+                     h.origin.line, h.origin.last)]
+        if not found:
+            raise UsageError(f"--module-line {line}: no module line there in the stack file")
+        return found[0]
+    for h in handlers:
+        if h.module_name in SOCKET_MODULES:
+            return h
+    raise UsageError("no socket module line (pam_redirector or pam_transient_token) in the "
+                     "stack: name it with --module-line N")
+
+
+def apply_stand_ins(p: Plan, installed: set[str] | None) -> None:
+    """Replace the lines naming modules not in ``installed`` by the stand-in."""
+    if installed is None:
+        return
+    args = " ".join(f"{e}={p.stand_in_code}" for e in _DEBUG_EVENTS)
+    for h in p.config.handlers():
+        if h.kind != "module" or h.index == p.socket.index:
+            continue
+        path = h.module_path(MODULE_DIR)
+        if path in installed:
+            continue
+        key = f"{h.origin.file}:{h.origin.line}"
+        if key in p.stand_ins:
+            continue
+        p.stand_ins[key] = h.module or "?"
+        p.files[h.origin.file] = _rewrite(p.files[h.origin.file], h.origin.line,
+                                          f"pam_debug.so {args}", p.columned(h.origin.file))
+
+
+def _rewrite(data: bytes, line: int, module_text: str, single_file: bool) -> bytes:
+    """Replace the module and arguments of the logical line starting at ``line``."""
+    text = data.decode("latin-1")
+    raws, _err = assemble(text)
+    raw = next(r for r in raws if r.line == line)
+    offset = module_offset(raw.text, service_column=single_file)
+    head = raw.text[:offset] if offset is not None else raw.text
+    physical = text.split("\n")
+    physical[raw.line - 1] = " ".join(head.split()) + " " + module_text
+    for k in range(raw.line, max(raw.line, raw.last)):
+        physical[k] = ""
+    return "\n".join(physical).encode("latin-1")
+
+
+# --------------------------------------------------------------------------- running
+
+
+@dataclass
+class StateResult:
+    """One server state: what the socket module returned, libpam's result, the model's."""
+
+    state: str
+    module_code: int | None
+    real: dict[str, Any]
+    model: Outcome | None
+    start: str = ""
+    result: str = ""
+
+    @property
+    def granted(self) -> bool:
+        return self.result == "PAM_SUCCESS"
+
+    @property
+    def fail_open(self) -> bool:
+        return self.granted and self.state != "grant"
+
+    @property
+    def model_agrees(self) -> bool:
+        return self.model is not None and self.model.name == self.result
+
+
+@dataclass
+class AuditResult:
+    plan: Plan
+    states: list[StateResult]
+
+    @property
+    def fail_open(self) -> list[StateResult]:
+        return [s for s in self.states if s.fail_open]
+
+
+def run(p: Plan, lab: StackLab, *, say: Callable[[str], object] = print) -> AuditResult:
+    """Every server state in the lab and in the model."""
+    probe_codes: dict[str, int] = {}
+    out = []
+    directory = f"{STACK_ROOT}/audit"
+    primitive = p.primitive
+    for state in STATES:
+        files = p.files_for(state)
+        probe_files = {}
+        requests = []
+        probes = p.probes if not probe_codes else []
+        for k, h in enumerate([p.socket, *probes]):
+            text = f"{h.facility} [default=ok] " + (
+                p._socket_text(state) if h is p.socket else _probe_module(files, h, p))
+            probe_files[f"{directory}/probe{k}"] = text + "\n"
+            requests.append(lab.request(f"probe{k}", confdir=directory, steps=(primitive,),
+                                        rid=f"probe{k}"))
+        requests.append(lab.request(p.service, steps=(primitive,), rid="stack"))
+        lab.put_files({**files, **probe_files})
+        results = {r["id"]: r for r in lab.run(requests)}
+        for k, h in enumerate(probes, start=1):
+            probe_codes[f"{h.origin.file}:{h.origin.line}"] = _code_of(results[f"probe{k}"])
+        module_code = _code_of(results["probe0"])
+        real = results["stack"]
+        start, steps = pamdrive_results(real.get("result"))
+        result = steps[0][1] if steps else (real.get("status") or "?")
+        if start not in ("PAM_SUCCESS", "no report") and not steps:
+            result = start
+        model = _model(p, files, state, module_code, probe_codes)
+        out.append(StateResult(state, module_code, real, model, start, result))
+        say(f"  {state:<8} module {codes.name(module_code):<22} stack {result}")
+    return AuditResult(p, out)
+
+
+def _probe_module(files: dict[str, bytes], h: Handler, p: Plan) -> str:
+    """The module text of a line as the container has it (stand-ins included)."""
+    raws, _ = assemble(files[h.origin.file])
+    raw = next(r for r in raws if r.line == h.origin.line)
+    offset = module_offset(raw.text, service_column=p.columned(h.origin.file))
+    return raw.text[offset:].strip() if offset is not None else "pam_pc_missing.so"
+
+
+def _code_of(report: dict[str, Any]) -> int:
+    steps = pamdrive_results(report.get("result"))[1]
+    return codes.code(steps[0][1]) if steps else codes.ABORT
+
+
+def _model(p: Plan, files: dict[str, bytes], state: str, module_code: int,
+           probe_codes: dict[str, int]) -> Outcome | None:
+    config = load(p.service, DictSource(files), p.layout)
+    sock = (p.socket.origin.file, p.socket.origin.line)
+
+    def module_codes(h: Handler, function: str) -> int:
+        if (h.origin.file, h.origin.line) == sock:
+            return module_code
+        return probe_codes.get(f"{h.origin.file}:{h.origin.line}", codes.MODULE_UNKNOWN)
+
+    result = model_run(config, module_codes, (p.primitive,), keep_going=True)
+    return result.outcomes[0] if result.outcomes else None
+
+
+# --------------------------------------------------------------------------- explaining
+
+
+def explain(p: Plan, s: StateResult) -> str:
+    """Why the stack granted (or not) in one state, traced through the stack."""
+    if s.model is None:
+        return "no model trace"
+    where = p.socket.origin.where
+    parts = []
+    socket_steps = [st for st in s.model.steps if st.handler is not None
+                    and st.handler.origin.file == p.socket.origin.file
+                    and st.handler.origin.line == p.socket.origin.line]
+    ran = [st for st in socket_steps if st.ran]
+    if ran:
+        st0 = ran[0]
+        parts.append(f"the socket module ({where}, {p.socket.control_text}) returned "
+                     f"{codes.name(st0.code)}: {st0.action} ({st0.effect})")
+    elif socket_steps:
+        parts.append(f"the socket module ({where}) never ran: {socket_steps[0].effect}")
+    else:
+        parts.append(f"the socket module ({where}) is not in the {p.primitive} chain")
+    grantor = _grantor(s.model.steps)
+    if s.granted and grantor is not None:
+        parts.append(f"PAM_SUCCESS was set by {grantor.where} `{grantor.text}` "
+                     f"({grantor.action})")
+    return "; ".join(parts)
+
+
+def _grantor(steps: list[Step]) -> Step | None:
+    """The step that last turned the verdict into positive / PAM_SUCCESS."""
+    last, before = None, (0, codes.PERM_DENIED)
+    for st in steps:
+        if not st.ran:
+            continue
+        now = (st.impression, st.status)
+        if now == (1, codes.SUCCESS) and before != now:
+            last = st
+        before = now
+    return last
+
+
+def render_table(result: AuditResult) -> list[str]:
+    lines = [f"{'state':<8} {'module returns':<22} {'stack (libpam)':<22} "
+             f"{'model':<22} verdict"]
+    for s in result.states:
+        verdict = "FAIL-OPEN" if s.fail_open else (
+            "grants" if s.granted else ("denies" if s.state != "grant" else "NEVER GRANTS"))
+        model = s.model.name if s.model else "-"
+        if not s.model_agrees:
+            model += " (differs)"
+        lines.append(f"{s.state:<8} {codes.name(s.module_code):<22} {s.result:<22} "
+                     f"{model:<22} {verdict}")
+    return lines
+
+

@@ -1,0 +1,148 @@
+"""Shared steps and checkers of the direct-driver module suite (pamdrive in the lab)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pamconform.core.context import CaseContext
+from pamconform.core.outcome import Fail
+from pamconform.drivers.direct import Attempt, DirectDriver, driver
+from pamconform.lab.module_target import AUTH_PASSWORDS, ModuleTarget
+
+#: The module in a probe stack: a PAM_IGNORE lets the optional pam_permit decide, so an
+#: IGNORE shows as the grant it becomes in such stacks; a failure keeps its own code.
+PROBE = "pc-probe"
+#: The module alone, for conversation checks.
+PLAIN = "pc-plain"
+PASSWORD = AUTH_PASSWORDS["alice"]
+
+
+# ---- the server behaviours of the direct suite (shared by the R-M1/R-M2 and memcheck cases)
+#: (id part, scenario, args, what the server does)
+BEHAVIOURS: list[tuple[str, str, dict[str, Any], str]] = [
+    ("deny", "deny", {}, "replies 1"),
+    ("close-before-read", "close-before-read", {}, "closes before reading the request"),
+    ("close-after-request", "close-after-request", {}, "reads the request and closes silently"),
+    ("partial-reply", "partial-reply", {}, "sends 1, pauses, then 0 (a partial reply)"),
+    ("two-replies", "two-replies", {}, "replies 0 twice"),
+    ("reset", "reset", {}, "resets the connection after reading"),
+]
+
+MALFORMED: list[tuple[str, bytes]] = [
+    ("empty", b""),
+    ("00", b"00"),
+    ("space-0", b" 0"),
+    ("0x", b"0x"),
+    ("minus-0", b"-0"),
+    ("plus-0", b"+0"),
+    ("0-crlf", b"0\r\n"),
+    ("0-nul", b"0\0"),
+    ("1", b"1"),
+    ("2", b"2"),
+    ("minus-1", b"-1"),
+    ("pass", b"PASS"),
+    ("4k-digits", b"0" * 4096),
+    ("binary", bytes(range(256))[::4]),
+]
+
+HANGS: list[tuple[str, str, dict[str, Any], str]] = [
+    ("silence", "silence", {}, "reads the request and never answers"),
+    ("accept-no-read", "accept-no-read", {}, "accepts and never reads"),
+    ("delay-over-timeout", "delay", {"seconds": 30, "reply": "30"},
+     "answers 0 after 30 s, past any sane module timeout"),
+]
+
+
+def every_behaviour() -> list[tuple[str, str, dict[str, Any]]]:
+    """(id part, scenario, args) of every server behaviour the direct suite plays."""
+    out: list[tuple[str, str, dict[str, Any]]] = [
+        ("grant", "grant", {}), ("reply-before-request", "reply-before-request", {})]
+    out += [(name, scenario, args) for name, scenario, args, _ in BEHAVIOURS + HANGS]
+    out += [(f"reply-{name}", "malformed", {"reply": reply.hex()}) for name, reply in MALFORMED]
+    return out
+
+
+def target(ctx: CaseContext) -> ModuleTarget:
+    return ctx.target  # type: ignore[no-any-return]
+
+
+def direct(ctx: CaseContext) -> DirectDriver:
+    return driver(target(ctx))
+
+
+def probe_service(d: DirectDriver, *, args: str | None = None, socket: str | None = None,
+                  name: str = PROBE) -> str:
+    """The probe stack: ``[success=ok ignore=ignore default=bad] MODULE`` + optional permit."""
+    spec = d.target.spec
+    template = spec.args if args is None else args
+    sock = socket or "/run/pam_redirector/socket"
+    module = f"{spec.so} {template.replace('{socket}', sock)}".rstrip()
+    text = (
+        "# pamconform probe stack\n"
+        f"auth [success=ok ignore=ignore default=bad] {module}\n"
+        "auth optional pam_permit.so\n"
+        "account required pam_permit.so\n"
+    )
+    d.target.box.put_file(f"/etc/pam.d/{name}", text.encode(), mode=0o644)
+    return name
+
+
+def record(ctx: CaseContext, label: str, attempt: Attempt) -> None:
+    ev: dict[str, Any] = {"label": label, "summary": attempt.summary(), "steps": attempt.steps}
+    if attempt.prompts:
+        ev["prompts"] = attempt.prompts
+    if attempt.messages:
+        ev["messages"] = attempt.messages
+    if attempt.raw.get("stderr"):
+        ev["stderr"] = str(attempt.raw["stderr"])[-1500:]
+    if attempt.valgrind:
+        ev["valgrind"] = attempt.valgrind
+    ctx.extra.setdefault("attempts", []).append(ev)
+
+
+def expect_ran(attempt: Attempt, what: str, bound: float) -> None:
+    """R-M2/R-M3: the transaction ended on its own, in time, and the process survived."""
+    if attempt.status == "hung":
+        raise Fail(f"{what} to return within {bound:.1f} s", f"still running after "
+                   f"{attempt.wall_s:.1f} s, then killed: hung (no timeout in the module?)")
+    if attempt.status == "crashed":
+        raise Fail(f"{what} not to crash the application",
+                   f"pamdrive died of signal {attempt.raw.get('signal')}")
+    if attempt.status == "exited":
+        raise Fail(f"{what} not to end the application",
+                   f"the module called exit() (exit code {attempt.raw.get('exit_code')})")
+    if attempt.status != "ran":
+        raise RuntimeError(f"driver error: {attempt.raw.get('stderr', '')[-300:]}")
+
+
+def expect_denied(attempt: Attempt, what: str, bound: float) -> None:
+    """R-M1: anything but PAM_SUCCESS; the process survived and returned in time."""
+    expect_ran(attempt, what, bound)
+    if attempt.auth == "PAM_SUCCESS":
+        raise Fail(f"{what} to be denied", "PAM_SUCCESS: the module failed open (granted, or "
+                   "returned PAM_IGNORE and let the rest of the stack decide)")
+
+
+def expect_bounded_denial(ctx: CaseContext, attempt: Attempt, what: str, bound: float) -> None:
+    """R-M2: denied within the hang bound; the measured time is evidence whatever the verdict
+    (``ctx.extra["hang"]``)."""
+    took = attempt.wall_s
+    ctx.extra["hang"] = {"status": attempt.status, "auth": attempt.auth,
+                         "seconds": round(took, 3), "bound_s": bound}
+    if attempt.status == "hung":
+        ctx.note(f"no return after {took:.1f} s (killed at the bound {bound:.1f} s)")
+    else:
+        ctx.note(f"{attempt.auth} after {took:.1f} s; bound {bound:.1f} s")
+    expect_denied(attempt, what, bound)
+    if took > bound:
+        raise Fail(f"{what} to return within {bound:.1f} s", f"returned after {took:.1f} s")
+
+
+def expect_success(attempt: Attempt, what: str, bound: float) -> None:
+    expect_ran(attempt, what, bound)
+    if attempt.auth != "PAM_SUCCESS":
+        raise Fail(f"{what} to be granted (PAM_SUCCESS)", attempt.summary())
+
+
+def received(log: list[dict[str, Any]]) -> bytes:
+    return b"".join(bytes.fromhex(r.get("received_hex", "")) for r in log)

@@ -1,0 +1,115 @@
+"""Steps of the transient-token module suite in the lab: mint tokens, fake servers, logins."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import shlex
+import string
+
+from pamconform.core.context import CaseContext
+from pamconform.drivers.login import LoginResult
+from pamconform.lab.module_target import SERVERS, ModuleTarget
+from pamconform.protocols.redirector.e2e_steps import path_time
+
+TOKEN_RE = re.compile(r"TTK(\d+):(\d+):([A-Za-z0-9+/]{32})")
+B64 = string.ascii_letters + string.digits + "+/"
+
+#: A stand-in token server: binds PATH with MODE, serves one connection, records what it
+#: received in PATH.received, replies REPLY (hex) or stays silent, then unlinks PATH.
+FAKE = r"""
+import os, socket, sys, time
+path, mode, reply = sys.argv[1], int(sys.argv[2], 8), sys.argv[3]
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind(path)
+os.chmod(path, mode)
+s.listen(4)
+s.settimeout(60)
+try:
+    conn, _ = s.accept()
+    conn.settimeout(3)
+    data = b""
+    try:
+        while len(data) < 256:
+            chunk = conn.recv(256)
+            if not chunk:
+                break
+            data += chunk
+            if len(data) >= 40:
+                break
+    except OSError:
+        pass
+    with open(path + ".received", "wb") as f:
+        f.write(data)
+    if reply == "silent":
+        time.sleep(60)
+    else:
+        conn.sendall(bytes.fromhex(reply))
+    conn.close()
+finally:
+    os.unlink(path)
+"""
+
+
+def target(ctx: CaseContext) -> ModuleTarget:
+    return ctx.target  # type: ignore[no-any-return]
+
+
+def uid(t: ModuleTarget, user: str) -> int:
+    return int(t.box.exec(["id", "-u", user], timeout=5).out.strip())
+
+
+def mint(t: ModuleTarget, user: str, lifetime: int = 30) -> str:
+    """Run the reference token server as ``user``; return the token it printed."""
+    res = t.box.exec(["python3", f"{SERVERS}/token_server.py", "--timeout", str(lifetime)],
+                     user=user, timeout=15)
+    match = TOKEN_RE.search(res.out)
+    if not match:
+        raise RuntimeError(f"no token from token_server.py: {res.out!r} {res.err!r}")
+    return match.group(0)
+
+
+def fake_token(uid_: int, pid: int) -> str:
+    return f"TTK{uid_}:{pid}:" + "".join(secrets.choice(B64) for _ in range(32))
+
+
+def fake_server(t: ModuleTarget, path: str, *, user: str, reply: str, mode: str = "0600",
+                via_symlink_from: str | None = None) -> None:
+    """Start FAKE as ``user`` at ``path`` (and link ``via_symlink_from`` to it)."""
+    t.box.exec(["rm", "-f", path, path + ".received"], timeout=5)
+    t.box.start_daemon(["python3", "-c", FAKE, path, mode, reply], user=user, log_path=None)
+    if not t.box.wait_for(["test", "-S", path], timeout=10):
+        raise RuntimeError(f"fake token server did not start at {path}")
+    if via_symlink_from:
+        t.box.exec(["sh", "-c", f"rm -f {shlex.quote(via_symlink_from)}; "
+                    f"ln -s {shlex.quote(path)} {shlex.quote(via_symlink_from)}"],
+                   user=user, timeout=5).check()
+
+
+def received(t: ModuleTarget, path: str) -> bytes:
+    res = t.box.exec(["cat", path + ".received"], timeout=5)
+    return res.stdout if res.ok else b""
+
+
+def login(ctx: CaseContext, via: str, user: str, token: str, label: str,
+          timeout: float | None = None) -> LoginResult:
+    t = target(ctx)
+    result = (t.su("mallory", user, token, timeout=timeout) if via == "su"
+              else t.ssh(user, token, timeout=timeout))
+    ctx.extra.setdefault("logins", []).append({"label": label, "via": via,
+                                                **result.as_evidence()})
+    return result
+
+
+#: The pid part of the token whose socket never exists (no server: an instant denial).
+NO_SERVER_PID = 4545
+
+
+def no_server_time(ctx: CaseContext, via: str) -> float:
+    """``redirector.e2e_steps.path_time`` for a token whose server does not exist."""
+    t = target(ctx)
+
+    def deny() -> LoginResult:
+        return login(ctx, via, "alice", fake_token(uid(t, "alice"), NO_SERVER_PID),
+                     f"no server: the time {via} takes to deny at once")
+    return path_time(ctx, via, deny)
