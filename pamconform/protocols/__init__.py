@@ -2,13 +2,14 @@
 
 A protocol is a package under ``pamconform/protocols/`` whose ``profile`` module calls
 :func:`register` with a :class:`Protocol` (another distribution adds one through a
-``pamconform.protocols`` entry point naming its profile module). The CLI, ``run``, the pytest plugin, the fuzzer and the lab find
-protocols only through :func:`get` and :func:`all_protocols`; what a protocol does beyond
-its description lives in modules named by import strings (``"package.module:attr"``),
-loaded on first use with :func:`load`, so importing the registry never imports the lab.
+``pamconform.protocols`` entry point naming its profile module). The CLI, ``run``, the
+pytest plugin, the fuzzer and the lab find protocols only through :func:`get` and
+:func:`all_protocols`; what a protocol does beyond its description lives in modules named
+by import strings (``"package.module:attr"``), loaded on first use with :func:`load`, so
+importing the registry never imports the lab.
 
 >>> get("redirector").rules
-('R-S', 'R-M')
+('R-S', 'R-M', 'STACK-')
 """
 
 from __future__ import annotations
