@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Scenario server: a redirector-protocol server that misbehaves on purpose.
+"""Scenario server: a redirector- or nslcd-protocol server that misbehaves on purpose.
 
 Python standard library only, so it runs in any container with the distribution's
 python3.  It listens on an AF_UNIX stream "auth socket" and plays, for every new
@@ -10,7 +10,7 @@ process serves a whole module suite.
 Usage::
 
     scenario_server.py AUTH_SOCKET --control CONTROL_SOCKET [--mode 0600]
-        [--scenario grant]
+        [--scenario grant] [--protocol redirector|nslcd]
     scenario_server.py AUTH_SOCKET --control -      # control on stdin/stdout
 
 Control protocol: one JSON object per line in, one JSON object per line out.
@@ -66,6 +66,26 @@ Scenarios (``args`` in brackets):
     accept-no-read        accept, never read nor close (until the client leaves)
     echo-peer             read, reply ``1`` (for planted-socket tests: see peer_uid)
 
+With ``--protocol nslcd`` the auth socket speaks the nslcd protocol (pam_ldap's daemon):
+a request is read to its last declared parameter (a negative or over-long string ends
+the read), and the scenarios are:
+
+    grant                 reply the action's entry with code SUCCESS (authc: the
+                          requested user name, authz SUCCESS), close
+    deny                  the same with AUTH_ERR
+    empty                 reply with no entry (VERSION action RESULT_END): unknown user
+    compose               read, send [parts, required] token by token, then [then=close]
+                          close or "stall" (hold until the client leaves)
+    close-before-read, close-after-request, reset, silence, accept-no-read
+                          as for the redirector
+    reply-before-request  send an authc grant on accept, then read the request, close
+    delay                 read, wait [seconds, required], send the grant, close
+
+``compose`` tokens (JSON lists): ["version"], ["action"] (the request's), ["begin"],
+["end"], ["int", N], ["user"] (the requested name as a string), ["str", TEXT],
+["big", N] (a string of N bytes, at most 16 MiB), ["raw", HEX], ["grant"] (the whole
+grant reply), ["grant-cut", N] (its first N bytes).
+
 Every wait is bounded: a connection is closed after at most 120 s, and all of them
 when the server stops.
 """
@@ -120,8 +140,11 @@ class Conn:
     """One accepted auth connection: primitives the scenarios are written with."""
 
     def __init__(self, sock: socket.socket, number: int, name: str, args: dict[str, Any],
-                 stop_fd: int) -> None:
+                 stop_fd: int, complete: Callable[[bytes | bytearray], bool] | None = None
+                 ) -> None:
         self.sock = sock
+        #: whether the bytes so far hold a whole request (the protocol's framing)
+        self.complete = complete or _complete
         self.number = number
         self.name = name
         self.args = args
@@ -209,7 +232,7 @@ class Conn:
 
     def read_request(self) -> bool:
         """Read up to and including the second newline; False if that never came."""
-        while not _complete(self.received):
+        while not self.complete(self.received):
             if len(self.received) >= READ_LIMIT or time.monotonic() >= self.deadline:
                 return False
             if not self._read_some(self.deadline - time.monotonic()):
@@ -223,7 +246,7 @@ class Conn:
             if data == b"":
                 self._client_gone()
                 return False
-            if data is not None and _complete(data):
+            if data is not None and self.complete(data):
                 return True
             # Queued bytes keep POLLIN set: then only watch for a hang-up, briefly.
             state = self._poll(0.01 if data else self.deadline - time.monotonic(),
@@ -232,7 +255,7 @@ class Conn:
                 return False
             if state == "hangup":
                 data = self._peek()
-                if data and _complete(data):
+                if data and self.complete(data):
                     return True
                 self._client_gone()
                 return False
@@ -458,6 +481,225 @@ SCENARIOS: dict[str, Scenario] = {
 _RESETS = {"reset"}
 
 
+# --------------------------------------------------------------------------- nslcd
+#
+# The nslcd protocol (pam_ldap <-> nslcd), written out here again on purpose: this file
+# must stay standalone (standard library, copied into containers), so it mirrors
+# pamconform/protocols/nslcd/codec.py instead of importing it.  Every integer is a
+# big-endian int32; a string is its int32 length and that many bytes.
+#   request = VERSION action parameters...
+#   reply   = VERSION action { RESULT_BEGIN entry }* RESULT_END
+
+NSLCD_VERSION = 2
+NSLCD_BEGIN = 1
+NSLCD_END = 2
+NSLCD_AUTHC = 0x000D0001
+NSLCD_AUTHZ = 0x000D0002
+NSLCD_SESS_O = 0x000D0003
+NSLCD_SESS_C = 0x000D0004
+NSLCD_PWMOD = 0x000D0005
+NSLCD_CONFIG_GET = 0x00010001
+#: The parameters of each request after the header: "s" a string, "i" an int32.  The
+#: PAM actions start with five strings (user, service, ruser, rhost, tty).
+NSLCD_REQUEST_SHAPE = {
+    NSLCD_AUTHC: "ssssss",      # ... password
+    NSLCD_AUTHZ: "sssss",
+    NSLCD_SESS_O: "sssss",
+    NSLCD_SESS_C: "ssssss",     # ... session id
+    NSLCD_PWMOD: "sssssiss",    # ... asroot, old password, new password
+    NSLCD_CONFIG_GET: "i",
+}
+PAM_SUCCESS, PAM_PERM_DENIED, PAM_AUTH_ERR = 0, 6, 7
+#: What a scenario's "big" string may ask for at most.
+NSLCD_BIG_MAX = 16 * 1024 * 1024
+
+
+def nslcd_int(value: int) -> bytes:
+    return struct.pack(">i", value)
+
+
+def nslcd_str(data: bytes) -> bytes:
+    return struct.pack(">i", len(data)) + data
+
+
+def nslcd_parse(data: bytes | bytearray) -> tuple[str, int | None, list[Any]]:
+    """(state, action, fields) of a request: state "partial", "complete" or "bad".
+
+    "bad" is a request that can never complete (a negative or over-long string);
+    an unknown action is complete after its header.
+    """
+    if len(data) < 8:
+        return "partial", None, []
+    _version, action = struct.unpack(">ii", bytes(data[:8]))
+    at, fields = 8, []
+    for kind in NSLCD_REQUEST_SHAPE.get(action, ""):
+        if len(data) < at + 4:
+            return "partial", action, fields
+        (word,) = struct.unpack(">i", bytes(data[at:at + 4]))
+        at += 4
+        if kind == "i":
+            fields.append(word)
+            continue
+        if word < 0 or word > READ_LIMIT:
+            return "bad", action, fields
+        if len(data) < at + word:
+            return "partial", action, fields
+        fields.append(bytes(data[at:at + word]))
+        at += word
+    return "complete", action, fields
+
+
+def nslcd_complete(data: bytes | bytearray) -> bool:
+    """Whether ``data`` holds a whole nslcd request (or never will, or reached the limit)."""
+    return nslcd_parse(data)[0] != "partial" or len(data) >= READ_LIMIT
+
+
+def _nslcd_asked(conn: Conn) -> tuple[int, bytes]:
+    """The action and the user name of the request read so far (AUTHC and empty if none)."""
+    _state, action, fields = nslcd_parse(conn.received)
+    user = fields[0] if fields and isinstance(fields[0], bytes) else b""
+    return (NSLCD_AUTHC if action is None else action), user
+
+
+def _nslcd_entry(action: int, user: bytes, code: int) -> bytes:
+    """The entry a daemon answers ``action`` with, carrying ``code`` where it has one."""
+    if action == NSLCD_AUTHC:
+        return nslcd_int(code) + nslcd_str(user) + nslcd_int(code) + nslcd_str(b"")
+    if action in (NSLCD_AUTHZ, NSLCD_PWMOD):
+        return nslcd_int(code) + nslcd_str(b"")
+    if action == NSLCD_SESS_O:
+        return nslcd_str(b"pc-session")
+    if action == NSLCD_CONFIG_GET:
+        return nslcd_str(b"")
+    return b""  # SESS_C: an empty entry
+
+
+def _nslcd_reply(action: int, user: bytes, code: int) -> bytes:
+    if action not in NSLCD_REQUEST_SHAPE:
+        return nslcd_int(NSLCD_VERSION) + nslcd_int(action) + nslcd_int(NSLCD_END)
+    return (nslcd_int(NSLCD_VERSION) + nslcd_int(action) + nslcd_int(NSLCD_BEGIN)
+            + _nslcd_entry(action, user, code) + nslcd_int(NSLCD_END))
+
+
+def _nslcd_compose(conn: Conn, parts: list[list[Any]]) -> bytes:
+    """The bytes a "compose" scenario sends, token by token (see the module docstring)."""
+    action, user = _nslcd_asked(conn)
+    out = bytearray()
+    for token in parts:
+        name, args = token[0], token[1:]
+        if name == "version":
+            out += nslcd_int(NSLCD_VERSION)
+        elif name == "action":
+            out += nslcd_int(action)
+        elif name == "begin":
+            out += nslcd_int(NSLCD_BEGIN)
+        elif name == "end":
+            out += nslcd_int(NSLCD_END)
+        elif name == "int":
+            out += nslcd_int(args[0])
+        elif name == "user":
+            out += nslcd_str(user)
+        elif name == "str":
+            out += nslcd_str(args[0].encode())
+        elif name == "big":
+            out += nslcd_str(b"A" * args[0])
+        elif name == "raw":
+            out += bytes.fromhex(args[0])
+        elif name == "grant":
+            out += _nslcd_reply(action, user, PAM_SUCCESS)
+        elif name == "grant-cut":
+            out += _nslcd_reply(action, user, PAM_SUCCESS)[: args[0]]
+    return bytes(out)
+
+
+#: compose tokens -> the types of their arguments
+_NSLCD_TOKENS: dict[str, tuple[type, ...]] = {
+    "version": (), "action": (), "begin": (), "end": (), "user": (), "grant": (),
+    "int": (int,), "str": (str,), "big": (int,), "raw": (str,), "grant-cut": (int,),
+}
+
+
+def _parts(value: Any) -> list[list[Any]]:
+    if not isinstance(value, list) or not value:
+        raise TypeError("expected a non-empty list of tokens")
+    out: list[list[Any]] = []
+    for token in value:
+        if not isinstance(token, list) or not token or token[0] not in _NSLCD_TOKENS:
+            raise ValueError(f"bad token {token!r}; known: {', '.join(_NSLCD_TOKENS)}")
+        types = _NSLCD_TOKENS[token[0]]
+        args = token[1:]
+        if len(args) != len(types) or not all(
+                isinstance(a, t) and not isinstance(a, bool)
+                for a, t in zip(args, types, strict=True)):
+            raise ValueError(f"token {token!r}: expected {len(types)} argument(s)")
+        if token[0] == "int" and not -2**31 <= args[0] < 2**31:
+            raise ValueError(f"token {token!r}: not an int32")
+        if token[0] == "big" and not 0 <= args[0] <= NSLCD_BIG_MAX:
+            raise ValueError(f"token {token!r}: between 0 and {NSLCD_BIG_MAX}")
+        if token[0] == "raw":
+            _hex(args[0])
+        out.append(list(token))
+    return out
+
+
+def _then(value: Any) -> str:
+    if value not in ("close", "stall"):
+        raise ValueError("expected close or stall")
+    return str(value)
+
+
+def _nslcd_answer(code: int) -> Play:
+    def play(conn: Conn) -> None:
+        if conn.read_request():
+            conn.send(_nslcd_reply(*_nslcd_asked(conn), code))
+
+    return play
+
+
+def _nslcd_empty(conn: Conn) -> None:
+    if conn.read_request():
+        action, _user = _nslcd_asked(conn)
+        conn.send(nslcd_int(NSLCD_VERSION) + nslcd_int(action) + nslcd_int(NSLCD_END))
+
+
+def _nslcd_compose_play(conn: Conn) -> None:
+    if not conn.read_request():
+        return
+    if conn.send(_nslcd_compose(conn, conn.args["parts"])) and conn.args["then"] == "stall":
+        conn.hold(read=True)
+
+
+def _nslcd_reply_before_request(conn: Conn) -> None:
+    if conn.send(_nslcd_reply(NSLCD_AUTHC, b"", PAM_SUCCESS)):
+        conn.read_request()
+
+
+def _nslcd_delay(conn: Conn) -> None:
+    if conn.read_request() and conn.pause(conn.args["seconds"]):
+        conn.send(_nslcd_reply(*_nslcd_asked(conn), PAM_SUCCESS))
+
+
+NSLCD_SCENARIOS: dict[str, Scenario] = {
+    "grant": Scenario(_nslcd_answer(PAM_SUCCESS)),
+    "deny": Scenario(_nslcd_answer(PAM_AUTH_ERR)),
+    "empty": Scenario(_nslcd_empty),
+    "compose": Scenario(_nslcd_compose_play, required={"parts": _parts},
+                        optional={"then": (_then, "close")}),
+    "close-before-read": Scenario(_close_before_read),
+    "close-after-request": Scenario(_close_after_request),
+    "reply-before-request": Scenario(_nslcd_reply_before_request),
+    "delay": Scenario(_nslcd_delay, required={"seconds": _seconds}),
+    "silence": Scenario(_silence),
+    "reset": Scenario(_reset),
+    "accept-no-read": Scenario(_accept_no_read),
+}
+#: The scenario tables and request framings by protocol (--protocol).
+PROTOCOLS: dict[str, tuple[dict[str, Scenario], Callable[[bytes | bytearray], bool]]] = {
+    "redirector": (SCENARIOS, _complete),
+    "nslcd": (NSLCD_SCENARIOS, nslcd_complete),
+}
+
+
 # --------------------------------------------------------------------------- server
 
 
@@ -465,12 +707,15 @@ class ScenarioServer:
     """Auth socket + control channel; one thread per auth connection."""
 
     def __init__(self, auth_path: str, control: str, *, mode: int = 0o600,
-                 scenario: str = "grant") -> None:
+                 scenario: str = "grant", protocol: str = "redirector") -> None:
         self.auth_path = auth_path
         self.control = control
         self.mode = mode
+        self.scenarios, self.complete = PROTOCOLS[protocol]
+        if scenario not in self.scenarios:
+            raise ScenarioError(f"unknown {protocol} scenario: {scenario!r}")
         self.scenario = scenario
-        self.args = SCENARIOS[scenario].check_args({})
+        self.args = self.scenarios[scenario].check_args({})
         self.state_lock = threading.Lock()
         self.conns: list[Conn] = []
         self.count = 0
@@ -553,12 +798,13 @@ class ScenarioServer:
                         "open": open_now, "pid": os.getpid()}
         if op == "set":
             name = request.get("scenario")
-            if not isinstance(name, str) or name not in SCENARIOS:
-                raise ScenarioError(f"unknown scenario: {name!r}; known: {', '.join(SCENARIOS)}")
+            if not isinstance(name, str) or name not in self.scenarios:
+                raise ScenarioError(f"unknown scenario: {name!r}; "
+                                    f"known: {', '.join(self.scenarios)}")
             args = request.get("args") or {}
             if not isinstance(args, dict):
                 raise ScenarioError("args must be an object")
-            checked = SCENARIOS[name].check_args(args)
+            checked = self.scenarios[name].check_args(args)
             with self.state_lock:
                 self.scenario, self.args = name, checked
             return {"ok": True, "scenario": name, "args": checked}
@@ -606,7 +852,8 @@ class ScenarioServer:
                 return
             with self.state_lock:
                 self.count += 1
-                conn = Conn(sock, self.count, self.scenario, dict(self.args), self.stop_r)
+                conn = Conn(sock, self.count, self.scenario, dict(self.args), self.stop_r,
+                            self.complete)
                 if len(self.conns) >= MAX_RECORDS:
                     kept = [c for c in self.conns if c.ended is None]
                     self.dropped += len(self.conns) - len(kept)
@@ -617,8 +864,8 @@ class ScenarioServer:
                 conn.overflow = True
                 self._finish(conn, _close_before_read)
                 continue
-            thread = threading.Thread(target=self._finish, args=(conn, SCENARIOS[conn.name].play),
-                                      daemon=True)
+            thread = threading.Thread(target=self._finish,
+                                      args=(conn, self.scenarios[conn.name].play), daemon=True)
             with self.state_lock:
                 self.threads = {t for t in self.threads if t.is_alive()}
                 self.threads.add(thread)
@@ -778,17 +1025,25 @@ def _mode(text: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        description="Redirector-protocol server that plays a scenario chosen per connection.")
+        description="A redirector- or nslcd-protocol server that plays a scenario chosen per "
+        "connection.")
     parser.add_argument("auth_socket", help="path of the auth socket to listen on")
     parser.add_argument("--control", required=True,
                         help="control socket path, or - for stdin/stdout")
     parser.add_argument("--mode", type=_mode, default=0o600,
                         help="auth socket mode, octal (default 0600)")
-    parser.add_argument("--scenario", default="grant", choices=sorted(SCENARIOS),
+    parser.add_argument("--protocol", default="redirector", choices=sorted(PROTOCOLS),
+                        help="the protocol spoken on the auth socket (default redirector)")
+    parser.add_argument("--scenario", default="grant",
+                        choices=sorted(set(SCENARIOS) | set(NSLCD_SCENARIOS)),
                         help="initial scenario (default grant)")
     opts = parser.parse_args(argv)
-    server = ScenarioServer(opts.auth_socket, opts.control, mode=opts.mode,
-                            scenario=opts.scenario)
+    try:
+        server = ScenarioServer(opts.auth_socket, opts.control, mode=opts.mode,
+                                scenario=opts.scenario, protocol=opts.protocol)
+    except ScenarioError as exc:
+        print(f"scenario_server: {exc}", file=sys.stderr)
+        return 2
 
     def on_signal(_signum: int, _frame: object) -> None:
         server.stop()
