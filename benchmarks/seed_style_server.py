@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """A server built the way pam_redirector's example server is built, for benchmarks.
 
-Written from the *design* described in ``PROTOCOLS.md`` (section 1, "Example server"),
-not from its code: a ``socketserver`` threaded UNIX stream server; each connection's
-handler reads the user line and the password line with a 512-byte limit each, strips
-whitespace from both, lowercases the user, compares with a plaintext table and replies
-``0`` (grant) or ``1`` (deny), then the connection closes.
+Written from the *design* of that example server (docs/protocols.md, "How the
+original module really behaves"), not from its code: a ``socketserver`` threaded UNIX
+stream server; each connection's handler reads the user line and the password line
+with a 512-byte limit each, strips whitespace from both, lowercases the user, compares
+with a plaintext table and replies ``0`` (grant) or ``1`` (deny), then the connection
+closes.
 
 One deliberate difference: the example sleeps 45 s before every failure reply (a crude
 brake on guessing). That sleep would make any throughput figure for denials

@@ -3,7 +3,7 @@
 
 Wire protocol: a client connects to an AF_UNIX stream socket and sends
 ``USER\\nPASSWORD\\n``; the server replies ``0`` (grant) or ``1`` (deny), exactly once,
-and closes.  This server follows rules R-S1..R-S7 of PROTOCOLS.md section 1: exact
+and closes.  This server follows rules R-S1..R-S7 of the profile (docs/protocols.md): exact
 byte comparison (no normalisation), framing up to the second newline however the
 bytes are split (answered at once, no wait for more bytes), a field limit and a
 whole-request idle timeout, bounded threads with a per-uid share, a 0600 socket created

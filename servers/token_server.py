@@ -13,7 +13,7 @@ side (pam_transient_token, running as root) connects, writes the whole token wit
 newline and reads six bytes: ``PASS\\n\\0`` if the token is right, ``FAIL\\n\\0``
 otherwise.  Then the server removes its socket and exits: the token is dead.
 
-It follows rules T-S1..T-S4 of PROTOCOLS.md section 2:
+It follows rules T-S1..T-S4 of the profile (docs/protocols.md):
 
 * T-S1 only the exact full token is accepted (no prefix, suffix or case change), and
   only once: the first connection consumes the token whatever happens on it (a right

@@ -1,6 +1,6 @@
-"""OpenPAM's chain evaluation, as a second model (seed 004; FreeBSD, macOS, NetBSD).
+"""OpenPAM's chain evaluation, as a second model (FreeBSD, macOS, NetBSD).
 
-Written from the OpenPAM documentation (seed 004, "Chaînes et politiques") and its
+Written from the OpenPAM documentation (its pages on chains and policies) and its
 dispatch rules; there is no OpenPAM in the lab, so this model is checked by unit
 tests only.  Differences from Linux-PAM that change results:
 
@@ -20,7 +20,7 @@ tests only.  Differences from Linux-PAM that change results:
   kept ``PAM_NEW_AUTHTOK_REQD`` (even from an ``optional`` module) stays; and a
   chain with no successful module at all (empty, or everything ignored or
   optional-and-failed) is ``PAM_SYSTEM_ERR``: OpenPAM does not fail open on an
-  empty verdict.  (Seed 004 says "at least one module invoked"; OpenPAM's code asks
+  empty verdict.  (The documentation says "at least one module invoked"; OpenPAM's code asks
   for at least one *success*, which is what this model does.)
 - A module without the function returns ``PAM_SYMBOL_ERR``.
 """

@@ -1,7 +1,7 @@
 """R-M1 under the chain suite: the socket module's own return code in each server state.
 
 The stack cases feed these codes to the model; here they are pinned to what a
-fail-closed module returns (PROTOCOLS.md R-M1): only the grant state gives PAM_SUCCESS.
+fail-closed module returns (R-M1 in docs/protocols.md): only the grant state gives PAM_SUCCESS.
 """
 
 from pamconform.core.outcome import Fail

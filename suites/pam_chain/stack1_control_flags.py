@@ -1,6 +1,6 @@
 """STACK-1: control flags, as libpam 1.5 applies them, checked against the Linux-PAM model.
 
-PROTOCOLS.md section 3 has no numbered rules; the stack suite numbers its own:
+The stack rules, as docs/protocols.md ("PAM stacks") defines them:
 
 - STACK-1 (control flags): for every keyword control and the ``[value=action]`` forms,
   the socket module alone and before/after a neighbour (``pam_permit``, ``pam_deny``,
