@@ -1,13 +1,15 @@
-"""A logged UNIX-socket client connection, shared by both protocols' clients.
+"""A logged UNIX-socket client connection and reply, shared by the protocols' clients.
 
 Every connect, write, read and close lands in the case's wire log; every operation is
 bounded by the connection's timeout. The protocol clients decide when a reply is
-complete and how to read it.
+complete, how to read it and how to name it. (The nslcd client is not built on this: it
+is copied alone into the lab's container, see ``protocols/nslcd/client.py``.)
 """
 
 from __future__ import annotations
 
 import errno
+import os
 import select
 import socket
 import struct
@@ -17,10 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
 
+from pamconform.core.errors import TargetUnreachable
 from pamconform.core.wirelog import WireLog
 
 
-class ConnectFailed(Exception):
+class ConnectFailed(TargetUnreachable):
     """The server's socket is missing, refused the connection or could not be reached."""
 
     def __init__(self, message: str, code: int | None = None) -> None:
@@ -37,6 +40,34 @@ class Received:
     stopped: bool  # reading stopped (timeout or settle) with neither EOF nor reset
     reset: bool  # the connection was reset
     elapsed_s: float
+
+
+@dataclass
+class Reply:
+    """What came back on one connection after the request was sent.
+
+    A protocol's reply subclasses it and names its kind (:meth:`kind_name`).
+    """
+
+    data: bytes
+    eof: bool = False  # the server closed its side
+    timed_out: bool = False  # nothing more arrived within the timeout and no EOF
+    reset: bool = False  # the connection was reset
+    elapsed_s: float = 0.0
+
+    def kind_name(self) -> str:
+        """How the protocol reads the bytes (grant, deny, malformed...)."""
+        raise NotImplementedError
+
+    def ending(self) -> str:
+        """How the connection ended: closed, reset or still open."""
+        return "closed" if self.eof else "reset" if self.reset else "still open"
+
+    def describe(self) -> str:
+        if self.timed_out and not self.data:
+            return f"no reply within {self.elapsed_s:.2f} s ({self.ending()})"
+        return (f"{self.data!r} ({self.kind_name()}, {self.ending()}, after "
+                f"{self.elapsed_s * 1000:.0f} ms)")
 
 
 class Connection:
@@ -99,6 +130,14 @@ class Connection:
                 return False
         return True
 
+    def send_payload(self, payload: bytes | list[bytes], pause: float = 0.0, *,
+                     shutdown: bool = False) -> None:
+        """Write payload (one write, or one write per chunk with pauses), then half-close
+        if ``shutdown`` and the server is still reading."""
+        self.send_chunks([payload] if isinstance(payload, bytes) else payload, pause)
+        if shutdown and not self.broken:
+            self.shutdown_write()
+
     def shutdown_write(self) -> None:
         try:
             self.sock.shutdown(socket.SHUT_WR)
@@ -156,3 +195,11 @@ class Connection:
         if self.sock.fileno() != -1:
             self.sock.close()
             self.log.add(self.conn, "close")
+
+
+def socket_state(path: Path | str) -> os.stat_result | None:
+    """lstat of a socket file, or None if it is not there (or not visible)."""
+    try:
+        return os.lstat(path)
+    except OSError:
+        return None

@@ -6,6 +6,12 @@ refused, timeout in a named phase, peer closed or reset early, undecodable reply
 too large). It never raises for anything the peer does. Standard library only.
 """
 
+# Not shared with core/wire.py (the redirector and token clients' connection), though it
+# does the same job (connect, write chunks with pauses, read under a bound): lab.py copies
+# this package's codec, client, driver and probe alone into the nslcd container, where the
+# probe runs on the container's bare python3 with no pamconform installed. So this file
+# must stay standard-library only and import nothing but its siblings.
+
 from __future__ import annotations
 
 import socket

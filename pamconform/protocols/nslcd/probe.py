@@ -12,6 +12,10 @@ gid, so the daemon sees an unprivileged peer) or ``{"op": "stat"}`` (the socket'
 its directory's mode and owner). Standard library only.
 """
 
+# Self-contained on purpose: lab.py copies this file into the nslcd container (see
+# client.py). Its fork-as-another-uid helper (_as_uid) therefore repeats the shape of
+# drivers/peer.py's connect_as instead of importing it.
+
 from __future__ import annotations
 
 import contextlib

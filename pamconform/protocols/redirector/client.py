@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
 from pathlib import Path
 
 from pamconform.core import wire
@@ -11,7 +9,7 @@ from pamconform.core.wire import ConnectFailed
 from pamconform.core.wirelog import WireLog
 from pamconform.protocols.redirector.reply import ReplyKind, classify
 
-__all__ = ["ConnectFailed", "Connection", "Reply", "exchange", "request", "socket_mode"]
+__all__ = ["ConnectFailed", "Connection", "Reply", "exchange", "request"]
 
 #: Never read more than this from a server, whatever it sends.
 MAX_REPLY_BYTES = 65536
@@ -26,25 +24,15 @@ def request(user: bytes, password: bytes) -> bytes:
     return user + b"\n" + password + b"\n"
 
 
-@dataclass
-class Reply:
+class Reply(wire.Reply):
     """What came back on one connection after the request was sent."""
-
-    data: bytes
-    eof: bool  # the server closed its side
-    timed_out: bool  # nothing more arrived within the timeout and no EOF
-    reset: bool  # the connection was reset
-    elapsed_s: float
 
     @property
     def kind(self) -> ReplyKind:
         return classify(self.data)
 
-    def describe(self) -> str:
-        how = "closed" if self.eof else "reset" if self.reset else "still open"
-        if self.timed_out and not self.data:
-            return f"no reply within {self.elapsed_s:.2f} s ({how})"
-        return f"{self.data!r} ({self.kind.value}, {how}, after {self.elapsed_s * 1000:.0f} ms)"
+    def kind_name(self) -> str:
+        return self.kind.value
 
 
 class Connection(wire.Connection):
@@ -80,17 +68,6 @@ def exchange(
 ) -> Reply:
     """Connect, send payload (one write, or a write per chunk with pauses), read the reply."""
     with Connection(path, log, timeout) as conn:
-        chunks = [payload] if isinstance(payload, bytes) else payload
-        conn.send_chunks(chunks, pause)
-        if shutdown:
-            conn.shutdown_write()
+        conn.send_payload(payload, pause, shutdown=shutdown)
         return conn.read_reply(settle=settle)
 
-
-def socket_mode(path: Path | str) -> tuple[int, int, int] | None:
-    """(mode bits, owner uid, owner gid) of the socket file, or None if not visible."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_mode & 0o7777, st.st_uid, st.st_gid

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
 from pamconform.core import wire
-from pamconform.core.wire import ConnectFailed
+from pamconform.core.wire import ConnectFailed, socket_state
 from pamconform.core.wirelog import WireLog
 
 __all__ = ["ConnectFailed", "Connection", "TokenReply", "classify", "exchange",
@@ -55,20 +54,18 @@ def module_grants(data: bytes) -> bool:
 
 
 @dataclass
-class TokenReply:
+class TokenReply(wire.Reply):
     """What came back on one connection (or why there was no connection)."""
 
-    data: bytes
-    eof: bool = False  # the server closed its side
-    timed_out: bool = False  # nothing more within the timeout and no EOF
-    reset: bool = False  # the connection was reset
-    elapsed_s: float = 0.0
     refused: str | None = None  # no connection at all: why
     sent_all: bool = True  # False if the server stopped reading or closed mid-send
 
     @property
     def kind(self) -> ReplyKind:
         return classify(self.data)
+
+    def kind_name(self) -> str:
+        return self.kind.value
 
     @property
     def grants(self) -> bool:
@@ -78,13 +75,9 @@ class TokenReply:
     def describe(self) -> str:
         if self.refused is not None:
             return f"no connection ({self.refused})"
-        how = "closed" if self.eof else "reset" if self.reset else "still open"
-        if not self.data:
-            if self.timed_out:
-                return f"no reply within {self.elapsed_s:.2f} s ({how})"
-            return f"no reply ({how} after {self.elapsed_s * 1000:.0f} ms)"
-        return (f"{self.data!r} ({self.kind.value}, {how}, after "
-                f"{self.elapsed_s * 1000:.0f} ms)")
+        if not self.data and not self.timed_out:
+            return f"no reply ({self.ending()} after {self.elapsed_s * 1000:.0f} ms)"
+        return super().describe()
 
 
 class Connection(wire.Connection):
@@ -123,16 +116,6 @@ def exchange(
     except ConnectFailed as exc:
         return TokenReply(b"", refused=str(exc))
     with conn:
-        chunks = [payload] if isinstance(payload, bytes) else payload
-        conn.send_chunks(chunks, pause)
-        if shutdown and not conn.broken:
-            conn.shutdown_write()
+        conn.send_payload(payload, pause, shutdown=shutdown)
         return conn.read_reply()
 
-
-def socket_state(path: Path | str) -> os.stat_result | None:
-    """lstat of the socket file, or None if it is not there (or not visible)."""
-    try:
-        return os.lstat(path)
-    except OSError:
-        return None
