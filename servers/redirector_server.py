@@ -28,6 +28,15 @@ blank lines are ignored.  Write it with ``adduser``; keep it mode 0600, owned by
 symlink or a non-regular file is refused.
 """
 
+# Shared with servers/token_server.py, on purpose as a copy: the socket set-up (bind with a
+# umask, exact mode, refusal of a path that is not our own stale socket), the SO_PEERCRED
+# read of the peer's uid, signal-driven shutdown, logging set-up and the argument types
+# (_Parser exiting 2, seconds, uids). Not moved into a common module because each server
+# is a standalone drop-in: one file run on a bare python3 (in the lab's containers, on a
+# host that has no pamconform, and imported by file path by the tests' faulty servers),
+# where a sibling import would not resolve. A fix to one of them must be checked in the
+# other (and in servers/scenario_server.py, which shares the socket set-up).
+
 import argparse
 import base64
 import binascii

@@ -54,6 +54,18 @@
  *
  * The module fails closed: every outcome other than a well-formed grant
  * reply, received in full before the server closed the connection, denies.
+ *
+ * Shared with modules/pam_transient_token/pam_transient_token.c, on purpose
+ * as a copy: the deadline helpers (compute_deadline, remaining_ms, wait_for),
+ * the socket file check (check_socket_file), the bounded non-blocking
+ * connect (open_connection), the SO_PEERCRED check (verify_peer),
+ * parse_timeout, the escaping of replies for the log, and the PAM_IGNORE
+ * entry points.  They are not moved into a common file because each module
+ * folder is a standalone drop-in: `pamconform module DIR` copies the folder
+ * alone into the lab and builds it with `make`, as it does a user's module,
+ * and an administrator builds and installs it in place of the original
+ * module from this folder alone.  A fix to one of them must be checked in
+ * the other.
  */
 
 #define _GNU_SOURCE

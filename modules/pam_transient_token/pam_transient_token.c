@@ -55,6 +55,19 @@
  * exit(), and wipes its copy of the token.
  */
 
+/*
+ * Shared with modules/pam_redirector/pam_redirector.c, on purpose as a copy:
+ * the deadline helpers (compute_deadline, remaining_ms, wait_for), the socket
+ * file check (check_socket_file), the bounded non-blocking connect
+ * (open_connection), the SO_PEERCRED check (verify_peer), parse_timeout, the
+ * escaping of replies for the log (escape_bytes), and the PAM_IGNORE entry
+ * points.  They are not moved into a common file because each module folder
+ * is a standalone drop-in: `pamconform module DIR` copies the folder alone
+ * into the lab and builds it with `make`, as it does a user's module, and an
+ * administrator builds and installs it in place of the original module from
+ * this folder alone.  A fix to one of them must be checked in the other.
+ */
+
 #define _GNU_SOURCE
 
 #include <errno.h>

@@ -16,6 +16,16 @@
  * otherwise.
  */
 
+/*
+ * Shared with modules/pam_redirector/tst-pam_redirector-retval.c, on purpose as a
+ * copy: the harness (rc_name, die, now_s, show, the temporary confdir and its
+ * removal, write_service, fill_address, the listening socket, wait_fd,
+ * send_all, the forked server and its stop, the scripted conversation,
+ * report).  It is not moved into a common file because the module folder is
+ * a standalone drop-in: `make test` in this folder alone (copied anywhere,
+ * no root, no Docker) builds and runs this test against the module.
+ */
+
 #define _GNU_SOURCE
 
 #include <errno.h>
