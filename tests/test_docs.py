@@ -8,8 +8,6 @@ import sys
 from functools import cache
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parent.parent
 PROTOCOLS_DOC = ROOT / "docs" / "protocols.md"
 
@@ -20,7 +18,7 @@ RULE_ID = r"[A-Z]+(?:-[A-Z0-9]+)*-[A-Z]*\d+"
 #: A rule id as a case declares it in a suite file: ``rule="R-S2"``.
 DECLARED_RULE = re.compile(rf"""\brule=["']({RULE_ID})["']""")
 #: Where the docs must never point: material outside the repository.
-OUTSIDE = ("../shared", "shared/PROTOCOLS")
+OUTSIDE = ("../shared", "shared/PROTOCOLS", "PROTOCOLS.md")
 
 
 def _cli(*args: str) -> str:
@@ -115,25 +113,100 @@ def test_protocols_doc_anchors_are_unique() -> None:
 
 
 def _anchors(path: Path) -> set[str]:
-    return set(re.findall(r"""<a\s+id=["']([^"']+)["']""", path.read_text()))
+    """Anchors a page defines: ``<a id=...>`` tags and GitHub's heading slugs.
+
+    >>> sorted(_anchors_in('<a id="R-S2"></a>\\n## Exit codes\\n### The `model` (x.py)'))
+    ['R-S2', 'exit-codes', 'the-model-xpy']
+    """
+    return _anchors_in(path.read_text())
+
+
+def _anchors_in(text: str) -> set[str]:
+    tags = re.findall(r"""<a\s+(?:id|name)=["']([^"']+)["']""", text)
+    headings = re.findall(r"^#{1,6}\s+(.+?)\s*$", _without_code(text), re.M)
+    slugs = [re.sub(r"[^\w\- ]", "", h.lower()).replace(" ", "-") for h in headings]
+    return set(tags) | set(slugs)
+
+
+def _without_code(text: str) -> str:
+    """The text outside fenced code blocks, with inline code spans blanked."""
+    text = re.sub(r"^```.*?^```", "", text, flags=re.M | re.S)
+    return re.sub(r"`[^`\n]*`", "``", text)
+
+
+#: A markdown link: ``[text](target)`` (the text may hold inline code).
+LINK = re.compile(r"\[[^\]\n]*\]\(([^)\s]+)\)")
+README = ROOT / "README.md"
+
+
+def user_pages() -> list[Path]:
+    """The documentation a user reads: the README, docs/, and the READMEs of examples/
+    and reports/."""
+    return [README, *sorted((ROOT / "docs").glob("*.md")),
+            *sorted((ROOT / "examples").rglob("README.md")), ROOT / "reports" / "README.md"]
+
+
+def _link_broken(page: Path, target: str) -> bool:
+    """A relative link of ``page`` to a file missing from the repository, or to an
+    ``#anchor`` the linked page does not define (absolute URLs are not checked)."""
+    if re.match(r"[a-z][a-z0-9+.-]*:", target):
+        return False
+    path, _, anchor = target.partition("#")
+    linked = (page.parent / path).resolve() if path else page
+    if not (linked == ROOT or ROOT in linked.parents) or not linked.exists():
+        return True
+    return bool(anchor) and linked.suffix == ".md" and anchor not in _anchors(linked)
+
+
+def broken_links(page: Path) -> list[str]:
+    return [f"{page.relative_to(ROOT)}: {target}"
+            for target in LINK.findall(_without_code(page.read_text()))
+            if _link_broken(page, target)]
+
+
+def test_link_check_sees_broken_links() -> None:
+    """A guard for the link check: it catches missing files, missing anchors and links
+    that leave the repository, and skips code spans and URLs."""
+    page = ROOT / "docs" / "protocols.md"
+    good = "[a](report-format.md#findings) [b](#R-S2) [c](../README.md#exit-codes) " \
+           "[d](https://example.org/x) `[e](nowhere.md)` [f](../suites)"
+    bad = "[a](nowhere.md) [b](report-format.md#nowhere) [c](../../outside.md) [d](#nowhere)"
+    good_links = LINK.findall(_without_code(good))
+    assert len(good_links) == 5
+    assert not [t for t in good_links if _link_broken(page, t)]
+    bad_links = LINK.findall(_without_code(bad))
+    assert [t for t in bad_links if _link_broken(page, t)] == bad_links
+    assert len(bad_links) == 4
 
 
 def test_docs_links_resolve() -> None:
-    """Links between the pages of docs/ (``[R-S2](#R-S2)``, ``protocols.md#verdicts``)
-    point at a page that exists and an anchor it defines."""
-    broken = []
-    for page in sorted((ROOT / "docs").glob("*.md")):
-        for target, anchor in re.findall(r"\]\(([\w.-]*\.md)?(?:#([^)]+))?\)",
-                                         page.read_text()):
-            linked = page.parent / target if target else page
-            if not linked.is_file() or (anchor and anchor not in _anchors(linked)):
-                broken.append(f"{page.name}: {target}#{anchor}")
-    assert not broken, f"links to undefined pages or anchors: {broken}"
+    """Every relative link in the README and docs/ (``[R-S2](protocols.md#R-S2)``,
+    ``[lab](docs/lab.md#distros)``) points at a file of the repository, and at an anchor
+    the linked page defines."""
+    broken = [b for page in user_pages() for b in broken_links(page)]
+    assert not broken, f"links to missing files or anchors: {broken}"
+
+
+def test_every_docs_page_is_linked_from_the_readme() -> None:
+    linked = {(README.parent / t.partition("#")[0]).resolve()
+              for t in LINK.findall(_without_code(README.read_text()))}
+    orphans = sorted(p.name for p in (ROOT / "docs").glob("*.md") if p.resolve() not in linked)
+    assert not orphans, f"docs/ pages the README does not link: {orphans}"
+
+
+def test_readme_is_short_and_starts_with_the_two_commands() -> None:
+    text = README.read_text()
+    assert len(text.splitlines()) <= 250, "README.md is over 250 lines: move detail to docs/"
+    first_block = re.search(r"^```sh\n(.*?)^```", text, re.M | re.S)
+    assert first_block and text.index(first_block.group(0)) < 200
+    commands = [line.split()[0] for line in first_block.group(1).splitlines() if line.strip()]
+    assert commands == ["./scripts/conformance", "./scripts/test"]
+    assert all((ROOT / c).is_file() for c in commands)
 
 
 def _outside_mentions(paths: list[Path]) -> list[str]:
     return [f"{p.relative_to(ROOT)}: {needle}" for p in paths for needle in OUTSIDE
-            if needle in p.read_text()]
+            if needle in p.read_text(errors="replace")]
 
 
 def test_docs_never_point_outside_the_repository() -> None:
@@ -142,7 +215,27 @@ def test_docs_never_point_outside_the_repository() -> None:
     assert not _outside_mentions(docs)
 
 
-@pytest.mark.xfail(strict=True, reason="README still cites ../shared; fixed by the README "
-                   "rewrite")
 def test_readme_never_points_outside_the_repository() -> None:
-    assert not _outside_mentions([ROOT / "README.md"])
+    assert not _outside_mentions([README])
+
+
+#: Names of material a user does not have (the notes this project was written from).
+PRIVATE = re.compile(r"\.\./shared|/work/shared|\bPROTOCOLS\.md|LAB-NOTES|\b[Ss]eeds?[ /]0\d\d")
+#: Where user-visible text lives: docs, docstrings, requirement texts, --help, comments.
+SHIPPED = ("README.md", "docs", "pamconform", "suites", "servers", "modules", "containers",
+           "examples", "benchmarks", "reports/README.md", "tests/fixtures")
+
+
+def test_nothing_shipped_names_material_outside_the_repository() -> None:
+    hits = []
+    for top in SHIPPED:
+        base = ROOT / top
+        files = [base] if base.is_file() else [p for p in base.rglob("*") if p.is_file()]
+        for path in files:
+            if path.suffix not in (".py", ".md", ".c", ".h", ".txt", ".yml", ".json", ".sh", "") \
+                    or "__pycache__" in path.parts:
+                continue
+            for n, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+                if PRIVATE.search(line):
+                    hits.append(f"{path.relative_to(ROOT)}:{n}: {line.strip()[:80]}")
+    assert not hits, "text that points at material users do not have:\n" + "\n".join(hits)
