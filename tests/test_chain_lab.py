@@ -168,7 +168,7 @@ def conf_lab(docker_client: Any) -> Iterator[StackLab]:
 
 
 def test_pam_conf_mode(conf_lab: StackLab, capsys: pytest.CaptureFixture[str]) -> None:
-    assert conf_lab.box.exec(["test", "-e", "/etc/pam.d"], timeout=10).exit_code == 1
+    assert conf_lab.box.run(["test", "-e", "/etc/pam.d"], timeout=10).exit_code == 1
     conf = ("sshd auth required pam_permit.so\nSSHD account required pam_deny.so\n"
             "OTHER auth required pam_debug.so auth=maxtries\n"
             "other account required pam_debug.so acct=acct_expired\n"

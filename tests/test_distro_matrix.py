@@ -98,14 +98,14 @@ def test_trixie_lab_image_builds_and_is_cached(docker_client) -> None:
     assert docker_client.images.get(image).labels.get("pamconform") == "1"
     with LabSession(docker_client) as session:
         box = session.container(image)
-        out = box.exec(["dpkg-query", "-W", "-f", "${Package} ${Version}\\n", "libpam0g",
+        out = box.run(["dpkg-query", "-W", "-f", "${Package} ${Version}\\n", "libpam0g",
                         "openssh-server"], timeout=15).check().out
         versions = dict(line.split(" ", 1) for line in out.splitlines())
         assert versions["libpam0g"].startswith("1.7"), versions
         assert versions["openssh-server"].startswith("1:10."), versions
         # OpenSSH 10 splits the per-connection code out; the listener is still "sshd".
-        assert box.exec(["pamconform-start-sshd"], timeout=20).ok
-        assert box.exec(["pgrep", "-x", "sshd"], timeout=5).ok
+        assert box.run(["pamconform-start-sshd"], timeout=20).ok
+        assert box.run(["pgrep", "-x", "sshd"], timeout=5).ok
 
 
 @pytest.mark.docker

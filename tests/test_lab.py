@@ -27,7 +27,8 @@ from pamconform.lab import (
     cleanup_stale,
     ensure_lab_image,
 )
-from pamconform.lab.containers import OWNER_LABEL, labelled, new_run_id
+from pamconform.lab.containers import OWNER_LABEL, docker_exec_argv, labelled, new_run_id
+from pamconform.lab.host import lab_host
 
 pytestmark = pytest.mark.docker
 
@@ -73,7 +74,7 @@ def server(box: LabContainer) -> str:
         "account required pam_permit.so\n".encode(),
         0o644,
     )
-    started = box.exec(["pamconform-start-server", SOCKET], timeout=15)
+    started = box.run(["pamconform-start-server", SOCKET], timeout=15)
     assert started.ok, started.err
     return SOCKET
 
@@ -95,7 +96,7 @@ def test_lab_image_is_cached(client, lab_image: str) -> None:
 
 
 def test_container_has_no_network(box: LabContainer) -> None:
-    links = box.exec(["ip", "-o", "link"], timeout=10).check().out.splitlines()
+    links = box.run(["ip", "-o", "link"], timeout=10).check().out.splitlines()
     names = [line.split(":")[1].strip().split("@")[0] for line in links]
     assert names == ["lo"]
     assert box.container.labels[LABEL] == "1"
@@ -104,7 +105,7 @@ def test_container_has_no_network(box: LabContainer) -> None:
 
 def test_exec_timeout_returns_promptly(box: LabContainer) -> None:
     start = time.monotonic()
-    result = box.exec(["sleep", "100"], timeout=2)
+    result = box.run(["sleep", "100"], timeout=2)
     elapsed = time.monotonic() - start
     assert result.timed_out
     assert not result.ok
@@ -112,15 +113,46 @@ def test_exec_timeout_returns_promptly(box: LabContainer) -> None:
 
 
 def test_exec_streams_stdin_and_exit_code(box: LabContainer) -> None:
-    result = box.exec("cat; echo oops >&2; exit 7", timeout=10, stdin=b"a\nb\n")
+    result = box.run("cat; echo oops >&2; exit 7", timeout=10, stdin=b"a\nb\n")
     assert (result.exit_code, result.stdout, result.stderr) == (7, b"a\nb\n", b"oops\n")
     assert not result.timed_out
-    assert box.exec(["id", "-un"], user="mallory", timeout=10).out == "mallory\n"
+    assert box.run(["id", "-un"], user="mallory", timeout=10).out == "mallory\n"
+
+
+def test_script_values_are_arguments_never_spliced(box: LabContainer) -> None:
+    """A value with quotes, spaces and $(...) reaches the script as one word, unexpanded."""
+    nasty = "/tmp/pc test/it's $(touch /tmp/pc-pwned) `id`; rm -rf /"
+    result = box.run('printf %s "$1" > /tmp/pc-arg && cat /tmp/pc-arg', args=[nasty],
+                     timeout=10).check()
+    assert result.out == nasty
+    assert box.run(["test", "-e", "/tmp/pc-pwned"], timeout=5).exit_code == 1
+    with pytest.raises(ValueError):
+        box.run(["true"], args=["x"], timeout=5)
+
+
+def test_exec_argv_runs_in_the_container_bounded(box: LabContainer) -> None:
+    argv = box.exec_argv(["id", "-un"], user="mallory", timeout=10)
+    assert argv[:3] == ["docker", "exec", "-i"] and box.id in argv
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+    assert (done.returncode, done.stdout) == (0, "mallory\n")
+    start = time.monotonic()
+    slow = subprocess.run(box.exec_argv(["sleep", "100"], timeout=1), capture_output=True,
+                          timeout=30, check=False)
+    assert slow.returncode == 124 and time.monotonic() - start < 10
+
+
+def test_pty_login_argv_keeps_the_terminal() -> None:
+    """A pty command stays in the terminal's foreground group (it must read prompts)."""
+    argv = docker_exec_argv("c1", ["su", "bob"], user="mallory", tty=True, timeout=20)
+    assert argv == ["docker", "exec", "-it", "-u", "mallory", "c1",
+                    "timeout", "--foreground", "-k", "2", "20", "su", "bob"]
+    assert docker_exec_argv("c1", "echo $1", args=["x y"], timeout=None) == [
+        "docker", "exec", "-i", "c1", "sh", "-c", "echo $1", "sh", "x y"]
 
 
 def test_put_file_mode_and_owner(box: LabContainer) -> None:
     box.put_file("/tmp/pc-test/dir/f", b"x\0y", 0o640, "alice")
-    stat = box.exec(["stat", "-c", "%U %a %s", "/tmp/pc-test/dir/f"], timeout=10).check()
+    stat = box.run(["stat", "-c", "%U %a %s", "/tmp/pc-test/dir/f"], timeout=10).check()
     assert stat.out.split() == ["alice", "640", "3"]
     assert box.get_file("/tmp/pc-test/dir/f") == b"x\0y"
 
@@ -130,11 +162,11 @@ def test_cleanup_stale_removes_labelled(client, lab_image: str, box: LabContaine
     gone = subprocess.Popen(["true"])
     gone.wait()
     host = socket.gethostname()
-    dead = LabContainer.run(
+    dead = LabContainer.start(
         client, lab_image, run_id=run_id, keep=True, labels={OWNER_LABEL: f"{host}:{gone.pid}"}
     )
     # A container owned by a live process (pid 1) survives a "spare live runs" cleanup.
-    live = LabContainer.run(
+    live = LabContainer.start(
         client, lab_image, run_id=run_id, keep=True, labels={OWNER_LABEL: f"{host}:1"}
     )
     net = client.networks.create(
@@ -186,21 +218,20 @@ def test_session_cleans_up_on_sigterm(client, lab_image: str) -> None:
 
 
 def test_sshd_config_valid(box: LabContainer) -> None:
-    result = box.exec(["sshd", "-t"], timeout=20)
+    result = box.run(["sshd", "-t"], timeout=20)
     assert result.ok, result.err
-    conf = box.exec(["sshd", "-T"], timeout=20).check().out
+    conf = box.run(["sshd", "-T"], timeout=20).check().out
     for line in ("usepam yes", "kbdinteractiveauthentication yes", "passwordauthentication yes"):
         assert line in conf.splitlines()
 
 
 def test_sshd_starts_and_listens(box: LabContainer) -> None:
-    box.exec(["pamconform-start-sshd"], timeout=20).check()
+    box.run(["pamconform-start-sshd"], timeout=20).check()
     assert box.wait_for("ss -Hltn | grep -q ':22 '", timeout=10)
 
 
 def test_module_installed_safely(box: LabContainer) -> None:
-    testinfra = pytest.importorskip("testinfra")
-    host = testinfra.get_host(f"docker://{box.id}")
+    host = lab_host(box)
     module = host.file(MODULE)
     assert module.exists and module.is_file
     assert (module.user, module.group) == ("root", "root")
@@ -212,10 +243,17 @@ def test_module_installed_safely(box: LabContainer) -> None:
     assert host.package("pamtester").is_installed
     # No 2 s pam_unix failure delay in the shared stack.
     assert host.file("/etc/pam.d/common-auth").contains("pam_unix.so.*nodelay")
+    assert host.run("exit 3").rc == 3
+
+
+def test_testinfra_commands_are_bounded(box: LabContainer) -> None:
+    start = time.monotonic()
+    assert lab_host(box, timeout=1).run("sleep 100").rc == 124
+    assert time.monotonic() - start < 10
 
 
 def _pamtester(box: LabContainer, user: str, password: str) -> int:
-    result = box.exec(
+    result = box.run(
         ["pamtester", SERVICE, user, "authenticate"],
         stdin=password.encode() + b"\n",
         timeout=15,

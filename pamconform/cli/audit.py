@@ -7,7 +7,8 @@ Runs the stack in a lab container against every server state (grant, deny, down,
 hung, garbage) through the direct libpam driver, and with the Linux-PAM model for
 the path through the stack; prints a table and flags every state in which the stack
 grants without a valid grant (FAIL-OPEN), with the reason.  See
-``pamconform.model.audit`` for what is replaced in the lab and why.
+``pamconform.model.audit`` for what is replaced in the lab and why (the plan and the
+analysis, pure) and ``pamconform.lab.stack_audit`` for the run in the lab.
 
 Exit codes: 0 no fail-open, 1 fail-open found, 2 bad input, 3 harness error.
 """
@@ -19,12 +20,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pamconform import __version__, report
+from pamconform import __version__, protocols, report
 from pamconform.cli.console import Console
+from pamconform.core.errors import HarnessError
 from pamconform.core.registry import Case
 from pamconform.core.runner import CaseResult, TargetResult, exit_code
 from pamconform.core.verdicts import Severity, Verdict
 from pamconform.model import audit, codes
+
+#: The rule the audit's cases carry; the protocol is the one whose profile defines it.
+RULE = "R-M1"
 
 
 def register(subparsers: Any) -> None:
@@ -55,6 +60,7 @@ def register(subparsers: Any) -> None:
 
 
 def cmd_audit(args: argparse.Namespace, console: Console) -> int:
+    from pamconform.lab import stack_audit
     from pamconform.lab.stack import StackLab
 
     plan = audit.plan(args.pam_file, service=args.service, include_dirs=args.include_dir,
@@ -71,13 +77,11 @@ def cmd_audit(args: argparse.Namespace, console: Console) -> int:
     with StackLab.open(single_file=plan.single_file, say=lambda _line: None) as lab:
         if args.keep:
             lab.box.keep = True
-        if not plan.single_file:
-            lab.sh("find /etc/pam.d -mindepth 1 -delete")
-        audit.apply_stand_ins(plan, lab.installed_modules())
+        stack_audit.prepare(plan, lab)
         for where, module in plan.stand_ins.items():
             console.line(f"stand-in: {where} {module} is not in the lab: pam_debug.so "
                          f"returning PAM_{args.stand_in.upper()}")
-        result = audit.run(plan, lab, say=lambda _line: None)
+        result = stack_audit.run(plan, lab)
     console.line("")
     for line in audit.render_table(result):
         console.line(line)
@@ -113,7 +117,8 @@ def cmd_audit(args: argparse.Namespace, console: Console) -> int:
 
 def _target(args: argparse.Namespace, plan: audit.Plan, result: audit.AuditResult,
             seconds: float) -> TargetResult:
-    target = TargetResult(name=str(args.pam_file), kind="stack", protocol="redirector")
+    protocol = _protocol()
+    target = TargetResult(name=str(args.pam_file), kind="stack", protocol=protocol)
     target.info.update(
         service=plan.service,
         form="pam.conf" if plan.single_file else "pam.d",
@@ -126,18 +131,18 @@ def _target(args: argparse.Namespace, plan: audit.Plan, result: audit.AuditResul
     per_state = seconds / max(1, len(result.states))
     for s in result.states:
         if s.state == "grant":
-            case = Case("audit.grant", "R-M1", Severity.MUST,
+            case = Case("audit.grant", RULE, Severity.MUST,
                         "A valid grant from the server is granted",
                         "With the server granting, the stack returns PAM_SUCCESS (a stack "
                         "that never grants is not fail-open, but broken).",
-                        "redirector", "stack", _no_body, "audit")
+                        protocol, "stack", _no_body, "audit")
             verdict = Verdict.PASS if s.granted else Verdict.INFORMATIONAL
             message = "" if s.granted else f"never grants: {s.result}"
         else:
-            case = Case(f"audit.{s.state}", "R-M1", Severity.MUST,
+            case = Case(f"audit.{s.state}", RULE, Severity.MUST,
                         f"No grant when the server is {s.state}",
                         f"With the server {s.state}, the stack does not return PAM_SUCCESS "
-                        "(fails closed).", "redirector", "stack", _no_body, "audit")
+                        "(fails closed).", protocol, "stack", _no_body, "audit")
             verdict = Verdict.FAIL if s.fail_open else Verdict.PASS
             message = (f"FAIL-OPEN: {audit.explain(plan, s)}" if s.fail_open else "")
         if not s.model_agrees:
@@ -154,6 +159,14 @@ def _target(args: argparse.Namespace, plan: audit.Plan, result: audit.AuditResul
             evidence["trace"] = s.model.render()
         target.results.append(CaseResult(case, verdict, message, per_state, evidence))
     return target
+
+
+def _protocol() -> str:
+    """The registered protocol whose rules include :data:`RULE`."""
+    found = protocols.for_rule(RULE)
+    if found is None:
+        raise HarnessError(f"no registered protocol defines {RULE}")
+    return found.name
 
 
 def _no_body(ctx: Any) -> None:

@@ -3,7 +3,8 @@
 One batch is one agent process: every request goes to its stdin as a JSON line and
 every result comes back on its stdout, so a batch costs one ``docker exec`` however
 many attempts it holds.  The command is run by an *exec function*, which hides
-where it runs: :func:`local_exec` on the host, or a ``docker exec -i`` wrapper.
+where it runs: :func:`local_exec` on the host, or :func:`container_exec` (a lab
+container's :meth:`~pamconform.lab.LabContainer.run`).
 """
 
 from __future__ import annotations
@@ -107,10 +108,10 @@ def run_batch(exec_fn: ExecFn, requests: list[dict[str, Any]], timeout: float, *
 
 
 def container_exec(box: Any) -> ExecFn:
-    """An ExecFn running commands in a lab container (``LabContainer.exec``)."""
+    """An ExecFn running commands in a lab container (``LabContainer.run``)."""
 
     def run(argv: list[str], stdin: bytes, timeout: float) -> tuple[int, bytes, bytes]:
-        res = box.exec(argv, stdin=stdin, timeout=timeout)
+        res = box.run(argv, stdin=stdin, timeout=timeout)
         if res.timed_out:
             raise AgentError(f"agent batch timed out after {timeout:.0f} s in {box.name}")
         return res.exit_code, res.stdout, res.stderr

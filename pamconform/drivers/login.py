@@ -1,8 +1,9 @@
 """pexpect drivers for ssh (keyboard-interactive, password) and su.
 
-A driver runs a real client through a pty (usually ``docker exec -it`` into the lab
-container, so traffic stays in the container's own network namespace), answers the
-password prompt, and grades what happens:
+A driver runs a real client through a pty (a :data:`Spawner` builds its argv, usually
+:meth:`pamconform.lab.LabContainer.exec_argv` into the lab container, so traffic stays
+in the container's own network namespace), answers the password prompt, and grades what
+happens:
 
 - GRANTED: a shell ran and ``id -un`` printed the expected user;
 - DENIED: the client said so (``Permission denied``, ``Authentication failure``);
@@ -21,7 +22,7 @@ from typing import Any
 
 import pexpect
 
-#: Builds the argv that runs a command in the lab, e.g. ``docker exec -it C ...``.
+#: ``spawner(cmd, user)``: the host argv running ``cmd`` as ``user`` on a pty in the lab.
 Spawner = Callable[[list[str], str], list[str]]
 
 MARK = "PCID"
@@ -149,12 +150,3 @@ def su_login(
     cmd = ["su", target_user, "-c", f"echo {MARK}=$(id -un)"]
     denied = [rb"su: [^\r\n]+"]
     return _drive(spawner(cmd, as_user), [password], target_user, denied, timeout)
-
-
-def docker_spawner(container: str, docker: str = "docker") -> Spawner:
-    """Run commands in a container through ``docker exec -it`` (a real pty)."""
-
-    def spawn(cmd: list[str], user: str) -> list[str]:
-        return [docker, "exec", "-it", "-u", user, container, *cmd]
-
-    return spawn

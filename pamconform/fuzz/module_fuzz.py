@@ -132,12 +132,12 @@ def fuzz_module(
     out = ModuleFuzzResult()
     seen: set[tuple[str, str]] = set()
     try:
-        box.exec(["sh", "-c", "install -d -m 0700 /run/pc-fuzz"], timeout=5).check()
+        box.run(["install", "-d", "-m", "0700", "/run/pc-fuzz"], timeout=5).check()
         for i in range(servers):
             sock = f"/run/pc-fuzz/s{i}"
-            procs.append(ScenarioProcess(["docker", "exec", "-i", box.id, "python3",
-                                          f"{SERVERS}/scenario_server.py", sock, "--control",
-                                          "-", "--mode", "0600"]))
+            procs.append(ScenarioProcess(box.exec_argv(
+                ["python3", f"{SERVERS}/scenario_server.py", sock, "--control", "-",
+                 "--mode", "0600"], timeout=None)))
             services.append(probe_service(d, socket=sock, name=f"pc-fuzz-{i}"))
         start = time.monotonic()
         try:

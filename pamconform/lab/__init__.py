@@ -8,17 +8,22 @@ Typical use::
     image = ensure_lab_image(client, repo_root)
     with LabSession(client) as session:
         box = session.container(image)
-        print(box.exec(["id"], timeout=5).stdout)
+        result = box.run(["id"], timeout=5)        # a CommandResult
+        result = box.run('test -e "$1"', args=[path], timeout=5)   # a script, no quoting
+        argv = box.exec_argv(["su", "bob"], tty=True, timeout=20)  # for pexpect
+
+Progress goes to a callback the caller gives (``say``/``progress``); the lab never prints.
 """
 
 from pamconform.lab.containers import (
     LABEL,
     RUN_LABEL,
+    CommandResult,
     ExecFailed,
-    ExecResult,
     LabContainer,
     LabSession,
     cleanup_stale,
+    docker_exec_argv,
 )
 from pamconform.lab.engine import EngineUnavailable, connect
 from pamconform.lab.images import (
@@ -36,14 +41,15 @@ __all__ = [
     "LABEL",
     "LAB_REPO",
     "RUN_LABEL",
+    "CommandResult",
     "EngineUnavailable",
     "ExecFailed",
-    "ExecResult",
     "LabBuildError",
     "LabContainer",
     "LabSession",
     "cleanup_stale",
     "connect",
+    "docker_exec_argv",
     "ensure_base",
     "ensure_lab_image",
     "find_root",

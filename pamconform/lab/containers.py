@@ -1,4 +1,12 @@
-"""Throw-away lab containers: start, exec (never hangs), copy files in, clean up.
+"""Throw-away lab containers: start, run commands (never hangs), copy files in, clean up.
+
+Every command run in a lab container goes through this module: :meth:`LabContainer.run`
+(output collected, a :class:`CommandResult`), :meth:`LabContainer.exec_argv` (the
+``docker exec`` argv for a pty or a long-lived stdin/stdout process, e.g. pexpect logins
+and scenario servers) and :meth:`LabContainer.start_daemon` (detached). Each wraps the
+command in coreutils ``timeout`` here, in one place, so no caller builds a ``docker exec``
+line or quotes a shell word itself: a string command runs under ``sh -c`` with its values
+passed as ``"$1"`` ... (``args=``), never spliced into the script.
 
 Every container and network made here carries the label ``pamconform=1`` plus
 ``pamconform.run=<run id>``, so :func:`cleanup_stale` can always find them again,
@@ -58,11 +66,11 @@ _ANY_OWNER_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestE
 
 
 class ExecFailed(RuntimeError):
-    """Raised by :meth:`ExecResult.check` for a non-zero exit or a timeout."""
+    """Raised by :meth:`CommandResult.check` for a non-zero exit or a timeout."""
 
 
 @dataclass(frozen=True)
-class ExecResult:
+class CommandResult:
     """What one command inside a container did."""
 
     exit_code: int
@@ -84,7 +92,7 @@ class ExecResult:
     def err(self) -> str:
         return self.stderr.decode("utf-8", "replace")
 
-    def check(self) -> ExecResult:
+    def check(self) -> CommandResult:
         """Return self if the command succeeded, else raise ExecFailed with its stderr."""
         if not self.ok:
             what = "timed out" if self.timed_out else f"exited {self.exit_code}"
@@ -108,13 +116,47 @@ def _labels(run_id: str, keep: bool, extra: Mapping[str, str] | None = None) -> 
     return labels
 
 
-def _as_argv(cmd: Sequence[str] | str) -> list[str]:
+def _as_argv(cmd: Sequence[str] | str, args: Sequence[str] = ()) -> list[str]:
+    """An argv as is, or a script for ``sh -c`` whose ``args`` become ``"$1"`` ..."""
     if isinstance(cmd, str):
-        return ["sh", "-c", cmd]
+        return ["sh", "-c", cmd, "sh", *map(str, args)]
+    if args:
+        raise ValueError("args= goes with a script (a string command)")
     argv = [str(a) for a in cmd]
     if not argv:
         raise ValueError("empty command")
     return argv
+
+
+def _bounded(argv: list[str], timeout: float, *, foreground: bool = False) -> list[str]:
+    """``argv`` under coreutils ``timeout`` (TERM, then KILL after KILL_GRACE_S)."""
+    if timeout <= 0:
+        raise ValueError("timeout must be positive")
+    # --foreground keeps a pty's command in the terminal's process group (it reads prompts)
+    fg = ["--foreground"] if foreground else []
+    return ["timeout", *fg, "-k", str(KILL_GRACE_S), f"{timeout:g}", *argv]
+
+
+def docker_exec_argv(
+    container: str,
+    cmd: Sequence[str] | str,
+    *,
+    timeout: float | None,
+    user: str | None = None,
+    tty: bool = False,
+    args: Sequence[str] = (),
+    docker: str = "docker",
+) -> list[str]:
+    """The ``docker exec -i`` argv running ``cmd`` in ``container`` (``-t`` for a pty).
+
+    ``timeout`` bounds the command inside the container; None only for a long-lived
+    process whose caller stops it (e.g. by closing its stdin).
+    """
+    argv = _as_argv(cmd, args)
+    if timeout is not None:
+        argv = _bounded(argv, timeout, foreground=tty)
+    flags = ["-it"] if tty else ["-i"]
+    return [docker, "exec", *flags, *(["-u", user] if user else []), container, *argv]
 
 
 def _raw_socket(sock: Any) -> socket.socket:
@@ -139,7 +181,7 @@ class LabContainer:
 
     # -- life cycle -----------------------------------------------------------------------
     @classmethod
-    def run(
+    def start(
         cls,
         client: docker.DockerClient,
         image: str,
@@ -226,28 +268,29 @@ class LabContainer:
         return f"LabContainer({self.name}, {self.container.short_id})"
 
     # -- commands -------------------------------------------------------------------------
-    def exec(
+    def run(
         self,
         cmd: Sequence[str] | str,
         *,
-        user: str = "root",
         timeout: float,
+        user: str | None = None,
         stdin: bytes | None = None,
+        args: Sequence[str] = (),
         environment: Mapping[str, str] | None = None,
         workdir: str | None = None,
         max_output: int = MAX_OUTPUT,
-    ) -> ExecResult:
-        """Run ``cmd`` (argv, or a string for ``sh -c``) and collect its output.
+    ) -> CommandResult:
+        """Run ``cmd`` and collect its output: the one way to run a command in the lab.
 
+        ``cmd`` is an argv, or a script for ``sh -c`` whose ``args`` it reads as
+        ``"$1"`` ... (so no value is ever quoted into it). ``user`` defaults to root.
         Never hangs: the command runs under ``timeout -k 2 <timeout>`` inside the
         container, and the client stops waiting ``timeout + 2 + 3`` s after the start.
         A timed-out command gives ``timed_out=True`` (exit 124/137, or -1 when the client
         gave up first, e.g. because a background child kept stdout open).
         """
-        if timeout <= 0:
-            raise ValueError("timeout must be positive")
-        argv = _as_argv(cmd)
-        wrapped = ["timeout", "-k", str(KILL_GRACE_S), f"{timeout:g}", *argv]
+        argv = _as_argv(cmd, args)
+        wrapped = _bounded(argv, timeout)
         api = self.client.api
         start = time.monotonic()
         deadline = start + timeout + KILL_GRACE_S + CLIENT_SLACK_S
@@ -258,7 +301,7 @@ class LabContainer:
             stderr=True,
             stdin=stdin is not None,
             tty=False,
-            user=user,
+            user=user or "root",
             environment=dict(environment) if environment else None,
             workdir=workdir,
         )["Id"]
@@ -282,7 +325,23 @@ class LabContainer:
         timed_out = (
             client_gave_up or code == TIMEOUT_EXIT or (code == KILLED_EXIT and duration >= timeout)
         )
-        return ExecResult(code, bytes(out), bytes(err), duration, timed_out, tuple(argv))
+        return CommandResult(code, bytes(out), bytes(err), duration, timed_out, tuple(argv))
+
+    def exec_argv(
+        self,
+        cmd: Sequence[str] | str,
+        *,
+        timeout: float | None,
+        user: str | None = None,
+        tty: bool = False,
+        args: Sequence[str] = (),
+    ) -> list[str]:
+        """The host argv running ``cmd`` here with a pty (``tty``) or a live stdin/stdout.
+
+        For pexpect and long-lived children (see :func:`docker_exec_argv`); everything
+        else goes through :meth:`run`.
+        """
+        return docker_exec_argv(self.id, cmd, timeout=timeout, user=user, tty=tty, args=args)
 
     def _exit_code(self, exec_id: str, wait_s: float = 3.0) -> int:
         deadline = time.monotonic() + wait_s
@@ -294,10 +353,6 @@ class LabContainer:
                 return -1
             time.sleep(0.01)
 
-    def sh(self, script: str, *, timeout: float = 30, **kwargs: Any) -> ExecResult:
-        """Shorthand for ``exec(script, timeout=...)`` through ``sh -c``."""
-        return self.exec(script, timeout=timeout, **kwargs)
-
     def start_daemon(
         self,
         cmd: Sequence[str] | str,
@@ -307,7 +362,7 @@ class LabContainer:
         workdir: str | None = None,
         log_path: str | None = "/var/log/pamconform-daemon.log",
     ) -> str:
-        """Start ``cmd`` detached (no timeout); returns the exec id.
+        """Start ``cmd`` detached; returns the exec id. It lives as long as the container.
 
         Output is appended to ``log_path`` inside the container (None: discarded).
         The daemon dies with the container. Check it with :meth:`daemon_running`.
@@ -340,7 +395,7 @@ class LabContainer:
         deadline = time.monotonic() + timeout
         while True:
             left = deadline - time.monotonic()
-            if self.exec(check, timeout=max(1.0, min(5.0, left))).ok:
+            if self.run(check, timeout=max(1.0, min(5.0, left))).ok:
                 return True
             if time.monotonic() + interval > deadline:
                 return False
@@ -369,15 +424,15 @@ class LabContainer:
         try:
             ok = self.container.put_archive(parent, payload)
         except docker.errors.NotFound:
-            self.exec(["mkdir", "-p", parent], timeout=10).check()
+            self.run(["mkdir", "-p", parent], timeout=10).check()
             ok = self.container.put_archive(parent, payload)
         if not ok:
             raise RuntimeError(f"put_archive to {parent} failed")
         if str(owner) not in ("root", "root:root", "0", "0:0"):
-            self.exec(["chown", str(owner), path], timeout=10).check()
+            self.run(["chown", str(owner), path], timeout=10).check()
         # put_archive applies the umask-free mode, but be explicit for setuid/sticky bits.
         if mode & 0o7000:
-            self.exec(["chmod", f"{mode:o}", path], timeout=10).check()
+            self.run(["chmod", f"{mode:o}", path], timeout=10).check()
 
     def get_file(self, path: str) -> bytes:
         """Read one regular file from the container."""
@@ -570,11 +625,11 @@ class LabSession:
         self.close()
 
     def container(self, image: str, *, network: str = "none", **kwargs: Any) -> LabContainer:
-        """Start a lab container belonging to this run (see :meth:`LabContainer.run`)."""
+        """Start a lab container belonging to this run (see :meth:`LabContainer.start`)."""
         if self._closed:
             raise RuntimeError("session closed")
         kwargs.setdefault("name_prefix", self.name_prefix)
-        box = LabContainer.run(
+        box = LabContainer.start(
             self.client, image, network=network, keep=self.keep, run_id=self.run_id, **kwargs
         )
         self.containers.append(box)

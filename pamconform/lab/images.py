@@ -40,7 +40,12 @@ EXCLUDE_SUFFIXES = (".pyc", ".pyo", ".o", ".so", ".a", ".swp", "~", ".egg-info")
 #: Bump to force a rebuild when the build recipe changes outside the hashed files.
 HASH_VERSION = b"pamconform-lab-1"
 
+#: The callback through which the lab reports progress (the CLI gives its console's).
 Progress = Callable[[str], object]
+
+
+def quiet(_line: str) -> None:
+    """The default progress callback: the lab does not print."""
 
 
 class LabBuildError(HarnessError, RuntimeError):
@@ -86,7 +91,7 @@ def ensure_base(
     distro: str = DEFAULT_DISTRO,
     root: Path | None = None,
     tag: str | None = None,
-    progress: Progress = print,
+    progress: Progress = quiet,
     timeout: float = 1500,
 ) -> str:
     """Make sure the base of ``distro`` exists, running ``containers/base-image.sh`` if not.
@@ -221,7 +226,7 @@ def ensure_lab_image(
     *,
     distro: str = DEFAULT_DISTRO,
     base: str | None = None,
-    progress: Progress = print,
+    progress: Progress = quiet,
     timeout: float = 1800,
 ) -> str:
     """Build ``containers/lab/Dockerfile`` if needed; return ``pamconform/lab:<distro>-<hash>``.

@@ -21,11 +21,12 @@ import json
 import posixpath
 import tarfile
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from pamconform.core.errors import HarnessError
 from pamconform.drivers.agent import CONTAINER_AGENT_ARGV, container_exec, run_batch
+from pamconform.lab.images import Progress, quiet
 
 SOCKET_DIR = "/run/pc-chain"
 STACK_ROOT = "/tmp/pc-chain"
@@ -106,7 +107,7 @@ class StackLab:
     # ------------------------------------------------------------------ set-up
     @classmethod
     @contextlib.contextmanager
-    def open(cls, *, single_file: bool = False, say: Callable[[str], object] = print,
+    def open(cls, *, single_file: bool = False, say: Progress = quiet,
              client: Any = None, jobs: int = 8) -> Iterator[StackLab]:
         """A fresh lab container (removed afterwards) with the servers running.
 
@@ -128,7 +129,8 @@ class StackLab:
                 client.close()
 
     def sh(self, script: str, timeout: float = 30) -> str:
-        res = self.box.exec(["sh", "-c", script], timeout=timeout)
+        """Run a script in the container; its stdout (a failure is a harness error)."""
+        res = self.box.run(script, timeout=timeout)
         if not res.ok:
             why = "timed out" if res.timed_out else f"exit {res.exit_code}"
             raise HarnessError(f"lab command failed ({why}): {script[:200]}\n{res.err[-800:]}")
@@ -148,8 +150,8 @@ class StackLab:
                 f"{socket_path('down')} && " + " ".join(starts)
                 + f" for i in $(seq 100); do {waits} exit 0; sleep 0.1; done; "
                 "tail -n 5 /var/log/pc-chain-*.log >&2; exit 1")
-        res = self.box.exec(["python3", "-c", _SET_SCENARIO, f"{SOCKET_DIR}/garbage.ctl",
-                             "malformed", json.dumps({"reply": GARBAGE_REPLY.hex()})], timeout=15)
+        res = self.box.run(["python3", "-c", _SET_SCENARIO, f"{SOCKET_DIR}/garbage.ctl",
+                            "malformed", json.dumps({"reply": GARBAGE_REPLY.hex()})], timeout=15)
         if not res.ok:
             raise HarnessError(f"could not set the garbage scenario: {res.out} {res.err}")
         if single_file:

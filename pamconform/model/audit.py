@@ -22,12 +22,12 @@ finds the socket module line and prepares the files the lab container gets:
   unknown module would.  Modules the image has run for real (``pam_unix`` sees the
   auth-server password, not the Unix one).
 
-:func:`run` then, per server state (grant, deny, down, hung, garbage), runs the
-stack's primitive through pamdrive in the lab (one batch per state, every other
-module line probed alone with ``[default=ok]`` to learn its code) and evaluates the
-same files with the model fed those codes, so each verdict comes with the path
-through the stack.  A state other than ``grant`` in which the stack returns
-``PAM_SUCCESS`` is FAIL-OPEN.
+:func:`pamconform.lab.stack_audit.run` then, per server state (grant, deny, down, hung,
+garbage), runs the stack's primitive through pamdrive in the lab (one batch per state,
+every other module line probed alone with ``[default=ok]`` to learn its code), and
+:func:`judge` evaluates the same files with the model fed those codes, so each verdict
+comes with the path through the stack.  A state other than ``grant`` in which the stack
+returns ``PAM_SUCCESS`` is FAIL-OPEN.  This module is pure: no lab, no Docker.
 """
 
 from __future__ import annotations
@@ -35,16 +35,15 @@ from __future__ import annotations
 import os
 import posixpath
 import stat
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pamconform.core.errors import UsageError
-from pamconform.lab.stack import STACK_ROOT, StackLab, module_args
 from pamconform.model import codes
 from pamconform.model.linux_pam import run as model_run
-from pamconform.model.modules import SOCKET_MODULES, STATES
+from pamconform.model.modules import SOCKET_MODULES
 from pamconform.model.parser import (
     FACILITIES,
     MODULE_DIR,
@@ -249,21 +248,28 @@ class Plan:
     def layout(self) -> Layout:
         return Layout.single_file() if self.single_file else Layout()
 
-    def files_for(self, state: str) -> dict[str, bytes]:
-        """The container's files with the socket line pointed at ``state``'s socket."""
+    def files_for(self, socket_args: str) -> dict[str, bytes]:
+        """The container's files with the socket line given ``socket_args`` (a state's)."""
         out = dict(self.files)
         path = self.socket.origin.file
         out[path] = _rewrite(out[path], self.socket.origin.line,
-                             self._socket_text(state), self.columned(path))
+                             self.socket_text(socket_args), self.columned(path))
         return out
 
     def columned(self, path: str) -> bool:
         """Does this file have the service column (the pam.conf itself)?"""
         return self.single_file and path == "/etc/pam.conf"
 
-    def _socket_text(self, state: str) -> str:
+    def socket_text(self, socket_args: str) -> str:
+        """The lab's reference socket module with ``socket_args``, the line's flags kept."""
         flags = [a for a in self.socket.args if a in _KEEP_FLAGS]
-        return " ".join(["pam_redirector.so", module_args(state), *flags])
+        return " ".join(["pam_redirector.so", socket_args, *flags])
+
+    def probe_line(self, files: dict[str, bytes], h: Handler, socket_args: str) -> str:
+        """A one-line stack running ``h`` alone with ``[default=ok]`` (to learn its code)."""
+        module = (self.socket_text(socket_args) if h is self.socket
+                  else _probe_module(files, h, self))
+        return f"{h.facility} [default=ok] {module}"
 
 
 def plan(stack: Path, *, service: str | None = None, include_dirs: Sequence[Path] = (),
@@ -410,38 +416,25 @@ class AuditResult:
         return [s for s in self.states if s.fail_open]
 
 
-def run(p: Plan, lab: StackLab, *, say: Callable[[str], object] = print) -> AuditResult:
-    """Every server state in the lab and in the model."""
-    probe_codes: dict[str, int] = {}
-    out = []
-    directory = f"{STACK_ROOT}/audit"
-    primitive = p.primitive
-    for state in STATES:
-        files = p.files_for(state)
-        probe_files = {}
-        requests = []
-        probes = p.probes if not probe_codes else []
-        for k, h in enumerate([p.socket, *probes]):
-            text = f"{h.facility} [default=ok] " + (
-                p._socket_text(state) if h is p.socket else _probe_module(files, h, p))
-            probe_files[f"{directory}/probe{k}"] = text + "\n"
-            requests.append(lab.request(f"probe{k}", confdir=directory, steps=(primitive,),
-                                        rid=f"probe{k}"))
-        requests.append(lab.request(p.service, steps=(primitive,), rid="stack"))
-        lab.put_files({**files, **probe_files})
-        results = {r["id"]: r for r in lab.run(requests)}
-        for k, h in enumerate(probes, start=1):
-            probe_codes[f"{h.origin.file}:{h.origin.line}"] = _code_of(results[f"probe{k}"])
-        module_code = _code_of(results["probe0"])
-        real = results["stack"]
-        start, steps = pamdrive_results(real.get("result"))
-        result = steps[0][1] if steps else (real.get("status") or "?")
-        if start not in ("PAM_SUCCESS", "no report") and not steps:
-            result = start
-        model = _model(p, files, state, module_code, probe_codes)
-        out.append(StateResult(state, module_code, real, model, start, result))
-        say(f"  {state:<8} module {codes.name(module_code):<22} stack {result}")
-    return AuditResult(p, out)
+def line_key(h: Handler) -> str:
+    """``file:line`` of a handler: how probe codes are keyed."""
+    return f"{h.origin.file}:{h.origin.line}"
+
+
+def judge(p: Plan, files: dict[str, bytes], state: str, module_code: int,
+          real: dict[str, Any], probe_codes: dict[str, int]) -> StateResult:
+    """One state's result: libpam's (``real``, pamdrive's report) beside the model's."""
+    start, steps = pamdrive_results(real.get("result"))
+    result = steps[0][1] if steps else (real.get("status") or "?")
+    if start not in ("PAM_SUCCESS", "no report") and not steps:
+        result = start
+    model = _model(p, files, module_code, probe_codes)
+    return StateResult(state, module_code, real, model, start, result)
+
+
+def summary_line(s: StateResult) -> str:
+    """The progress line of one state."""
+    return f"  {s.state:<8} module {codes.name(s.module_code):<22} stack {s.result}"
 
 
 def _probe_module(files: dict[str, bytes], h: Handler, p: Plan) -> str:
@@ -452,12 +445,13 @@ def _probe_module(files: dict[str, bytes], h: Handler, p: Plan) -> str:
     return raw.text[offset:].strip() if offset is not None else "pam_pc_missing.so"
 
 
-def _code_of(report: dict[str, Any]) -> int:
+def code_of(report: dict[str, Any]) -> int:
+    """The code the first step of a pamdrive report returned (PAM_ABORT: none)."""
     steps = pamdrive_results(report.get("result"))[1]
     return codes.code(steps[0][1]) if steps else codes.ABORT
 
 
-def _model(p: Plan, files: dict[str, bytes], state: str, module_code: int,
+def _model(p: Plan, files: dict[str, bytes], module_code: int,
            probe_codes: dict[str, int]) -> Outcome | None:
     config = load(p.service, DictSource(files), p.layout)
     sock = (p.socket.origin.file, p.socket.origin.line)
@@ -465,7 +459,7 @@ def _model(p: Plan, files: dict[str, bytes], state: str, module_code: int,
     def module_codes(h: Handler, function: str) -> int:
         if (h.origin.file, h.origin.line) == sock:
             return module_code
-        return probe_codes.get(f"{h.origin.file}:{h.origin.line}", codes.MODULE_UNKNOWN)
+        return probe_codes.get(line_key(h), codes.MODULE_UNKNOWN)
 
     result = model_run(config, module_codes, (p.primitive,), keep_going=True)
     return result.outcomes[0] if result.outcomes else None

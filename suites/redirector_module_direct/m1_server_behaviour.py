@@ -154,13 +154,13 @@ def backlog_full(ctx):
     d = direct(ctx)
     d.scenario("grant")
     box = d.target.box
-    box.exec(["sh", "-c", "rm -rf /run/pc-full; install -d -m 0700 /run/pc-full"], timeout=5)
+    box.run("rm -rf /run/pc-full; install -d -m 0700 /run/pc-full", timeout=5)
     box.start_daemon(["python3", "-c", _FULL_BACKLOG, "/run/pc-full/socket"], log_path=None)
     box.wait_for(["test", "-e", "/run/pc-full/socket.ready"], timeout=10)
     try:
         attempt = d.one(probe_service(d, socket="/run/pc-full/socket", name="pc-full"),
                         passwords=[PASSWORD])
     finally:
-        box.exec(["pkill", "-f", "/run/pc-full/socket"], timeout=5)
+        box.run(["pkill", "-f", "/run/pc-full/socket"], timeout=5)
     record(ctx, "server with a full listen queue", attempt)
     expect_bounded_denial(ctx, attempt, "a login while the server never accepts", d.hang_bound)

@@ -30,8 +30,8 @@ def _path(prepare, ctx):
     d = direct(ctx)
     d.scenario("grant")  # a granting server elsewhere must not matter
     path = "/run/pc-path/socket"
-    d.target.box.exec(["sh", "-c", "install -d -m 0700 /run/pc-path; "
-                       + prepare.format(p=path)], timeout=10).check()
+    d.target.box.run("install -d -m 0700 /run/pc-path; " + prepare.format(p=path),
+                     timeout=10).check()
     attempt = d.one(probe_service(d, socket=path), passwords=[PASSWORD])
     record(ctx, f"socket path {path}", attempt)
     ctx.note(attempt.summary())

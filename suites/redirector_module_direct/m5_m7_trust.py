@@ -25,9 +25,9 @@ def _planted(ctx, *, via_symlink: bool) -> None:
     path = PLANTED
     if via_symlink:
         path = "/tmp/pc-link/socket"
-        d.target.box.exec(["sh", "-c", "rm -rf /tmp/pc-link; install -d -o mallory -m 0755 "
-                           f"/tmp/pc-link; ln -s {PLANTED} {path}; chown -h mallory {path}"],
-                          timeout=10).check()
+        d.target.box.run("rm -rf /tmp/pc-link; install -d -o mallory -m 0755 "
+                         f"/tmp/pc-link; ln -s {PLANTED} {path}; chown -h mallory {path}",
+                         timeout=10).check()
     attempt = d.one(probe_service(d, socket=path, name="pc-planted"), passwords=[PASSWORD])
     record(ctx, f"socket planted by mallory at {path}", attempt)
     log = planted.log(wait=5)

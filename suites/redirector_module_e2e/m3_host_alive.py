@@ -21,7 +21,7 @@ ABUSE = ["scenario:reset", "scenario:close-before-read", "scenario:two-replies"]
 )
 def sshd_survives(ctx):
     t = target(ctx)
-    before = t.box.exec(["pgrep", "-o", "-x", "sshd"], timeout=5).out.strip()
+    before = t.box.run(["pgrep", "-o", "-x", "sshd"], timeout=5).out.strip()
     try:
         for state in ABUSE:
             t.server(state)
@@ -29,7 +29,7 @@ def sshd_survives(ctx):
             expect_denied(result, f"a login against {state}")
     finally:
         t.server("reference")
-    after = t.box.exec(["pgrep", "-o", "-x", "sshd"], timeout=5).out.strip()
+    after = t.box.run(["pgrep", "-o", "-x", "sshd"], timeout=5).out.strip()
     ctx.note(f"sshd listener pid before {before or '-'}, after {after or '-'}")
     if not after or after != before:
         raise Fail("the same sshd listener before and after", f"{before!r} then {after!r}",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import secrets
-import shlex
 import string
 
 from pamconform.core.context import CaseContext
@@ -56,12 +55,12 @@ def target(ctx: CaseContext) -> ModuleTarget:
 
 
 def uid(t: ModuleTarget, user: str) -> int:
-    return int(t.box.exec(["id", "-u", user], timeout=5).out.strip())
+    return int(t.box.run(["id", "-u", user], timeout=5).out.strip())
 
 
 def mint(t: ModuleTarget, user: str, lifetime: int = 30) -> str:
     """Run the reference token server as ``user``; return the token it printed."""
-    res = t.box.exec(["python3", f"{SERVERS}/token_server.py", "--timeout", str(lifetime)],
+    res = t.box.run(["python3", f"{SERVERS}/token_server.py", "--timeout", str(lifetime)],
                      user=user, timeout=15)
     match = TOKEN_RE.search(res.out)
     if not match:
@@ -76,18 +75,17 @@ def fake_token(uid_: int, pid: int) -> str:
 def fake_server(t: ModuleTarget, path: str, *, user: str, reply: str, mode: str = "0600",
                 via_symlink_from: str | None = None) -> None:
     """Start FAKE as ``user`` at ``path`` (and link ``via_symlink_from`` to it)."""
-    t.box.exec(["rm", "-f", path, path + ".received"], timeout=5)
+    t.box.run(["rm", "-f", path, path + ".received"], timeout=5)
     t.box.start_daemon(["python3", "-c", FAKE, path, mode, reply], user=user, log_path=None)
     if not t.box.wait_for(["test", "-S", path], timeout=10):
         raise RuntimeError(f"fake token server did not start at {path}")
     if via_symlink_from:
-        t.box.exec(["sh", "-c", f"rm -f {shlex.quote(via_symlink_from)}; "
-                    f"ln -s {shlex.quote(path)} {shlex.quote(via_symlink_from)}"],
-                   user=user, timeout=5).check()
+        t.box.run('rm -f "$2"; ln -s "$1" "$2"', args=[path, via_symlink_from],
+                  user=user, timeout=5).check()
 
 
 def received(t: ModuleTarget, path: str) -> bytes:
-    res = t.box.exec(["cat", path + ".received"], timeout=5)
+    res = t.box.run(["cat", path + ".received"], timeout=5)
     return res.stdout if res.ok else b""
 
 
