@@ -1,13 +1,12 @@
 """The direct libpam driver in the lab: pamdrive attempts in batches, scenarios on demand.
 
-A long-lived scenario server runs in the container (``docker exec -i``, controlled over
-stdin/stdout) at the module's socket; each case sets a scenario, then runs its
-attempts through the batch agent — one ``docker exec`` per batch.
+A long-lived scenario server runs in the container (:meth:`LabContainer.exec_argv`,
+controlled over stdin/stdout) at the module's socket; each case sets a scenario, then
+runs its attempts through the batch agent — one :meth:`LabContainer.run` per batch.
 """
 
 from __future__ import annotations
 
-import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -108,9 +107,10 @@ class DirectDriver:
         if proc is None or proc.proc.poll() is not None or self.target.server_state != "direct":
             self.stop_scenarios()
             self.target.server("down")
-            argv = ["docker", "exec", "-i", self.target.box.id, "python3",
-                    f"{SERVERS}/scenario_server.py", SOCKET, "--control", "-",
-                    "--mode", "0600"]
+            # lives until stop_scenarios() closes its stdin; each exchange has a timeout
+            argv = self.target.box.exec_argv(
+                ["python3", f"{SERVERS}/scenario_server.py", SOCKET, "--control", "-",
+                 "--mode", "0600"], timeout=None)
             proc = self.scenario_proc = ScenarioProcess(argv)
             self.target.server_state = "direct"
         proc.set(name, **args)
@@ -122,13 +122,13 @@ class DirectDriver:
         """A second scenario server at ``path``, run as ``user`` in a directory it owns."""
         directory = path.rsplit("/", 1)[0]
         box = self.target.box
-        box.exec(["sh", "-c", f"rm -rf {shlex.quote(directory)}; install -d -o {user} -m 0755 "
-                  f"{shlex.quote(directory)}"], timeout=10).check()
+        box.run('rm -rf "$1"; install -d -o "$2" -m 0755 "$1"', args=[directory, user],
+                timeout=10).check()
         if self.planted is not None:
             self.planted.stop()
-        argv = ["docker", "exec", "-i", "-u", user, box.id, "python3",
-                f"{SERVERS}/scenario_server.py", path, "--control", "-", "--mode", mode,
-                "--scenario", scenario]
+        argv = box.exec_argv(["python3", f"{SERVERS}/scenario_server.py", path, "--control",
+                              "-", "--mode", mode, "--scenario", scenario],
+                             user=user, timeout=None)
         self.planted = ScenarioProcess(argv)
         self.planted.log()
         return self.planted
@@ -182,12 +182,12 @@ class DirectDriver:
     def start_syslog_sink(self) -> None:
         """A /dev/log listener writing every message to SYSLOG_SINK (no syslogd in the lab)."""
         box = self.target.box
-        box.exec(["sh", "-c", f": > {SYSLOG_SINK}"], timeout=5)
+        box.run(f": > {SYSLOG_SINK}", timeout=5)
         box.start_daemon(["python3", "-c", _SINK, SYSLOG_SINK], log_path=None)
         box.wait_for(["test", "-S", "/dev/log"], timeout=10)
 
     def syslog(self) -> str:
-        return self.target.box.exec(["cat", SYSLOG_SINK], timeout=5).out
+        return self.target.box.run(["cat", SYSLOG_SINK], timeout=5).out
 
 
 def driver(target: ModuleTarget) -> DirectDriver:

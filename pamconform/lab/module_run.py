@@ -2,27 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from pamconform import protocols
 from pamconform.core import loader, resources
 from pamconform.core.errors import UsageError
 from pamconform.core.interrupts import Interrupted
 from pamconform.core.registry import Case, all_cases
 from pamconform.core.runner import Progress, TargetResult, run_target
-from pamconform.lab import LabContainer, LabSession, connect, ensure_lab_image
-from pamconform.lab.images import DEFAULT_DISTRO, DISTROS
-from pamconform.lab.module_target import ModuleSpec, ModuleTarget
-
-MODULE_SUITES = {
-    "redirector": ["redirector_module_e2e", "redirector_module_direct"],
-    "transient-token": ["token_module_e2e"],
-}
+from pamconform.lab import LabContainer, LabSession, connect, ensure_lab_image, images
+from pamconform.lab.images import DEFAULT_DISTRO, DISTROS, quiet
+from pamconform.lab.module_target import ModuleSpec, ModuleTarget, uses_lab_socket
 
 
 def module_cases(protocol: str) -> list[Case]:
-    for suite in MODULE_SUITES[protocol]:
+    """The module cases of ``protocol`` (its registered module suites, loaded)."""
+    for suite in protocols.get(protocol).suite_folders("module"):
         loader.load_suite(suite)
     return all_cases(protocol=protocol, kind="module")
 
@@ -45,8 +42,8 @@ def distro_target_name(name: str, distro: str, distros: list[str]) -> str:
 
 def lab_versions(box: LabContainer, distro: str) -> dict[str, str]:
     """The release and the Linux-PAM and OpenSSH package versions inside a lab container."""
-    out = box.exec(["sh", "-c", "cat /etc/debian_version; dpkg-query -W -f "
-                    "'${Package} ${Version}\\n' libpam0g openssh-server"], timeout=15).out
+    out = box.run("cat /etc/debian_version; dpkg-query -W -f "
+                  "'${Package} ${Version}\\n' libpam0g openssh-server", timeout=15).out
     lines = out.splitlines()
     pkgs = dict(line.split(" ", 1) for line in lines[1:] if " " in line)
     return {
@@ -118,7 +115,7 @@ def module_lab(
     distro: str = DEFAULT_DISTRO,
     keep: bool = False,
     login_timeout: float = 20.0,
-    say: Callable[[str], Any] = print,
+    say: images.Progress = quiet,
 ) -> Iterator[ModuleTarget]:
     """A lab container of ``distro`` with the module built, installed and wired into sshd and su.
 
@@ -135,7 +132,7 @@ def module_lab(
         target = ModuleTarget(name, box, spec, login_timeout=login_timeout)
         target.install(progress=say)
         target.start_sshd()
-        if spec.protocol == "redirector":
+        if uses_lab_socket(spec.protocol):
             target.server("reference")
             target.check_running()
         try:
@@ -155,7 +152,7 @@ def run_module(
     keep: bool = False,
     strict: bool = False,
     login_timeout: float = 20.0,
-    say: Callable[[str], Any] = print,
+    say: images.Progress = quiet,
     progress: Progress | None = None,
 ) -> TargetResult:
     """Build the module in a fresh lab container of ``distro`` and run the cases through

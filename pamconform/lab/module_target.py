@@ -1,36 +1,39 @@
 """A PAM module under test: built from source inside a lab container, wired into sshd and su.
 
-The container runs with ``--network none``; logins are driven from inside it (``docker
-exec -it``), so no traffic leaves the container's own namespace.
+The container runs with ``--network none``; logins are driven from inside it (a pty
+through :meth:`~pamconform.lab.LabContainer.exec_argv`), so no traffic leaves the
+container's own namespace.
 """
 
 from __future__ import annotations
 
 import io
-import shlex
 import tarfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pamconform import protocols
 from pamconform.core.errors import HarnessError, UsageError
-from pamconform.drivers.login import LoginResult, docker_spawner, ssh_login, su_login
+from pamconform.drivers.login import LoginResult, Spawner, ssh_login, su_login
 from pamconform.lab import LabContainer
+from pamconform.lab.images import Progress, quiet
 
 SECURITY_DIR = "/lib/x86_64-linux-gnu/security"
 SOCKET = "/run/pam_redirector/socket"
 SERVERS = "/opt/pamconform/servers"
 SRC = "/opt/target-src"
 
+#: Seconds a login's command may outlive the driver's own timeout inside the container
+#: (the driver grades HUNG first; this only reaps what it leaves behind).
+LOGIN_SLACK_S = 5.0
+
 #: Logins the lab image knows: auth-server passwords differ from Unix passwords.
 AUTH_PASSWORDS = {"alice": "alice-auth-pw", "bob": "bob-auth-pw"}
 UNIX_PASSWORDS = {"alice": "unix-alice-pw", "bob": "unix-bob-pw", "mallory": "unix-mallory-pw"}
 
 
-#: The reference modules' default ``timeout=`` (``DEFAULT_TIMEOUT`` in their C sources and
-#: READMEs), per protocol.
-DEFAULT_MODULE_TIMEOUT = {"redirector": 10.0, "transient-token": 5.0}
 #: The hang bound's margin over the module's timeout.  The module's own wait ends at its
 #: timeout; what the harness adds on top (pamdrive and agent start-up, scheduling on a
 #: loaded two-core host) measured 0.004-0.024 s in the lab, so 2 s absorbs a busy machine
@@ -41,8 +44,21 @@ HANG_MARGIN = 2.0
 
 
 def default_hang_bound(protocol: str) -> float:
-    """The reference module's default timeout plus HANG_MARGIN (12 s for the redirector)."""
-    return DEFAULT_MODULE_TIMEOUT.get(protocol, DEFAULT_MODULE_TIMEOUT["redirector"]) + HANG_MARGIN
+    """The reference module's default ``timeout=`` (``DEFAULT_TIMEOUT`` in its C source and
+    README: ``ReferenceModule.default_timeout`` in the protocol's profile) plus HANG_MARGIN
+    (12 s for the redirector); the default protocol's for a protocol without one."""
+    module = None
+    if protocol in protocols.names():
+        module = protocols.get(protocol).reference_module
+    module = module or protocols.get(protocols.DEFAULT).reference_module
+    assert module is not None, "the default protocol has a reference module"
+    return module.default_timeout + HANG_MARGIN
+
+
+def uses_lab_socket(protocol: str) -> bool:
+    """Does the protocol's module talk to a server at the lab's socket (``{socket}``)?"""
+    ref = protocols.get(protocol).reference_module
+    return ref is not None and "{socket}" in ref.args
 
 
 class BuildFailed(UsageError):
@@ -57,7 +73,7 @@ class ModuleSpec:
     build: str = "make"
     so: str = "pam_redirector.so"
     args: str = "{socket}"
-    protocol: str = "redirector"
+    protocol: str = protocols.DEFAULT
     collect_password: bool = False  # stack "auth optional pam_unix.so" first (drop-in style)
     #: how long a transaction may take while the server hangs (None: default_hang_bound)
     hang_bound: float | None = None
@@ -73,7 +89,7 @@ class ModuleSpec:
             raise UsageError(f"{self.src}: not a directory")
         if "/" in self.so or not self.so.endswith(".so"):
             raise UsageError(f"--so {self.so!r}: give the file name of the module, e.g. pam_x.so")
-        if self.protocol == "redirector" and "{socket}" not in self.args:
+        if uses_lab_socket(self.protocol) and "{socket}" not in self.args:
             raise UsageError("--args must contain {socket}")
 
 
@@ -116,32 +132,34 @@ class ModuleTarget:
         return self.spec.bound
 
     # ---- set-up -------------------------------------------------------------
-    def install(self, progress: Any = print) -> None:
+    def install(self, progress: Progress = quiet) -> None:
         """Copy the source in, build it, install the .so and write the PAM stacks."""
-        self.box.exec(["mkdir", "-p", SRC], timeout=10).check()
+        self.box.run(["mkdir", "-p", SRC], timeout=10).check()
         self.box.container.put_archive(SRC, _tar_dir(self.spec.src))
         progress(f"building {self.spec.src} with {self.spec.build!r}")
-        res = self.box.exec(["sh", "-c", f"cd {SRC} && {self.spec.build}"], timeout=300)
+        # the build command is the user's shell line, run as given in the source tree
+        res = self.box.run(self.spec.build, workdir=SRC, timeout=300)
         self.build_log = (res.out + res.err)[-6000:]
         if not res.ok:
             why = "timed out" if res.timed_out else f"exit {res.exit_code}"
             raise BuildFailed(f"build of {self.spec.src} failed ({why}):\n{self.build_log}")
-        found = self.box.exec(
-            ["sh", "-c", f"find {SRC} -name {shlex.quote(self.spec.so)} -type f | head -1"],
-            timeout=20,
-        ).out.strip()
+        listed = self.box.run(["find", SRC, "-name", self.spec.so, "-type", "f"], timeout=20)
+        found = next(iter(listed.out.splitlines()), "").strip()
         if not found:
             raise BuildFailed(f"the build did not produce {self.spec.so}:\n{self.build_log}")
         dest = f"{SECURITY_DIR}/{self.spec.so}"
-        self.box.exec(["install", "-o", "root", "-g", "root", "-m", "0644", found, dest],
-                      timeout=20).check()
+        self.box.run(["install", "-o", "root", "-g", "root", "-m", "0644", found, dest],
+                     timeout=20).check()
         self.write_stacks()
         self.check_lab()
 
     def module_line(self) -> str:
         args = self.spec.args.replace("{socket}", SOCKET)
-        if self.spec.protocol == "transient-token" and "timeout=" not in args:
-            args = f"{args} timeout=3".strip()
+        # arguments the protocol's lab adds unless given (e.g. a short timeout= keeps it fast)
+        for extra in str(protocols.get(self.spec.protocol).extra.get("lab_module_args",
+                                                                       "")).split():
+            if extra.split("=", 1)[0] + "=" not in args:
+                args = f"{args} {extra}".strip()
         return f"auth required {self.spec.so} {args}".rstrip()
 
     def stacks(self) -> dict[str, str]:
@@ -166,9 +184,9 @@ class ModuleTarget:
 
     def check_lab(self) -> None:
         """testinfra checks of the lab's preconditions; a failure is a harness error."""
-        import testinfra
+        from pamconform.lab.host import lab_host
 
-        host = testinfra.get_host(f"docker://{self.box.id}")
+        host = lab_host(self.box)
         so = host.file(f"{SECURITY_DIR}/{self.spec.so}")
         checks = {
             "module file root-owned, not writable by group/others":
@@ -184,9 +202,9 @@ class ModuleTarget:
 
     def check_running(self) -> None:
         """testinfra checks once sshd and the reference server run: safe socket, sshd up."""
-        import testinfra
+        from pamconform.lab.host import lab_host
 
-        host = testinfra.get_host(f"docker://{self.box.id}")
+        host = lab_host(self.box)
         sock = host.file(SOCKET)
         sock_dir = host.file(SOCKET.rsplit("/", 1)[0])
         checks = {
@@ -202,7 +220,7 @@ class ModuleTarget:
             raise HarnessError("lab check failed: " + "; ".join(bad))
 
     def start_sshd(self) -> None:
-        res = self.box.exec(["pamconform-start-sshd"], timeout=20)
+        res = self.box.run(["pamconform-start-sshd"], timeout=20)
         if not res.ok:
             raise HarnessError(f"sshd did not start: {res.err.strip()}")
         self.wait_sshd()
@@ -210,51 +228,56 @@ class ModuleTarget:
     def wait_sshd(self, timeout: float = 10) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.box.exec(["sh", "-c", "ss -ltn | grep -q ':22 '"], timeout=5).ok:
+            if self.box.run("ss -ltn | grep -q ':22 '", timeout=5).ok:
                 return
             time.sleep(0.2)
         raise HarnessError("sshd is not listening on port 22")
 
     def sshd_running(self) -> bool:
-        return self.box.exec(["pgrep", "-x", "sshd"], timeout=5).ok
+        return self.box.run(["pgrep", "-x", "sshd"], timeout=5).ok
 
     # ---- the server behind the socket ----------------------------------------
     def server(self, state: str) -> None:
         """Put the auth server in a state: reference, down, or scenario:<name>."""
-        self.box.exec(["sh", "-c", f"pkill -f {SERVERS}/ ; sleep 0.1; rm -f {SOCKET}"],
-                      timeout=10)
+        self.box.run('pkill -f "$1"/ ; sleep 0.1; rm -f "$2"', args=[SERVERS, SOCKET], timeout=10)
         if state == "down":
             self.server_state = state
             return
         if state == "reference":
-            cmd = ["pamconform-start-server", SOCKET, "--quiet"]
+            res = self.box.run(["pamconform-start-server", SOCKET, "--quiet"], timeout=15)
         elif state.startswith("scenario:"):
             scenario = state.split(":", 1)[1]
-            cmd = ["sh", "-c",
-                   f"setsid nohup python3 {SERVERS}/scenario_server.py {SOCKET} "
-                   f"--control /run/pam_redirector/control --scenario {shlex.quote(scenario)} "
-                   f">>/var/log/pamconform-scenario.log 2>&1 </dev/null & "
-                   f"for i in $(seq 50); do [ -S {SOCKET} ] && exit 0; sleep 0.1; done; "
-                   f"tail -5 /var/log/pamconform-scenario.log >&2; exit 1"]
+            res = self.box.run(
+                'setsid nohup python3 "$1/scenario_server.py" "$2" '
+                '--control /run/pam_redirector/control --scenario "$3" '
+                '>>/var/log/pamconform-scenario.log 2>&1 </dev/null & '
+                'for i in $(seq 50); do [ -S "$2" ] && exit 0; sleep 0.1; done; '
+                'tail -5 /var/log/pamconform-scenario.log >&2; exit 1',
+                args=[SERVERS, SOCKET, scenario], timeout=15)
         else:
             raise ValueError(f"unknown server state {state!r}")
-        res = self.box.exec(cmd, timeout=15)
         if not res.ok:
             raise HarnessError(f"server {state} did not start: {res.err.strip()}")
         self.server_state = state
 
     # ---- logins ----------------------------------------------------------------
+    def spawner(self, timeout: float) -> Spawner:
+        """Commands in this container on a pty, bounded inside it too (a login's client)."""
+
+        def spawn(cmd: list[str], user: str) -> list[str]:
+            return self.box.exec_argv(cmd, user=user, tty=True, timeout=timeout + LOGIN_SLACK_S)
+
+        return spawn
+
     def ssh(self, user: str, password: str, method: str = "keyboard-interactive",
             timeout: float | None = None) -> LoginResult:
-        spawner = docker_spawner(self.box.id)
-        return ssh_login(spawner, user, password, method=method,
-                         timeout=timeout or self.login_timeout)
+        limit = timeout or self.login_timeout
+        return ssh_login(self.spawner(limit), user, password, method=method, timeout=limit)
 
     def su(self, as_user: str, target_user: str, password: str,
            timeout: float | None = None) -> LoginResult:
-        spawner = docker_spawner(self.box.id)
-        return su_login(spawner, as_user, target_user, password,
-                        timeout=timeout or self.login_timeout)
+        limit = timeout or self.login_timeout
+        return su_login(self.spawner(limit), as_user, target_user, password, timeout=limit)
 
     def log_tail(self, path: str = "/var/log/pamconform-sshd.log", lines: int = 15) -> str:
-        return self.box.exec(["tail", "-n", str(lines), path], timeout=5).out
+        return self.box.run(["tail", "-n", str(lines), path], timeout=5).out

@@ -14,4 +14,6 @@ PROTOCOL = register(Protocol(
         folder="pam_transient_token", so="pam_transient_token.so", args="",
         default_timeout=5.0),
     aliases=("token",),
+    # the lab's module line adds these unless --args gives them (a short wait keeps it fast)
+    extra={"lab_module_args": "timeout=3"},
 ))
