@@ -123,15 +123,18 @@ def _anchors(path: Path) -> set[str]:
 
 def _anchors_in(text: str) -> set[str]:
     tags = re.findall(r"""<a\s+(?:id|name)=["']([^"']+)["']""", text)
-    headings = re.findall(r"^#{1,6}\s+(.+?)\s*$", _without_code(text), re.M)
+    headings = re.findall(r"^#{1,6}\s+(.+?)\s*$", _without_fences(text), re.M)
     slugs = [re.sub(r"[^\w\- ]", "", h.lower()).replace(" ", "-") for h in headings]
     return set(tags) | set(slugs)
 
 
+def _without_fences(text: str) -> str:
+    return re.sub(r"^```.*?^```", "", text, flags=re.M | re.S)
+
+
 def _without_code(text: str) -> str:
     """The text outside fenced code blocks, with inline code spans blanked."""
-    text = re.sub(r"^```.*?^```", "", text, flags=re.M | re.S)
-    return re.sub(r"`[^`\n]*`", "``", text)
+    return re.sub(r"`[^`\n]*`", "``", _without_fences(text))
 
 
 #: A markdown link: ``[text](target)`` (the text may hold inline code).
