@@ -38,8 +38,9 @@ def main() -> int:
         procs = []
         for name, scenario in (("grant", "grant"), ("deny", "deny")):
             sock = f"/run/pc-bench-{name}.sock"
-            procs.append(ScenarioProcess(["docker", "exec", "-i", box.id, "python3", SERVER,
-                                          sock, "--control", "-", "--scenario", scenario]))
+            procs.append(ScenarioProcess(box.exec_argv(
+                ["python3", SERVER, sock, "--control", "-", "--scenario", scenario],
+                timeout=None)))
             box.put_file(f"/etc/pam.d/pc-bench-{name}",
                          f"auth required pam_redirector.so {sock} timeout=3\n".encode())
         argv = {n: ["--service", f"pc-bench-{n}", "--user", "alice", "--password", "pw"]

@@ -2,8 +2,9 @@
 
 Two transports, one API: :class:`ScenarioControl` talks to a control socket (one
 connection per request); :class:`ScenarioProcess` starts the server with
-``--control -`` under any command prefix (e.g. ``docker exec -i CONTAINER``) and
-talks over its stdin/stdout.  Every exchange has a timeout.
+``--control -`` from a host argv (in the lab: :meth:`~pamconform.lab.LabContainer.exec_argv`)
+and talks over its stdin/stdout.  Every exchange has a timeout; :meth:`ScenarioProcess.stop`
+closes its stdin and kills it if it lingers.
 """
 
 from __future__ import annotations
@@ -117,9 +118,9 @@ class ScenarioControl(_Client):
 class ScenarioProcess(_Client):
     """A scenario server child run with ``--control -``; controlled over its stdin/stdout.
 
-    ``argv`` is the whole command, e.g. ``["docker", "exec", "-i", ctr, "python3",
-    "/srv/scenario_server.py", "/run/s.sock", "--control", "-"]``; see :meth:`local`
-    for a host process.  Closing stdin stops the server.
+    ``argv`` is the whole command, e.g. ``box.exec_argv(["python3",
+    "/srv/scenario_server.py", "/run/s.sock", "--control", "-"], timeout=None)``; see
+    :meth:`local` for a host process.  Closing stdin stops the server.
     """
 
     def __init__(self, argv: list[str], timeout: float = DEFAULT_TIMEOUT_S,
