@@ -110,7 +110,7 @@ class NslcdLab:
 
     def control(self, command: str, timeout: float = 30) -> None:
         """Run ``pamconform-nslcd-lab <command>`` (start, stop-slapd, pause-slapd, …)."""
-        result = self.box.exec([CONTROL, command], timeout=timeout)
+        result = self.box.run([CONTROL, command], timeout=timeout)
         if not result.ok:
             raise LabBuildError(f"{CONTROL} {command} failed: {result.err.strip()}")
 
@@ -131,7 +131,7 @@ class NslcdLab:
         """
         argv = ["python3", "-m", f"{PY_PACKAGE}.driver", "--socket", SOCKETS[daemon],
                 "--timeout", f"{timeout:g}", action, user]
-        result = self.box.exec(argv, user=as_user, timeout=timeout + 5,
+        result = self.box.run(argv, user=as_user, timeout=timeout + 5,
                                stdin=password if action == "authc" else None,
                                environment={"PYTHONPATH": PY_DIR})
         if not result.ok:
@@ -142,7 +142,7 @@ class NslcdLab:
 
     def probe(self, plan: dict[str, Any], *, timeout: float) -> list[dict[str, Any]]:
         """Run a probe plan inside the container (see :mod:`.probe`); its results."""
-        result = self.box.exec(["python3", "-m", f"{PY_PACKAGE}.probe"], timeout=timeout,
+        result = self.box.run(["python3", "-m", f"{PY_PACKAGE}.probe"], timeout=timeout,
                                stdin=json.dumps(plan).encode(),
                                environment={"PYTHONPATH": PY_DIR})
         if not result.ok:

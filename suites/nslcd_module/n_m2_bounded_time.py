@@ -1,0 +1,46 @@
+"""N-M2: a daemon that never finishes cannot hold a login longer than the module's own
+longest wait. pam_ldap has no timeout option (pam_ldap(8)); its client's compiled read
+timeout is 60 s, so the bound is 60 s plus the harness margin (see docs/nslcd.md)."""
+
+from functools import partial
+
+from pamconform.core.registry import case_factory
+from pamconform.core.verdicts import Severity
+from pamconform.protocols.nslcd.module_steps import (
+    HANGS,
+    expect_bounded_refusal,
+    expect_granted,
+    play,
+    target,
+)
+
+case = case_factory(protocol="nslcd", kind="module")
+
+
+def _hang(scenario, args, what, ctx):
+    attempt = play(ctx, scenario, args)
+    expect_bounded_refusal(ctx, attempt, f"a login while the daemon {what}")
+
+
+for _name, _scenario, _args, _what in HANGS:
+    case(
+        f"nslcd.module.daemon-{_name}",
+        rule="N-M2",
+        severity=Severity.MUST,
+        title=f"Bounded refusal when the daemon {_what}",
+        requirement=f"When the daemon {_what}, pam_authenticate returns a refusal within the "
+        "module's longest wait plus the harness margin, instead of blocking the application.",
+    )(partial(_hang, _scenario, _args, _what))
+
+
+@case(
+    "nslcd.module.daemon-slow-grant",
+    rule="N-M2",
+    severity=Severity.SHOULD,
+    title="A success that takes 1 s still counts",
+    requirement="A daemon answering success after 1 s is granted: the module does not give "
+    "up so early that a busy directory locks users out.",
+)
+def slow_grant(ctx):
+    expect_granted(play(ctx, "delay", {"seconds": 1}), "a login the daemon grants after 1 s",
+                   target(ctx).hang_bound)

@@ -1,0 +1,132 @@
+"""The N-M suite in the nslcd lab: Debian 12's pam_ldap.so (libpam-ldapd), and a small
+nslcd-protocol module written for these tests (tests/fixtures/faulty_nslcd_module/) whose
+faults the suite must each catch on its rule, while its correct build passes.
+
+Needs a Docker engine (skips without one). The verdicts on pam_ldap are printed and, with
+``$PAMCONFORM_NSLCD_MODULE_TABLE`` set, written there (docs/nslcd.md holds them).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pamconform.core import loader
+from pamconform.core.registry import all_cases
+from pamconform.core.runner import TargetResult, run_target
+from pamconform.core.verdicts import Verdict
+from pamconform.lab import LabSession
+from pamconform.protocols.nslcd.lab import NslcdLab, ensure_nslcd_image, start_nslcd_lab
+from pamconform.protocols.nslcd.module_target import LabModule, LabModuleTarget
+
+pytestmark = pytest.mark.docker
+
+FIXTURE = Path(__file__).parent / "fixtures" / "faulty_nslcd_module"
+BUILD_DIR = "/opt/pc-faulty-nslcd"
+FAULTY_SO = "pam_faulty_nslcd.so"
+PASS, NS, FAIL, INFO = Verdict.PASS, Verdict.NON_STRICT, Verdict.FAIL, Verdict.INFORMATIONAL
+
+#: pam_ldap's verdicts where not PASS (docs/nslcd.md says why).
+RECORDED_PAM_LDAP: dict[str, set[Verdict]] = {
+    "nslcd.module.daemon-reply-before-request": {NS},
+    "nslcd.module.user-other-user": {NS},
+    "nslcd.module.user-root-user": {NS},
+    "nslcd.module.user-empty-user": {NS, PASS},
+}
+#: fault -> the cases that must catch it, and the verdict they give.
+CATCHES: dict[str, dict[str, Verdict]] = {
+    "grant-on-close": {"nslcd.module.daemon-close-after-request": FAIL,
+                       "nslcd.module.daemon-cut-before-end": FAIL},
+    "unavail-grants": {"nslcd.module.nslcd-stopped": FAIL,
+                       "nslcd.module.e2e-ssh-down": FAIL},
+    "no-timeout": {"nslcd.module.daemon-silence": FAIL,
+                   "nslcd.module.daemon-stall-mid-reply": FAIL},
+    "ignore-version": {"nslcd.module.daemon-wrong-version-3": FAIL},
+    "ignore-markers": {"nslcd.module.daemon-bad-marker": FAIL,
+                       "nslcd.module.daemon-end-first": FAIL},
+    "any-user": {"nslcd.module.user-other-user": NS, "nslcd.module.user-root-user": NS},
+    "overflow": {"nslcd.module.daemon-long-name": FAIL, "nslcd.module.memcheck-long-name": FAIL},
+    "grant-any-entry": {"nslcd.module.daemon-deny": FAIL},
+}
+#: The correct build, where it is not PASS: it does not look for unsolicited bytes.
+CORRECT_BUILD: dict[str, set[Verdict]] = {"nslcd.module.daemon-reply-before-request": {NS}}
+
+
+@pytest.fixture(scope="module")
+def lab(docker_client: Any) -> Iterator[NslcdLab]:
+    loader.load_suite("nslcd_module")
+    image = ensure_nslcd_image(docker_client)
+    with LabSession(docker_client) as session:
+        yield start_nslcd_lab(session, image)
+
+
+def _cases(ids: set[str] | None = None) -> list[Any]:
+    cases = all_cases(protocol="nslcd", kind="module")
+    return [c for c in cases if ids is None or c.id in ids]
+
+
+def _run(lab: NslcdLab, module: LabModule, name: str, ids: set[str] | None = None
+         ) -> dict[str, Any]:
+    target = LabModuleTarget(lab, module, name=name)
+    target.setup()
+    try:
+        result: TargetResult = run_target(_cases(ids), target, kind="module", protocol="nslcd")
+    finally:
+        target.restore()
+    return {r.case.id: r for r in result.results}
+
+
+def _table(results: dict[str, Any]) -> str:
+    lines = ["| case | rule | pam_ldap (Debian 12) |", "|---|---|---|"]
+    for cid, r in results.items():
+        v = str(r.verdict)
+        shown = v if v in ("PASS", "INFORMATIONAL") else f"**{v}**"
+        lines.append(f"| `{cid}` | {r.case.rule} | {shown} |")
+    return "\n".join(lines)
+
+
+def test_pam_ldap_verdicts(lab: NslcdLab) -> None:
+    results = _run(lab, LabModule(), "pam_ldap")
+    table = _table(results)
+    print("\n" + table)
+    dest = os.environ.get("PAMCONFORM_NSLCD_MODULE_TABLE")
+    if dest:
+        Path(dest).write_text(table + "\n")
+    assert len(results) == len(_cases())
+    wrong = {cid: (str(r.verdict), r.message) for cid, r in results.items()
+             if r.verdict not in RECORDED_PAM_LDAP.get(cid, {PASS, INFO})}
+    assert not wrong, wrong
+
+
+def _build_faulty(lab: NslcdLab) -> None:
+    for name in ("Makefile", "pam_faulty_nslcd.c"):
+        lab.box.put_file(f"{BUILD_DIR}/{name}", (FIXTURE / name).read_bytes(), 0o644)
+    res = lab.box.run(f"cd {BUILD_DIR} && make -s", timeout=120)
+    assert res.ok, res.err
+    target = LabModuleTarget(lab, LabModule(so=FAULTY_SO))
+    target.install_built(f"{BUILD_DIR}/{FAULTY_SO}")
+
+
+def faulty(fault: str | None) -> LabModule:
+    args = "timeout=3" + (f" fault={fault}" if fault else "")
+    return LabModule(so=FAULTY_SO, args=args, label=f"faulty nslcd module ({fault})",
+                     timeout_s=3.0, built_from=str(FIXTURE))
+
+
+def test_faulty_module_each_fault_caught_and_correct_build_passes(lab: NslcdLab) -> None:
+    _build_faulty(lab)
+    correct = _run(lab, faulty(None), "faulty-none")
+    wrong = {cid: (str(r.verdict), r.message) for cid, r in correct.items()
+             if r.verdict not in CORRECT_BUILD.get(cid, {PASS, INFO})}
+    assert not wrong, wrong
+    missed = {}
+    for fault, expected in CATCHES.items():
+        got = _run(lab, faulty(fault), f"faulty-{fault}", set(expected))
+        for cid, verdict in expected.items():
+            if got[cid].verdict is not verdict:
+                missed[f"{fault}: {cid}"] = (str(got[cid].verdict), got[cid].message)
+    assert not missed, missed
