@@ -32,9 +32,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from pamconform.fuzz.engine import FuzzConfig, Fuzzer  # noqa: E402
+from pamconform.fuzz.engine import Fuzzer  # noqa: E402
 from pamconform.lab.localserver import LocalServer, reference_command  # noqa: E402
 from pamconform.protocols.redirector.client import request  # noqa: E402
+from pamconform.protocols.redirector.fuzz_model import config  # noqa: E402
 
 TARGET_PER_S = 2000.0
 CREDENTIALS = [("alice", "alice-auth-pw"), ("bob", "bob-auth-pw")]
@@ -121,7 +122,7 @@ def null_server_process() -> Iterator[Path]:
 
 def fuzzer_rate(path: Path, seconds: float, seed: int) -> dict[str, Any]:
     """The fuzz loop as it runs, counting violations only (the null server grants all)."""
-    cfg = FuzzConfig(path, PAIRS, seed=seed, seconds=seconds, timeout=3.0, record=False)
+    cfg = config(path, PAIRS, seed=seed, seconds=seconds, timeout=3.0, record=False)
     result = Fuzzer(cfg).run()
     return {"execs": result.execs, "items": result.items, "seconds": round(result.fuzz_seconds, 3),
             "per_s": round(result.execs_per_s, 1)}

@@ -11,9 +11,10 @@ import pytest
 
 from pamconform.core import resources
 from pamconform.drivers.direct import driver
-from pamconform.fuzz.module_fuzz import Plan, fuzz_module, generate
+from pamconform.fuzz.module_fuzz import fuzz_module
 from pamconform.lab.module_run import module_lab
 from pamconform.lab.module_target import ModuleSpec
+from pamconform.protocols.redirector.fuzz_module import Plan, generate
 
 FAULTY = Path(__file__).resolve().parent / "fixtures" / "faulty_modules"
 

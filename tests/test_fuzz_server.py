@@ -32,15 +32,16 @@ from pamconform.core.registry import all_cases
 from pamconform.core.runner import run_target
 from pamconform.core.verdicts import Verdict
 from pamconform.fuzz import regressions
-from pamconform.fuzz.engine import FuzzConfig, Fuzzer, FuzzResult
-from pamconform.fuzz.generators import Generator
-from pamconform.fuzz.model import Burst, Exec, Finding
-from pamconform.fuzz.oracle import Oracle, request_parts
-from pamconform.fuzz.replay import replay
-from pamconform.fuzz.wire import Outcome
+from pamconform.fuzz.engine import Fuzzer, FuzzResult
 from pamconform.lab import gallery
 from pamconform.lab.localserver import CommandFor, LocalServer, reference_command
 from pamconform.protocols.redirector.client import request
+from pamconform.protocols.redirector.fuzz_generators import Generator
+from pamconform.protocols.redirector.fuzz_items import Burst, Exec, Finding
+from pamconform.protocols.redirector.fuzz_model import config
+from pamconform.protocols.redirector.fuzz_oracle import Oracle, request_parts
+from pamconform.protocols.redirector.fuzz_replay import replay
+from pamconform.protocols.redirector.fuzz_wire import Outcome
 
 PAIRS = [(u.encode(), p.encode()) for u, p in REFERENCE_CREDENTIALS]
 SEED = 1
@@ -91,12 +92,11 @@ def _fuzz_only_command(name: str) -> CommandFor:
 
 
 def _fuzz(server: LocalServer, *, pid: bool = False, **options: object) -> FuzzResult:
-    cfg = FuzzConfig(server.socket, PAIRS, seed=SEED, seconds=BUDGET_S, timeout=2.0,
-                     max_findings=1, shrink_replays=60, shrink_seconds=4.0,
-                     pid=server.proc.pid if pid and server.proc else None)
-    for key, value in options.items():
-        setattr(cfg, key, value)
-    return Fuzzer(cfg).run()
+    settings: dict[str, Any] = {
+        "seed": SEED, "seconds": BUDGET_S, "timeout": 2.0, "max_findings": 1,
+        "shrink_replays": 60, "shrink_seconds": 4.0,
+        "pid": server.proc.pid if pid and server.proc else None, **options}
+    return Fuzzer(config(server.socket, PAIRS, **settings)).run()
 
 
 def _found(name: str, result: FuzzResult, kinds: set[str]) -> Finding:
@@ -130,7 +130,7 @@ def test_stall_findings_are_saved_as_found_and_replay() -> None:
         again = Finding.from_dict(json.loads(json.dumps(finding.as_dict())))
         assert again.exec == finding.exec
         assert replay(again, str(server.socket), Oracle(PAIRS), 2.0).reproduces
-    assert result.stalls >= 1
+    assert result.stats["stalls"] >= 1
 
 
 def test_answering_at_the_second_newline_yields_no_finding() -> None:
@@ -145,7 +145,7 @@ def test_answering_at_the_second_newline_yields_no_finding() -> None:
     with LocalServer(command, REFERENCE_CREDENTIALS, name="answers-at-newline") as server:
         result = _fuzz(server, max_findings=0, idle_limit=6.0)
     assert result.findings == [], [f.as_dict() for f in result.findings]
-    assert not result.violations and result.stalls >= 1
+    assert not result.violations and result.stats["stalls"] >= 1
 
 
 VALID = request(*PAIRS[0])
@@ -255,8 +255,7 @@ def test_same_seed_same_sequence_on_the_wire(scripted: Any) -> None:
     server = scripted(deny)
     digests = []
     for _ in range(2):
-        cfg = FuzzConfig(server.path, PAIRS, seed=SEED, seconds=20, max_examples=150,
-                         timeout=2.0)
+        cfg = config(server.path, PAIRS, seed=SEED, seconds=20, max_examples=150, timeout=2.0)
         result = Fuzzer(cfg).run()
         assert result.stopped == "count"
         digests.append(result.digest)

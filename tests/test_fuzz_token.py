@@ -23,19 +23,13 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from pamconform.cli.main import main
-from pamconform.fuzz.token_fuzz import (
-    Minter,
-    TokenFinding,
-    TokenFuzzConfig,
-    TokenFuzzer,
-    TokenFuzzResult,
-    replay,
-)
-from pamconform.fuzz.token_model import (
+from pamconform.fuzz.engine import Fuzzer, FuzzResult
+from pamconform.protocols.token.fuzz_cases import (
     OPS,
     SAMPLE,
     Delivery,
@@ -43,6 +37,8 @@ from pamconform.fuzz.token_model import (
     Transform,
     apply,
 )
+from pamconform.protocols.token.fuzz_minter import Minter
+from pamconform.protocols.token.fuzz_model import MODEL, TokenFinding, config
 from pamconform.protocols.token.minting import Token
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,6 +77,14 @@ def _running(pid: int) -> bool:
     return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
 
 
+def _reap_dir(directory: Path) -> None:
+    """Every socket is gone once the servers of spent tokens have exited."""
+    deadline = time.monotonic() + 3
+    while os.listdir(directory) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert os.listdir(directory) == []
+
+
 def _reap(minter: Minter, directory: Path) -> None:
     """Stop any server a minted token still names, then check every socket is gone."""
     deadline = time.monotonic() + 3
@@ -94,27 +98,23 @@ def _reap(minter: Minter, directory: Path) -> None:
     assert os.listdir(directory) == []
 
 
-def _fuzz(command: str, directory: Path, **options: object) -> TokenFuzzResult:
-    cfg = TokenFuzzConfig(command, socket_dir=directory, seed=SEED, seconds=BUDGET_S,
-                          timeout=TIMEOUT, max_findings=1, shrink_replays=20,
-                          shrink_seconds=4.0)
-    for key, value in options.items():
-        setattr(cfg, key, value)
-    fuzzer = TokenFuzzer(cfg)
+def _fuzz(command: str, directory: Path, **options: Any) -> FuzzResult:
+    settings: dict[str, Any] = {"seed": SEED, "seconds": BUDGET_S, "timeout": TIMEOUT,
+                                "max_findings": 1, "shrink_replays": 20,
+                                "shrink_seconds": 4.0, **options}
+    fuzzer = Fuzzer(config(command, socket_dir=directory, **settings))
     try:
         return fuzzer.run()
     finally:
-        _reap(fuzzer.minter, directory)
+        _reap(fuzzer.session.minter, directory)  # type: ignore[attr-defined]
 
 
 def _replays(finding: TokenFinding, command: str, directory: Path) -> bool:
-    minter = Minter(command, socket_dir=directory, ahead=0)
+    cfg = config(command, socket_dir=directory, timeout=TIMEOUT)
     try:
-        reproduces, _ = replay(finding, minter.get, TIMEOUT)
+        return MODEL.replay(finding, cfg).reproduces
     finally:
-        minter.close()
-        _reap(minter, directory)
-    return reproduces
+        _reap_dir(directory)
 
 
 @pytest.mark.parametrize("name", sorted(FOUND))
@@ -126,7 +126,7 @@ def test_fuzzer_finds_gallery_server(name: str, short_dir: Path) -> None:
     print(f"\n{name}: {finding.kind} after {finding.found_after_s:.2f} s (item "
           f"{finding.iteration}, {finding.case.generator}): {finding.case.describe()} "
           f"= {finding.payload[:60]!r}; {result.execs_per_s:.1f} execs/s, minting "
-          f"{result.mint_ms:.0f} ms a token")
+          f"{result.stats['mint_ms']:.0f} ms a token")
     assert finding.kind == kind and finding.case.transform.op in ops
     assert finding.found_after_s <= BUDGET_S
     if kind != "grant":
@@ -146,9 +146,9 @@ def test_reference_server_yields_no_finding(short_dir: Path) -> None:
     assert result.stopped == "time" and result.execs >= 10
     assert {"control", "walk"} <= set(result.generators)
     print(f"\nreference: {result.execs} attempts in {result.fuzz_seconds:.1f} s = "
-          f"{result.execs_per_s:.1f}/s; minting {result.mint_ms:.0f} ms a token "
-          f"({result.mint_ahead} ahead), {result.mint_wait_share:.0%} of the time "
-          "waiting for a token")
+          f"{result.execs_per_s:.1f}/s; minting {result.stats['mint_ms']:.0f} ms a token "
+          f"({result.stats['mint_ahead']} ahead), {result.stats['mint_wait_share']:.0%} of "
+          "the time waiting for a token")
 
 
 INVERTED = """

@@ -28,9 +28,9 @@ from pamconform.core.redaction import register_login
 from pamconform.core.registry import Case
 from pamconform.core.runner import CaseResult, TargetResult
 from pamconform.core.verdicts import Severity, Verdict
-from pamconform.fuzz.model import Finding, single
 from pamconform.lab import gallery
 from pamconform.lab.localserver import LocalServer, reference_command
+from pamconform.protocols.redirector.fuzz_items import Finding, single
 
 ROOT = Path(__file__).resolve().parent.parent
 USER = "alice"

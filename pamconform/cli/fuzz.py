@@ -1,12 +1,15 @@
 """``pamconform fuzz``: fuzz an auth server, and replay what it found.
 
-    pamconform fuzz server SOCKET --protocol redirector --credentials USER:PASSWORD ...
+    pamconform fuzz server SOCKET [--protocol NAME] --credentials USER:PASSWORD ...
         [--seconds N] [--max-examples N] [--seed N] [--corpus DIR] [--report DIR]
         [--pid PID] [--save-regressions DIR]
-    pamconform fuzz server [SOCKET_DIR] --protocol transient-token --token-command CMD
+    pamconform fuzz server [SOCKET_DIR] --protocol NAME --token-command CMD
         [--seconds N] [--max-examples N] [--seed N] [--report DIR]
     pamconform fuzz replay FINDING.json SOCKET
     pamconform fuzz replay FINDING.json [SOCKET_DIR] --token-command CMD
+
+The protocols, their options and their findings come from the protocol registry (each
+protocol's fuzz model); the one engine runs them all.
 
 Exit codes as elsewhere: 0 no FAIL (replay: it no longer reproduces), 1 a FAIL (replay:
 it still reproduces), 2 bad usage or input, 3 harness error, 130 / 143 stopped by Ctrl-C /
@@ -21,46 +24,52 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from pamconform import __version__, report
+from pamconform import __version__, protocols, report
 from pamconform.cli.console import Console
-from pamconform.cli.preflight import (
-    check_logins,
-    check_report_dir,
-    check_socket,
-    check_token_command,
-)
 from pamconform.core import credentials, interrupts, jsonfile
 from pamconform.core.errors import HarnessError, UsageError
 from pamconform.core.options import COUNT, COUNT_OR_ZERO, SECONDS, Count
+from pamconform.core.preflight import check_report_dir
 from pamconform.core.redaction import MissingLogin
 from pamconform.core.runner import TargetResult, exit_code
-from pamconform.core.wirelog import WireLog
 from pamconform.fuzz import regressions
-from pamconform.fuzz.engine import FuzzConfig, Fuzzer
-from pamconform.fuzz.model import Finding
-from pamconform.fuzz.oracle import Oracle
-from pamconform.fuzz.replay import replay
+from pamconform.fuzz.engine import (
+    MEMORY,
+    FuzzConfig,
+    Fuzzer,
+    fuzzed_protocols,
+    model_for,
+    module_fuzzed_protocols,
+)
+from pamconform.fuzz.interface import FuzzModel
 from pamconform.fuzz.results import target_result
 
-PROTOCOLS = ("redirector", "transient-token")
-#: Corpus files larger than this are cut (the generator never sends more than 1 MiB).
-MAX_CORPUS_FILE = 1 << 20
-MAX_CORPUS_FILES = 10_000
 #: A finding holds at most a 1 MiB payload, hex-encoded, with its setup and evidence.
 MAX_FINDING_BYTES = 16 << 20
 #: A process id (Linux: at most 2**22).
 PID = Count(maximum=1 << 22)
 
 
+def _default_protocol(names: list[str]) -> str:
+    return protocols.DEFAULT if protocols.DEFAULT in names else names[0]
+
+
+def _options(model: FuzzModel) -> Any:
+    """The model's command-line part (see :attr:`FuzzModel.options`)."""
+    return protocols.load(model.options)
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     fuzz = subparsers.add_parser("fuzz", help="fuzz an auth server; replay a finding")
     sub = fuzz.add_subparsers(dest="fuzz_command", required=True, parser_class=type(fuzz))
+    names = fuzzed_protocols()
+    models = [model_for(name) for name in names]
 
     srv = sub.add_parser("server", help="fuzz an auth server on a UNIX socket")
     srv.add_argument("socket", type=Path, nargs="?",
                      help="the server's socket path (transient-token: the directory of its "
                      "transient-token-<uid>-<pid> sockets, default /tmp, or a fixed socket)")
-    srv.add_argument("--protocol", choices=PROTOCOLS, default="redirector")
+    srv.add_argument("--protocol", choices=names, default=_default_protocol(names))
     credentials.add_options(srv)
     srv.add_argument("--seconds", type=SECONDS, default=10.0, metavar="N",
                      help="fuzzing time (default 10; shrinking comes on top)")
@@ -68,11 +77,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                      help="stop after N generated items (default 1000000)")
     srv.add_argument("--seed", type=int, default=1, metavar="N",
                      help="the seed: same seed, same sequence (default 1)")
-    srv.add_argument("--token-command", metavar="CMD",
-                     help="transient-token: prints a fresh token and leaves its server "
-                     "waiting (run once per attempt)")
-    srv.add_argument("--corpus", type=Path, metavar="DIR",
-                     help="raw request files to mutate, besides the valid requests")
+    for model in models:
+        _options(model).add_options(srv, False)
     srv.add_argument("--report", type=Path, metavar="DIR",
                      help="report directory (default reports/<timestamp>/, reports/latest); "
                      "findings go to DIR/findings/")
@@ -98,6 +104,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     mod = sub.add_parser("module", help="fuzz a PAM module (built in the lab) with a server "
                          "that sends generated replies, timings and disconnects")
     mod.add_argument("src", type=Path, help="the module's source directory")
+    module_names = module_fuzzed_protocols()
+    mod.add_argument("--protocol", choices=module_names,
+                     default=_default_protocol(module_names))
     mod.add_argument("--build", default="make", help="build command (default make)")
     mod.add_argument("--so", default="pam_redirector.so", help="the .so the build produces")
     mod.add_argument("--args", default="{socket} timeout=3",
@@ -120,30 +129,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     rep.add_argument("finding", type=Path, metavar="FINDING.json")
     rep.add_argument("socket", type=Path, nargs="?",
                      help="the server's socket path (transient-token: the sockets' directory)")
-    rep.add_argument("--token-command", metavar="CMD",
-                     help="transient-token findings: mints the fresh token to replay against")
+    for model in models:
+        _options(model).add_options(rep, True)
     credentials.add_options(rep)  # the logins whose passwords the finding refers to
     rep.add_argument("--timeout", type=SECONDS, default=3.0, metavar="SECONDS")
     rep.add_argument("--pid", type=PID, metavar="PID", help="for memory findings")
     rep.set_defaults(func=cmd_fuzz_replay)
 
 
-def _corpus(directory: Path | None) -> list[bytes]:
-    if directory is None:
-        return []
-    if not directory.is_dir():
-        raise UsageError(f"--corpus {directory}: not a directory")
-    out = []
-    for path in sorted(directory.iterdir())[:MAX_CORPUS_FILES]:
-        if path.is_file():
-            try:
-                with open(path, "rb") as f:
-                    out.append(f.read(MAX_CORPUS_FILE))
-            except OSError as exc:
-                raise UsageError(f"--corpus {path}: {exc.strerror}") from None
-    if not out:
-        raise UsageError(f"--corpus {directory}: no files")
-    return out
+def _foreign(model: FuzzModel, args: argparse.Namespace, command: str) -> None:
+    """Options of another protocol (or of features this one lacks): a usage error."""
+    mine = set(_options(model).given(args))
+    given = [flag for name in fuzzed_protocols() if name != model.protocol
+             for flag in _options(model_for(name)).given(args) if flag not in mine]
+    if getattr(args, "pid", None) is not None and MEMORY not in model.kinds:
+        given.append("--pid")
+    if getattr(args, "save_regressions", None) is not None and model.regressions is None:
+        given.append("--save-regressions")
+    if given:
+        raise UsageError(f"{command} --protocol {model.protocol}: {', '.join(given)} "
+                         "do not apply to this protocol")
 
 
 def _check_args(args: argparse.Namespace) -> None:
@@ -163,30 +168,21 @@ def _fuzz_exit(stopped: str, target: TargetResult, console: Console) -> int:
 
 def cmd_fuzz_server(args: argparse.Namespace, console: Console) -> int:
     _check_args(args)
-    if args.protocol == "transient-token":
-        return _fuzz_token_server(args, console)
-    if args.token_command is not None:
-        raise UsageError("--token-command needs --protocol transient-token")
-    if args.socket is None:
-        raise UsageError("fuzz server: give the server's SOCKET")
-    logins = credentials.gather(args)
-    if not logins:
-        raise UsageError(f"fuzz server: {credentials.NEED_ONE}")
-    corpus = _corpus(args.corpus)
-    check_socket(args.socket, args.timeout)
-    check_logins(args.socket, logins, args.timeout)
-    cfg = FuzzConfig(args.socket, logins, protocol=args.protocol, seed=args.seed,
+    model = model_for(args.protocol)
+    _foreign(model, args, "fuzz server")
+    options = _options(model)
+    cfg = FuzzConfig(model.protocol, options.target(args, False), seed=args.seed,
                      seconds=args.seconds, max_examples=args.max_examples,
-                     timeout=args.timeout, corpus=corpus, pid=args.pid,
-                     memory_limit_mib=args.memory_limit, max_findings=args.max_findings,
-                     shrink=not args.no_shrink, shrink_replays=args.shrink_replays)
-    name = args.name or str(args.socket)
+                     timeout=args.timeout, pid=args.pid, memory_limit_mib=args.memory_limit,
+                     max_findings=args.max_findings, shrink=not args.no_shrink,
+                     shrink_replays=args.shrink_replays)
+    name = args.name or options.default_name(args)
     console.line(f"pamconform {__version__}: fuzzing {args.protocol} server {name} "
                  f"(seed {args.seed}, {args.seconds:g} s, at most {args.max_examples} items)")
     run = report.Run(strict=args.strict)
     say = (lambda text: None) if args.quiet else (lambda text: console.line(f"  {text}"))
     try:
-        result = Fuzzer(cfg, on_event=say).run()
+        result = Fuzzer(cfg, on_event=say, model=model).run()
     except OSError as exc:
         raise HarnessError(f"fuzzing stopped: {exc}") from exc
     directory = args.report or report.default_dir(Path("reports"), run.started)
@@ -194,17 +190,18 @@ def cmd_fuzz_server(args: argparse.Namespace, console: Console) -> int:
     for finding in result.findings:
         path = finding.save(directory / "findings")
         files[path.name] = path
-    target = target_result(name, result, strict=args.strict, files=files, base=directory)
+    target = target_result(name, result, strict=args.strict, files=files, base=directory,
+                           model=model)
     console.summary(target)
     s = result.summary()
-    console.line(f"  {s['items']} items, {s['execs']} connections in {s['fuzz_seconds']} s "
+    console.line(f"  {s['items']} items, {s['execs']} attempts in {s['fuzz_seconds']} s "
                  f"({s['execs_per_s']}/s), stopped by {s['stopped']}; "
                  f"sequence {s['sequence_sha256'][:16]}")
     for finding in result.findings:
         path = files[finding.file_name()]
-        console.line(f"  {finding.kind}: {finding.exec.payload[:80]!r} -> {finding.observed}")
+        console.line(f"  {finding.kind}: {finding.reproducer()} -> {finding.observed}")
         console.line(f"    replay: pamconform fuzz replay {shlex.quote(str(path))} "
-                     f"{shlex.quote(str(args.socket))}")
+                     f"{options.replay_args(args)}")
     if args.save_regressions is not None:
         for finding in result.findings:
             saved = regressions.save(finding, args.save_regressions)
@@ -218,51 +215,57 @@ def cmd_fuzz_server(args: argparse.Namespace, console: Console) -> int:
     return _fuzz_exit(result.stopped, target, console)
 
 
+def _finding_data(path: Path) -> Any:
+    """A finding file's JSON (bounded in size and depth); UsageError if unreadable."""
+    try:
+        return jsonfile.load(path, max_bytes=MAX_FINDING_BYTES)
+    except jsonfile.JsonFileError as exc:
+        raise UsageError(f"{exc}: not a finding") from None
+
+
 def cmd_fuzz_replay(args: argparse.Namespace, console: Console) -> int:
     data = _finding_data(args.finding)
-    if isinstance(data, dict) and data.get("protocol") == "transient-token":
-        return _replay_token(args, console, data)
-    if args.socket is None or args.token_command is not None:
-        raise UsageError("fuzz replay: a redirector finding needs the server's SOCKET "
-                         "(and no --token-command)")
+    name = data.get("protocol", protocols.DEFAULT) if isinstance(data, dict) else None
+    if not isinstance(name, str) or name not in fuzzed_protocols():
+        raise UsageError(f"{args.finding}: not a finding of a fuzzed protocol "
+                         f"({', '.join(fuzzed_protocols())})")
+    model = model_for(name)
+    _foreign(model, args, "fuzz replay")
     credentials.gather(args)  # a saved finding names its logins' passwords, never holds them
     try:
-        finding = Finding.from_dict(data)
+        finding = model.load_finding(data)
     except MissingLogin as exc:
         raise UsageError(f"{args.finding}: {exc}: {credentials.NEED_ONE}") from None
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise UsageError(f"{args.finding}: not a finding: {exc}") from None
-    if finding.protocol != "redirector":
-        raise UsageError(f"{args.finding}: protocol {finding.protocol} cannot be replayed yet")
-    check_socket(args.socket, args.timeout)
-    log = WireLog()
-    oracle = Oracle([])
-    oracle.valid = frozenset(finding.valid)
+    cfg = FuzzConfig(model.protocol, _options(model).target(args, True), timeout=args.timeout,
+                     pid=args.pid)
     try:
-        got = replay(finding, str(args.socket), oracle, args.timeout, log=log, pid=args.pid)
-    except OSError as exc:
+        got = model.replay(finding, cfg)
+    except (HarnessError, OSError) as exc:
         raise HarnessError(f"replay failed: {exc}") from exc
+    about = f" {got.about}" if got.about else ""
     console.line(f"replaying {finding.kind} finding {args.finding.name} "
-                 f"(seed {finding.seed}, item {finding.iteration}):")
-    console.line(log.render())
+                 f"(seed {finding.seed}, item {finding.iteration}):{about}")
+    console.line(got.log.render())
     console.line(f"expected: {finding.expected}")
     console.line(f"then:     {finding.observed}")
     console.line(f"now:      {got.text}")
-    if got.logins_refused is not None:
+    if got.problem is not None:
         raise UsageError(f"the setup logins were refused, so the replay proves nothing: "
-                         f"{got.logins_refused}")
+                         f"{got.problem}")
     console.line("STILL REPRODUCES" if got.reproduces else "no longer reproduces")
     return 1 if got.reproduces else 0
 
 
 def cmd_fuzz_module(args: argparse.Namespace, console: Console) -> int:
     from pamconform.drivers.direct import driver
-    from pamconform.fuzz.module_fuzz import fuzz_module
+    from pamconform.fuzz.module_fuzz import fuzz_module, module_model
     from pamconform.fuzz.module_report import target_result as module_target_result
     from pamconform.lab.module_run import module_lab
     from pamconform.lab.module_target import ModuleSpec
 
-    spec = ModuleSpec(args.src, args.build, args.so, args.args, "redirector")
+    spec = ModuleSpec(args.src, args.build, args.so, args.args, args.protocol)
     spec.validate()
     check_report_dir(args.report)
     name = args.name or str(args.src)
@@ -279,7 +282,7 @@ def cmd_fuzz_module(args: argparse.Namespace, console: Console) -> int:
                              say=lambda text: console.line(f"  {text}"))
     settings = {"seed": args.seed, "servers": args.servers,
                 "valgrind_every": args.valgrind_every}
-    target_res = module_target_result(name, result, settings)
+    target_res = module_target_result(name, result, settings, module_model(args.protocol))
     console.summary(target_res)
     s = result.summary()
     console.line(f"  {s['examples']} examples ({s['valgrind_runs']} under valgrind) in "
@@ -291,107 +294,3 @@ def cmd_fuzz_module(args: argparse.Namespace, console: Console) -> int:
         report.point_latest(directory)
     console.line(f"\nreport: {directory}/index.html (index.json, junit.xml)")
     return _fuzz_exit(result.stopped, target_res, console)
-
-
-# ----------------------------------------------------------------- transient-token
-
-
-def _finding_data(path: Path) -> Any:
-    """A finding file's JSON (bounded in size and depth); UsageError if unreadable."""
-    try:
-        return jsonfile.load(path, max_bytes=MAX_FINDING_BYTES)
-    except jsonfile.JsonFileError as exc:
-        raise UsageError(f"{exc}: not a finding") from None
-
-
-def _token_source_args(args: argparse.Namespace) -> tuple[Path | None, Path]:
-    """Check the token command (it mints one token, spent at once); (socket, socket_dir)."""
-    from pamconform.protocols.token.target_options import make_target
-
-    if not args.token_command:
-        raise UsageError("transient-token: give --token-command CMD (it prints a fresh token "
-                         "and leaves its server waiting; it is run once per attempt)")
-    target = make_target(args.socket, args.token_command, None, args.timeout, None)
-    try:
-        check_token_command(target)
-    finally:
-        target.close()
-    return target.source.socket, target.source.socket_dir
-
-
-def _fuzz_token_server(args: argparse.Namespace, console: Console) -> int:
-    from pamconform.fuzz import token_fuzz
-
-    given = [flag for flag, value in (("--credentials", credentials.given(args)),
-                                      ("--corpus", args.corpus), ("--pid", args.pid),
-                                      ("--save-regressions", args.save_regressions))
-             if value]
-    if given:
-        raise UsageError(f"fuzz server --protocol transient-token: {', '.join(given)} "
-                         "apply to the redirector protocol only")
-    sock, socket_dir = _token_source_args(args)
-    cfg = token_fuzz.TokenFuzzConfig(
-        args.token_command, socket=sock, socket_dir=socket_dir, seed=args.seed,
-        seconds=args.seconds, max_examples=args.max_examples, timeout=args.timeout,
-        max_findings=args.max_findings, shrink=not args.no_shrink,
-        shrink_replays=args.shrink_replays)
-    name = args.name or args.token_command
-    console.line(f"pamconform {__version__}: fuzzing transient-token server {name} "
-                 f"(seed {args.seed}, {args.seconds:g} s, at most {args.max_examples} "
-                 f"attempts, a fresh token each)")
-    run = report.Run(strict=args.strict)
-    say = (lambda text: None) if args.quiet else (lambda text: console.line(f"  {text}"))
-    try:
-        result = token_fuzz.TokenFuzzer(cfg, on_event=say).run()
-    except OSError as exc:
-        raise HarnessError(f"fuzzing stopped: {exc}") from exc
-    directory = args.report or report.default_dir(Path("reports"), run.started)
-    files = {}
-    for finding in result.findings:
-        path = finding.save(directory / "findings")
-        files[path.name] = path
-    target = token_fuzz.target_result(name, result, files=files, base=directory)
-    console.summary(target)
-    s = result.summary()
-    console.line(f"  {s['execs']} attempts in {s['fuzz_seconds']} s ({s['execs_per_s']}/s; "
-                 f"minting {s['mint_ms']} ms a token, {s['mint_ahead']} ahead), stopped by "
-                 f"{s['stopped']}; sequence {s['sequence_sha256'][:16]}")
-    where = f" {shlex.quote(str(args.socket))}" if args.socket is not None else ""
-    for finding in result.findings:
-        path = files[finding.file_name()]
-        console.line(f"  {finding.kind}: {finding.case.describe()} = "
-                     f"{finding.payload[:60]!r} -> {finding.observed}")
-        console.line(f"    replay: pamconform fuzz replay {shlex.quote(str(path))}{where} "
-                     f"--token-command {shlex.quote(args.token_command)}")
-    run.targets = [target]
-    report.write(run, directory)
-    if args.report is None:
-        report.point_latest(directory)
-    console.line(f"\nreport: {directory}/index.html (index.json, junit.xml, findings/)")
-    return _fuzz_exit(result.stopped, target, console)
-
-
-def _replay_token(args: argparse.Namespace, console: Console, data: dict[str, object]) -> int:
-    from pamconform.fuzz import token_fuzz
-    from pamconform.protocols.token.minting import MintFailed
-
-    try:
-        finding = token_fuzz.TokenFinding.from_dict(data)
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise UsageError(f"{args.finding}: not a finding: {exc}") from None
-    sock, socket_dir = _token_source_args(args)
-    with token_fuzz.Minter(args.token_command, socket=sock, socket_dir=socket_dir,
-                           ahead=0) as minter:
-        try:
-            reproduces, att = token_fuzz.replay(finding, minter.get, args.timeout)
-        except (MintFailed, OSError) as exc:
-            raise HarnessError(f"replay failed: {exc}") from exc
-    console.line(f"replaying {finding.kind} finding {args.finding.name} (seed {finding.seed}, "
-                 f"item {finding.iteration}): {finding.case.describe()} of fresh token "
-                 f"{att.token.head}<secret>")
-    console.line(att.log.render())
-    console.line(f"expected: {finding.expected}")
-    console.line(f"then:     {finding.observed}")
-    console.line(f"now:      {att.reply.describe()} for {att.payload[:80]!r}")
-    console.line("STILL REPRODUCES" if reproduces else "no longer reproduces")
-    return 1 if reproduces else 0

@@ -1,73 +1,88 @@
-"""The fuzz loop: generate, send, judge, shrink, bounded by count and time."""
+"""The fuzz loop: generate, send, judge, shrink, bounded by count and time.
+
+The loop knows no protocol: a :class:`pamconform.fuzz.interface.FuzzModel`, found in the
+protocol registry by the config's ``protocol``, generates the items, sends them, judges
+the outcomes and shrinks the findings.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import time
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from pamconform.fuzz.generators import Generator
+from pamconform import protocols
+from pamconform.fuzz.interface import Finding, FuzzModel, FuzzSession, StopFuzzing, Violation
 from pamconform.fuzz.memory import MemoryWatch
-from pamconform.fuzz.model import Burst, Exec, Finding, Item
-from pamconform.fuzz.oracle import Oracle, Violation
-from pamconform.fuzz.replay import attempt
-from pamconform.fuzz.shrink import shrink
-from pamconform.fuzz.wire import Outcome, StallPool, probe, run_burst, run_exec
-from pamconform.protocols.redirector.client import request
 
-#: Kinds whose reproducer can be shrunk by replaying it (the others cost a timeout
-#: per replay, or need a fresh server).
-SHRINKABLE = ("grant", "valid-denied", "original-grant", "trailing-grant")
 #: Unshrunk further occurrences of a kind kept as evidence.
 EXAMPLES_PER_KIND = 5
+#: The kind of an unbounded-memory finding (models that can reproduce one declare it).
+MEMORY = "memory"
+
+
+def model_for(protocol: str) -> FuzzModel:
+    """The fuzz model of a registered protocol (ValueError if it has none)."""
+    spec = protocols.get(protocol).fuzz_model
+    if spec is None:
+        raise ValueError(f"protocol {protocol!r} is not fuzzed")
+    model: FuzzModel = protocols.load(spec)
+    return model
+
+
+def fuzzed_protocols() -> list[str]:
+    """The registered protocols that have a fuzz model."""
+    return [p.name for p in protocols.all_protocols() if p.fuzz_model]
+
+
+def module_fuzzed_protocols() -> list[str]:
+    """The protocols whose modules ``fuzz module`` can fuzz (their model has ``module``)."""
+    return [name for name in fuzzed_protocols() if model_for(name).module]
 
 
 @dataclass
 class FuzzConfig:
-    socket: Path
-    credentials: list[tuple[bytes, bytes]]
-    protocol: str = "redirector"
+    """The engine's budget and knobs; ``target`` holds the model's own options."""
+
+    protocol: str
+    target: Any
     seed: int = 1
     seconds: float = 10.0
     max_examples: int = 1_000_000
     timeout: float = 3.0
-    corpus: list[bytes] = field(default_factory=list)
+    #: the server's pid: its RSS is watched for unbounded growth
     pid: int | None = None
     memory_limit_mib: float = 512.0
     #: stop once this many kinds of finding are recorded (0: run the whole budget)
     max_findings: int = 0
-    #: 0: count violations only, never record, shrink or stop (benchmarks)
+    #: False: count violations only, never record, shrink or stop (benchmarks)
     record: bool = True
     shrink: bool = True
     shrink_replays: int = 150
     shrink_seconds: float = 10.0
-    #: how long a stalled attempt waits for the server to give up on it (--idle-limit)
-    idle_limit: float = 10.0
-    #: stalled attempts waited out at once; when all are taken, a stall ends with a close
-    stall_slots: int = 4
 
 
 @dataclass
 class FuzzResult:
     config: FuzzConfig
-    findings: list[Finding] = field(default_factory=list)
+    findings: list[Any] = field(default_factory=list)
     items: int = 0
     execs: int = 0
     fuzz_seconds: float = 0.0
     shrink_seconds: float = 0.0
     stopped: str = ""
+    #: why the run could not go on (its cases grade ERROR)
+    error: str = ""
     digest: str = ""
     violations: Counter[str] = field(default_factory=Counter)
     examples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     generators: Counter[str] = field(default_factory=Counter)
     memory: dict[str, Any] | None = None
-    #: stalled attempts waited out, and those that ended with a close (no slot free)
-    stalls: int = 0
-    stalls_closed: int = 0
+    #: what the model adds to the summary (stalls, minting...)
+    stats: dict[str, Any] = field(default_factory=dict)
 
     @property
     def execs_per_s(self) -> float:
@@ -85,42 +100,46 @@ class FuzzResult:
             "sequence_sha256": self.digest,
             "violations": dict(self.violations),
             "findings": len(self.findings),
-            "stalls": self.stalls,
-            "stalls_closed": self.stalls_closed,
+            "generators": dict(self.generators),
+            **({"error": self.error} if self.error else {}),
+            **self.stats,
         }
 
 
 Event = Callable[[str], None]
 
 
-def _family(generator: str) -> str:
+def family(generator: str) -> str:
+    """The generator family counted in the summary (``walk.pw-flip(3)`` -> ``walk``)."""
     return generator.split("(")[0].split(".")[0].split("-")[0] or "?"
 
 
 class Fuzzer:
-    def __init__(self, cfg: FuzzConfig, on_event: Event | None = None) -> None:
-        if cfg.protocol != "redirector":
-            raise ValueError(f"protocol {cfg.protocol!r} is not fuzzed yet")
+    def __init__(self, cfg: FuzzConfig, on_event: Event | None = None, *,
+                 model: FuzzModel | None = None) -> None:
         self.cfg = cfg
-        self.path = str(cfg.socket)
-        self.oracle = Oracle(cfg.credentials)
-        self.generator = Generator(cfg.seed, cfg.credentials, cfg.corpus,
-                                   stall_s=cfg.idle_limit)
-        self.stalled = StallPool(self.path, cfg.timeout, cfg.stall_slots)
-        self.valid = tuple(request(u, p) for u, p in cfg.credentials)
-        self.users = tuple(u.decode("utf-8", "replace") for u, _ in cfg.credentials)
+        self.model = model if model is not None else model_for(cfg.protocol)
         self.say = on_event or (lambda text: None)
         self.result = FuzzResult(cfg)
         self.watch = MemoryWatch(cfg.pid, cfg.memory_limit_mib) if cfg.pid else None
+        self.session: FuzzSession = self.model.open(cfg)
         self._recorded: set[str] = set()
         self._started = 0.0
 
     # -- the loop -------------------------------------------------------------------
 
     def run(self) -> FuzzResult:
-        cfg, res = self.cfg, self.result
+        """Fuzz within the budget; the session is closed before returning."""
+        try:
+            return self._run()
+        finally:
+            self.session.close()
+            self.result.stats = self.session.stats(self.result.fuzz_seconds)
+
+    def _run(self) -> FuzzResult:
+        cfg, res, session = self.cfg, self.result, self.session
         digest = hashlib.sha256()
-        previous: Item | None = None
+        previous: Any = None
         started = self._started = time.monotonic()
         if self.watch:
             self.watch.sample(force=True)
@@ -130,36 +149,39 @@ class Fuzzer:
                 if self._clock() >= cfg.seconds:
                     res.stopped = "time"
                     break
-                self._judge_stalls(self.stalled.poll())
-                item = self.generator.item(i)
+                self._judge_ended(session.ended(wait=False))
+                item = session.generate(i)
                 digest.update(item.key())
-                members, outs = self._send(i, item)
+                try:
+                    sent = session.send(i, item)
+                except StopFuzzing as exc:
+                    res.stopped, res.error = exc.reason, str(exc)
+                    self.say(f"stopped: {exc}")
+                    break
                 res.items += 1
-                res.generators[_family(item.generator)] += 1
-                if not members:  # a parked stall: judged when it ends
+                res.generators[family(item.generator)] += 1
+                if not sent:  # parked: judged when it ends
                     continue
-                res.execs += len(members)
+                res.execs += len(sent)
                 if self.watch and self.watch.sample():
                     self._memory_check(i, item)
-                if self._gone(i, item, previous, members, outs):
+                if self._gone(i, item, previous, sent):
                     res.stopped = "server-gone"
                     break
-                for ex, out in zip(members, outs, strict=True):
-                    self._judge(i, item, ex, out)
+                for attempt, outcome in sent:
+                    self._judge(i, item, attempt, outcome)
                 if self._enough():
                     res.stopped = "findings"
                     break
                 previous = item
-            self._judge_stalls(self.stalled.drain())
+            self._judge_ended(session.ended(wait=True))
         except KeyboardInterrupt:  # Ctrl-C, SIGTERM: keep the findings so far
             res.stopped = "interrupted"
-        finally:
-            self.stalled.close()
         res.fuzz_seconds = time.monotonic() - started - res.shrink_seconds
         if self.watch:
             self.watch.sample(force=True)
             res.memory = self.watch.summary()
-            self._memory_check(res.items, previous, final=True)
+            self._memory_check(res.items, previous)
         res.digest = digest.hexdigest()
         return res
 
@@ -168,68 +190,36 @@ class Fuzzer:
         return bool(cfg.record and cfg.max_findings
                     and len(self.result.findings) >= cfg.max_findings)
 
-    def _judge(self, i: int, item: Item, ex: Exec, out: Outcome) -> None:
-        violation = self.oracle.judge(ex, out)
+    def _judge(self, i: int, item: Any, attempt: Any, outcome: Any) -> None:
+        violation = self.session.judge(attempt, outcome)
         if violation is not None:
-            self._violation(i, item, ex, out, violation)
+            self._violation(i, item, attempt, outcome, violation)
 
-    def _judge_stalls(self, ended: list[tuple[int, Exec, Outcome]]) -> None:
-        """Judge stalled attempts that ended (a refused connect is left to the probe of
+    def _judge_ended(self, ended: Sequence[tuple[int, Any, Any]]) -> None:
+        """Judge parked attempts that ended (a refused connect is left to the check of
         the next item)."""
-        for i, ex, out in ended:
+        for i, attempt, outcome in ended:
             self.result.execs += 1
             if not self._enough():
-                self._judge(i, ex, ex, out)
+                self._judge(i, attempt, attempt, outcome)
 
     def _clock(self) -> float:
         """Fuzzing time so far (shrinking excluded)."""
         return time.monotonic() - self._started - self.result.shrink_seconds
 
-    def _send(self, i: int, item: Item) -> tuple[tuple[Exec, ...], list[Outcome]]:
-        """The attempts sent and their outcomes; none for a stall that was parked."""
-        if isinstance(item, Burst):
-            return item.execs, run_burst(self.path, item.execs, self.cfg.timeout)
-        if item.stalls:
-            if self.stalled.full:
-                self.result.stalls_closed += 1
-                item = replace(item, shutdown=True, stall_s=0.0)
-            else:
-                self.result.stalls += 1
-                out = self.stalled.start(item, i)
-                return ((), []) if out is None else ((item,), [out])
-        return (item,), [run_exec(self.path, item, self.cfg.timeout)]
-
     # -- oracles ----------------------------------------------------------------------
 
-    def _gone(self, i: int, item: Item, previous: Item | None, members: tuple[Exec, ...],
-              outs: list[Outcome]) -> bool:
-        """Whether the server stopped accepting; records a ``refused`` finding if so."""
-        suspicious = [k for k, o in enumerate(outs) if o.refused or (o.closed and not o.reply)]
-        if not suspicious or probe(self.path, min(self.cfg.timeout, 1.0)):
+    def _gone(self, i: int, item: Any, previous: Any, sent: Sequence[tuple[Any, Any]]) -> bool:
+        """Whether the target stopped serving; records the model's finding if so."""
+        finding = self.session.gone(i, item, previous, sent, self._clock())
+        if finding is None:
             return False
-        dying = [k for k in suspicious if not outs[k].refused]
-        if dying:  # this item's connection was dropped without a reply: it is the culprit
-            k = dying[0]
-            culprit, rest = members[k], tuple(m for j, m in enumerate(members) if j != k)
-            observed = (f"{outs[k].describe()}, then the socket refused connections")
-            at = i
-        else:  # refused from the start: what came before did it
-            source = previous if previous is not None else item
-            execs = source.execs if isinstance(source, Burst) else (source,)
-            culprit, rest = execs[0], execs[1:] if isinstance(source, Burst) else ()
-            observed = "the socket refused connections after this request"
-            at = i - 1
-        if self.cfg.record and "refused" not in self._recorded:
-            self._record(Finding(
-                self.cfg.protocol, "refused", culprit,
-                "the server keeps accepting connections after any request", observed,
-                self.cfg.seed, at, setup=self._setup(at), concurrent=rest, users=self.users,
-                valid=self.valid,
-                found_after_s=self._clock()))
-        self.result.violations["refused"] += 1
+        if self.cfg.record and finding.kind not in self._recorded:
+            self._record(finding)
+        self.result.violations[finding.kind] += 1
         return True
 
-    def _violation(self, i: int, item: Item, ex: Exec, out: Outcome, v: Violation) -> None:
+    def _violation(self, i: int, item: Any, attempt: Any, outcome: Any, v: Violation) -> None:
         res = self.result
         res.violations[v.kind] += 1
         if not self.cfg.record:
@@ -238,23 +228,14 @@ class Fuzzer:
         if v.kind in self._recorded:
             examples = res.examples.setdefault(v.kind, [])
             if len(examples) < EXAMPLES_PER_KIND:
-                examples.append({"iteration": i, "generator": ex.generator,
-                                 "payload": repr(ex.payload[:120]), "observed": v.observed})
+                examples.append({"iteration": i, **self.session.example(attempt, outcome),
+                                 "observed": v.observed})
             return
-        concurrent: tuple[Exec, ...] = ()
-        if isinstance(item, Burst):
-            alone = attempt(self.path, v.kind, ex, self.oracle, self.cfg.timeout,
-                            setup=self._setup(i))
-            if not alone.reproduces:
-                concurrent = tuple(m for m in item.execs if m is not ex)
-            ex = replace(ex, generator=f"{item.generator}/{ex.generator or '-'}")
-        finding = Finding(self.cfg.protocol, v.kind, ex, v.expected, v.observed, self.cfg.seed,
-                          i, setup=self._setup(i), concurrent=concurrent, users=self.users,
-                          valid=self.valid, found_after_s=found)
-        # a stall costs the server's idle timeout per replay: it is saved as found
-        if self.cfg.shrink and v.kind in SHRINKABLE and not concurrent and not ex.stalls:
+        finding = self.session.finding(i, item, attempt, outcome, v, found)
+        kind = self.model.kinds[v.kind]
+        if self.cfg.shrink and kind.shrink and self.session.can_shrink(finding):
             try:
-                finding = self._shrink(finding)
+                self._shrink(finding)
             except KeyboardInterrupt:
                 finding.shrink = {"reproduced": False,
                                   "note": "interrupted while shrinking; saved as found"}
@@ -262,65 +243,33 @@ class Fuzzer:
                 raise
         self._record(finding)
 
-    def _memory_check(self, i: int, item: Item | None, final: bool = False) -> bool:
-        if not self.watch or "memory" in self._recorded or not self.cfg.record:
-            return False
+    def _memory_check(self, i: int, item: Any) -> None:
+        if not self.watch or MEMORY in self._recorded or not self.cfg.record:
+            return
         if not self.watch.unbounded():
-            return False
-        last = item.execs[0] if isinstance(item, Burst) else item
-        ex = last if last is not None else Exec((self.valid[0],))
+            return
         summary = self.watch.summary()
-        self.result.violations["memory"] += 1
-        self._record(Finding(
-            self.cfg.protocol, "memory", ex,
-            f"RSS to stay within {self.cfg.memory_limit_mib:.0f} MiB of its start",
+        violation = Violation(
+            MEMORY, f"RSS to stay within {self.cfg.memory_limit_mib:.0f} MiB of its start",
             f"RSS grew {summary['growth_mib']} MiB and was still rising "
-            f"({summary['first_kib']} -> {summary['last_kib']} KiB)",
-            self.cfg.seed, i, users=self.users, valid=self.valid, found_after_s=self._clock(),
-            extra={"memory": summary}))
-        return True
+            f"({summary['first_kib']} -> {summary['last_kib']} KiB)")
+        finding = self.session.memory_finding(i, item, violation, summary, self._clock())
+        if finding is not None:
+            self.result.violations[MEMORY] += 1
+            self._record(finding)
 
     # -- findings ---------------------------------------------------------------------
 
-    def _setup(self, i: int) -> tuple[bytes, ...]:
-        """The valid logins sent before item i (stateful servers need them)."""
-        return self.valid[: min(i, len(self.valid))]
-
-    def _shrink(self, finding: Finding) -> Finding:
+    def _shrink(self, finding: Finding) -> None:
         started = time.monotonic()
-        kind = finding.kind
-
-        def check(cand: Exec, setup: tuple[bytes, ...]) -> bool:
-            return attempt(self.path, kind, cand, self.oracle, self.cfg.timeout,
-                           setup=setup).reproduces
-
-        # A server that learns (from grants) reproduces without the setup during the run,
-        # but the saved finding keeps it so a fresh server reproduces it too.
-        setup: tuple[bytes, ...] = ()
-        if not check(finding.exec, ()):
-            setup = finding.setup
-            if not check(finding.exec, setup):
-                finding.shrink = {"reproduced": False, "note": "did not reproduce on replay "
-                                  "(timing-dependent?); saved as found"}
-                self.result.shrink_seconds += time.monotonic() - started
-                return finding
-        small, info = shrink(finding.exec, lambda c: check(c, setup),
-                             keep_bytes=kind == "valid-denied", valid=self.valid,
-                             replays=self.cfg.shrink_replays, seconds=self.cfg.shrink_seconds)
-        final = attempt(self.path, kind, small, self.oracle, self.cfg.timeout,
-                        setup=finding.setup)
-        if final.reproduces:
-            finding.exec = replace(small, generator=finding.exec.generator)
-            finding.observed = final.violation.observed if final.violation else final.text
-        else:
-            info["note"] = "the shrunk reproducer did not reproduce after the setup; kept as found"
-        finding.shrink = {"reproduced": True, **info}
-        self.result.shrink_seconds += time.monotonic() - started
-        return finding
+        try:
+            self.session.shrink(finding, self.cfg.shrink_replays, self.cfg.shrink_seconds)
+        finally:
+            self.result.shrink_seconds += time.monotonic() - started
 
     def _record(self, finding: Finding) -> None:
         self._recorded.add(finding.kind)
         self.result.findings.append(finding)
         self.say(f"finding: {finding.kind} after {finding.found_after_s:.2f} s "
-                 f"(item {finding.iteration}, {finding.exec.generator or '-'}): "
-                 f"{finding.exec.payload[:80]!r} -> {finding.observed}")
+                 f"(item {finding.iteration}, {finding.generator or '-'}): "
+                 f"{finding.reproducer()} -> {finding.observed}")

@@ -15,10 +15,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pamconform.core import privatefiles
 from pamconform.core.redaction import current, resolve
+
+T = TypeVar("T")
 
 #: Fields holding lists of byte strings (hex, or templates on disk).
 BYTE_LISTS = ("chunks_hex", "setup_hex", "valid_hex")
@@ -77,6 +79,19 @@ def write(path: Path, data: dict[str, Any]) -> Path:
     """Write a finding's dict to ``path``: private, templated, redacted."""
     privatefiles.make_dir(path.parent)
     return privatefiles.write_text(path, json.dumps(to_file(data), indent=2) + "\n")
+
+
+def load(path: Path, from_dict: Callable[[Any], T]) -> T:
+    """A finding read from ``path`` by ``from_dict``; ValueError naming the file if it is
+    unreadable or not a finding."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: cannot read a finding: {exc}") from None
+    try:
+        return from_dict(data)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"{path}: {exc}") from None
 
 
 def public_bytes(data: bytes) -> bytes:

@@ -1,6 +1,7 @@
 """The fuzzing server for modules: generated replies, timings and disconnects.
 
-Several scenario servers run in the lab container, each behind its own service file; a
+The behaviours come from the module's protocol (its fuzz model's ``module``). Several
+scenario servers run in the lab container, each behind its own service file; a
 round gives each one a generated behaviour and runs one pamdrive attempt per server in
 one agent batch. Oracle: PAM_SUCCESS only for a reply of exactly ``0`` or ``0\\n``; no
 attempt outlives the hang bound; no crash or ``exit()``; under valgrind (every
@@ -11,76 +12,47 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
+from pamconform import protocols
 from pamconform.drivers.direct import Attempt, DirectDriver
+from pamconform.fuzz.engine import model_for
 from pamconform.lab.module_target import SERVERS
 from pamconform.lab.scenario_control import ScenarioProcess
-from pamconform.protocols.redirector.direct_steps import probe_service
-
-WELL_FORMED_GRANTS = (b"0", b"0\n")
-SEEDS = [b"0", b"1", b"0\n", b"1\n", b"00", b"PASS\n\0", b"-0", b"0 ", b"\x00"]
 
 
-@dataclass
-class Plan:
-    """One generated server behaviour."""
-
-    scenario: str
-    args: dict[str, Any]
-    reply: bytes | None  # the bytes the module will read, when the scenario replies
+class ModuleFuzzModel(Protocol):
+    """What a protocol gives ``fuzz module`` (``module`` of its fuzz model, an import
+    string): generated server behaviours, the service that points the module at a
+    server, and the report's cases."""
 
     @property
-    def may_grant(self) -> bool:
-        return self.reply in WELL_FORMED_GRANTS and self.scenario in ("malformed", "delay")
+    def protocol(self) -> str: ...
 
-    def describe(self) -> str:
-        extra = {k: v for k, v in self.args.items() if k != "reply"}
-        shown = "" if self.reply is None else f" reply {self.reply[:40]!r}"
-        more = f" ({len(self.reply)} bytes)" if self.reply and len(self.reply) > 40 else ""
-        return f"{self.scenario}{shown}{more}{' ' + str(extra) if extra else ''}"
+    @property
+    def password(self) -> str: ...
 
+    #: (case id, rule, title, requirement, the finding kinds it covers)
+    @property
+    def checks(self) -> Sequence[tuple[str, str, str, str, tuple[str, ...]]]: ...
 
-def _mutate(rng: random.Random, data: bytes) -> bytes:
-    b = bytearray(data)
-    for _ in range(rng.randint(1, 3)):
-        op = rng.randrange(5)
-        if op == 0 and b:
-            b[rng.randrange(len(b))] = rng.randrange(256)
-        elif op == 1:
-            b.insert(rng.randrange(len(b) + 1), rng.choice(b"0 \n\r\t\x00+-x1"))
-        elif op == 2 and b:
-            del b[rng.randrange(len(b))]
-        elif op == 3:
-            b += bytes(rng.randrange(256) for _ in range(rng.randint(1, 8)))
-        else:
-            b = b * rng.randint(2, 4)
-    return bytes(b)
+    def generate(self, rng: random.Random) -> Any:
+        """A behaviour: ``scenario`` and ``args`` for the scenario server, ``may_grant``,
+        ``describe()``."""
+        ...
+
+    def service(self, d: DirectDriver, socket: str, name: str) -> str: ...
 
 
-def generate(rng: random.Random) -> Plan:
-    """A behaviour: mostly replies (mutated, random, long), sometimes timing or disconnects."""
-    roll = rng.random()
-    if roll < 0.03:
-        name = rng.choice(["reset", "close-before-read", "close-after-request", "silence",
-                           "accept-no-read", "silence"])
-        return Plan(name, {}, None)
-    if roll < 0.05:
-        return Plan("two-replies", {"gap": rng.choice([0.0, 0.05])}, None)
-    if roll < 0.10:
-        reply = rng.choice([b"0", b"1", b"0\n"])
-        return Plan("delay", {"seconds": rng.choice([0.05, 0.3]), "reply": reply.hex()}, reply)
-    kind = rng.random()
-    if kind < 0.55:
-        reply = _mutate(rng, rng.choice(SEEDS))
-    elif kind < 0.8:
-        reply = bytes(rng.randrange(256) for _ in range(rng.randint(0, 24)))
-    elif kind < 0.9:
-        reply = bytes([rng.choice(b"0123456789 \n")]) * rng.choice([16, 64, 512, 4096, 8192])
-    else:
-        reply = rng.choice([b"", b"0", b"0\n", b"1", b"2", b"0\r\n", b"0\0", b"0\n\n"])
-    return Plan("malformed", {"reply": reply.hex()}, reply)
+def module_model(protocol: str) -> ModuleFuzzModel:
+    """The module fuzz model of a protocol (ValueError if it has none)."""
+    spec = getattr(model_for(protocol), "module", None)
+    if not spec:
+        raise ValueError(f"protocol {protocol!r} has no module fuzzing")
+    model: ModuleFuzzModel = protocols.load(spec)
+    return model
 
 
 @dataclass
@@ -123,8 +95,11 @@ def fuzz_module(
     valgrind_every: int = 4,
     max_findings: int = 20,
     say: Any = None,
+    model: ModuleFuzzModel | None = None,
 ) -> ModuleFuzzResult:
-    """Fuzz the module of ``d.target`` until the time or example budget runs out."""
+    """Fuzz the module of ``d.target`` until the time or example budget runs out (the
+    behaviours come from the module's protocol, ``d.target.spec.protocol``)."""
+    model = model if model is not None else module_model(d.target.spec.protocol)
     rng = random.Random(seed)
     box = d.target.box
     procs: list[ScenarioProcess] = []
@@ -138,7 +113,7 @@ def fuzz_module(
             procs.append(ScenarioProcess(box.exec_argv(
                 ["python3", f"{SERVERS}/scenario_server.py", sock, "--control", "-",
                  "--mode", "0600"], timeout=None)))
-            services.append(probe_service(d, socket=sock, name=f"pc-fuzz-{i}"))
+            services.append(model.service(d, sock, f"pc-fuzz-{i}"))
         start = time.monotonic()
         try:
             while True:
@@ -151,12 +126,12 @@ def fuzz_module(
                 if len(out.findings) >= max_findings:
                     out.stopped = "findings"
                     break
-                plans = [generate(rng) for _ in procs]
+                plans = [model.generate(rng) for _ in procs]
                 for proc, plan in zip(procs, plans, strict=True):
                     proc.set(plan.scenario, **plan.args)
                 # valgrind costs ~0.6 s an attempt: a couple per every K-th round
                 memcheck = valgrind_every > 0 and out.rounds % valgrind_every == 0
-                requests = [d.request(svc, passwords=["alice-auth-pw"], valgrind=memcheck and i < 2)
+                requests = [d.request(svc, passwords=[model.password], valgrind=memcheck and i < 2)
                             for i, svc in enumerate(services)]
                 attempts = d.run(requests, jobs=len(requests))
                 out.rounds += 1
@@ -179,7 +154,7 @@ def fuzz_module(
     return out
 
 
-def _judge(plan: Plan, attempt: Attempt, round_: int) -> ModuleFinding | None:
+def _judge(plan: Any, attempt: Attempt, round_: int) -> ModuleFinding | None:
     status = attempt.status
     if status in ("hung", "crashed", "exited"):
         return ModuleFinding(status, plan.describe(), attempt.raw, round_)

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pamconform.core.wirelog import WireLog
-from pamconform.fuzz.model import Exec
 from pamconform.protocols.redirector.client import MAX_REPLY_BYTES, ConnectFailed, Connection
+from pamconform.protocols.redirector.fuzz_items import Exec
 from pamconform.protocols.redirector.reply import ReplyKind, classify
 
 #: Once a complete-looking reply has sat this long with no EOF, stop waiting for EOF.

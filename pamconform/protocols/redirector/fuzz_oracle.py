@@ -16,19 +16,11 @@ must not grant.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from pamconform.fuzz.model import Exec
-from pamconform.fuzz.wire import Outcome
+from pamconform.fuzz.interface import Violation
 from pamconform.protocols.redirector.client import request
+from pamconform.protocols.redirector.fuzz_items import Exec
+from pamconform.protocols.redirector.fuzz_wire import Outcome
 from pamconform.protocols.redirector.reply import original_module_grants
-
-
-@dataclass(frozen=True)
-class Violation:
-    kind: str
-    expected: str
-    observed: str
 
 
 def request_parts(ex: Exec) -> tuple[bytes, bytes, bytes] | None:

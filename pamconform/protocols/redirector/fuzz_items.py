@@ -10,13 +10,13 @@ A finding is a JSON file that replays on its own::
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pamconform.core.redaction import current
 from pamconform.fuzz import finding_files
+from pamconform.fuzz.interface import Kind
 
 FORMAT = 1
 
@@ -112,22 +112,44 @@ class Burst:
 
 Item = Exec | Burst
 
-#: Finding kind -> (fuzz case id, rule, severity word, title).
-KINDS: dict[str, tuple[str, str, str, str]] = {
-    "grant": ("fuzz.server.grants-only-exact-pair", "R-S2", "MUST",
-              "Grants only the exact bytes of a known-valid request"),
-    "valid-denied": ("fuzz.server.grants-valid-however-split", "R-S3", "MUST",
-                     "Grants a known-valid request however it is split or paused"),
-    "original-grant": ("fuzz.server.replies-well-formed", "R-S1", "SHOULD",
-                       "Never replies in a way the original module reads as a grant"),
-    "hang": ("fuzz.server.answers-in-time", "R-S4", "MUST",
-             "Answers every complete request within the timeout"),
-    "refused": ("fuzz.server.keeps-accepting", "R-S5", "MUST",
-                "Keeps accepting connections whatever it was sent"),
-    "memory": ("fuzz.server.memory-bounded", "R-S4", "MUST",
-               "Memory stays bounded under fuzzing (with --pid)"),
-    "trailing-grant": ("fuzz.server.denies-trailing-bytes", "R-S2", "SHOULD",
-                       "Denies a valid request followed by more bytes in the same write"),
+#: Finding kind -> its fuzz case, in report order.
+KINDS: dict[str, Kind] = {
+    "grant": Kind(
+        "fuzz.server.grants-only-exact-pair", "R-S2", "MUST",
+        "Grants only the exact bytes of a known-valid request",
+        "Under fuzzing, the server grants only connections whose bytes are exactly "
+        "user\\npassword\\n of a known-valid pair; any other grant is a FAIL with a "
+        "shrunk reproducer.", shrink=True, regression=True),
+    "valid-denied": Kind(
+        "fuzz.server.grants-valid-however-split", "R-S3", "MUST",
+        "Grants a known-valid request however it is split or paused",
+        "Every exactly valid request is granted, however its bytes are split "
+        "into writes and paused.", shrink=True, regression=True),
+    "original-grant": Kind(
+        "fuzz.server.replies-well-formed", "R-S1", "SHOULD",
+        "Never replies in a way the original module reads as a grant",
+        "No reply is empty or non-numeric (the original module's atoi() reads "
+        "those as a grant).", shrink=True, regression=True),
+    "hang": Kind(
+        "fuzz.server.answers-in-time", "R-S4", "MUST",
+        "Answers every complete request within the timeout",
+        "Every complete (or half-closed) request is answered within the timeout.",
+        regression=True),
+    "refused": Kind(
+        "fuzz.server.keeps-accepting", "R-S5", "MUST",
+        "Keeps accepting connections whatever it was sent",
+        "The server keeps accepting connections whatever it was sent.", regression=True),
+    # memory needs a long run and a pid: no regression case
+    "memory": Kind(
+        "fuzz.server.memory-bounded", "R-S4", "MUST",
+        "Memory stays bounded under fuzzing (with --pid)",
+        "The server's resident memory does not keep growing under fuzzing "
+        "(sampled from /proc/PID/status when --pid is given)."),
+    "trailing-grant": Kind(
+        "fuzz.server.denies-trailing-bytes", "R-S2", "SHOULD",
+        "Denies a valid request followed by more bytes in the same write",
+        "A valid request followed by more bytes in the same write should be "
+        "denied (bytes of later writes are not judged).", shrink=True),
 }
 
 
@@ -158,11 +180,19 @@ class Finding:
 
     @property
     def case_id(self) -> str:
-        return KINDS[self.kind][0]
+        return KINDS[self.kind].case_id
 
     @property
     def rule(self) -> str:
-        return KINDS[self.kind][1]
+        return KINDS[self.kind].rule
+
+    @property
+    def generator(self) -> str:
+        return self.exec.generator
+
+    def reproducer(self) -> str:
+        after = " after the valid logins" if self.setup else ""
+        return f"{self.exec.payload[:80]!r}{after}"
 
     def short_hash(self) -> str:
         """A stable id of what the finding sends (not of when or how it was found)."""
@@ -228,11 +258,4 @@ class Finding:
 
     @classmethod
     def load(cls, path: Path) -> Finding:
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ValueError(f"{path}: cannot read a finding: {exc}") from None
-        try:
-            return cls.from_dict(data)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"{path}: {exc}") from None
+        return finding_files.load(path, cls.from_dict)

@@ -2,28 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from pamconform.core.credentials import show_user
 from pamconform.core.wirelog import WireLog
+from pamconform.fuzz.interface import Replayed
 from pamconform.fuzz.memory import MemoryWatch
-from pamconform.fuzz.model import Exec, Finding
-from pamconform.fuzz.oracle import Oracle, Violation
-from pamconform.fuzz.wire import Outcome, probe, replay_logged, run_burst, run_exec
+from pamconform.protocols.redirector.fuzz_items import Exec, Finding
+from pamconform.protocols.redirector.fuzz_oracle import Oracle
+from pamconform.protocols.redirector.fuzz_wire import (
+    Outcome,
+    probe,
+    replay_logged,
+    run_burst,
+    run_exec,
+)
+from pamconform.protocols.redirector.login_check import login_refused
 
 #: How often a memory finding's request is repeated on replay.
 MEMORY_REPEAT = 200
-
-
-@dataclass
-class Replayed:
-    reproduces: bool
-    outcome: Outcome
-    violation: Violation | None
-    text: str
-    #: why the finding cannot be judged: a known-valid login the server did not grant
-    #: (a wrong or changed password makes every finding look fixed, or still there)
-    logins_refused: str | None = None
 
 
 def send_setup(path: str, setup: tuple[bytes, ...], timeout: float,
@@ -46,7 +41,6 @@ def _user_of(request: bytes) -> str:
 def valid_refused(path: str, valid: tuple[bytes, ...], timeout: float) -> str | None:
     """None if every known-valid request is granted (a few tries each), else which login
     was refused and the reply."""
-    from pamconform.cli.preflight import login_refused
 
     for payload in valid:
         user, _, rest = payload.partition(b"\n")
@@ -63,7 +57,7 @@ def attempt(path: str, kind: str, ex: Exec, oracle: Oracle, timeout: float, *,
     """Send setup, then ``ex`` (with its burst companions), and judge it as ``kind``."""
     refused = send_setup(path, setup, timeout, log)
     got = _attempt(path, kind, ex, oracle, timeout, concurrent, log, pid, memory_limit_mib)
-    got.logins_refused = refused
+    got.problem = refused
     return got
 
 
@@ -85,17 +79,17 @@ def _attempt(path: str, kind: str, ex: Exec, oracle: Oracle, timeout: float,
         alive = probe(path, min(timeout, 1.0))
         text = "the server still accepts connections" if alive else (
             "the server no longer accepts connections")
-        return Replayed(not alive, out, None, f"{out.describe()}; {text}")
+        return Replayed(not alive, f"{out.describe()}; {text}", None, out)
     violation = oracle.judge(ex, out)
     hit = violation is not None and violation.kind == kind
-    return Replayed(hit, out, violation, out.describe())
+    return Replayed(hit, out.describe(), violation, out)
 
 
 def _memory(path: str, ex: Exec, timeout: float, pid: int | None,
             limit_mib: float) -> Replayed:
     if pid is None:
         out = run_exec(path, ex, timeout)
-        return Replayed(False, out, None, f"{out.describe()}; give --pid to judge memory")
+        return Replayed(False, f"{out.describe()}; give --pid to judge memory", None, out)
     watch = MemoryWatch(pid, limit_mib, interval=0.0)
     watch.sample(force=True)
     out = Outcome()
@@ -106,16 +100,16 @@ def _memory(path: str, ex: Exec, timeout: float, pid: int | None,
     last = watch.samples[-1][1] if watch.samples else 0
     grew = (last - first) / 1024
     text = f"RSS {first} -> {last} KiB ({grew:+.1f} MiB) over {MEMORY_REPEAT} requests"
-    return Replayed(grew > limit_mib / 4, out, None, text)
+    return Replayed(grew > limit_mib / 4, text, None, out)
 
 
 def replay(finding: Finding, path: str, oracle: Oracle, timeout: float, *,
            log: WireLog | None = None, pid: int | None = None) -> Replayed:
     """Replay a saved finding as it was saved; then check that the run's valid logins are
-    still granted (``logins_refused`` says which is not: the replay proves nothing)."""
+    still granted (``problem`` says which is not: the replay proves nothing)."""
     got = attempt(path, finding.kind, finding.exec, oracle, timeout, setup=finding.setup,
                   concurrent=finding.concurrent, log=log, pid=pid,
                   memory_limit_mib=float(finding.extra.get("memory", {}).get("limit_mib", 512)))
-    if got.logins_refused is None:
-        got.logins_refused = valid_refused(path, finding.valid, timeout)
+    if got.problem is None:
+        got.problem = valid_refused(path, finding.valid, timeout)
     return got

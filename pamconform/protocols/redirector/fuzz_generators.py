@@ -25,8 +25,8 @@ import random
 from collections.abc import Callable
 from typing import ClassVar
 
-from pamconform.fuzz.model import Burst, Exec, Item, single, stall
 from pamconform.protocols.redirector.client import request
+from pamconform.protocols.redirector.fuzz_items import Burst, Exec, Item, single, stall
 
 Pair = tuple[bytes, bytes]
 
