@@ -169,10 +169,10 @@ def test_apply_baseline(tmp_path: Path) -> None:
     out = io.StringIO()
     console = Console(out)
     old = _write(tmp_path, "old.json", OLD)
-    assert baseline.apply_baseline(old, NEW, console) == 1
+    assert baseline.apply_baseline(old, NEW, console.line) == 1
     assert "NEWLY FAILING" in out.getvalue()
-    assert baseline.apply_baseline(old, OLD, console) == 0
-    assert baseline.apply_baseline(tmp_path / "nope.json", NEW, console) == 2
+    assert baseline.apply_baseline(old, OLD, console.line) == 0
+    assert baseline.apply_baseline(tmp_path / "nope.json", NEW, console.line) == 2
     assert "no such report" in out.getvalue().splitlines()[-1]
 
 

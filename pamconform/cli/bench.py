@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from pamconform.cli.console import Console
-from pamconform.cli.preflight import check_logins, check_socket
 from pamconform.core import credentials
 from pamconform.core.errors import UsageError
 from pamconform.core.options import COUNT, SECONDS, Count
+from pamconform.core.preflight import check_socket
 from pamconform.protocols.redirector import loadgen
+from pamconform.protocols.redirector.login_check import check_logins
+from pamconform.protocols.redirector.profile import PROTOCOL as BENCHED
 
 #: More round trips in flight than this is a typo (each holds a socket).
 MAX_CONCURRENCY = 10_000
@@ -29,7 +31,8 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "bench", help="auth round-trips per second and latency percentiles of a server")
     p.add_argument("socket", type=Path, help="the server's UNIX socket")
-    p.add_argument("--protocol", choices=["redirector"], default="redirector")
+    # the load generator speaks the one protocol it was written for
+    p.add_argument("--protocol", choices=[BENCHED.name], default=BENCHED.name)
     credentials.add_options(p)  # wrong passwords are made from these logins
     p.add_argument("--concurrency", type=Count(maximum=MAX_CONCURRENCY), default=4, metavar="N",
                    help="round-trips kept in flight (default 4)")

@@ -74,6 +74,7 @@ def cmd_diff(args: argparse.Namespace, console: Console) -> int:
     new = baseline.load_report(args.new)
     diff = baseline.compare(old, new, time_ratio=args.time_threshold,
                             time_min_s=args.time_min)
-    baseline.print_diff(diff, console, old, new, old_label=f"old {args.old}",
-                        new_label=f"new {args.new}")
+    for line in baseline.diff_lines(diff, old, new, old_label=f"old {args.old}",
+                                    new_label=f"new {args.new}"):
+        console.line(line)
     return 1 if diff.regression else 0

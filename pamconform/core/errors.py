@@ -7,3 +7,10 @@ class UsageError(Exception):
 
 class HarnessError(Exception):
     """The harness itself could not run (exit 3)."""
+
+
+class TargetUnreachable(Exception):
+    """A case could not reach its target at all (no socket, connection refused).
+
+    Protocol clients raise a subclass; the runner grades it FAIL whatever the protocol.
+    """

@@ -1,8 +1,9 @@
 """The case registry: a case is a function plus the spec line it checks.
 
-Suites register cases with a factory bound to their protocol and target kind::
+Suites register cases with a factory bound to their protocol (its registry name, e.g.
+``redirector``) and target kind::
 
-    case = case_factory(protocol="redirector", kind="server")
+    case = case_factory(protocol=PROTOCOL.name, kind="server")
 
     @case("redir.server.grant-valid", rule="R-S1", severity=MUST,
           title="Valid credentials are granted",

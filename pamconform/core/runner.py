@@ -12,10 +12,10 @@ from typing import Any
 
 from pamconform.core import interrupts
 from pamconform.core.context import CaseContext
+from pamconform.core.errors import TargetUnreachable
 from pamconform.core.outcome import Fail, Skip
 from pamconform.core.registry import Case
 from pamconform.core.verdicts import Severity, Verdict, effective
-from pamconform.protocols.redirector.client import ConnectFailed
 
 #: A case that runs longer than this is cut off and graded ERROR (its own timeouts failed).
 CASE_BUDGET_S = 120.0
@@ -81,7 +81,7 @@ def grade(case: Case, ctx: CaseContext, error: BaseException | None) -> tuple[Ve
         if case.severity is not Severity.MUST and not ctx.strict:
             return Verdict.NON_STRICT, f"{case.severity} not met: {error}"
         return Verdict.FAIL, str(error)
-    if isinstance(error, ConnectFailed):
+    if isinstance(error, TargetUnreachable):
         return Verdict.FAIL, f"the server could not be reached: {error}"
     if isinstance(error, Skip):
         return Verdict.SKIPPED, str(error)

@@ -47,12 +47,17 @@ def default_hang_bound(protocol: str) -> float:
     """The reference module's default ``timeout=`` (``DEFAULT_TIMEOUT`` in its C source and
     README: ``ReferenceModule.default_timeout`` in the protocol's profile) plus HANG_MARGIN
     (12 s for the redirector); the default protocol's for a protocol without one."""
+    return reference_module(protocol).default_timeout + HANG_MARGIN
+
+
+def reference_module(protocol: str = protocols.DEFAULT) -> protocols.ReferenceModule:
+    """The protocol's reference module (its profile), else the default protocol's."""
     module = None
     if protocol in protocols.names():
         module = protocols.get(protocol).reference_module
     module = module or protocols.get(protocols.DEFAULT).reference_module
     assert module is not None, "the default protocol has a reference module"
-    return module.default_timeout + HANG_MARGIN
+    return module
 
 
 def uses_lab_socket(protocol: str) -> bool:
@@ -71,8 +76,9 @@ class ModuleSpec:
 
     src: Path
     build: str = "make"
-    so: str = "pam_redirector.so"
-    args: str = "{socket}"
+    #: the default protocol's reference module's .so and arguments unless given
+    so: str = field(default_factory=lambda: reference_module().so)
+    args: str = field(default_factory=lambda: reference_module().args)
     protocol: str = protocols.DEFAULT
     collect_password: bool = False  # stack "auth optional pam_unix.so" first (drop-in style)
     #: how long a transaction may take while the server hangs (None: default_hang_bound)

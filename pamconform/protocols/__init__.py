@@ -24,6 +24,8 @@ from typing import Any
 _BUILTIN = ("redirector", "token", "nslcd")
 #: Entry-point group through which other packages add protocols.
 ENTRY_POINT_GROUP = "pamconform.protocols"
+#: The protocol a command uses when ``--protocol`` is not given.
+DEFAULT = "redirector"
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,11 @@ def all_protocols() -> list[Protocol]:
 def names() -> list[str]:
     """The protocols' names (for ``--protocol`` choices)."""
     return [p.name for p in all_protocols()]
+
+
+def with_suites(kind: str) -> list[Protocol]:
+    """The protocols that have cases for one target kind (``server``, ``module``, ``stack``)."""
+    return [p for p in all_protocols() if p.suite_folders(kind)]
 
 
 def for_rule(rule: str) -> Protocol | None:

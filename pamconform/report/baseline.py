@@ -18,15 +18,13 @@ When each report holds exactly one target, the two are compared whatever their n
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pamconform.core import jsonfile
 from pamconform.core.errors import UsageError
-
-if TYPE_CHECKING:
-    from pamconform.cli.console import Console
 
 #: Verdicts that count as "the target is fine here".
 OK_VERDICTS = frozenset({"PASS", "NON-STRICT", "INFORMATIONAL", "SKIPPED"})
@@ -279,34 +277,37 @@ def format_diff(diff: Diff) -> list[str]:
     return lines
 
 
-def print_diff(diff: Diff, console: Console, old: dict[str, Any] | None = None,
+def diff_lines(diff: Diff, old: dict[str, Any] | None = None,
                new: dict[str, Any] | None = None, *, old_label: str = "baseline",
-               new_label: str = "this run") -> None:
-    """Print a header naming both reports, then the diff."""
+               new_label: str = "this run") -> list[str]:
+    """A header naming both reports, then the diff (lines for the caller to print)."""
+    lines = []
     if old is not None:
-        console.line(f"{old_label}: {_describe(old)}")
+        lines.append(f"{old_label}: {_describe(old)}")
     if new is not None:
-        console.line(f"{new_label}: {_describe(new)}")
-    for line in format_diff(diff):
-        console.line(line)
+        lines.append(f"{new_label}: {_describe(new)}")
+    return lines + format_diff(diff)
 
 
-def apply_baseline(baseline_path: Path, new_report: dict[str, Any], console: Console) -> int:
-    """Compare a finished run with ``--baseline OLD/index.json``; print the diff.
+def apply_baseline(baseline_path: Path, new_report: dict[str, Any],
+                   say: Callable[[str], object]) -> int:
+    """Compare a finished run with ``--baseline OLD/index.json``; hand the diff to ``say``
+    line by line.
 
     Returns 1 on a regression (a case newly FAIL or ERROR), 0 otherwise, and 2 (after one
-    line on the console) when the baseline cannot be read.
+    line) when the baseline cannot be read.
     """
     try:
         old = load_report(Path(baseline_path))
     except BaselineError as exc:
-        console.line(f"pamconform: baseline: {exc}")
+        say(f"pamconform: baseline: {exc}")
         return 2
     problem = report_problem(new_report)
     if problem:  # never expected: the run's own report
-        console.line(f"pamconform: baseline: this run's report is malformed: {problem}")
+        say(f"pamconform: baseline: this run's report is malformed: {problem}")
         return 2
     diff = compare(old, new_report)
-    console.line(f"\n== compared with the baseline {baseline_path}")
-    print_diff(diff, console, old, new_report)
+    say(f"\n== compared with the baseline {baseline_path}")
+    for line in diff_lines(diff, old, new_report):
+        say(line)
     return 1 if diff.regression else 0

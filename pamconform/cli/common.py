@@ -1,0 +1,116 @@
+"""What the subcommands share: the parser class, run options, case selection, --list, the
+report at the end (also of a stopped run), and the ``--protocol`` option from the registry."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from pamconform import protocols, report
+from pamconform.cli.console import Console
+from pamconform.core import interrupts, loader
+from pamconform.core.errors import UsageError
+from pamconform.core.interrupts import Interrupted
+from pamconform.core.options import SECONDS
+from pamconform.core.registry import Case, all_cases
+from pamconform.core.runner import TargetResult, exit_code, not_run_target, select
+from pamconform.core.verdicts import STOPPED
+from pamconform.protocols import Protocol
+from pamconform.report.baseline import apply_baseline
+
+#: A target a run means to check: (name, kind, protocol, cases), for the report of a
+#: stopped run (the targets it never reached are listed with every case NOT-RUN).
+Planned = tuple[str, str, str, list[Case]]
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are UsageError (one line, exit 2)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(message)
+
+
+def add_protocol_option(parser: argparse.ArgumentParser, kind: str) -> None:
+    """``--protocol``: the registered protocols that have cases of this target kind."""
+    choices = [p.name for p in protocols.with_suites(kind)]
+    parser.add_argument("--protocol", choices=choices, default=protocols.DEFAULT)
+
+
+def add_hang_bound(p: argparse.ArgumentParser) -> None:
+    timeouts = ", ".join(f"{m.default_timeout:g} s for {proto.title}"
+                         for proto in protocols.all_protocols()
+                         if (m := proto.reference_module) is not None)
+    p.add_argument("--hang-bound", type=SECONDS, default=None, metavar="SECONDS",
+                   help="R-M2: how long a login may take while the server hangs (default: the "
+                   f"protocol's reference module's timeout ({timeouts}) + 2 s; e2e logins add "
+                   "the time the login path takes to deny at once)")
+
+
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--strict", action="store_true", help="NON-STRICT counts as FAIL")
+    p.add_argument("--cases", action="append", default=[], metavar="GLOB",
+                   help="run only cases whose id matches (repeatable)")
+    p.add_argument("--exclude-cases", action="append", default=[], metavar="GLOB")
+    p.add_argument("--list", action="store_true", help="list the selected cases and exit")
+    p.add_argument("--timeout", type=SECONDS, default=5.0, metavar="SECONDS",
+                   help="how long to wait for each reply (default 5)")
+    p.add_argument("--idle-limit", type=SECONDS, default=10.0, metavar="SECONDS",
+                   help="how long to wait for the server to drop a silent client (default 10)")
+    p.add_argument("--report", type=Path, metavar="DIR",
+                   help="report directory (default reports/<timestamp>/, reports/latest)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+
+
+def protocol_cases(protocol: Protocol, kind: str, args: argparse.Namespace) -> list[Case]:
+    """The protocol's cases of one target kind that ``--cases``/``--exclude-cases`` select."""
+    for folder in protocol.suite_folders(kind):
+        loader.load_suite(folder)
+    return select(all_cases(protocol=protocol.name, kind=kind), args.cases, args.exclude_cases)
+
+
+def selected(cases: list[Case]) -> list[Case]:
+    """``cases``, or a usage error when the globs left none."""
+    if not cases:
+        raise UsageError("no case matches --cases/--exclude-cases")
+    return cases
+
+
+def list_cases(cases: list[Case], console: Console) -> int:
+    for c in cases:
+        console.line(f"{c.id:<42} {c.rule:<5} {c.severity!s:<6} {c.title}")
+    console.line(f"{len(cases)} cases")
+    return 0
+
+
+def finish(targets: list[TargetResult], args: argparse.Namespace, console: Console,
+           run: report.Run) -> int:
+    """Write the report (and compare it with ``--baseline``); the exit code."""
+    run.targets = targets
+    base = Path("reports")
+    directory = args.report or report.default_dir(base, run.started)
+    with interrupts.shielded():  # a signal now waits until the report is whole
+        report.write(run, directory)
+        if args.report is None:
+            report.point_latest(directory)
+        console.line(f"\nreport: {directory}/index.html (index.json, junit.xml)")
+    if getattr(args, "baseline", None) is not None:  # --baseline (pamconform.cli.diff)
+        return max(exit_code(targets), apply_baseline(args.baseline, run.as_dict(),
+                                                      console.line))
+    return exit_code(targets)
+
+
+def stopped(stop: Interrupted, results: list[TargetResult], planned: list[Planned],
+            args: argparse.Namespace, console: Console, run: report.Run) -> int:
+    """Write the report of a run stopped by Ctrl-C or SIGTERM; 130 or 143."""
+    if isinstance(stop.partial, TargetResult):
+        results.append(stop.partial)
+        console.summary(stop.partial)
+    done = {t.name for t in results}
+    results += [not_run_target(name, cases, stop, kind=kind, protocol=protocol)
+                for name, kind, protocol, cases in planned if name not in done]
+    finished = sum(1 for t in results for r in t.results if r.verdict not in STOPPED)
+    console.line(f"\npamconform: stopped by {stop.signame}; {finished} case(s) finished, "
+                 "the report lists the rest as INTERRUPTED or NOT-RUN")
+    run.interrupted = stop.signame
+    finish(results, args, console, run)
+    return stop.exit_code

@@ -1,0 +1,114 @@
+"""``pamconform module SRC``: build a PAM module in the lab and run a protocol's module suites.
+
+Defaults for the build (the ``.so``, the PAM arguments) are those of the protocol's
+reference module (its profile's ``reference_module``).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from pamconform import __version__, protocols, report
+from pamconform.cli import common
+from pamconform.cli.console import Console
+from pamconform.core.errors import HarnessError, UsageError
+from pamconform.core.interrupts import Interrupted
+from pamconform.core.options import SECONDS
+from pamconform.core.preflight import check_report_dir
+from pamconform.core.runner import TargetResult
+from pamconform.protocols import Protocol, ReferenceModule
+from pamconform.protocols.hooks import hooks_of
+
+KIND = "module"
+
+
+def register(sub: Any) -> None:
+    mod = sub.add_parser("module", help="build a PAM module from source in the lab and check "
+                         "it end to end through sshd and su")
+    mod.add_argument("src", type=Path, nargs="?", help="the module's source directory")
+    mod.add_argument("--build", default="make", help="build command, run in SRC (default make)")
+    mod.add_argument("--so", default=None,
+                     help="the .so the build produces (default: the protocol's reference "
+                     f"module's, {_reference(protocols.get(protocols.DEFAULT)).so} for "
+                     f"{protocols.DEFAULT})")
+    mod.add_argument("--args", default=None,
+                     help="PAM module arguments, {socket} is substituted (default: the "
+                     "protocol's reference module's: " + _default_args() + ")")
+    common.add_protocol_option(mod, KIND)
+    mod.add_argument("--collect-password", action="store_true",
+                     help="stack 'auth optional pam_unix.so' first, for modules that do not "
+                     "prompt (the original pam_redirector)")
+    mod.add_argument("--login-timeout", type=SECONDS, default=20.0, metavar="SECONDS",
+                     help="a login with no verdict by then is HUNG (default 20)")
+    common.add_hang_bound(mod)
+    mod.add_argument("--keep", action="store_true", help="leave the lab container running")
+    mod.add_argument("--name", help="the target's name in the report (default: SRC)")
+    mod.add_argument("--distro", default="bookworm", metavar="LIST",
+                     help="Debian releases to run the lab on, comma-separated: bookworm, "
+                     "trixie (default bookworm); one lab each, targets NAME@DISTRO, one report")
+    for protocol in protocols.with_suites(KIND):
+        hooks_of(protocol).add_module_options(mod)
+    common.add_run_options(mod)
+    mod.set_defaults(func=cmd_module)
+
+
+def _reference(protocol: Protocol) -> ReferenceModule:
+    if protocol.reference_module is None:
+        raise UsageError(f"--protocol {protocol.name} is not supported yet for module "
+                         "(it has no reference module)")
+    return protocol.reference_module
+
+
+def _default_args() -> str:
+    return ", ".join(f"{m.args or 'none'} for {p.name}" for p in protocols.with_suites(KIND)
+                     if (m := p.reference_module) is not None)
+
+
+def cmd_module(args: argparse.Namespace, console: Console) -> int:
+    from pamconform.lab import module_run
+    from pamconform.lab.module_target import ModuleSpec
+
+    protocol = protocols.get(args.protocol)
+    distros = module_run.parse_distros(args.distro)
+    cases = common.selected(common.protocol_cases(protocol, KIND, args))
+    if args.list:
+        return common.list_cases(cases, console)
+    if args.src is None:
+        raise UsageError("module: the SRC_DIR argument is required")
+    ref = _reference(protocol)
+    spec = ModuleSpec(args.src, args.build, args.so or ref.so,
+                      ref.args if args.args is None else args.args, protocol.name,
+                      args.collect_password, hang_bound=args.hang_bound)
+    spec.validate()
+    check_report_dir(args.report)
+    run = report.Run(strict=args.strict)
+    name = args.name or str(args.src)
+    results: list[TargetResult] = []
+    planned = [(module_run.distro_target_name(name, d, distros), KIND, protocol.name, cases)
+               for d in distros]
+    for distro in distros:
+        tname = module_run.distro_target_name(name, distro, distros)
+        console.line(f"pamconform {__version__}: {len(cases)} {protocol.name} module cases "
+                     f"against {tname}")
+        try:
+            result = module_run.run_module(spec, cases, name=tname, distro=distro,
+                                           keep=args.keep, strict=args.strict,
+                                           login_timeout=args.login_timeout, say=console.line,
+                                           progress=console.progress)
+            results.append(result)
+            console.summary(result)
+        except HarnessError as exc:
+            if not results:
+                raise
+            console.line(f"pamconform: the {distro} lab could not run: {exc}")
+            common.finish(results, args, console, run)
+            raise
+        except Interrupted as stop:
+            return common.stopped(stop, results, planned, args, console, run)
+    if len(distros) > 1:
+        for text in module_run.format_differences(module_run.distro_differences(results),
+                                                  distros):
+            console.line(text)
+    return common.finish(results, args, console, run)

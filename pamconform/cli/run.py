@@ -1,0 +1,179 @@
+"""``pamconform run``: every registered protocol's suites against its bundled reference
+targets, one report.
+
+The plan, in report order: each protocol's reference servers (and, with ``--gallery``, the
+faulty ones) with its server suite; then, unless ``--no-lab``, the PAM stack suite (lab
+libpam against the model) and, per ``--distro``, each protocol's reference module built in
+the lab with its module suites. Which protocols, servers and modules: the registry
+(profiles and hooks) says.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pamconform import protocols, report
+from pamconform.cli import common
+from pamconform.cli.console import Console
+from pamconform.core import resources
+from pamconform.core.errors import HarnessError
+from pamconform.core.interrupts import Interrupted
+from pamconform.core.preflight import check_report_dir
+from pamconform.core.registry import Case
+from pamconform.core.runner import TargetResult, run_target
+from pamconform.protocols import Protocol
+from pamconform.protocols.hooks import ReferenceServer, hooks_of
+
+if TYPE_CHECKING:
+    from pamconform.lab.module_target import ModuleSpec
+
+#: The target name of the PAM stack suite (lab libpam against the model).
+CHAIN_TARGET = "lab libpam"
+
+
+@dataclass
+class Step:
+    """One target of the run: what it is, its cases, and how to check it."""
+
+    name: str
+    kind: str
+    protocol: str
+    cases: list[Case]
+    check: Callable[[], TargetResult]
+    #: for a lab target: which lab, in "the ... lab could not run"
+    lab: str | None = None
+
+    @property
+    def planned(self) -> common.Planned:
+        return (self.name, self.kind, self.protocol, self.cases)
+
+
+def register(sub: Any) -> None:
+    run = sub.add_parser("run", help="the main job: every suite against the bundled "
+                         "reference targets, one report")
+    run.add_argument("--gallery", action="store_true",
+                     help="also run the faulty servers of the test fixtures, to show what "
+                     "the suite catches")
+    run.add_argument("--no-lab", action="store_true",
+                     help="skip the module suites (they need a Docker engine)")
+    run.add_argument("--keep", action="store_true", help="leave lab containers running")
+    run.add_argument("--distro", default="bookworm", metavar="LIST",
+                     help="Debian releases for the module suites, comma-separated: bookworm, "
+                     "trixie (default bookworm)")
+    common.add_hang_bound(run)
+    common.add_run_options(run)
+    run.set_defaults(func=cmd_run)
+
+
+def cmd_run(args: argparse.Namespace, console: Console) -> int:
+    from pamconform.lab.module_run import parse_distros
+
+    distros = parse_distros(args.distro)
+    steps = plan(args, console, distros)
+    if args.list:
+        unique = {c.id: c for step in steps for c in step.cases}
+        return common.list_cases(common.selected(list(unique.values())), console)
+    common.selected([c for step in steps for c in step.cases])
+    check_report_dir(args.report)
+    run = report.Run(strict=args.strict)
+    results: list[TargetResult] = []
+    try:
+        for step in steps:
+            try:
+                result = step.check()
+            except HarnessError as exc:
+                if step.lab is None:
+                    raise
+                console.line(f"pamconform: the {step.lab} lab could not run: {exc}")
+                common.finish(results, args, console, run)
+                raise
+            results.append(result)
+            console.summary(result)
+        if len(distros) > 1 and any(s.kind == "module" for s in steps):
+            from pamconform.lab.module_run import distro_differences, format_differences
+
+            for text in format_differences(distro_differences(results), distros):
+                console.line(text)
+    except Interrupted as stop:
+        return common.stopped(stop, results, [s.planned for s in steps], args, console, run)
+    return common.finish(results, args, console, run)
+
+
+def plan(args: argparse.Namespace, console: Console, distros: list[str]) -> list[Step]:
+    """The run's targets in report order (those whose selected cases are none left out)."""
+    steps: list[Step] = []
+    for protocol in protocols.with_suites("server"):
+        servers = hooks_of(protocol).reference_servers(args.gallery)
+        cases = common.protocol_cases(protocol, "server", args) if servers else []
+        steps += [_server_step(protocol, server, cases, args, console) for server in servers]
+    if not args.no_lab:
+        modules = [p for p in protocols.with_suites("module")
+                   if p.reference_module is not None
+                   and hooks_of(p).REFERENCE_MODULE_TARGET is not None]
+        mcases = {p.name: common.protocol_cases(p, "module", args) for p in modules}
+        if any(mcases.values()):
+            for protocol in protocols.with_suites("stack"):
+                steps.append(_stack_step(protocol, common.protocol_cases(protocol, "stack", args),
+                                         args, console))
+            for distro in distros:
+                steps += [_module_step(p, mcases[p.name], distro, distros, args, console)
+                          for p in modules]
+    return [s for s in steps if s.cases]
+
+
+def _server_step(protocol: Protocol, server: ReferenceServer, cases: list[Case],
+                 args: argparse.Namespace, console: Console) -> Step:
+    def check() -> TargetResult:
+        console.line(f"== {server.name}: {len(cases)} {protocol.name} server cases")
+        with server.open(args.timeout, args.idle_limit) as target:
+            return run_target(cases, target, kind="server", protocol=protocol.name,
+                              strict=args.strict, progress=console.progress)
+
+    return Step(server.name, "server", protocol.name, cases, check)
+
+
+def _stack_step(protocol: Protocol, cases: list[Case], args: argparse.Namespace,
+                console: Console) -> Step:
+    def check() -> TargetResult:
+        from pamconform.lab.stack import StackLab
+        from pamconform.lab.stack_cases import StackTarget
+
+        console.line(f"== pam-stacks: {len(cases)} stack cases (lab libpam against the model)")
+        with StackLab.open(say=console.line) as lab:
+            return run_target(cases, StackTarget(CHAIN_TARGET, lab), kind="stack",
+                              protocol=protocol.name, strict=args.strict,
+                              progress=console.progress)
+
+    return Step(CHAIN_TARGET, "stack", protocol.name, cases, check)
+
+
+def _module_step(protocol: Protocol, cases: list[Case], distro: str, distros: list[str],
+                 args: argparse.Namespace, console: Console) -> Step:
+    from pamconform.lab import module_run
+
+    base = hooks_of(protocol).REFERENCE_MODULE_TARGET
+    assert base is not None
+    name = module_run.distro_target_name(base, distro, distros)
+
+    def check() -> TargetResult:
+        console.line(f"== {name}: {len(cases)} {protocol.name} module cases (lab, {distro})")
+        return module_run.run_module(reference_module_spec(protocol, args.hang_bound), cases,
+                                     name=name, distro=distro, keep=args.keep,
+                                     strict=args.strict, say=console.line,
+                                     progress=console.progress)
+
+    return Step(name, "module", protocol.name, cases, check, lab=distro)
+
+
+def reference_module_spec(protocol: Protocol, hang_bound: float | None = None) -> ModuleSpec:
+    """How ``run`` builds the protocol's reference module (``run_args`` keep it fast)."""
+    from pamconform.lab.module_target import ModuleSpec
+
+    ref = protocol.reference_module
+    assert ref is not None
+    return ModuleSpec(resources.modules_dir() / ref.folder, "make", ref.so,
+                      ref.run_args if ref.run_args is not None else ref.args, protocol.name,
+                      hang_bound=hang_bound)
