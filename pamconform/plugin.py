@@ -166,6 +166,7 @@ class Targets:
         self._built: dict[TargetSpec, Any] = {}
         self._broken: dict[TargetSpec, tuple[bool, str]] = {}
         self._engine: Any = None
+        self._no_engine: str | None = None
         self._stack = contextlib.ExitStack()
 
     def check(self) -> None:
@@ -270,11 +271,14 @@ class Targets:
         """The container engine's client (a skip when there is none)."""
         from pamconform.lab import EngineUnavailable, connect
 
+        if self._no_engine is not None:  # asked once: every later item skips at once
+            pytest.skip(self._no_engine)
         if self._engine is None:
             try:
                 self._engine = connect(timeout=5)
             except EngineUnavailable as exc:
-                pytest.skip(f"no container engine for the lab: {exc}")
+                self._no_engine = f"no container engine for the lab: {exc}"
+                pytest.skip(self._no_engine)
             self._stack.callback(self._engine.close)
         return self._engine
 

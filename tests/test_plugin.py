@@ -214,3 +214,13 @@ def test_custom_module_case_in_the_lab(site_repo: Path, docker_client: object) -
     proc = _pytest(f"--module={module}", "-k", "su_grant", "-vv", cwd=site_repo)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
     assert f"test_su_grant[module://{module}] PASSED" in proc.stdout
+
+
+def test_module_cases_skip_without_an_engine() -> None:
+    """No container engine: each module item skips saying so (the engine is asked once)."""
+    module = ROOT / "modules" / "pam_redirector"
+    proc = _pytest("suites/redirector_module_e2e", f"--module={module}",
+                   "-k", "ssh-grant or su-grant", "-rs",
+                   env={"DOCKER_HOST": "unix:///tmp/pc-no-engine.sock"})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
+    assert "2 skipped" in proc.stdout and "no container engine for the lab" in proc.stdout
