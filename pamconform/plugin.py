@@ -37,7 +37,7 @@ from pamconform.core.redaction import redact
 from pamconform.core.registry import Case, all_cases, register
 from pamconform.core.runner import CaseResult, run_case
 from pamconform.core.verdicts import Severity, Verdict
-from pamconform.protocols import UnknownProtocol, all_protocols, get
+from pamconform.protocols import DEFAULT, UnknownProtocol, all_protocols, get
 from pamconform.protocols.hooks import hooks_of
 
 if TYPE_CHECKING:
@@ -64,7 +64,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="a PAM module's source directory, built and checked in the lab: a "
                     "module target (repeatable; needs a Docker engine)")
     group.addoption("--protocol", metavar="NAME",
-                    help="the targets' protocol (default: that of the collected cases)")
+                    help="the targets' protocol (default: that of the collected cases; of "
+                    f"several, {DEFAULT})")
     credentials.add_options(_Options(group))  # type: ignore[arg-type]
     group.addoption("--conformance-strict", action="store_true",
                     help="NON-STRICT verdicts fail")
@@ -211,16 +212,19 @@ class Targets:
         return None
 
     def resolve(self, seen: dict[str, set[str]]) -> None:
-        """Give each kind of target the protocol of its collected cases (one, or --protocol),
-        then open the server targets: a socket nothing listens on is a usage error here,
-        before any case runs."""
+        """Settle each kind of target's protocol: --protocol, else the one protocol of its
+        collected cases, else the registry's default among them. Then open the server
+        targets: a socket nothing listens on is a usage error here, before any case runs."""
         for kind, protocols in seen.items():
             if self.explicit is not None or not any(s.kind == kind for s in self.specs):
                 continue
-            if len(protocols) > 1:
+            if len(protocols) == 1:
+                self.protocols[kind] = next(iter(protocols))
+            elif DEFAULT in protocols:  # as `pamconform server` without --protocol
+                self.protocols[kind] = DEFAULT
+            else:
                 raise UsageError(f"the collected {kind} cases are for several protocols "
                                  f"({', '.join(sorted(protocols))}): choose one with --protocol")
-            self.protocols[kind] = next(iter(protocols))
         if SERVER in self.protocols:
             self._foreign_options(self.protocols[SERVER])
         for spec in self.specs:

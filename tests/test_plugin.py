@@ -104,7 +104,6 @@ def test_no_login_is_a_usage_error(reference: Path) -> None:
 
 @pytest.mark.parametrize(("args", "says"), [
     (["--protocol", "no-such"], "unknown protocol 'no-such'"),
-    (["suites/token_server", "-k", "polarity or accept-exact-token"], "several protocols"),
     (["--token", "x" * 20], "--token-command and --token need --protocol"),
 ])
 def test_protocol_input_is_checked(reference: Path, args: list[str], says: str) -> None:
@@ -113,6 +112,13 @@ def test_protocol_input_is_checked(reference: Path, args: list[str], says: str) 
     assert proc.returncode == 4, proc.stdout[-2000:] + proc.stderr
     assert says in proc.stderr
     assert "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_several_protocols_none_the_default_is_a_usage_error(reference: Path) -> None:
+    proc = _pytest("suites/token_server", "suites/nslcd_server", "--server", str(reference),
+                   "-k", "accept-exact-token or deny-empty-password")
+    assert proc.returncode == 4, proc.stdout[-2000:] + proc.stderr
+    assert "several protocols (nslcd, transient-token): choose one with --protocol" in proc.stderr
 
 
 def test_a_case_of_another_kind_skips_with_the_reason(reference: Path) -> None:
@@ -125,9 +131,12 @@ def test_a_case_of_another_kind_skips_with_the_reason(reference: Path) -> None:
     assert "a stack case: the pytest plugin has server and module targets only" in proc.stdout
 
 
-def test_a_case_of_another_protocol_skips(reference: Path) -> None:
+@pytest.mark.parametrize("protocol", [["--protocol", "redirector"], []])
+def test_a_case_of_another_protocol_skips(reference: Path, protocol: list[str]) -> None:
+    """Given or by default (the registry's default among the collected), the targets speak
+    one protocol; the other protocols' cases skip."""
     proc = _pytest("suites/redirector_server", "suites/token_server", "--server", str(reference),
-                   "--credentials", "alice:alice-auth-pw", "--protocol", "redirector",
+                   "--credentials", "alice:alice-auth-pw", *protocol,
                    "-k", "polarity or accept-exact-token", "-rs")
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert "1 passed" in proc.stdout
