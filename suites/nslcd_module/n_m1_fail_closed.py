@@ -9,6 +9,7 @@ from pamconform.core.registry import case_factory
 from pamconform.core.verdicts import Severity
 from pamconform.protocols.nslcd.module_steps import (
     REFUSALS,
+    UNTERMINATED,
     expect_granted,
     expect_refused,
     play,
@@ -49,6 +50,19 @@ for _name, _scenario, _args, _what in REFUSALS:
         severity=Severity.MUST,
         title=f"Refused when the daemon {_what}",
         requirement=f"When the daemon {_what}, pam_authenticate does not return PAM_SUCCESS.",
+    )(partial(_refused, _scenario, _args, _what))
+
+
+for _name, _scenario, _args, _what in UNTERMINATED:
+    case(
+        f"nslcd.module.daemon-{_name}",
+        rule="N-M1",
+        severity=Severity.SHOULD,
+        title=f"Refused when the daemon {_what}",
+        requirement=f"When the daemon {_what}, pam_authenticate should not return "
+        "PAM_SUCCESS. SHOULD, not MUST: the entry, authc and authz codes included, arrived "
+        "whole, so the daemon's decision is complete and nobody gains a login the daemon did "
+        "not grant; a strict client still wants the terminator (docs/nslcd.md, N-M1).",
     )(partial(_refused, _scenario, _args, _what))
 
 

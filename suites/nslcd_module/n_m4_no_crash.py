@@ -12,6 +12,7 @@ from pamconform.protocols.nslcd.module_steps import (
     OTHER_USERS,
     REFUSALS,
     SAME_USER_OTHER_CASE,
+    UNTERMINATED,
     expect_ran,
     play,
     target,
@@ -20,7 +21,7 @@ from pamconform.protocols.nslcd.module_steps import (
 case = case_factory(protocol="nslcd", kind="module")
 
 BEHAVIOURS = [("grant", "grant", {}, "answers success"), *REFUSALS, SAME_USER_OTHER_CASE]
-BEHAVIOURS += OTHER_USERS
+BEHAVIOURS += UNTERMINATED + OTHER_USERS
 
 
 def _memcheck(scenario, args, what, ctx):

@@ -49,10 +49,6 @@ REFUSALS: list[Behaviour] = [
      "sends the header and RESULT_BEGIN and closes"),
     ("cut-after-code", "compose", _compose([["grant-cut", 16]]),
      "sends the header, RESULT_BEGIN and authc SUCCESS and closes"),
-    ("cut-before-end", "compose", _compose(authc_entry(end=False)),
-     "sends a whole success entry but closes before RESULT_END"),
-    ("cut-mid-end", "compose", _compose([*authc_entry(end=False), ["raw", "0000"]]),
-     "sends a success entry and half of RESULT_END"),
     ("wrong-version-1", "compose", _compose([["int", 1], *authc_entry()[1:]]),
      "answers a success under version word 1"),
     ("wrong-version-3", "compose", _compose([["int", 3], *authc_entry()[1:]]),
@@ -86,6 +82,14 @@ REFUSALS: list[Behaviour] = [
      _compose([["version"], ["action"], ["begin"], ["int", 0], ["user"], ["int", 0],
                ["big", 3 * 1024 * 1024], ["end"]]),
      "answers success with a 3 MiB message"),
+]
+
+#: N-M1, graded SHOULD: the whole success entry arrives, only RESULT_END does not.
+UNTERMINATED: list[Behaviour] = [
+    ("cut-before-end", "compose", _compose(authc_entry(end=False)),
+     "sends a whole success entry but closes before RESULT_END"),
+    ("cut-mid-end", "compose", _compose([*authc_entry(end=False), ["raw", "0000"]]),
+     "sends a success entry and half of RESULT_END"),
 ]
 
 #: N-M2: the daemon never finishes; the module must give up within its bound.
