@@ -8,4 +8,5 @@ PROTOCOL = register(Protocol(
     rules=("N-S", "N-M"),
     suites={"server": ("nslcd_server",)},
     hooks="pamconform.protocols.nslcd.hooks",
+    fuzz_model="pamconform.protocols.nslcd.fuzz_model:MODEL",
 ))
