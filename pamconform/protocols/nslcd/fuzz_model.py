@@ -24,7 +24,7 @@ from pamconform.fuzz.shrink import Budget, descend
 from .fuzz_generators import Generator
 from .fuzz_items import KINDS, PROTOCOL, Exec, Finding
 from .fuzz_oracle import Oracle
-from .fuzz_wire import Outcome, StallPool, probe, run_exec
+from .fuzz_wire import Outcome, StallPool, dies, probe, run_exec
 
 #: Seconds to wait for a connection when checking that the daemon is still there.
 PROBE_S = 1.0
@@ -173,7 +173,7 @@ class NslcdModel:
         out = run_exec(path, finding.exec, cfg.timeout, log=log)
         v = oracle.judge(finding.exec, out, cfg.timeout)
         if finding.kind == "gone":
-            alive = probe(path, PROBE_S)
+            alive = not dies(path, PROBE_S)
             text = "the daemon still accepts connections" if alive else (
                 f"{out.describe()}, then the socket refused connections")
             return Replayed(not alive, text, None, out, log=log)

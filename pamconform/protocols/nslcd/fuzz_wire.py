@@ -177,6 +177,18 @@ def probe(path: str, timeout: float) -> bool:
     return True
 
 
+def dies(path: str, window: float, every: float = 0.05) -> bool:
+    """Whether the daemon stops accepting connections within ``window`` s (a dying
+    process may still accept for a moment after it dropped the connection)."""
+    deadline = time.monotonic() + window
+    while True:
+        if not probe(path, max(every, deadline - time.monotonic())):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(every)
+
+
 class StallPool:
     """Stalled attempts waited out in background threads, a few at a time."""
 
