@@ -63,13 +63,14 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=120, check=False)
 
 
-def test_a_protocol_without_cli_wiring_is_one_line_exit_2() -> None:
-    listed = _cli("server", "--protocol", "nslcd", "--list")
-    assert listed.returncode == 0 and "nslcd.server." in listed.stdout
-    proc = _cli("server", "--protocol", "nslcd", "/tmp/pc-nothing-here")
+def test_a_protocol_without_a_source_module_is_one_line_exit_2() -> None:
+    listed = _cli("module", "--protocol", "nslcd", "--list")
+    assert listed.returncode == 0 and "nslcd.module." in listed.stdout
+    proc = _cli("module", "--protocol", "nslcd", "/tmp/pc-nothing-here")
     assert proc.returncode == 2
-    assert proc.stderr.strip() == ("pamconform: error: --protocol nslcd is not supported yet "
-                                   "for server (--list shows its cases)")
+    assert proc.stderr.strip() == (
+        "pamconform: error: --protocol nslcd builds no module from source: its module "
+        "targets are lab packages (--lab-package libpam-ldapd)")
 
 
 def test_the_token_protocol_takes_no_credentials() -> None:
@@ -87,14 +88,18 @@ def test_run_plans_each_protocol_s_reference_targets_in_report_order() -> None:
 
     steps = plan(_args(), Console(), ["bookworm"])
     assert [(s.name, s.kind, s.protocol) for s in steps] == [
+        ("lab:nslcd", "server", "nslcd"),
+        ("lab:pynslcd", "server", "nslcd"),
         ("reference-server", "server", "redirector"),
         ("reference-token-server", "server", "transient-token"),
         ("lab libpam", "stack", "redirector"),
         ("reference-module", "module", "redirector"),
         ("reference-token-module", "module", "transient-token"),
+        ("lab:pam_ldap", "module", "nslcd"),
     ]
     no_lab = plan(_args("--no-lab", "--gallery"), Console(), ["bookworm"])
-    assert [s.kind for s in no_lab].count("module") == 0
+    # only the lab packages' targets remain of the lab, listed as skipped
+    assert [s.name for s in no_lab if s.kind == "module"] == ["lab:pam_ldap"]
     assert any(s.name.startswith("faulty:") for s in no_lab)
 
 

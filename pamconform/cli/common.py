@@ -16,6 +16,7 @@ from pamconform.core.registry import Case, all_cases
 from pamconform.core.runner import TargetResult, exit_code, not_run_target, select
 from pamconform.core.verdicts import STOPPED
 from pamconform.protocols import Protocol
+from pamconform.protocols.hooks import LabOptions, LabPackage, hooks_of
 from pamconform.report.baseline import apply_baseline
 
 #: A target a run means to check: (name, kind, protocol, cases), for the report of a
@@ -34,6 +35,68 @@ def add_protocol_option(parser: argparse.ArgumentParser, kind: str) -> None:
     """``--protocol``: the registered protocols that have cases of this target kind."""
     choices = [p.name for p in protocols.with_suites(kind)]
     parser.add_argument("--protocol", choices=choices, default=protocols.DEFAULT)
+
+
+def add_lab_package_option(parser: argparse.ArgumentParser, kind: str) -> None:
+    """``--lab-package PKG``: a target a Debian package installs in a protocol's lab."""
+    known = ", ".join(f"{pkg.package} ({p.name})" for p in protocols.with_suites(kind)
+                      for pkg in hooks_of(p).lab_packages() if pkg.kind == kind)
+    parser.add_argument("--lab-package", metavar="PKG",
+                        help="check the target this Debian package installs in the protocol's "
+                        f"lab (needs Docker): {known or 'none'}")
+
+
+def lab_package(protocol: Protocol, kind: str, name: str) -> LabPackage:
+    """The protocol's lab target of this kind called ``name``, or a usage error."""
+    ours = [pkg for pkg in hooks_of(protocol).lab_packages() if pkg.kind == kind]
+    for pkg in ours:
+        if pkg.package == name:
+            return pkg
+    for other in protocols.with_suites(kind):
+        if other != protocol and any(pkg.package == name and pkg.kind == kind
+                                     for pkg in hooks_of(other).lab_packages()):
+            raise UsageError(f"--lab-package {name} is a {other.name} {kind} target: add "
+                             f"--protocol {other.name}")
+    known = ", ".join(pkg.package for pkg in ours) or "none"
+    raise UsageError(f"--lab-package {name!r}: not a {protocol.name} {kind} package "
+                     f"(known: {known})")
+
+
+def run_lab_package(pkg: LabPackage, protocol: Protocol, cases: list[Case],
+                    args: argparse.Namespace, console: Console,
+                    name: str | None = None) -> TargetResult:
+    """Start the lab target, check its login (a server), run the cases, remove the lab."""
+    from pamconform.core.runner import run_target
+
+    options = LabOptions(args.timeout, args.idle_limit, getattr(args, "keep", False))
+    with pkg.open(options, console.line) as target:
+        if name:
+            target.name = name
+        if pkg.kind == "server":
+            hooks_of(protocol).check_login(target)
+        return run_target(cases, target, kind=pkg.kind, protocol=protocol.name,
+                          strict=args.strict, progress=console.progress)
+
+
+def lab_command(pkg: LabPackage, protocol: Protocol, cases: list[Case],
+                args: argparse.Namespace, console: Console) -> int:
+    """``server``/``module --lab-package PKG`` once its input is checked: run, report."""
+    from pamconform import __version__
+    from pamconform.core.preflight import check_report_dir
+
+    check_report_dir(args.report)
+    run = report.Run(strict=args.strict)
+    name = args.name or pkg.name
+    console.line(f"pamconform {__version__}: {len(cases)} {protocol.name} {pkg.kind} cases "
+                 f"against {name} (package {pkg.package}, in the lab)")
+    results: list[TargetResult] = []
+    try:
+        results.append(run_lab_package(pkg, protocol, cases, args, console, name))
+    except Interrupted as stop:
+        return stopped(stop, results, [(name, pkg.kind, protocol.name, cases)], args,
+                       console, run)
+    console.summary(results[0])
+    return finish(results, args, console, run)
 
 
 def add_hang_bound(p: argparse.ArgumentParser) -> None:

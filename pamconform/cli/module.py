@@ -17,6 +17,7 @@ from pamconform.core.errors import HarnessError, UsageError
 from pamconform.core.interrupts import Interrupted
 from pamconform.core.options import SECONDS
 from pamconform.core.preflight import check_report_dir
+from pamconform.core.registry import Case
 from pamconform.core.runner import TargetResult
 from pamconform.protocols import Protocol, ReferenceModule
 from pamconform.protocols.hooks import hooks_of
@@ -45,6 +46,7 @@ def register(sub: Any) -> None:
     common.add_hang_bound(mod)
     mod.add_argument("--keep", action="store_true", help="leave the lab container running")
     mod.add_argument("--name", help="the target's name in the report (default: SRC)")
+    common.add_lab_package_option(mod, KIND)
     mod.add_argument("--distro", default="bookworm", metavar="LIST",
                      help="Debian releases to run the lab on, comma-separated: bookworm, "
                      "trixie (default bookworm); one lab each, targets NAME@DISTRO, one report")
@@ -56,6 +58,11 @@ def register(sub: Any) -> None:
 
 def _reference(protocol: Protocol) -> ReferenceModule:
     if protocol.reference_module is None:
+        packages = [p.package for p in hooks_of(protocol).lab_packages() if p.kind == KIND]
+        if packages:
+            raise UsageError(f"--protocol {protocol.name} builds no module from source: its "
+                             f"module targets are lab packages (--lab-package "
+                             f"{', '.join(packages)})")
         raise UsageError(f"--protocol {protocol.name} is not supported yet for module "
                          "(it has no reference module)")
     return protocol.reference_module
@@ -75,8 +82,10 @@ def cmd_module(args: argparse.Namespace, console: Console) -> int:
     cases = common.selected(common.protocol_cases(protocol, KIND, args))
     if args.list:
         return common.list_cases(cases, console)
+    if args.lab_package is not None:
+        return _lab_module(protocol, cases, args, console)
     if args.src is None:
-        raise UsageError("module: the SRC_DIR argument is required")
+        raise UsageError("module: the SRC_DIR argument (or --lab-package) is required")
     ref = _reference(protocol)
     spec = ModuleSpec(args.src, args.build, args.so or ref.so,
                       ref.args if args.args is None else args.args, protocol.name,
@@ -112,3 +121,22 @@ def cmd_module(args: argparse.Namespace, console: Console) -> int:
                                                   distros):
             console.line(text)
     return common.finish(results, args, console, run)
+
+
+#: Options of a source build that a lab package does not take (dest, flag, default).
+_BUILD_ONLY = (("so", "--so", None), ("args", "--args", None), ("build", "--build", "make"),
+               ("collect_password", "--collect-password", False),
+               ("hang_bound", "--hang-bound", None), ("distro", "--distro", "bookworm"))
+
+
+def _lab_module(protocol: Protocol, cases: list[Case], args: argparse.Namespace,
+                console: Console) -> int:
+    """``--lab-package PKG``: the module a package installs, in the protocol's lab."""
+    pkg = common.lab_package(protocol, KIND, args.lab_package)
+    if args.src is not None:
+        raise UsageError("module: give SRC or --lab-package, not both")
+    given = [flag for dest, flag, default in _BUILD_ONLY if getattr(args, dest) != default]
+    if given:
+        raise UsageError(f"{', '.join(given)}: for a module built from SRC, not --lab-package "
+                         "(the package's module runs as installed)")
+    return common.lab_command(pkg, protocol, cases, args, console)

@@ -2,10 +2,12 @@
 targets, one report.
 
 The plan, in report order: each protocol's reference servers (and, with ``--gallery``, the
-faulty ones) with its server suite; then, unless ``--no-lab``, the PAM stack suite (lab
-libpam against the model) and, per ``--distro``, each protocol's reference module built in
-the lab with its module suites. Which protocols, servers and modules: the registry
-(profiles and hooks) says.
+faulty ones) and the daemons its Debian packages install in its lab, with its server
+suite; then, unless ``--no-lab``, the PAM stack suite (lab libpam against the model) and,
+per ``--distro``, each protocol's reference module built in the lab with its module
+suites; then the modules its packages install in its lab. With ``--no-lab`` the lab
+package targets are listed with every case SKIPPED. Which protocols, servers and modules:
+the registry (profiles and hooks) says.
 """
 
 from __future__ import annotations
@@ -23,9 +25,10 @@ from pamconform.core.errors import HarnessError
 from pamconform.core.interrupts import Interrupted
 from pamconform.core.preflight import check_report_dir
 from pamconform.core.registry import Case
-from pamconform.core.runner import TargetResult, run_target
+from pamconform.core.runner import CaseResult, TargetResult, run_target
+from pamconform.core.verdicts import Verdict
 from pamconform.protocols import Protocol
-from pamconform.protocols.hooks import ReferenceServer, hooks_of
+from pamconform.protocols.hooks import LabPackage, ReferenceServer, hooks_of
 
 if TYPE_CHECKING:
     from pamconform.lab.module_target import ModuleSpec
@@ -58,7 +61,8 @@ def register(sub: Any) -> None:
                      help="also run the faulty servers of the test fixtures, to show what "
                      "the suite catches")
     run.add_argument("--no-lab", action="store_true",
-                     help="skip the module suites (they need a Docker engine)")
+                     help="skip the module suites and the targets that live in the lab (they "
+                     "need a Docker engine; lab targets are listed as skipped)")
     run.add_argument("--keep", action="store_true", help="leave lab containers running")
     run.add_argument("--distro", default="bookworm", metavar="LIST",
                      help="Debian releases for the module suites, comma-separated: bookworm, "
@@ -107,8 +111,10 @@ def plan(args: argparse.Namespace, console: Console, distros: list[str]) -> list
     steps: list[Step] = []
     for protocol in protocols.with_suites("server"):
         servers = hooks_of(protocol).reference_servers(args.gallery)
-        cases = common.protocol_cases(protocol, "server", args) if servers else []
+        in_lab = _lab_packages(protocol, "server")
+        cases = common.protocol_cases(protocol, "server", args) if servers or in_lab else []
         steps += [_server_step(protocol, server, cases, args, console) for server in servers]
+        steps += [_lab_step(protocol, pkg, cases, args, console) for pkg in in_lab]
     if not args.no_lab:
         modules = [p for p in protocols.with_suites("module")
                    if p.reference_module is not None
@@ -121,7 +127,34 @@ def plan(args: argparse.Namespace, console: Console, distros: list[str]) -> list
             for distro in distros:
                 steps += [_module_step(p, mcases[p.name], distro, distros, args, console)
                           for p in modules]
+    for protocol in protocols.with_suites("module"):
+        in_lab = _lab_packages(protocol, "module")
+        cases = common.protocol_cases(protocol, "module", args) if in_lab else []
+        steps += [_lab_step(protocol, pkg, cases, args, console) for pkg in in_lab]
     return [s for s in steps if s.cases]
+
+
+def _lab_packages(protocol: Protocol, kind: str) -> list[LabPackage]:
+    return [pkg for pkg in hooks_of(protocol).lab_packages() if pkg.kind == kind]
+
+
+def _lab_step(protocol: Protocol, pkg: LabPackage, cases: list[Case],
+              args: argparse.Namespace, console: Console) -> Step:
+    """A target a Debian package installs in the protocol's lab; with ``--no-lab`` every
+    case is listed SKIPPED (the target is in the report, not checked)."""
+    def check() -> TargetResult:
+        if args.no_lab:
+            console.line(f"== {pkg.name}: {len(cases)} {protocol.name} {pkg.kind} cases "
+                         "skipped (--no-lab)")
+            why = f"not run: {pkg.name} lives in the lab (package {pkg.package}) and --no-lab"
+            return TargetResult(pkg.name, pkg.kind, protocol.name,
+                                [CaseResult(c, Verdict.SKIPPED, why, 0.0) for c in cases])
+        console.line(f"== {pkg.name}: {len(cases)} {protocol.name} {pkg.kind} cases "
+                     f"(lab, package {pkg.package})")
+        return common.run_lab_package(pkg, protocol, cases, args, console)
+
+    return Step(pkg.name, pkg.kind, protocol.name, cases, check,
+                lab=None if args.no_lab else f"{protocol.name} ({pkg.package})")
 
 
 def _server_step(protocol: Protocol, server: ReferenceServer, cases: list[Case],

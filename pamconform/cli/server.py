@@ -17,6 +17,7 @@ from pamconform.core import credentials
 from pamconform.core.errors import UsageError
 from pamconform.core.interrupts import Interrupted
 from pamconform.core.preflight import check_report_dir
+from pamconform.core.registry import Case
 from pamconform.core.runner import TargetResult, run_target
 from pamconform.protocols.hooks import hooks_of
 
@@ -30,6 +31,7 @@ def register(sub: Any) -> None:
     common.add_protocol_option(srv, KIND)
     credentials.add_options(srv)
     srv.add_argument("--name", help="the target's name in the report (default: the socket)")
+    common.add_lab_package_option(srv, KIND)
     for protocol in protocols.with_suites(KIND):
         hooks_of(protocol).add_server_options(srv)
     common.add_run_options(srv)
@@ -46,6 +48,8 @@ def cmd_server(args: argparse.Namespace, console: Console) -> int:
         if given:
             raise UsageError(f"{given} need --protocol {other.name}")
     hooks = hooks_of(protocol)
+    if args.lab_package is not None:
+        return _lab_server(protocol, cases, args, console)
     opener = hooks.server_target(args)  # the input checked, nothing started yet
     check_report_dir(args.report)
     run = report.Run(strict=args.strict)
@@ -62,3 +66,18 @@ def cmd_server(args: argparse.Namespace, console: Console) -> int:
             return common.stopped(stop, results, planned, args, console, run)
     console.summary(results[0])
     return common.finish(results, args, console, run)
+
+
+def _lab_server(protocol: protocols.Protocol, cases: list[Case], args: argparse.Namespace,
+                console: Console) -> int:
+    """``--lab-package PKG``: the daemon a package installs, in the protocol's lab."""
+    pkg = common.lab_package(protocol, KIND, args.lab_package)
+    if args.socket is not None:
+        raise UsageError("server: give SOCKET or --lab-package, not both")
+    if credentials.given(args):
+        raise UsageError("server: --lab-package uses the lab's own accounts; --credentials "
+                         "is not taken")
+    own = hooks_of(protocol).foreign_server_options(args)
+    if own:
+        raise UsageError(f"{own} describe a socket target, not --lab-package")
+    return common.lab_command(pkg, protocol, cases, args, console)

@@ -13,6 +13,9 @@ The order of calls for ``pamconform server --protocol NAME``::
     with opener as target:                # connect / start what the target needs
         check_login(target)               # the up-front login check (UsageError)
         ...                               # the cases run against ``target``
+
+With ``--lab-package PKG`` (``server`` and ``module``) the CLI opens the target of
+``lab_packages()`` named PKG instead.
 """
 
 from __future__ import annotations
@@ -33,6 +36,34 @@ class ReferenceServer:
     #: ``open(timeout, idle_limit)`` starts the server; entering yields the server target,
     #: leaving stops the server and removes what it made
     open: Callable[[float, float], AbstractContextManager[Any]]
+
+
+@dataclass(frozen=True)
+class LabOptions:
+    """What a lab target needs from the command line."""
+
+    timeout: float = 5.0
+    idle_limit: float = 10.0
+    keep: bool = False
+
+
+#: Progress lines of a lab target's start (the lab does not print: the CLI does).
+Say = Callable[[str], object]
+
+
+@dataclass(frozen=True)
+class LabPackage:
+    """A target a distribution package installs in the protocol's lab (``--lab-package``)."""
+
+    #: the package's name, as ``--lab-package`` takes it
+    package: str
+    #: ``server`` or ``module``: the command (and the suites) it is a target of
+    kind: str
+    #: the target's name in the report
+    name: str
+    #: ``open(options, say)``: entering starts the lab container and yields the target,
+    #: leaving removes the container (unless ``options.keep``)
+    open: Callable[[LabOptions, Say], AbstractContextManager[Any]]
 
 
 @runtime_checkable
@@ -67,6 +98,10 @@ class Hooks(Protocol):
         """The bundled servers ``pamconform run`` checks (and, with ``gallery``, the faulty
         servers of the test fixtures), in report order; empty when there are none."""
 
+    def lab_packages(self) -> list[LabPackage]:
+        """The targets Debian packages install in the protocol's lab (``--lab-package``,
+        and ``pamconform run`` unless ``--no-lab``); empty when there are none."""
+
 
 def hooks_of(protocol: Any) -> Hooks:
     """The hooks module of a registered protocol, checked against :class:`Hooks`."""
@@ -78,4 +113,5 @@ def hooks_of(protocol: Any) -> Hooks:
 
 
 _MEMBERS = ("REFERENCE_MODULE_TARGET", "add_server_options", "add_module_options",
-            "foreign_server_options", "server_target", "check_login", "reference_servers")
+            "foreign_server_options", "server_target", "check_login", "reference_servers",
+            "lab_packages")

@@ -28,6 +28,7 @@ case = case_factory(protocol="nslcd", kind="server")
 def authz_expired(ctx):
     t = target(ctx)
     a = t.accounts
+    a.need("expired")
     control, expired, login = ask(
         ctx, authz(t, a.user, f"authz {a.user} (control)"),
         authz(t, a.expired, f"authz {a.expired} (expired)"),
@@ -52,6 +53,7 @@ def authz_expired(ctx):
 def authc_locked(ctx):
     t = target(ctx)
     a = t.accounts
+    a.need("locked")
     control, locked = ask(ctx, authc(t, a.user, a.password, f"right password of {a.user}"),
                           authc(t, a.locked, a.locked_password,
                                 f"right password of {a.locked} (locked)"))
@@ -72,6 +74,7 @@ def authc_locked(ctx):
 def authz_locked(ctx):
     t = target(ctx)
     a = t.accounts
+    a.need("locked")
     r = ask(ctx, authz(t, a.locked, f"authz {a.locked} (locked)"))[0]
     ctx.note(f"{r.op.label}: {r.describe()}")
     if r.granted:

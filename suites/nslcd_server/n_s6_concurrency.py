@@ -24,8 +24,10 @@ ROUNDS = 3
 def parallel_verdicts(ctx):
     t = target(ctx)
     a = t.accounts
-    mix = [(a.user, a.password, True), (a.expired, a.expired_password, True),
-           (a.user, b"not-" + a.password, False), (a.expired, b"", False),
+    second = a.expired if a.expired is not None else a.user  # a second user when known
+    password = a.expired_password if a.expired is not None else a.password
+    mix = [(a.user, a.password, True), (second, password, True),
+           (a.user, b"not-" + a.password, False), (second, b"", False),
            (a.unknown, a.password, False)]
     ops, rights = [], []
     for i in range(ROUNDS):

@@ -1,4 +1,8 @@
-"""The nslcd protocol (pam_ldap to nslcd/pynslcd) as a plug-in."""
+"""The nslcd protocol (pam_ldap to nslcd/pynslcd) as a plug-in.
+
+It has no reference server or module of its own: its targets are Debian's packages in
+the nslcd lab (the hooks' ``lab_packages``) or a daemon's socket on the host.
+"""
 
 from pamconform.protocols import Protocol, register
 
@@ -6,7 +10,7 @@ PROTOCOL = register(Protocol(
     name="nslcd",
     title="nslcd (pam_ldap)",
     rules=("N-S", "N-M"),
-    suites={"server": ("nslcd_server",)},
+    suites={"server": ("nslcd_server",), "module": ("nslcd_module",)},
     hooks="pamconform.protocols.nslcd.hooks",
     fuzz_model="pamconform.protocols.nslcd.fuzz_model:MODEL",
 ))

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pamconform.core.outcome import Skip
 from pamconform.core.redaction import register_login
 from pamconform.core.wirelog import WireLog
 
@@ -32,33 +33,58 @@ class LdapControlUnavailable(Exception):
     """This target cannot stop or pause the directory behind the daemon."""
 
 
+#: The directory's special accounts a case may need: what it is, the option naming it.
+ROLES = {"expired": ("an expired account (shadowExpire passed)", "--expired-user"),
+         "locked": ("an account locked by the password policy", "--locked-user"),
+         "mixed": ("a user whose directory spelling differs in letter case", "--mixed-case-user")}
+
+
+class MissingAccount(Skip):
+    """The case needs a special account the target's directory was not said to have."""
+
+
 @dataclass(frozen=True)
 class Accounts:
     """The directory's users the cases need (defaults: the lab's fixture directory).
 
     ``mixed`` is a user name spelled differently from the directory's ``mixed_canonical``.
-    The lab's passwords are fixtures of ``containers/nslcd/``, not secrets; they are
-    registered for redaction all the same, like any login given to a run.
+    A special account that is ``None`` (``expired``, ``locked``, ``mixed``) is unknown for
+    this directory: the cases that need it skip (:meth:`need`), never guess. The lab's
+    passwords are fixtures of ``containers/nslcd/``, not secrets; they are registered for
+    redaction all the same, like any login given to a run.
     """
 
     user: str = "nancy"
     password: bytes = field(default=b"nancy-ldap-pw", repr=False)
-    expired: str = "oscar"
+    expired: str | None = "oscar"
     expired_password: bytes = field(default=b"oscar-ldap-pw", repr=False)
-    locked: str = "lucy"
+    locked: str | None = "lucy"
     locked_password: bytes = field(default=b"lucy-ldap-pw", repr=False)
-    mixed: str = "mixed"
+    mixed: str | None = "mixed"
     mixed_canonical: str = "Mixed"
     mixed_password: bytes = field(default=b"mixed-ldap-pw", repr=False)
-    admin_password: bytes = field(default=b"pwadmin-ldap-pw", repr=False)
+    #: the rootpwmoddn password, if known (only used to make a wrong one)
+    admin_password: bytes | None = field(default=b"pwadmin-ldap-pw", repr=False)
     unknown: str = "ghost"
 
+    def need(self, *roles: str) -> None:
+        """Skip the case unless the accounts of these roles (``ROLES``) are known."""
+        for role in roles:
+            if getattr(self, role) is None:
+                what, option = ROLES[role]
+                raise MissingAccount(f"needs {what}: none was named (give one with {option})")
+
     def register(self) -> None:
-        for user, password in ((self.user, self.password),
-                               (self.expired, self.expired_password),
-                               (self.locked, self.locked_password),
-                               (self.mixed_canonical, self.mixed_password),
-                               ("rootpwmoddn", self.admin_password)):
+        pairs = [(self.user, self.password)]
+        if self.expired is not None:
+            pairs.append((self.expired, self.expired_password))
+        if self.locked is not None:
+            pairs.append((self.locked, self.locked_password))
+        if self.mixed is not None:
+            pairs.append((self.mixed_canonical, self.mixed_password))
+        if self.admin_password is not None:
+            pairs.append(("rootpwmoddn", self.admin_password))
+        for user, password in pairs:
             register_login(user.encode(), password)
 
 

@@ -18,7 +18,7 @@ from pamconform.core.credentials import Login
 from pamconform.core.errors import UsageError
 from pamconform.core.preflight import check_socket
 from pamconform.lab.localserver import CommandFor, LocalServer, reference_command
-from pamconform.protocols.hooks import ReferenceServer
+from pamconform.protocols.hooks import LabPackage, ReferenceServer
 from pamconform.protocols.redirector.login_check import check_logins
 from pamconform.protocols.redirector.profile import PROTOCOL
 
@@ -78,3 +78,8 @@ def _starter(name: str, command: CommandFor
             yield ServerTarget(name, server.socket, PROTOCOL.name, pairs, timeout, idle_limit)
 
     return start
+
+
+def lab_packages() -> list[LabPackage]:
+    """None: the reference targets are built from this repository."""
+    return []

@@ -20,7 +20,7 @@ from pathlib import Path
 from pamconform.core import credentials, resources
 from pamconform.core.errors import UsageError
 from pamconform.core.options import SECONDS
-from pamconform.protocols.hooks import ReferenceServer
+from pamconform.protocols.hooks import LabPackage, ReferenceServer
 from pamconform.protocols.token.login_check import check_token_command
 from pamconform.protocols.token.profile import PROTOCOL
 from pamconform.protocols.token.target import TokenServerTarget
@@ -92,3 +92,8 @@ def _reference(timeout: float, idle_limit: float) -> Iterator[TokenServerTarget]
             target.close()
     finally:
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def lab_packages() -> list[LabPackage]:
+    """None: the reference targets are built from this repository."""
+    return []
