@@ -53,10 +53,11 @@ class Console:
             return
         width = len(str(n))
         msg = f"  {cut(redact(result.message))}" if result.verdict is not Verdict.PASS else ""
-        self.line(
-            f"[{i:>{width}}/{n}] {self.verdict(result.verdict)} {result.case.id} "
-            f"({result.duration_s:.2f} s){msg}"
-        )
+        # the case id is the suite's text, never a secret: not redacted (a password
+        # fragment can match part of it)
+        head = redact(f"[{i:>{width}}/{n}] {self.verdict(result.verdict)} ")
+        print(f"{head}{result.case.id} ({result.duration_s:.2f} s){msg}", file=self.out,
+              flush=True)
 
     def summary(self, target: TargetResult) -> None:
         # a stopped run's verdicts get a column only when the target has them

@@ -46,6 +46,18 @@ class Run:
         return out
 
 
+#: A case's own description (``Case.as_dict``): text of the suite's source, never a secret.
+CASE_DEFINITION = ("id", "rule", "severity", "title", "requirement", "suite")
+
+
+def _keep_case_definitions(clear: dict[str, Any], data: dict[str, Any]) -> None:
+    """Put back the case descriptions redaction may have cut: a password fragment can
+    match a case id (``lucy-ldap-pw`` marks ``ldap-p`` in ``nslcd.server.ldap-paused``)."""
+    for target, shown in zip(clear["targets"], data["targets"], strict=True):
+        for case, out in zip(target["cases"], shown["cases"], strict=True):
+            out.update({key: case[key] for key in CASE_DEFINITION if key in case})
+
+
 def default_dir(base: Path, started: datetime) -> Path:
     """A new private ``reports/<timestamp>/`` (``<timestamp>-2``... when taken), created."""
     return privatefiles.new_dir(base, started)
@@ -54,7 +66,9 @@ def default_dir(base: Path, started: datetime) -> Path:
 def write(run: Run, directory: Path) -> Path:
     """Write index.json, junit.xml and index.html into directory, redacted; return it."""
     privatefiles.make_dir(directory)
-    data = redact_tree(run.as_dict())
+    clear = run.as_dict()
+    data = redact_tree(clear)
+    _keep_case_definitions(clear, data)
     privatefiles.write_text(directory / "index.json", json.dumps(data, indent=2) + "\n")
     privatefiles.write_text(directory / "junit.xml", render_junit(data))
     privatefiles.write_text(directory / "index.html", render_html(data))
