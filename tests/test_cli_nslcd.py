@@ -11,15 +11,14 @@ import json
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from test_nslcd_suite_catches import start_fake  # noqa: F401 (a fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
-FAKES = ROOT / "tests" / "fixtures" / "faulty_nslcd_daemons.py"
 #: The fakes' (and the lab's) directory, as credentials and special-account options.
 LOGINS = ["--credentials", "nancy:nancy-ldap-pw", "--credentials", "oscar:oscar-ldap-pw",
           "--credentials", "lucy:lucy-ldap-pw", "--credentials", "Mixed:mixed-ldap-pw"]
@@ -44,26 +43,9 @@ def messages(report: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def fake(short_dir: Path) -> Iterator[Callable[[str], Path]]:
-    """Start a fake daemon by name; its socket path. All stopped after."""
-    procs: list[subprocess.Popen[bytes]] = []
-    short_dir.chmod(0o755)  # uid 65534 must reach the socket for the peer cases
-
-    def start(name: str) -> Path:
-        path = short_dir / f"d{len(procs)}"
-        proc = subprocess.Popen([sys.executable, str(FAKES), name, "--socket", str(path)],
-                                stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        procs.append(proc)
-        deadline = time.monotonic() + 10
-        while not path.exists():
-            assert proc.poll() is None and time.monotonic() < deadline, f"{name} did not start"
-            time.sleep(0.02)
-        return path
-
-    yield start
-    for proc in procs:
-        proc.kill()
-        proc.wait(5)
+def fake(start_fake: Callable[[str], Any]) -> Callable[[str], Path]:  # noqa: F811
+    """Start a fake daemon by name (the suite test's fixture); its socket path."""
+    return lambda name: Path(start_fake(name).socket)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the peer cases run as uid 65534: needs root")
