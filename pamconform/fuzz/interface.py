@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from pamconform.core.wirelog import WireLog
 
@@ -42,6 +42,24 @@ class Kind:
     shrink: bool = False
     #: whether a saved finding of this kind may be a regression case of the suite
     regression: bool = False
+
+
+class KindedFinding:
+    """``case_id`` and ``rule`` of a finding, read from its model's table of kinds.
+
+    A model's finding dataclass inherits this and sets ``KINDS`` (a ``ClassVar``).
+    """
+
+    KINDS: ClassVar[Mapping[str, Kind]]
+    kind: str
+
+    @property
+    def case_id(self) -> str:
+        return self.KINDS[self.kind].case_id
+
+    @property
+    def rule(self) -> str:
+        return self.KINDS[self.kind].rule
 
 
 class StopFuzzing(Exception):

@@ -11,13 +11,14 @@ given at replay time, see :mod:`pamconform.fuzz.finding_files`)::
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from pamconform.core.redaction import current
 from pamconform.fuzz import finding_files
-from pamconform.fuzz.interface import Kind
+from pamconform.fuzz.interface import Kind, KindedFinding
 
 from . import codec
 
@@ -151,8 +152,10 @@ def decode_login(data: bytes) -> tuple[bytes, bytes]:
 
 
 @dataclass
-class Finding:
+class Finding(KindedFinding):
     """One oracle violation, with what reproduces it."""
+
+    KINDS: ClassVar[Mapping[str, Kind]] = KINDS
 
     kind: str
     exec: Exec
@@ -165,14 +168,6 @@ class Finding:
     found_after_s: float = 0.0
     shrink: dict[str, Any] = field(default_factory=dict)
     protocol: str = PROTOCOL
-
-    @property
-    def case_id(self) -> str:
-        return KINDS[self.kind].case_id
-
-    @property
-    def rule(self) -> str:
-        return KINDS[self.kind].rule
 
     @property
     def generator(self) -> str:

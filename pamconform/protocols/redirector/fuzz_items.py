@@ -10,13 +10,14 @@ A finding is a JSON file that replays on its own::
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from pamconform.core.redaction import current
 from pamconform.fuzz import finding_files
-from pamconform.fuzz.interface import Kind
+from pamconform.fuzz.interface import Kind, KindedFinding
 
 FORMAT = 1
 
@@ -154,8 +155,10 @@ KINDS: dict[str, Kind] = {
 
 
 @dataclass
-class Finding:
+class Finding(KindedFinding):
     """One oracle violation, with what reproduces it."""
+
+    KINDS: ClassVar[Mapping[str, Kind]] = KINDS
 
     protocol: str
     kind: str
@@ -177,14 +180,6 @@ class Finding:
     shrink: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
     found_after_s: float = 0.0
-
-    @property
-    def case_id(self) -> str:
-        return KINDS[self.kind].case_id
-
-    @property
-    def rule(self) -> str:
-        return KINDS[self.kind].rule
 
     @property
     def generator(self) -> str:

@@ -20,14 +20,21 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from pamconform.fuzz import finding_files
 from pamconform.fuzz.engine import FuzzConfig
-from pamconform.fuzz.interface import FuzzModel, Kind, Replayed, StopFuzzing, Violation
+from pamconform.fuzz.interface import (
+    FuzzModel,
+    Kind,
+    KindedFinding,
+    Replayed,
+    StopFuzzing,
+    Violation,
+)
 from pamconform.fuzz.shrink import Budget, descend
 from pamconform.protocols.token.fuzz_attempt import Attempt, execute, judge
 from pamconform.protocols.token.fuzz_cases import Delivery, TokenCase, TokenGenerator, Transform
@@ -87,8 +94,10 @@ class Target:
 
 
 @dataclass
-class TokenFinding:
+class TokenFinding(KindedFinding):
     """One oracle violation: a transformation (with its delivery) that reproduces it."""
+
+    KINDS: ClassVar[Mapping[str, Kind]] = KINDS
 
     kind: str
     case: TokenCase
@@ -105,14 +114,6 @@ class TokenFinding:
     protocol: str = PROTOCOL
     #: the token it was found with (not saved: it gives the shrinker concrete lengths)
     token_seen: Token | None = field(default=None, compare=False, repr=False)
-
-    @property
-    def case_id(self) -> str:
-        return KINDS[self.kind].case_id
-
-    @property
-    def rule(self) -> str:
-        return KINDS[self.kind].rule
 
     @property
     def generator(self) -> str:
