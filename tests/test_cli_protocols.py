@@ -128,3 +128,28 @@ def test_module_so_defaults_to_the_protocol_s_reference_module(
     assert main(["module", str(tmp_path), "--protocol", "transient-token", "--quiet",
                  "--report", str(tmp_path / "r")]) == 0
     assert (seen[0].so, seen[0].args) == ("pam_transient_token.so", "")
+
+
+def test_a_new_protocol_is_one_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A folder with a profile.py under protocols/ is found with no list to edit."""
+    from pamconform import protocols
+
+    folder = tmp_path / "toyproto"
+    folder.mkdir()
+    (folder / "__init__.py").write_text('"""A toy protocol."""\n')
+    (folder / "profile.py").write_text(
+        "from pamconform.protocols import Protocol, register\n"
+        "PROTOCOL = register(Protocol(name='toy', title='toy', rules=('X-S',),\n"
+        "                             suites={'server': ('toy_server',)}, hooks='toy.hooks'))\n")
+    protocols.names()  # the bundled ones are loaded
+    monkeypatch.setattr(protocols, "__path__", [*protocols.__path__, str(tmp_path)])
+    monkeypatch.setattr(protocols, "_REGISTRY", dict(protocols._REGISTRY))
+    monkeypatch.setattr(protocols, "_loaded", False)
+    try:
+        assert "toy" in protocols.names()
+        assert protocols.for_rule("X-S1") is protocols.get("toy")
+        assert protocols.with_suites("server")  # the bundled ones are still there
+        assert {"redirector", "nslcd"} <= set(protocols.names())
+    finally:
+        sys.modules.pop("pamconform.protocols.toyproto.profile", None)
+        sys.modules.pop("pamconform.protocols.toyproto", None)

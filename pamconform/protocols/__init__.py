@@ -15,13 +15,14 @@ importing the registry never imports the lab.
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import pkgutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
 
 #: The protocols shipped with pamconform (sub-packages of this one).
-_BUILTIN = ("redirector", "token", "nslcd")
 #: Entry-point group through which other packages add protocols.
 ENTRY_POINT_GROUP = "pamconform.protocols"
 #: The protocol a command uses when ``--protocol`` is not given.
@@ -96,8 +97,11 @@ def _load_all() -> None:
     if _loaded:
         return
     _loaded = True
-    for name in _BUILTIN:
-        importlib.import_module(f"{__name__}.{name}.profile")
+    # Every sub-package with a profile module is a built-in protocol: a new protocol is
+    # one folder, with no list to edit.
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if info.ispkg and importlib.util.find_spec(f"{__name__}.{info.name}.profile"):
+            importlib.import_module(f"{__name__}.{info.name}.profile")
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         ep.load()
 
