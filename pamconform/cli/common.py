@@ -17,6 +17,7 @@ from pamconform.core.runner import TargetResult, exit_code, not_run_target, sele
 from pamconform.core.verdicts import STOPPED
 from pamconform.protocols import Protocol
 from pamconform.protocols.hooks import LabOptions, LabPackage, hooks_of
+from pamconform.report import known_findings
 from pamconform.report.baseline import apply_baseline
 
 #: A target a run means to check: (name, kind, protocol, cases), for the report of a
@@ -122,6 +123,14 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--report", type=Path, metavar="DIR",
                    help="report directory (default reports/<timestamp>/, reports/latest)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument("--known-findings", type=_known_findings, metavar="FILE",
+                   help="'TARGET CASE-ID' lines: FAILs already reported upstream; they stay FAIL "
+                   "in the report but do not set the exit code")
+
+
+def _known_findings(text: str) -> list[known_findings.KnownFinding]:
+    """Read the list before the run starts, so a typo costs no run."""
+    return known_findings.load(Path(text))
 
 
 def protocol_cases(protocol: Protocol, kind: str, args: argparse.Namespace) -> list[Case]:
@@ -156,10 +165,15 @@ def finish(targets: list[TargetResult], args: argparse.Namespace, console: Conso
         if args.report is None:
             report.point_latest(directory)
         console.line(f"\nreport: {directory}/index.html (index.json, junit.xml)")
+    counted = targets
+    if getattr(args, "known_findings", None):
+        counted, outcome = known_findings.apply(args.known_findings, targets)
+        for line in outcome.lines():
+            console.line(line)
     if getattr(args, "baseline", None) is not None:  # --baseline (pamconform.cli.diff)
-        return max(exit_code(targets), apply_baseline(args.baseline, run.as_dict(),
+        return max(exit_code(counted), apply_baseline(args.baseline, run.as_dict(),
                                                       console.line))
-    return exit_code(targets)
+    return exit_code(counted)
 
 
 def stopped(stop: Interrupted, results: list[TargetResult], planned: list[Planned],
