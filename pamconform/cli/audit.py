@@ -4,7 +4,9 @@
                      [--root DIR] [--stand-in CODE] [--report DIR] [--keep] [--quiet]
 
 Runs the stack in a lab container against every server state (grant, deny, down,
-hung, garbage) through the direct libpam driver, and with the Linux-PAM model for
+hung, garbage) through the direct libpam driver (a protocol whose profile names a
+``stack_audit`` module, as nslcd does for pam_ldap, runs its real module against its
+own daemon states instead), and with the Linux-PAM model for
 the path through the stack; prints a table and flags every state in which the stack
 grants without a valid grant (FAIL-OPEN), with the reason.  See
 ``pamconform.model.audit`` for what is replaced in the lab and why (the plan and the
@@ -27,6 +29,7 @@ from pamconform.core.registry import Case
 from pamconform.core.runner import CaseResult, TargetResult, exit_code
 from pamconform.core.verdicts import Severity, Verdict
 from pamconform.model import audit, codes
+from pamconform.protocols import Protocol
 
 #: The rule the audit's cases carry; the protocol is the one whose profile defines it.
 RULE = "R-M1"
@@ -41,7 +44,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--service", help="the service name (default: the file's name)")
     p.add_argument("--module-line", type=int, metavar="N",
                    help="the socket module's line in PAM_FILE (default: the first line "
-                   "naming pam_redirector or pam_transient_token)")
+                   "naming a module a registered protocol declares, e.g. pam_redirector "
+                   "or pam_ldap)")
     p.add_argument("--include-dir", type=Path, action="append", default=[], metavar="DIR",
                    help="what stands for /etc/pam.d, where includes are looked up (default: "
                    "PAM_FILE's directory, or ROOT/etc/pam.d with --root; repeatable)")
@@ -63,8 +67,13 @@ def cmd_audit(args: argparse.Namespace, console: Console) -> int:
     from pamconform.lab import stack_audit
     from pamconform.lab.stack import StackLab
 
+    known = socket_modules()
     plan = audit.plan(args.pam_file, service=args.service, include_dirs=args.include_dir,
-                      module_line=args.module_line, stand_in=args.stand_in, root=args.root)
+                      module_line=args.module_line, stand_in=args.stand_in, root=args.root,
+                      socket_modules=tuple(known))
+    owner = known.get(plan.socket.module_name or "")
+    runner = (protocols.load(owner.extra["stack_audit"])
+              if owner is not None and "stack_audit" in owner.extra else None)
     run = report.Run()
     sock = plan.socket
     console.line(f"pamconform {__version__} audit: {args.pam_file} (service {plan.service}, "
@@ -74,14 +83,23 @@ def cmd_audit(args: argparse.Namespace, console: Console) -> int:
     for problem in plan.shown_problems():
         console.line(f"warning: {problem}")
     started = time.monotonic()
-    with StackLab.open(single_file=plan.single_file, say=lambda _line: None) as lab:
-        if args.keep:
-            lab.box.keep = True
-        stack_audit.prepare(plan, lab)
+
+    def stand_ins() -> None:
         for where, module in plan.stand_ins.items():
             console.line(f"stand-in: {where} {module} is not in the lab: pam_debug.so "
                          f"returning PAM_{args.stand_in.upper()}")
-        result = stack_audit.run(plan, lab)
+
+    if runner is not None:
+        console.line(f"{plan.socket.module} runs for real against the daemon states of "
+                     f"{owner.title if owner else '?'}: {runner.NOTE}")
+        result = runner.run(plan, keep=args.keep, prepared=stand_ins)
+    else:
+        with StackLab.open(single_file=plan.single_file, say=lambda _line: None) as lab:
+            if args.keep:
+                lab.box.keep = True
+            stack_audit.prepare(plan, lab)
+            stand_ins()
+            result = stack_audit.run(plan, lab)
     console.line("")
     for line in audit.render_table(result):
         console.line(line)
@@ -90,7 +108,7 @@ def cmd_audit(args: argparse.Namespace, console: Console) -> int:
             console.line(f"\nFAIL-OPEN with the server {s.state}: {audit.explain(plan, s)}")
             if not args.quiet and s.model is not None:
                 console.line(s.model.render())
-        elif s.state == "grant" and not s.granted:
+        elif s.grant_state and not s.granted:
             console.line(f"\nnote: the stack does not grant even with a valid grant "
                          f"({s.result}): {audit.explain(plan, s)}")
         elif s.model is not None and any("no module set a result" in n
@@ -102,7 +120,8 @@ def cmd_audit(args: argparse.Namespace, console: Console) -> int:
             console.line(f"note: the model says {s.model.name if s.model else '-'} with the "
                          f"server {s.state}, libpam {s.result} (module results that depend "
                          "on the stack's context?)")
-    target = _target(args, plan, result, time.monotonic() - started)
+    rule = runner.RULE if runner is not None else RULE
+    target = _target(args, plan, result, time.monotonic() - started, rule)
     run.targets = [target]
     directory = args.report or report.default_dir(Path("reports"), run.started)
     report.write(run, directory)
@@ -116,8 +135,8 @@ def cmd_audit(args: argparse.Namespace, console: Console) -> int:
 
 
 def _target(args: argparse.Namespace, plan: audit.Plan, result: audit.AuditResult,
-            seconds: float) -> TargetResult:
-    protocol = _protocol()
+            seconds: float, rule: str = RULE) -> TargetResult:
+    protocol = _protocol(rule)
     target = TargetResult(name=str(args.pam_file), kind="stack", protocol=protocol)
     target.info.update(
         service=plan.service,
@@ -130,8 +149,8 @@ def _target(args: argparse.Namespace, plan: audit.Plan, result: audit.AuditResul
     )
     per_state = seconds / max(1, len(result.states))
     for s in result.states:
-        if s.state == "grant":
-            case = Case("audit.grant", RULE, Severity.MUST,
+        if s.grant_state:
+            case = Case(f"audit.{s.state}", rule, Severity.MUST,
                         "A valid grant from the server is granted",
                         "With the server granting, the stack returns PAM_SUCCESS (a stack "
                         "that never grants is not fail-open, but broken).",
@@ -139,7 +158,7 @@ def _target(args: argparse.Namespace, plan: audit.Plan, result: audit.AuditResul
             verdict = Verdict.PASS if s.granted else Verdict.INFORMATIONAL
             message = "" if s.granted else f"never grants: {s.result}"
         else:
-            case = Case(f"audit.{s.state}", RULE, Severity.MUST,
+            case = Case(f"audit.{s.state}", rule, Severity.MUST,
                         f"No grant when the server is {s.state}",
                         f"With the server {s.state}, the stack does not return PAM_SUCCESS "
                         "(fails closed).", protocol, "stack", _no_body, "audit")
@@ -161,12 +180,28 @@ def _target(args: argparse.Namespace, plan: audit.Plan, result: audit.AuditResul
     return target
 
 
-def _protocol() -> str:
-    """The registered protocol whose rules include :data:`RULE`."""
-    found = protocols.for_rule(RULE)
+def _protocol(rule: str = RULE) -> str:
+    """The registered protocol whose rules include ``rule``."""
+    found = protocols.for_rule(rule)
     if found is None:
-        raise HarnessError(f"no registered protocol defines {RULE}")
+        raise HarnessError(f"no registered protocol defines {rule}")
     return found.name
+
+
+def socket_modules() -> dict[str, Protocol]:
+    """Module name (``pam_ldap``) -> the protocol that declares it, from the registry.
+
+    A profile declares its module files in ``extra["pam_modules"]``; a reference module's
+    file counts too.
+    """
+    out: dict[str, Protocol] = {}
+    for proto in protocols.all_protocols():
+        files = list(proto.extra.get("pam_modules", ()))
+        if proto.reference_module is not None:
+            files.append(proto.reference_module.so)
+        for name in files:
+            out.setdefault(name.removesuffix(".so"), proto)
+    return out
 
 
 def _no_body(ctx: Any) -> None:

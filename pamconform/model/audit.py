@@ -265,6 +265,14 @@ class Plan:
         flags = [a for a in self.socket.args if a in _KEEP_FLAGS]
         return " ".join(["pam_redirector.so", socket_args, *flags])
 
+    def own_probe_line(self, files: dict[str, bytes], h: Handler) -> str:
+        """``h`` alone with ``[default=ok]``, its own module kept (no stand-in for the
+        socket module); ``use_first_pass``/``try_first_pass`` dropped, as alone it has
+        no earlier password and must ask for one."""
+        words = [w for w in _probe_module(files, h, self).split()
+                 if w not in ("use_first_pass", "try_first_pass")]
+        return f"{h.facility} [default=ok] {' '.join(words)}"
+
     def probe_line(self, files: dict[str, bytes], h: Handler, socket_args: str) -> str:
         """A one-line stack running ``h`` alone with ``[default=ok]`` (to learn its code)."""
         module = (self.socket_text(socket_args) if h is self.socket
@@ -274,11 +282,14 @@ class Plan:
 
 def plan(stack: Path, *, service: str | None = None, include_dirs: Sequence[Path] = (),
          module_line: int | None = None, installed: set[str] | None = None,
-         stand_in: str = "ignore", root: Path | None = None) -> Plan:
+         stand_in: str = "ignore", root: Path | None = None,
+         socket_modules: Sequence[str] = SOCKET_MODULES) -> Plan:
     """Read and check the stack; raise UsageError (exit 2) on bad input.
 
     Includes resolve in ``include_dirs`` (standing for ``/etc/pam.d``), every other
     path inside ``root`` (default: the stack's directory; see :class:`TreeSource`).
+    ``socket_modules`` are the module names (``pam_ldap``, no ``.so``) a socket module
+    line may name: the command line takes them from the protocol registry.
     """
     _check_stack(stack)
     if root is not None and not root.is_dir():
@@ -302,7 +313,7 @@ def plan(stack: Path, *, service: str | None = None, include_dirs: Sequence[Path
         raise UsageError(f"{stack}: libpam would crash on this configuration: {config.crash}")
     if config.start_error:
         raise UsageError(f"{stack}: libpam cannot use this configuration: {config.start_error}")
-    socket = _find_socket(config, service_path, module_line)
+    socket = _find_socket(config, service_path, module_line, socket_modules)
     files = dict(source.read_files)
     result = Plan(stack, name, single, config, socket, PRIMITIVE[socket.facility], files,
                   stand_in_code=stand_in, not_pam=dict(source.not_pam))
@@ -330,7 +341,8 @@ def _check_stack(stack: Path) -> None:
         raise UsageError(f"{stack}: cannot read: permission denied")
 
 
-def _find_socket(config: Config, service_path: str, line: int | None) -> Handler:
+def _find_socket(config: Config, service_path: str, line: int | None,
+                 socket_modules: Sequence[str]) -> Handler:
     handlers = [h for f in FACILITIES for h in config.conf.get(f, []) if h.kind == "module"]
     if line is not None:
         found = [h for h in handlers
@@ -340,10 +352,11 @@ def _find_socket(config: Config, service_path: str, line: int | None) -> Handler
             raise UsageError(f"--module-line {line}: no module line there in the stack file")
         return found[0]
     for h in handlers:
-        if h.module_name in SOCKET_MODULES:
+        if h.module_name in socket_modules:
             return h
-    raise UsageError("no socket module line (pam_redirector or pam_transient_token) in the "
-                     "stack: name it with --module-line N")
+    names = " or ".join(socket_modules) or "none known"
+    raise UsageError(f"no socket module line ({names}) in the stack: name it with "
+                     "--module-line N")
 
 
 def apply_stand_ins(p: Plan, installed: set[str] | None) -> None:
@@ -392,14 +405,21 @@ class StateResult:
     model: Outcome | None
     start: str = ""
     result: str = ""
+    #: whether the daemon gives a valid grant in this state (None: only ``grant`` does)
+    valid_grant: bool | None = None
 
     @property
     def granted(self) -> bool:
         return self.result == "PAM_SUCCESS"
 
     @property
+    def grant_state(self) -> bool:
+        """A state in which the server grants: the stack should grant too."""
+        return self.state == "grant" if self.valid_grant is None else self.valid_grant
+
+    @property
     def fail_open(self) -> bool:
-        return self.granted and self.state != "grant"
+        return self.granted and not self.grant_state
 
     @property
     def model_agrees(self) -> bool:
@@ -422,19 +442,20 @@ def line_key(h: Handler) -> str:
 
 
 def judge(p: Plan, files: dict[str, bytes], state: str, module_code: int,
-          real: dict[str, Any], probe_codes: dict[str, int]) -> StateResult:
+          real: dict[str, Any], probe_codes: dict[str, int], *,
+          valid_grant: bool | None = None) -> StateResult:
     """One state's result: libpam's (``real``, pamdrive's report) beside the model's."""
     start, steps = pamdrive_results(real.get("result"))
     result = steps[0][1] if steps else (real.get("status") or "?")
     if start not in ("PAM_SUCCESS", "no report") and not steps:
         result = start
-    model = _model(p, files, module_code, probe_codes)
-    return StateResult(state, module_code, real, model, start, result)
+    model = evaluate(p, files, module_code, probe_codes)
+    return StateResult(state, module_code, real, model, start, result, valid_grant)
 
 
 def summary_line(s: StateResult) -> str:
     """The progress line of one state."""
-    return f"  {s.state:<8} module {codes.name(s.module_code):<22} stack {s.result}"
+    return f"  {s.state:<11} module {codes.name(s.module_code):<22} stack {s.result}"
 
 
 def _probe_module(files: dict[str, bytes], h: Handler, p: Plan) -> str:
@@ -451,8 +472,10 @@ def code_of(report: dict[str, Any]) -> int:
     return codes.code(steps[0][1]) if steps else codes.ABORT
 
 
-def _model(p: Plan, files: dict[str, bytes], module_code: int,
-           probe_codes: dict[str, int]) -> Outcome | None:
+def evaluate(p: Plan, files: dict[str, bytes], module_code: int,
+             probe_codes: dict[str, int]) -> Outcome | None:
+    """The model's result of the stack's primitive: the socket line returning
+    ``module_code``, every other line the code in ``probe_codes`` (by :func:`line_key`)."""
     config = load(p.service, DictSource(files), p.layout)
     sock = (p.socket.origin.file, p.socket.origin.line)
 
@@ -507,15 +530,16 @@ def _grantor(steps: list[Step]) -> Step | None:
 
 
 def render_table(result: AuditResult) -> list[str]:
-    lines = [f"{'state':<8} {'module returns':<22} {'stack (libpam)':<22} "
+    width = max([8, *(len(s.state) for s in result.states)])
+    lines = [f"{'state':<{width}} {'module returns':<22} {'stack (libpam)':<22} "
              f"{'model':<22} verdict"]
     for s in result.states:
         verdict = "FAIL-OPEN" if s.fail_open else (
-            "grants" if s.granted else ("denies" if s.state != "grant" else "NEVER GRANTS"))
+            "grants" if s.granted else ("NEVER GRANTS" if s.grant_state else "denies"))
         model = s.model.name if s.model else "-"
         if not s.model_agrees:
             model += " (differs)"
-        lines.append(f"{s.state:<8} {codes.name(s.module_code):<22} {s.result:<22} "
+        lines.append(f"{s.state:<{width}} {codes.name(s.module_code):<22} {s.result:<22} "
                      f"{model:<22} {verdict}")
     return lines
 

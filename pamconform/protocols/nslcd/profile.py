@@ -13,4 +13,10 @@ PROTOCOL = register(Protocol(
     suites={"server": ("nslcd_server",), "module": ("nslcd_module",)},
     hooks="pamconform.protocols.nslcd.hooks",
     fuzz_model="pamconform.protocols.nslcd.fuzz_model:MODEL",
+    extra={
+        # the module files `pamconform audit` recognises as this protocol's socket module
+        "pam_modules": ("pam_ldap.so",),
+        # how the audit runs such a stack: the real module against each daemon state
+        "stack_audit": "pamconform.protocols.nslcd.stack_audit",
+    },
 ))

@@ -17,4 +17,6 @@ PROTOCOL = register(Protocol(
     reference_module=ReferenceModule(
         folder="pam_redirector", so="pam_redirector.so", args="{socket}",
         default_timeout=10.0, run_args="{socket} timeout=3"),
+    # the module files `pamconform audit` recognises as this protocol's socket module
+    extra={"pam_modules": ("pam_redirector.so",)},
 ))
