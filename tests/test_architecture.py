@@ -106,3 +106,20 @@ def test_no_protocol_name_outside_protocols() -> None:
             if names.search(line):
                 bad.append(f"{path.relative_to(ROOT)}:{n}: {line.strip()}")
     assert not bad, "\n".join(bad)
+
+
+def test_suites_import_only_their_own_protocol() -> None:
+    """A suite uses core, drivers, lab and its protocol: never another protocol's steps."""
+    from pamconform import protocols
+
+    owner = {folder: p.name.split("-")[0] for p in protocols.all_protocols()
+             for folders in p.suites.values() for folder in folders}
+    package = {p.name.split("-")[0]: p.hooks.split(".")[2] for p in protocols.all_protocols()}
+    bad = []
+    for folder, proto in sorted(owner.items()):
+        for path in sorted((ROOT / "suites" / folder).rglob("*.py")):
+            for module in _imports(path):
+                bits = module.split(".")
+                if len(bits) > 2 and bits[1] == "protocols" and bits[2] != package[proto]:
+                    bad.append(f"{path.relative_to(ROOT)} imports {module}")
+    assert not bad, "\n".join(bad)

@@ -14,7 +14,7 @@ The stack rules, as docs/protocols.md ("PAM stacks") defines them:
 - STACK-4 (no result): when no module set a result (everything ignored), the stack
   fails with ``PAM_PERM_DENIED``.
 
-R-M1 (the module fails closed) is checked by ``m1_module_codes``.  Every case passes
+R-M1 (the module fails closed) is checked by ``r_m1_module_codes``.  Every case passes
 when libpam and the model agree; one whose stack grants without a valid grant from the
 server is reported INFORMATIONAL, naming the states where it fails open (the known
 fail-open shapes are pinned: a test fails if the set changes).

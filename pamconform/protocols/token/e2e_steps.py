@@ -8,8 +8,8 @@ import string
 
 from pamconform.core.context import CaseContext
 from pamconform.drivers.login import LoginResult
+from pamconform.drivers.login_checks import expect_granted, path_time
 from pamconform.lab.module_target import SERVERS, ModuleTarget
-from pamconform.protocols.redirector.e2e_steps import path_time
 
 TOKEN_RE = re.compile(r"TTK(\d+):(\d+):([A-Za-z0-9+/]{32})")
 B64 = string.ascii_letters + string.digits + "+/"
@@ -111,3 +111,10 @@ def no_server_time(ctx: CaseContext, via: str) -> float:
         return login(ctx, via, "alice", fake_token(uid(t, "alice"), NO_SERVER_PID),
                      f"no server: the time {via} takes to deny at once")
     return path_time(ctx, via, deny)
+
+
+def expect_alive(ctx: CaseContext, why: str) -> None:
+    """su still logs alice in with a fresh token of hers (after a case that misbehaved)."""
+    token = mint(target(ctx), "alice")
+    expect_granted(login(ctx, "su", "alice", token, f"valid token {why}"),
+                   f"a valid token login {why}")

@@ -4,14 +4,9 @@ from functools import partial
 
 from pamconform.core.registry import case_factory
 from pamconform.core.verdicts import Severity
+from pamconform.drivers.login_checks import expect_denied, expect_granted
 from pamconform.lab.module_target import AUTH_PASSWORDS, UNIX_PASSWORDS
-from pamconform.protocols.redirector.e2e_steps import (
-    expect_alive,
-    expect_denied,
-    expect_granted,
-    login,
-    target,
-)
+from pamconform.protocols.redirector.e2e_steps import expect_alive, login, target
 
 case = case_factory(protocol="redirector", kind="module")
 

@@ -3,8 +3,9 @@
 from pamconform.core.outcome import Fail
 from pamconform.core.registry import case_factory
 from pamconform.core.verdicts import Severity
+from pamconform.drivers.login_checks import expect_denied
 from pamconform.lab.module_target import AUTH_PASSWORDS
-from pamconform.protocols.redirector.e2e_steps import expect_alive, expect_denied, login, target
+from pamconform.protocols.redirector.e2e_steps import expect_alive, login, target
 
 case = case_factory(protocol="redirector", kind="module")
 

@@ -4,15 +4,9 @@ from functools import partial
 
 from pamconform.core.registry import case_factory
 from pamconform.core.verdicts import Severity
+from pamconform.drivers.login_checks import expect_bounded_denial, hang_watch
 from pamconform.lab.module_target import AUTH_PASSWORDS
-from pamconform.protocols.redirector.e2e_steps import (
-    expect_alive,
-    expect_bounded_denial,
-    hang_watch,
-    login,
-    no_server_time,
-    target,
-)
+from pamconform.protocols.redirector.e2e_steps import expect_alive, login, no_server_time, target
 
 case = case_factory(protocol="redirector", kind="module")
 
