@@ -5,6 +5,9 @@ container (slapd is stopped and paused by the N-S8 cases, one daemon at a time).
 verdict table is printed and written to ``$PAMCONFORM_NSLCD_TABLE`` when set (docs/nslcd.md
 holds the recorded one). What the daemons did is asserted: every case reaches a verdict
 (no ERROR, no hang of the suite), and the findings recorded in docs/nslcd.md hold.
+pynslcd's N-S6 result is nondeterministic (it sometimes writes one request's answer to
+another's connection): either outcome is accepted, a FAIL only with that evidence. The
+grading of that event is tested here without Docker too.
 """
 
 from __future__ import annotations
@@ -17,14 +20,15 @@ from typing import Any
 import pytest
 
 from pamconform.core import loader
+from pamconform.core.outcome import Fail
 from pamconform.core.registry import all_cases
-from pamconform.core.runner import TargetResult, run_target
+from pamconform.core.runner import CaseResult, TargetResult, run_target
 from pamconform.core.verdicts import Verdict
 from pamconform.lab import LabSession
 from pamconform.protocols.nslcd.lab import ensure_nslcd_image, start_nslcd_lab
-from pamconform.protocols.nslcd.target import LabDaemonTarget
+from pamconform.protocols.nslcd.target import LabDaemonTarget, Op, Result
 
-pytestmark = pytest.mark.docker
+docker_lab = pytest.mark.docker
 
 DAEMONS = ("nslcd", "pynslcd")
 
@@ -43,10 +47,25 @@ RECORDED: dict[str, dict[str, set[Verdict]]] = {
         "nslcd.server.authz-expired": {FAIL},
         "nslcd.server.authz-locked": {NS},
         "nslcd.server.cut-string-not-complete": {NS},
-        # now and then one right password of 15 in flight gets a close
+        # now and then one right password of 15 in flight gets a close; a FAIL is
+        # accepted only as the recorded cross-talk (see crossed_talk)
         "nslcd.server.parallel-verdicts": {INFO, NS},
     },
 }
+#: A case whose FAIL is accepted too, if it carries this evidence (daemon, case, words).
+NONDETERMINISTIC_FAIL = {("pynslcd", "nslcd.server.parallel-verdicts"): "cross-talk"}
+
+N_S6 = next(m for m in loader.load_suite("nslcd_server")
+            if m.__name__.endswith(".n_s6_concurrency"))
+
+
+def accepted(daemon: str, r: CaseResult) -> bool:
+    """The verdict is a recorded one, or the recorded nondeterministic FAIL with its evidence."""
+    if r.verdict in RECORDED[daemon].get(r.case.id, {Verdict.PASS, INFO}):
+        return True
+    words = NONDETERMINISTIC_FAIL.get((daemon, r.case.id))
+    return (r.verdict is FAIL and words is not None and words in r.message
+            and "SUCCESS" in r.message)
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +103,7 @@ def verdict_table(results: dict[str, TargetResult]) -> str:
     return "\n".join(lines)
 
 
+@docker_lab
 @pytest.mark.parametrize("daemon", DAEMONS)
 def test_every_case_reaches_a_verdict(results: dict[str, TargetResult], daemon: str) -> None:
     errors = {r.case.id: r.message for r in results[daemon].results
@@ -91,10 +111,61 @@ def test_every_case_reaches_a_verdict(results: dict[str, TargetResult], daemon: 
     assert not errors
 
 
+@docker_lab
 @pytest.mark.parametrize("daemon", DAEMONS)
 def test_verdicts_are_the_recorded_ones(results: dict[str, TargetResult], daemon: str) -> None:
-    got = {r.case.id: r.verdict for r in results[daemon].results}
-    expected = {cid: RECORDED[daemon].get(cid, {Verdict.PASS, INFO}) for cid in got}
-    differ = {cid: (sorted(expected[cid]), str(got[cid])) for cid in got
-              if got[cid] not in expected[cid]}
+    differ = {r.case.id: (str(r.verdict), r.message) for r in results[daemon].results
+              if not accepted(daemon, r)}
     assert not differ
+
+
+# The grading of N-S6's cross-talk, on replies like those pynslcd gave (no Docker).
+
+def _authc(label: str, code: int | None, user: str = "", *, failed: str = "closed") -> Result:
+    op = Op(label, (b"",), 0x000d, 5.0)
+    if code is None:
+        return Result(op, {"ok": False, "kind": failed, "elapsed_s": 0.01})
+    entry = {"type": "AuthcResult", "authc": code, "username": user, "authz": 0}
+    return Result(op, {"ok": True, "entries": [entry], "elapsed_s": 0.01})
+
+
+def test_a_wrong_password_granted_as_another_user_is_a_cross_talk_fail() -> None:
+    results = [_authc("round 1: right password of oscar", 0, "oscar"),
+               _authc("round 1: right password of nancy", None, failed="timeout"),  # not first
+               _authc("round 3: wrong password of nancy", 0, "oscar")]
+    with pytest.raises(Fail) as caught:
+        N_S6.check_no_wrong_grant(results, [True, True, False])
+    text = str(caught.value)
+    assert "no grant for round 3: wrong password of nancy" in text
+    assert "user 'oscar'" in text and "cross-talk" in text and "another request" in text
+
+
+def test_a_wrong_password_granted_as_its_own_user_is_a_fail() -> None:
+    with pytest.raises(Fail, match=r"cross-talk.*right password was in flight"):
+        N_S6.check_no_wrong_grant([_authc("round 3: wrong password of nancy", 0, "nancy")],
+                                  [False])
+
+
+def test_a_right_password_granted_naming_another_user_is_a_fail() -> None:
+    with pytest.raises(Fail, match="a grant naming 'oscar'"):
+        N_S6.check_no_wrong_grant([_authc("round 2: right password of oscar", 0, "nancy")],
+                                  [True])
+
+
+def test_own_grants_and_refusals_pass_the_grant_check() -> None:
+    results = [_authc("round 1: right password of nancy", 0, "Nancy"),
+               _authc("round 1: wrong password of nancy", 7, "nancy"),
+               _authc("round 1: empty password of oscar", None),
+               _authc("round 1: wrong password of ghost", 7, "nancy")]  # crossed, refused
+    N_S6.check_no_wrong_grant(results, [True, False, False, False])
+
+
+def test_only_a_cross_talk_fail_is_accepted_for_pynslcd() -> None:
+    case = next(c for c in all_cases(protocol="nslcd", kind="server")
+                if c.id == "nslcd.server.parallel-verdicts")
+    crossed = ("expected no grant for round 3: wrong password of nancy; got authc SUCCESS, "
+               "user 'oscar'. cross-talk: ...")
+    assert accepted("pynslcd", CaseResult(case, FAIL, crossed, 1.0))
+    assert accepted("pynslcd", CaseResult(case, NS, "right passwords refused", 1.0))
+    assert not accepted("pynslcd", CaseResult(case, FAIL, "expected an answer; got hung", 1.0))
+    assert not accepted("nslcd", CaseResult(case, FAIL, crossed, 1.0))
