@@ -34,11 +34,7 @@ PAM_LDAP_CODES = {
 GRANTING = {"grant", "no-end"}
 
 #: A "keep logins working when LDAP is down" edit: an outage jumps over pam_deny.
-OUTAGE_JUMPS = ("auth\t[success=2 default=ignore]\tpam_unix.so nullok\n"
-                "auth\t[success=1 authinfo_unavail=1 default=ignore]\tpam_ldap.so "
-                "minimum_uid=1000 use_first_pass\n"
-                "auth\trequisite\t\t\tpam_deny.so\n"
-                "auth\trequired\t\t\tpam_permit.so\n")
+OUTAGE_JUMPS = STACKS / "common-auth-outage"
 
 
 def _plan(stack: Path) -> audit.Plan:
@@ -91,10 +87,8 @@ def test_model_common_auth_grants_only_when_pam_ldap_succeeds() -> None:
     assert _model_grants(_plan(STACKS / "common-auth")) == GRANTING
 
 
-def test_model_catches_an_outage_that_jumps_over_pam_deny(tmp_path: Path) -> None:
-    stack = tmp_path / "common-auth"
-    stack.write_text(OUTAGE_JUMPS)
-    grants = _model_grants(_plan(stack))
+def test_model_catches_an_outage_that_jumps_over_pam_deny() -> None:
+    grants = _model_grants(_plan(OUTAGE_JUMPS))
     assert grants == GRANTING | {"ldap-down", "down", "close-early", "garbage", "hang"}
 
 
@@ -111,7 +105,7 @@ def test_fail_open_follows_the_states_valid_grant() -> None:
 
 
 @pytest.mark.docker
-def test_lab_real_pam_ldap_in_each_daemon_state(docker_client: object, tmp_path: Path) -> None:
+def test_lab_real_pam_ldap_in_each_daemon_state(docker_client: object) -> None:
     from pamconform.protocols.nslcd import stack_audit
 
     result = stack_audit.run(_plan(STACKS / "common-auth"))
@@ -125,8 +119,6 @@ def test_lab_real_pam_ldap_in_each_daemon_state(docker_client: object, tmp_path:
     assert by_state["sc-deny"].module_code == codes.AUTH_ERR
     assert result.fail_open == []
 
-    stack = tmp_path / "common-auth"
-    stack.write_text(OUTAGE_JUMPS)
-    faulty = stack_audit.run(_plan(stack))
+    faulty = stack_audit.run(_plan(OUTAGE_JUMPS))
     assert {s.state for s in faulty.fail_open} == {"ldap-down", "down", "close-early",
                                                      "garbage"}
