@@ -255,6 +255,6 @@ def test_a_password_too_short_to_redact_is_refused() -> None:
     from pamconform.core.errors import UsageError
 
     with pytest.raises(UsageError, match="shorter than 4 bytes") as err:
-        parse_credentials(["alice:abc"])
+        parse_credentials(["pc-short:abc"])
     assert "abc" not in str(err.value)
-    assert parse_credentials(["alice:abcd"]) == [(b"alice", b"abcd")]
+    assert parse_credentials(["pc-short:abcd"]) == [(b"pc-short", b"abcd")]

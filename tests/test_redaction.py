@@ -120,3 +120,10 @@ def test_console_redacts_and_cuts(monkeypatch: pytest.MonkeyPatch) -> None:
     long = cut("x" * 1000)
     assert len(long) == 200 and long.endswith("\u2026")
     assert cut("a\nb") == "a b"
+
+
+def test_a_template_resolves_to_the_login_of_its_length(r: Redactor) -> None:
+    """Two logins of one user seen by one process: the reference keeps its byte count."""
+    template = r.template(b"alice\nalice-auth-pw\n")
+    other = [(b"alice", b"abcd"), *r.logins]  # an earlier, shorter login of alice
+    assert resolve(template, other) == b"alice\nalice-auth-pw\n"

@@ -423,7 +423,9 @@ def resolve(template: str | Sequence[Any], logins: Sequence[tuple[bytes, bytes]]
         if not passwords:
             raise MissingLogin(f"it needs the password of {part['password_of']} "
                                f"(login #{part.get('login', '?')})")
-        value = passwords[0]
+        # several logins of one user (given at different times): the one of the saved length
+        fitting = [p for p in passwords if len(p) == part.get("bytes", len(p))]
+        value = (fitting or passwords)[0]
         if "slice" in part:
             lo, hi = (int(x) for x in part["slice"])
             value = value[lo:hi]
