@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from pamconform.core.outcome import Fail
 from pamconform.drivers.agent import CONTAINER_AGENT_ARGV, container_exec, run_batch
 from pamconform.lab.module_target import AUTH_PASSWORDS, SERVERS, SOCKET, ModuleTarget
 from pamconform.lab.scenario_control import ScenarioProcess
@@ -197,3 +198,19 @@ def driver(target: ModuleTarget) -> DirectDriver:
         existing = DirectDriver(target, hang_bound=target.hang_bound)
         target._direct = existing  # type: ignore[attr-defined]
     return existing
+
+
+def expect_ran(attempt: Attempt, what: str, bound: float) -> None:
+    """The transaction ended on its own, in time, and the process survived (no hang, no
+    crash, no exit): the R-M2/R-M3 shape of every protocol's module suite."""
+    if attempt.status == "hung":
+        raise Fail(f"{what} to return within {bound:.1f} s", f"still running after "
+                   f"{attempt.wall_s:.1f} s, then killed: hung (no timeout in the module?)")
+    if attempt.status == "crashed":
+        raise Fail(f"{what} not to crash the application",
+                   f"pamdrive died of signal {attempt.raw.get('signal')}")
+    if attempt.status == "exited":
+        raise Fail(f"{what} not to end the application",
+                   f"the module called exit() (exit code {attempt.raw.get('exit_code')})")
+    if attempt.status != "ran":
+        raise RuntimeError(f"driver error: {attempt.raw.get('stderr', '')[-300:]}")

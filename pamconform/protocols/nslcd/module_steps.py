@@ -12,7 +12,7 @@ from typing import Any
 
 from pamconform.core.context import CaseContext
 from pamconform.core.outcome import Fail
-from pamconform.drivers.direct import Attempt
+from pamconform.drivers.direct import Attempt, expect_ran
 from pamconform.drivers.login import LoginOutcome, LoginResult
 
 from .module_target import LOGIN_USER, LabModuleTarget
@@ -145,21 +145,6 @@ def play(ctx: CaseContext, scenario: str, args: dict[str, Any], *, valgrind: boo
     sent = [r.get("sent_hex", "")[:160] for r in proc.log(wait=1)]
     ctx.extra.setdefault("daemon_sent_hex", []).append(sent)
     return attempt
-
-
-def expect_ran(attempt: Attempt, what: str, bound: float) -> None:
-    """N-M2/N-M4: the transaction returned on its own, in time, and the process survived."""
-    if attempt.status == "hung":
-        raise Fail(f"{what} to return within {bound:.1f} s",
-                   f"still running after {attempt.wall_s:.1f} s, then killed: hung")
-    if attempt.status == "crashed":
-        raise Fail(f"{what} not to crash the application",
-                   f"pamdrive died of signal {attempt.raw.get('signal')}")
-    if attempt.status == "exited":
-        raise Fail(f"{what} not to end the application",
-                   f"the module ended the process (exit code {attempt.raw.get('exit_code')})")
-    if attempt.status != "ran":
-        raise RuntimeError(f"driver error: {str(attempt.raw.get('stderr', ''))[-300:]}")
 
 
 def expect_refused(attempt: Attempt, what: str, bound: float) -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 from pamconform.core.context import CaseContext
 from pamconform.core.outcome import Fail
-from pamconform.drivers.direct import Attempt, DirectDriver, driver
+from pamconform.drivers.direct import Attempt, DirectDriver, driver, expect_ran
 from pamconform.lab.module_target import AUTH_PASSWORDS, ModuleTarget
 
 #: The module in a probe stack: a PAM_IGNORE lets the optional pam_permit decide, so an
@@ -98,21 +98,6 @@ def record(ctx: CaseContext, label: str, attempt: Attempt) -> None:
     if attempt.valgrind:
         ev["valgrind"] = attempt.valgrind
     ctx.extra.setdefault("attempts", []).append(ev)
-
-
-def expect_ran(attempt: Attempt, what: str, bound: float) -> None:
-    """R-M2/R-M3: the transaction ended on its own, in time, and the process survived."""
-    if attempt.status == "hung":
-        raise Fail(f"{what} to return within {bound:.1f} s", f"still running after "
-                   f"{attempt.wall_s:.1f} s, then killed: hung (no timeout in the module?)")
-    if attempt.status == "crashed":
-        raise Fail(f"{what} not to crash the application",
-                   f"pamdrive died of signal {attempt.raw.get('signal')}")
-    if attempt.status == "exited":
-        raise Fail(f"{what} not to end the application",
-                   f"the module called exit() (exit code {attempt.raw.get('exit_code')})")
-    if attempt.status != "ran":
-        raise RuntimeError(f"driver error: {attempt.raw.get('stderr', '')[-300:]}")
 
 
 def expect_denied(attempt: Attempt, what: str, bound: float) -> None:
