@@ -77,6 +77,16 @@ def test_without_the_declared_name_it_is_no_socket_line() -> None:
         audit.plan(STACKS / "common-auth", socket_modules=("pam_redirector",))
 
 
+def test_audit_protocol_option_narrows_the_search() -> None:
+    """``audit --protocol nslcd`` looks for pam_ldap only; another protocol's module is none."""
+    from pamconform.cli.main import main
+
+    assert set(socket_modules("nslcd")) == {"pam_ldap"}
+    assert "pam_ldap" not in socket_modules("redirector")
+    assert main(["audit", str(STACKS / "common-auth"), "--protocol", "redirector"]) == 2
+    assert main(["audit", str(STACKS / "common-auth"), "--protocol", "nope"]) == 2
+
+
 def test_probe_of_pam_ldap_keeps_the_module_and_asks_for_the_password() -> None:
     p = _plan(STACKS / "common-auth")
     assert p.own_probe_line(p.files, p.socket) == (

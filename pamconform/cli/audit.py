@@ -46,6 +46,10 @@ def register(subparsers: Any) -> None:
                    help="the socket module's line in PAM_FILE (default: the first line "
                    "naming a module a registered protocol declares, e.g. pam_redirector "
                    "or pam_ldap)")
+    p.add_argument("--protocol", choices=[q.name for q in protocols.all_protocols()
+                                          if socket_modules(q.name)],
+                   help="look only for the socket module of this protocol (default: any "
+                   "registered protocol's module)")
     p.add_argument("--include-dir", type=Path, action="append", default=[], metavar="DIR",
                    help="what stands for /etc/pam.d, where includes are looked up (default: "
                    "PAM_FILE's directory, or ROOT/etc/pam.d with --root; repeatable)")
@@ -67,7 +71,7 @@ def cmd_audit(args: argparse.Namespace, console: Console) -> int:
     from pamconform.lab import stack_audit
     from pamconform.lab.stack import StackLab
 
-    known = socket_modules()
+    known = socket_modules(args.protocol)
     plan = audit.plan(args.pam_file, service=args.service, include_dirs=args.include_dir,
                       module_line=args.module_line, stand_in=args.stand_in, root=args.root,
                       socket_modules=tuple(known))
@@ -188,14 +192,16 @@ def _protocol(rule: str = RULE) -> str:
     return found.name
 
 
-def socket_modules() -> dict[str, Protocol]:
-    """Module name (``pam_ldap``) -> the protocol that declares it, from the registry.
+def socket_modules(protocol: str | None = None) -> dict[str, Protocol]:
+    """Module name (``pam_ldap``) -> the protocol that declares it, from the registry
+    (only ``protocol``'s when given).
 
     A profile declares its module files in ``extra["pam_modules"]``; a reference module's
     file counts too.
     """
     out: dict[str, Protocol] = {}
-    for proto in protocols.all_protocols():
+    chosen = [protocols.get(protocol)] if protocol else protocols.all_protocols()
+    for proto in chosen:
         files = list(proto.extra.get("pam_modules", ()))
         if proto.reference_module is not None:
             files.append(proto.reference_module.so)
