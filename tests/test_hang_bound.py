@@ -19,10 +19,10 @@ from pamconform.core import resources
 from pamconform.core.context import CaseContext
 from pamconform.core.outcome import Fail
 from pamconform.core.runner import TargetResult
+from pamconform.drivers import login_checks as e2e_checks
 from pamconform.drivers.direct import Attempt
 from pamconform.drivers.login import LoginOutcome, LoginResult
 from pamconform.lab.module_target import HANG_MARGIN, ModuleSpec, default_hang_bound
-from pamconform.protocols.redirector import e2e_steps as e2e_checks
 from pamconform.protocols.redirector.direct_steps import expect_bounded_denial as direct_bounded
 
 MODULES = {"redirector": ("pam_redirector", "pam_redirector.c"),

@@ -39,7 +39,7 @@ UNIX_PASSWORDS = {"alice": "unix-alice-pw", "bob": "unix-bob-pw", "mallory": "un
 #: loaded two-core host) measured 0.004-0.024 s in the lab, so 2 s absorbs a busy machine
 #: many times over, yet a module that ignores its timeout still fails.  The e2e cases
 #: add the login path's own time to deny (docker exec, ssh, su's FAIL_DELAY: 0.6-1.3 s),
-#: measured per run (``pamconform.protocols.redirector.e2e_steps.path_time``).
+#: measured per run (``pamconform.drivers.login_checks.path_time``).
 HANG_MARGIN = 2.0
 
 

@@ -104,7 +104,7 @@ NO_SERVER_PID = 4545
 
 
 def no_server_time(ctx: CaseContext, via: str) -> float:
-    """``redirector.e2e_steps.path_time`` for a token whose server does not exist."""
+    """:func:`pamconform.drivers.login_checks.path_time` of a token with no server."""
     t = target(ctx)
 
     def deny() -> LoginResult:
