@@ -135,7 +135,13 @@ def exchange(path: Path, request: bytes = REQUEST, timeout: float = 3.0) -> tupl
 
 
 def only_record(control: ScenarioControl, wait: float = 10.0) -> dict[str, object]:
+    # log() returns at once while nothing is open, and under load the server may not have
+    # accepted the client yet: ask again until a record shows up or ``wait`` runs out.
+    deadline = time.monotonic() + wait
     log = control.log(wait=wait)
+    while not log and time.monotonic() < deadline:
+        time.sleep(0.05)
+        log = control.log(wait=max(0.0, deadline - time.monotonic()))
     assert len(log) == 1, log
     return log[0]
 
