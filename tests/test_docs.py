@@ -17,8 +17,8 @@ RULE_FAMILY = re.compile(r"\b(?:R-[SM]|T-[SM]|STACK-)\d+\b")
 RULE_ID = r"[A-Z]+(?:-[A-Z0-9]+)*-[A-Z]*\d+"
 #: A rule id as a case declares it in a suite file: ``rule="R-S2"``.
 DECLARED_RULE = re.compile(rf"""\brule=["']({RULE_ID})["']""")
-#: Where the docs must never point: material outside the repository.
-OUTSIDE = ("../shared", "shared/PROTOCOLS", "PROTOCOLS.md")
+#: A path that climbs with ``..``: it must stay inside the repository.
+CLIMBING_PATH = re.compile(r"(?:\.\./)+[\w.-][\w./-]*")
 
 
 def _cli(*args: str) -> str:
@@ -208,8 +208,19 @@ def test_readme_is_short_and_starts_with_the_two_commands() -> None:
 
 
 def _outside_mentions(paths: list[Path]) -> list[str]:
-    return [f"{p.relative_to(ROOT)}: {needle}" for p in paths for needle in OUTSIDE
-            if needle in p.read_text(errors="replace")]
+    """Paths a page names that resolve outside the repository (users have only this tree)."""
+    return [f"{p.relative_to(ROOT)}: {m}" for p in paths
+            for m in CLIMBING_PATH.findall(p.read_text(errors="replace"))
+            if not (p.parent / m).resolve().is_relative_to(ROOT)]
+
+
+def test_the_outside_check_catches_a_climbing_path(tmp_path: Path) -> None:
+    page = ROOT / "docs" / "protocols.md"
+    escape = "../" * (len(page.parent.relative_to(ROOT).parts) + 1) + "notes/x.md"
+    probe = tmp_path / "p.md"
+    probe.write_text(f"see {escape}")
+    assert CLIMBING_PATH.findall(probe.read_text()) == [escape]
+    assert not (page.parent / escape).resolve().is_relative_to(ROOT)
 
 
 def test_docs_never_point_outside_the_repository() -> None:
