@@ -1,2 +1,2 @@
 """Fuzzing client for auth servers: seeded structure-aware generation, an exact-pair
-oracle, a shrinker, and replayable findings (see ``README-section.md``)."""
+oracle, a shrinker, and replayable findings (see docs/fuzz.md)."""
