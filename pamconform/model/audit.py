@@ -35,7 +35,7 @@ from __future__ import annotations
 import os
 import posixpath
 import stat
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -90,6 +90,8 @@ class TreeSource:
         self.service = service
         self.read_files: dict[str, bytes] = {}
         self.not_pam: dict[str, str] = {}
+        #: the container's path -> the file of the audited tree it was read from
+        self.host_paths: dict[str, str] = {}
 
     def read(self, path: str) -> bytes | None:
         """The file as screened (:func:`screen`), or None when the tree has none there."""
@@ -97,12 +99,13 @@ class TreeSource:
         if norm in self.read_files:
             return self.read_files[norm]
         if norm == self.service_path:
-            data = _read(self.stack, norm)
+            data, host = _read(self.stack, norm), self.stack
         else:
-            data = next((d for d in (_read(h, norm) for h in self.candidates(norm))
-                         if d is not None), None)
+            data, host = next(((d, h) for h in self.candidates(norm)
+                               if (d := _read(h, norm)) is not None), (None, self.stack))
         if data is None:
             return None
+        self.host_paths[norm] = str(host)
         columned = self.single_file and norm == self.service_path
         data, note = screen(data, columned=columned, service=self.service)
         if note:
@@ -235,14 +238,31 @@ class Plan:
     stand_ins: dict[str, str] = field(default_factory=dict)  # where -> original module
     stand_in_code: str = "ignore"
     probes: list[Handler] = field(default_factory=list)
+    #: the host directories that stand for /etc/pam.d
+    include_dirs: list[Path] = field(default_factory=list)
     #: files that are not PAM configurations (path -> what the console may say)
     not_pam: dict[str, str] = field(default_factory=dict)
+    #: the container's path -> the user's file it was read from
+    user_paths: dict[str, str] = field(default_factory=dict)
+
+    def user_file(self, path: str) -> str:
+        """The user's file a container path was read from (the path itself if none)."""
+        return self.user_paths.get(path, path)
+
+    def user_where(self, h: Handler) -> str:
+        """``FILE:LINE`` of a handler in the user's tree."""
+        return f"{self.user_file(h.origin.file)}:{h.origin.line}"
 
     def shown_problems(self) -> list[str]:
-        """libpam's complaints, one line per file that is not a PAM configuration."""
-        out = [str(p) for p in self.config.problems
+        """libpam's complaints, one line per file that is not a PAM configuration
+        (each naming the user's file and line)."""
+        out = [f"{self.user_file(p.file)}:{p.line}: {p.message}" for p in self.config.problems
                if p.line and p.file not in self.not_pam]
-        return out + [f"{path}: {note}" for path, note in self.not_pam.items()]
+        return out + [f"{self.user_file(path)}: {note}" for path, note in self.not_pam.items()]
+
+    def missing_includes(self) -> list[str]:
+        """One line per include the tree lacks (see :func:`missing_includes`)."""
+        return missing_includes(self.config, self.user_paths, self.include_dirs)
 
     @property
     def layout(self) -> Layout:
@@ -280,6 +300,15 @@ class Plan:
         return f"{h.facility} [default=ok] {module}"
 
 
+def missing_includes(config: Config, user_paths: Mapping[str, str],
+                     looked: Sequence[Path]) -> list[str]:
+    """One line per include the tree lacks: the user's file and line, the missing name,
+    where it was looked for."""
+    return [f"{user_paths.get(p.file, p.file)}:{p.line}: include {p.message.split()[-1]} "
+            f"not found (looked in {', '.join(str(d) for d in looked)})"
+            for p in config.problems if "unable to open config for" in p.message]
+
+
 def plan(stack: Path, *, service: str | None = None, include_dirs: Sequence[Path] = (),
          module_line: int | None = None, installed: set[str] | None = None,
          stand_in: str = "ignore", root: Path | None = None,
@@ -311,16 +340,32 @@ def plan(stack: Path, *, service: str | None = None, include_dirs: Sequence[Path
     config = load(name, source, layout)
     if config.crash:
         raise UsageError(f"{stack}: libpam would crash on this configuration: {config.crash}")
+    looked = [d.resolve() for d in dirs] or [(root or here).resolve()]
     if config.start_error:
-        raise UsageError(f"{stack}: libpam cannot use this configuration: {config.start_error}")
+        missing = missing_includes(config, source.host_paths, looked)
+        raise UsageError(missing[0] + ": libpam cannot start the service" if missing else
+                         f"{stack}: libpam cannot use this configuration: "
+                         f"{config.start_error}")
     socket = _find_socket(config, service_path, module_line, socket_modules)
-    files = dict(source.read_files)
-    result = Plan(stack, name, single, config, socket, PRIMITIVE[socket.facility], files,
-                  stand_in_code=stand_in, not_pam=dict(source.not_pam))
+    result = Plan(stack, name, single, config, socket, PRIMITIVE[socket.facility],
+                  dict(source.read_files), stand_in_code=stand_in,
+                  not_pam=dict(source.not_pam), user_paths=_as_given(stack, source.host_paths),
+                  include_dirs=looked)
     apply_stand_ins(result, installed)
     result.probes = [h for h in config.chain(socket.facility)
                      if h.kind == "module" and h.index != socket.index]
     return result
+
+
+def _as_given(stack: Path, host_paths: Mapping[str, str]) -> dict[str, str]:
+    """The files read, spelled from the stack's path as the user gave it."""
+    here = stack.resolve().parent
+    out = {}
+    for vpath, host in host_paths.items():
+        path = Path(host)
+        out[vpath] = (str(stack.parent / path.relative_to(here)) if path.is_relative_to(here)
+                      else host)
+    return out
 
 
 def _check_stack(stack: Path) -> None:
@@ -495,9 +540,14 @@ def explain(p: Plan, s: StateResult) -> str:
     """Why the stack granted (or not) in one state, traced through the stack."""
     if s.model is None:
         return "no model trace"
-    where = p.socket.origin.where
+    return explain_outcome(p, s.model, granted=s.granted)
+
+
+def explain_outcome(p: Plan, model: Outcome, *, granted: bool) -> str:
+    """Why the stack granted (or not), from the model's path through it."""
+    where = p.user_where(p.socket)
     parts = []
-    socket_steps = [st for st in s.model.steps if st.handler is not None
+    socket_steps = [st for st in model.steps if st.handler is not None
                     and st.handler.origin.file == p.socket.origin.file
                     and st.handler.origin.line == p.socket.origin.line]
     ran = [st for st in socket_steps if st.ran]
@@ -509,9 +559,9 @@ def explain(p: Plan, s: StateResult) -> str:
         parts.append(f"the socket module ({where}) never ran: {socket_steps[0].effect}")
     else:
         parts.append(f"the socket module ({where}) is not in the {p.primitive} chain")
-    grantor = _grantor(s.model.steps)
-    if s.granted and grantor is not None:
-        parts.append(f"PAM_SUCCESS was set by {grantor.where} `{grantor.text}` "
+    grantor = _grantor(model.steps)
+    if granted and grantor is not None and grantor.handler is not None:
+        parts.append(f"PAM_SUCCESS was set by {p.user_where(grantor.handler)} `{grantor.text}` "
                      f"({grantor.action})")
     return "; ".join(parts)
 

@@ -53,6 +53,11 @@ _DEBUG_ARG = {"authenticate": "auth", "setcred": "cred", "acct_mgmt": "acct",
 LAB_MODULES = ("pam_permit", "pam_deny", "pam_debug", "pam_redirector")
 
 
+def deny_code(function: str) -> int:
+    """pam_deny's return code for ``function``."""
+    return _DENY[function]
+
+
 class UnknownModule(KeyError):
     """The model has no return code for this module (probe it in the lab)."""
 

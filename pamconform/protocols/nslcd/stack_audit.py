@@ -21,6 +21,7 @@ from typing import Any
 
 from pamconform.core.redaction import register_login
 from pamconform.drivers.agent import CONTAINER_AGENT_ARGV, container_exec, run_batch
+from pamconform.model import codes
 from pamconform.model.audit import (
     AuditResult,
     Plan,
@@ -39,6 +40,16 @@ RULE = "N-M5"
 NOTE = ("real nslcd (right and wrong password, slapd stopped), nslcd stopped, and the "
         "scenario server on its socket; no hang state (pam_ldap waits 60 s, then "
         "PAM_AUTHINFO_UNAVAIL as when nslcd is stopped)")
+#: What pam_ldap returns in each of the offline audit's server states (no lab): the codes
+#: the N-M suite recorded on Debian 12; a silent daemon is given up after 60 s with
+#: PAM_AUTHINFO_UNAVAIL, garbage and an early close are PAM_AUTHINFO_UNAVAIL too.
+MODEL_STATE_CODES = {
+    "grant": codes.SUCCESS,
+    "deny": codes.AUTH_ERR,
+    "down": codes.AUTHINFO_UNAVAIL,
+    "hung": codes.AUTHINFO_UNAVAIL,
+    "garbage": codes.AUTHINFO_UNAVAIL,
+}
 #: Where the probe stacks go (one service per module line, read with --confdir).
 PROBE_DIR = "/tmp/pc-audit"
 #: pamdrive's bound on one transaction (the states here answer at once or in nslcd's 2 s).
