@@ -228,7 +228,7 @@ def test_server_interrupted_writes_report_and_exits_128_plus_signal(
     with _slow_reference_server() as server:
         child = Child("server", str(server.socket), "--credentials", "alice:alice-auth-pw",
                       *[a for glob in SERVER_CASES for a in ("--cases", glob)],
-                      "--idle-limit", "30", "--report", str(report))
+                      "--idle-limit", "30", "--jobs", "1", "--report", str(report))
         child.wait_for(lambda line: line.startswith("[2/5]"), timeout=60)
         time.sleep(0.5)  # into the silent-client case, which waits for the idle timeout
         started = time.monotonic()

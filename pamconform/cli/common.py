@@ -13,7 +13,13 @@ from pamconform.core.errors import UsageError
 from pamconform.core.interrupts import Interrupted
 from pamconform.core.options import SECONDS
 from pamconform.core.registry import Case, all_cases
-from pamconform.core.runner import TargetResult, exit_code, not_run_target, select
+from pamconform.core.runner import (
+    TargetResult,
+    default_jobs,
+    exit_code,
+    not_run_target,
+    select,
+)
 from pamconform.core.verdicts import STOPPED
 from pamconform.protocols import Protocol
 from pamconform.protocols.hooks import LabOptions, LabPackage, hooks_of
@@ -123,9 +129,19 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--report", type=Path, metavar="DIR",
                    help="report directory (default reports/<timestamp>/, reports/latest)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument("--jobs", type=_jobs, default=default_jobs(), metavar="N",
+                   help="cases run at once, except those that need something alone "
+                   f"(default {default_jobs()}: twice the CPUs, at most 8; 1: one after "
+                   "another)")
     p.add_argument("--known-findings", type=_known_findings, metavar="FILE",
                    help="'TARGET CASE-ID' lines: FAILs already reported upstream; they stay FAIL "
                    "in the report but do not set the exit code")
+
+
+def _jobs(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: a whole number of at least 1")
+    return int(text)
 
 
 def _known_findings(text: str) -> list[known_findings.KnownFinding]:

@@ -17,7 +17,7 @@ from pamconform import __version__
 from pamconform.cli.common import Parser
 from pamconform.cli.console import Console
 from pamconform.cli.reference_server import run_reference_server
-from pamconform.core import interrupts
+from pamconform.core import interrupts, runner
 from pamconform.core.errors import HarnessError, UsageError
 from pamconform.protocols.redirector.hooks import REFERENCE_CREDENTIALS
 
@@ -75,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
             return run_reference_server(argv[1:])
         args = build_parser().parse_args(argv)
         console.quiet = bool(getattr(args, "quiet", False))
+        runner.set_jobs(getattr(args, "jobs", None))  # --jobs (cli.common.add_run_options)
         with interrupts.guard():
             return interrupts.leave(int(args.func(args, console)))
     except UsageError as exc:

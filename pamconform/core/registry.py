@@ -11,6 +11,11 @@ Suites register cases with a factory bound to their protocol (its registry name,
     def grant_valid(ctx): ...
 
 Ids are explicit and stable: never derived from names or positions.
+
+A case that must not run beside certain others names what it needs alone with
+``exclusive=`` (see :data:`RESOURCES`): ``exclusive=("timing",)`` runs with no other case
+at once, ``exclusive=("user-state",)`` never beside another case that names
+``user-state``. Cases that name nothing run concurrently under ``--jobs``.
 """
 
 from __future__ import annotations
@@ -27,6 +32,45 @@ CaseFunc = Callable[[Any], None]
 
 _ID = re.compile(r"[a-z0-9]+(?:[.-][a-z0-9]+)*")
 
+#: What a case may need exclusively (``exclusive=``), and what each name means. A case
+#: naming one of ALONE runs with no other case at once; two cases naming the same other
+#: resource never run at the same time. :func:`add_resource` adds a name.
+RESOURCES: dict[str, str] = {
+    "target": "the whole target: no other case runs at the same time",
+    "timing": "a timing measurement: no other case runs at the same time (their load "
+              "would skew it)",
+    "user-state": "the server's per-user state for the target's logins (failure counters, "
+                  "lock-outs, one-time tokens)",
+    "server-process": "the server process itself (a case that may stop, crash or restart it)",
+    "lab-server": "the auth server behind the module's socket in the lab (started, stopped "
+                  "or replaced by the case)",
+    "scenario": "the lab's scenario server and its current scenario (direct driver)",
+    "sshd": "the lab's sshd and its log",
+    "idle-clients": "clients the case keeps idle or stalled on the server (a server that "
+                    "serves one client at a time would hold up other cases): runs only "
+                    "beside cases that name it too",
+}
+#: The resources that mean "run alone".
+ALONE = frozenset({"target", "timing"})
+#: Groups: a case naming one runs only beside cases naming the same group.
+GROUPS = frozenset({"idle-clients"})
+
+
+def add_resource(name: str, meaning: str) -> None:
+    """Let cases name ``name`` in ``exclusive=`` (custom suites with their own resources)."""
+    if not _ID.fullmatch(name):
+        raise ValueError(f"resource name {name!r} must be lower-case words joined by . or -")
+    RESOURCES.setdefault(name, meaning)
+
+
+def _resources(exclusive: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    names = (exclusive,) if isinstance(exclusive, str) else tuple(exclusive)
+    unknown = [n for n in names if n not in RESOURCES]
+    if unknown:
+        raise ValueError(f"exclusive={unknown[0]!r}: not a known resource (known: "
+                         f"{', '.join(RESOURCES)}; add_resource() adds one)")
+    return tuple(dict.fromkeys(names))
+
 
 @dataclass(frozen=True)
 class Case:
@@ -41,6 +85,22 @@ class Case:
     kind: str
     func: CaseFunc
     suite: str
+    #: what the case needs alone (names from RESOURCES); empty: runs beside any case
+    exclusive: tuple[str, ...] = ()
+
+    @property
+    def alone(self) -> bool:
+        """Whether no other case may run at the same time."""
+        return not ALONE.isdisjoint(self.exclusive)
+
+    def conflicts(self, other: Case) -> bool:
+        """Whether this case and ``other`` must not run at the same time."""
+        if self.alone or other.alone:
+            return True
+        mine, theirs = set(self.exclusive), set(other.exclusive)
+        if mine & GROUPS != theirs & GROUPS:
+            return True
+        return not (mine - GROUPS).isdisjoint(theirs - GROUPS)
 
     def as_dict(self) -> dict[str, str]:
         return {
@@ -67,11 +127,16 @@ def register(case: Case) -> Case:
     return case
 
 
-def case_factory(protocol: str, kind: str) -> Callable[..., Callable[[CaseFunc], CaseFunc]]:
+def case_factory(protocol: str, kind: str, *,
+                 exclusive: str | tuple[str, ...] | list[str] = ()
+                 ) -> Callable[..., Callable[[CaseFunc], CaseFunc]]:
     """A decorator factory that registers cases of one protocol and target kind.
 
     Call it at the top of a suite file: the file's name becomes the cases' suite.
+    ``exclusive`` here is what every case of the file needs alone (each case may add
+    more with its own ``exclusive=``).
     """
+    shared = _resources(exclusive)
     module = sys._getframe(1).f_globals.get("__name__", "?")
     suite = module.split(".", 1)[1] if module.startswith("pamconform_suite.") else module
 
@@ -82,10 +147,14 @@ def case_factory(protocol: str, kind: str) -> Callable[..., Callable[[CaseFunc],
         severity: Severity,
         title: str,
         requirement: str,
+        exclusive: str | tuple[str, ...] | list[str] = (),
     ) -> Callable[[CaseFunc], CaseFunc]:
+        needs = tuple(dict.fromkeys(shared + _resources(exclusive)))
+
         def decorate(func: CaseFunc) -> CaseFunc:
             register(
-                Case(case_id, rule, severity, title, requirement, protocol, kind, func, suite)
+                Case(case_id, rule, severity, title, requirement, protocol, kind, func, suite,
+                     needs)
             )
             return func
 

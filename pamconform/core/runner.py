@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import fnmatch
+import os
+import queue
 import threading
 import time
 import traceback
@@ -30,6 +32,8 @@ class CaseResult:
     message: str
     duration_s: float
     evidence: dict[str, Any] = field(default_factory=dict)
+    #: when it started (``time.monotonic()``; 0.0 unknown): suite wall times in the report
+    started: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = dict(self.case.as_dict())
@@ -97,33 +101,67 @@ def grade(case: Case, ctx: CaseContext, error: BaseException | None) -> tuple[Ve
 
 def run_case(case: Case, target: Any, *, strict: bool = False) -> CaseResult:
     """Run one case body under a watchdog and grade it."""
-    ctx = CaseContext(target=target, strict=strict)
-    box: dict[str, BaseException] = {}
-
-    def body() -> None:
-        try:
-            case.func(ctx)
-        except BaseException as exc:  # graded below, never lost
-            box["error"] = exc
-
-    start = time.monotonic()
-    worker = threading.Thread(target=body, name=f"case-{case.id}", daemon=True)
+    running = _Running.launch(case, target, strict, None)
     try:
-        worker.start()
-        worker.join(CASE_BUDGET_S)
+        running.thread.join(CASE_BUDGET_S)
     except KeyboardInterrupt as exc:
         stopped = interrupts.as_interrupted(exc)
-        stopped.partial = interrupted_result(case, stopped, time.monotonic() - start, ctx)
+        stopped.partial = running.interrupted(stopped)
         raise stopped from None
-    duration = time.monotonic() - start
-    if worker.is_alive():
-        verdict, message = Verdict.ERROR, f"case overran its {CASE_BUDGET_S:.0f} s budget"
-    else:
-        error = box.get("error")
-        verdict, message = grade(case, ctx, error)
-        if verdict is Verdict.ERROR and error is not None:
-            ctx.extra["traceback"] = "".join(traceback.format_exception(error))
-    return CaseResult(case, verdict, message, duration, ctx.evidence())
+    return running.result()
+
+
+@dataclass
+class _Running:
+    """A case body running in its own thread, and what it has produced so far."""
+
+    case: Case
+    ctx: CaseContext
+    thread: threading.Thread
+    start: float
+    box: dict[str, BaseException]
+
+    @classmethod
+    def launch(cls, case: Case, target: Any, strict: bool,
+              done: queue.SimpleQueue[_Running] | None) -> _Running:
+        ctx = CaseContext(target=target, strict=strict)
+        box: dict[str, BaseException] = {}
+        holder: list[_Running] = []
+
+        def body() -> None:
+            try:
+                case.func(ctx)
+            except BaseException as exc:  # graded below, never lost
+                box["error"] = exc
+            finally:
+                if done is not None:
+                    done.put(holder[0])
+
+        worker = threading.Thread(target=body, name=f"case-{case.id}", daemon=True)
+        running = cls(case, ctx, worker, time.monotonic(), box)
+        holder.append(running)
+        worker.start()
+        return running
+
+    @property
+    def deadline(self) -> float:
+        return self.start + CASE_BUDGET_S
+
+    def result(self) -> CaseResult:
+        """Grade the case: its verdict, or ERROR while its body still runs past the budget."""
+        duration = time.monotonic() - self.start
+        if self.thread.is_alive():
+            verdict, message = Verdict.ERROR, f"case overran its {CASE_BUDGET_S:.0f} s budget"
+        else:
+            error = self.box.get("error")
+            verdict, message = grade(self.case, self.ctx, error)
+            if verdict is Verdict.ERROR and error is not None:
+                self.ctx.extra["traceback"] = "".join(traceback.format_exception(error))
+        return CaseResult(self.case, verdict, message, duration, self.ctx.evidence(),
+                          started=self.start)
+
+    def interrupted(self, stopped: interrupts.Interrupted) -> CaseResult:
+        return interrupted_result(self.case, stopped, time.monotonic() - self.start, self.ctx)
 
 
 def interrupted_result(case: Case, stopped: interrupts.Interrupted, duration: float,
@@ -157,6 +195,29 @@ def not_run_target(name: str, cases: list[Case], stopped: interrupts.Interrupted
 
 Progress = Callable[[int, int, CaseResult], None]
 
+#: The process's ``--jobs``, set by the CLI (None: one case at a time).
+_jobs: int | None = None
+
+
+def default_jobs() -> int:
+    """The CLI's ``--jobs`` when not given: twice the CPUs (most cases wait on sockets and
+    containers, not the CPU), at most 8."""
+    return max(1, min(8, 2 * (os.cpu_count() or 1)))
+
+
+def set_jobs(jobs: int | None) -> None:
+    """How many cases :func:`run_target` runs at once when its caller does not say
+    (the CLI's ``--jobs``; None: one at a time, as a library caller expects)."""
+    global _jobs
+    if jobs is not None and jobs < 1:
+        raise ValueError("jobs must be at least 1")
+    _jobs = jobs
+
+
+def jobs_setting() -> int:
+    """The cases :func:`run_target` runs at once unless told: :func:`set_jobs`, else 1."""
+    return _jobs if _jobs is not None else 1
+
 
 def run_target(
     cases: list[Case],
@@ -166,37 +227,87 @@ def run_target(
     protocol: str,
     strict: bool = False,
     progress: Progress | None = None,
+    jobs: int | None = None,
 ) -> TargetResult:
-    """Run cases one after another against a target.
+    """Run cases against a target, up to ``jobs`` at once (default :func:`jobs_setting`).
+
+    Two cases whose ``exclusive`` resources conflict (:meth:`Case.conflicts`) never run
+    at the same time; each keeps its budget. Results are in the order of ``cases``
+    whatever the order they finished in; ``progress`` is called as each finishes, from
+    this thread, numbered by how many have finished. With ``jobs=1`` the cases run one
+    after another in order.
 
     On Ctrl-C or SIGTERM, raises :class:`~pamconform.core.interrupts.Interrupted` whose
-    ``partial`` is this target: the finished cases, the running one INTERRUPTED, the
+    ``partial`` is this target: the finished cases, the running ones INTERRUPTED, the
     rest NOT-RUN.
     """
+    limit = jobs if jobs is not None else jobs_setting()
     out = TargetResult(name=target.name, kind=kind, protocol=protocol)
-    running: Case | None = None
+    finished: dict[int, CaseResult] = {}
+    running: dict[int, _Running] = {}
+    pending = list(range(len(cases)))
+    done: queue.SimpleQueue[_Running] = queue.SimpleQueue()
+
+    def report(i: int, result: CaseResult) -> None:
+        finished[i] = result
+        if progress:
+            progress(len(finished), len(cases), result)
+
     try:
-        for i, case in enumerate(cases, 1):
-            running = case
-            result = run_case(case, target, strict=strict)
-            out.results.append(result)
-            running = None
-            if progress:
-                progress(i, len(cases), result)
+        while pending or running:
+            for i in _startable(cases, pending, running, limit):
+                pending.remove(i)
+                running[i] = _Running.launch(cases[i], target, strict, done)
+            try:
+                nearest = min(r.deadline for r in running.values())
+                ended = done.get(timeout=max(0.0, nearest - time.monotonic()))
+                # None: it was already graded as over its budget
+                at = next((k for k, r in running.items() if r is ended), None)
+                if at is not None:
+                    report(at, running.pop(at).result())
+            except queue.Empty:
+                now = time.monotonic()
+                for i, r in sorted(running.items()):
+                    if r.deadline <= now:  # its thread stays behind, as a daemon
+                        report(i, running.pop(i).result())
     except KeyboardInterrupt as exc:
         stopped = interrupts.as_interrupted(exc)
-        if running is not None:
-            current = stopped.partial if isinstance(stopped.partial, CaseResult) else \
-                interrupted_result(running, stopped, 0.0)
-            out.results.append(current)
-            if progress:
-                progress(len(out.results), len(cases), current)
-        out.results += not_run_results(cases[len(out.results):], stopped)
+        for i, r in sorted(running.items()):
+            report(i, r.interrupted(stopped))
+        finished.update(zip(pending, not_run_results([cases[i] for i in pending], stopped),
+                            strict=True))
+        out.results = [finished[i] for i in range(len(cases))]
+        first = min(running) if running else None
         out.info["interrupted"] = {"signal": stopped.signame,
-                                   "case": running.id if running else None}
+                                   "case": cases[first].id if first is not None else None}
         stopped.partial = out
         raise stopped from None
+    out.results = [finished[i] for i in range(len(cases))]
     return out
+
+
+def _startable(cases: list[Case], pending: list[int], running: dict[int, _Running],
+               limit: int) -> list[int]:
+    """The pending cases (in order) that may start now beside the running ones.
+
+    A pending case that conflicts with an earlier pending one waits for it, so a case
+    that must run alone is not overtaken for ever by the cases after it.
+    """
+    chosen: list[int] = []
+    for i in pending:
+        if len(running) + len(chosen) >= limit:
+            break
+        case = cases[i]
+        busy = [cases[k] for k in running] + [cases[k] for k in chosen]
+        if any(case.conflicts(other) for other in busy):
+            if case.alone:
+                break  # nothing after it starts until it has run
+            continue
+        earlier = [cases[k] for k in pending if k < i and k not in chosen]
+        if any(case.conflicts(other) for other in earlier):
+            continue
+        chosen.append(i)
+    return chosen
 
 
 def exit_code(targets: list[TargetResult]) -> int:

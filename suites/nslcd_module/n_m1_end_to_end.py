@@ -13,7 +13,7 @@ from pamconform.protocols.nslcd.module_steps import (
 )
 from pamconform.protocols.nslcd.module_target import LDAP_LOGIN_USER, LOGIN_USER
 
-case = case_factory(protocol="nslcd", kind="module")
+case = case_factory(protocol="nslcd", kind="module", exclusive="lab-server")
 
 LDAP_PASSWORD = "nancy-ldap-pw"
 

@@ -18,7 +18,7 @@ from pamconform.protocols.nslcd.module_steps import (
 )
 from pamconform.protocols.nslcd.module_target import LDAP_LOGIN_USER
 
-case = case_factory(protocol="nslcd", kind="module")
+case = case_factory(protocol="nslcd", kind="module", exclusive="lab-server")
 
 #: The lab directory's password of LDAP_LOGIN_USER (a fixture of containers/nslcd/).
 LDAP_PASSWORD = "nancy-ldap-pw"

@@ -14,7 +14,7 @@ from pamconform.protocols.nslcd.module_steps import (
     target,
 )
 
-case = case_factory(protocol="nslcd", kind="module")
+case = case_factory(protocol="nslcd", kind="module", exclusive="lab-server")
 
 
 def _hang(scenario, args, what, ctx):

@@ -28,7 +28,7 @@ from pamconform.protocols.nslcd.module_steps import (
 )
 from pamconform.protocols.nslcd.module_target import LOGIN_USER
 
-case = case_factory(protocol="nslcd", kind="module")
+case = case_factory(protocol="nslcd", kind="module", exclusive="lab-server")
 
 
 def _play_named(ctx, scenario, args):

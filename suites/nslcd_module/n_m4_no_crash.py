@@ -18,7 +18,7 @@ from pamconform.protocols.nslcd.module_steps import (
     target,
 )
 
-case = case_factory(protocol="nslcd", kind="module")
+case = case_factory(protocol="nslcd", kind="module", exclusive="lab-server")
 
 BEHAVIOURS = [("grant", "grant", {}, "answers success"), *REFUSALS, SAME_USER_OTHER_CASE]
 BEHAVIOURS += UNTERMINATED + OTHER_USERS

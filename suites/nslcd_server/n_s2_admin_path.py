@@ -14,7 +14,7 @@ from pamconform.protocols.nslcd.server_steps import (
     target,
 )
 
-case = case_factory(protocol="nslcd", kind="server")
+case = case_factory(protocol="nslcd", kind="server", exclusive="user-state")
 
 
 def _unprivileged(ctx, r):

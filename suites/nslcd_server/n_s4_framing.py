@@ -15,7 +15,7 @@ from pamconform.protocols.nslcd.server_steps import (
     target,
 )
 
-case = case_factory(protocol="nslcd", kind="server")
+case = case_factory(protocol="nslcd", kind="server", exclusive="user-state")
 
 #: A string longer than any name or password buffer of the daemons (256 B / 1 KiB).
 OVERLONG = 5000

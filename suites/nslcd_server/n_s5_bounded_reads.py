@@ -8,7 +8,7 @@ from pamconform.core.verdicts import Severity
 from pamconform.protocols.nslcd import codec
 from pamconform.protocols.nslcd.server_steps import ask, authc, expect_granted, raw, target
 
-case = case_factory(protocol="nslcd", kind="server")
+case = case_factory(protocol="nslcd", kind="server", exclusive="user-state")
 
 #: Stalled connections held open while another client asks.
 STALLED = 3

@@ -5,7 +5,7 @@ from pamconform.core.registry import case_factory
 from pamconform.core.verdicts import Severity
 from pamconform.protocols.nslcd.server_steps import Result, ask, authc, target
 
-case = case_factory(protocol="nslcd", kind="server")
+case = case_factory(protocol="nslcd", kind="server", exclusive="user-state")
 
 #: Rounds of the mix below sent at once.
 ROUNDS = 3

@@ -11,7 +11,7 @@ from pamconform.protocols.nslcd.server_steps import (
     target,
 )
 
-case = case_factory(protocol="nslcd", kind="server")
+case = case_factory(protocol="nslcd", kind="server", exclusive="user-state")
 
 
 def _stat(ctx):

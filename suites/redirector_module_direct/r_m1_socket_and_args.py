@@ -15,7 +15,7 @@ from pamconform.protocols.redirector.direct_steps import (
     record,
 )
 
-case = case_factory(protocol="redirector", kind="module")
+case = case_factory(protocol="redirector", kind="module", exclusive="lab-server")
 
 #: (id part, shell that prepares the path, what is at the path)
 PATHS = [

@@ -16,7 +16,7 @@ from pamconform.protocols.redirector.direct_steps import (
     record,
 )
 
-case = case_factory(protocol="redirector", kind="module")
+case = case_factory(protocol="redirector", kind="module", exclusive="lab-server")
 
 def _memcheck(scenario, args, ctx):
     d = direct(ctx)

@@ -12,7 +12,7 @@ from pamconform.protocols.redirector.direct_steps import (
     record,
 )
 
-case = case_factory(protocol="redirector", kind="module")
+case = case_factory(protocol="redirector", kind="module", exclusive="lab-server")
 
 
 PLANTED = "/tmp/pc-planted/socket"

@@ -8,7 +8,7 @@ from pamconform.drivers.login_checks import expect_denied, expect_granted
 from pamconform.lab.module_target import AUTH_PASSWORDS, UNIX_PASSWORDS
 from pamconform.protocols.redirector.e2e_steps import expect_alive, login, target
 
-case = case_factory(protocol="redirector", kind="module")
+case = case_factory(protocol="redirector", kind="module", exclusive="lab-server")
 
 VIAS = [
     ("ssh", "ssh keyboard-interactive"),

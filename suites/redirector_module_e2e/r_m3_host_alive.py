@@ -7,7 +7,7 @@ from pamconform.drivers.login_checks import expect_denied
 from pamconform.lab.module_target import AUTH_PASSWORDS
 from pamconform.protocols.redirector.e2e_steps import expect_alive, login, target
 
-case = case_factory(protocol="redirector", kind="module")
+case = case_factory(protocol="redirector", kind="module", exclusive="lab-server")
 
 ABUSE = ["scenario:reset", "scenario:close-before-read", "scenario:two-replies"]
 

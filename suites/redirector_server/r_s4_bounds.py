@@ -25,6 +25,7 @@ FLOOD_CHUNK = 64 * 1024
 
 @case(
     "redir.server.silent-client-timeout",
+    exclusive="idle-clients",
     rule="R-S4",
     severity=Severity.SHOULD,
     title="A silent client is dropped",
@@ -45,6 +46,7 @@ def silent_client_timeout(ctx):
 
 @case(
     "redir.server.stalled-mid-request-timeout",
+    exclusive="idle-clients",
     rule="R-S4",
     severity=Severity.SHOULD,
     title="A client that stops mid-request is dropped",
@@ -76,6 +78,7 @@ def stalled_mid_request_timeout(ctx):
 
 @case(
     "redir.server.slow-client-others-served",
+    exclusive="idle-clients",
     rule="R-S4",
     severity=Severity.MUST,
     title="Slow and silent clients do not block others",
@@ -95,6 +98,7 @@ def slow_client_others_served(ctx):
 
 @case(
     "redir.server.field-limit",
+    exclusive="idle-clients",
     rule="R-S4",
     severity=Severity.MUST,
     title="Reads are bounded",

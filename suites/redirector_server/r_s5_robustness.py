@@ -89,6 +89,7 @@ def garbage_survived(ctx):
 
 @case(
     "redir.server.right-after-wrong",
+    exclusive="user-state",
     rule="R-S5",
     severity=Severity.MUST,
     title="No state carried: right after wrong",
@@ -103,6 +104,7 @@ def right_after_wrong(ctx):
 
 @case(
     "redir.server.wrong-after-right",
+    exclusive="user-state",
     rule="R-S5",
     severity=Severity.MUST,
     title="No state carried: wrong after right",
@@ -117,6 +119,7 @@ def wrong_after_right(ctx):
 
 @case(
     "redir.server.concurrent-clients",
+    exclusive="idle-clients",
     rule="R-S5",
     severity=Severity.MUST,
     title=f"{CONCURRENT_CLIENTS} concurrent clients all answered correctly",

@@ -40,6 +40,7 @@ def no_user_enumeration(ctx):
 
 @case(
     "redir.server.timing-unknown-vs-wrong",
+    exclusive="timing",
     rule="R-S7",
     severity=Severity.MAY,
     title="Timing: unknown user against wrong password",

@@ -21,7 +21,7 @@ from pamconform.protocols.token.server_steps import (
 )
 from pamconform.protocols.token.target import MAX_EXPIRY_WAIT
 
-case = case_factory(protocol="transient-token", kind="server")
+case = case_factory(protocol="transient-token", kind="server", exclusive="user-state")
 
 
 @case(

@@ -8,7 +8,7 @@ from pamconform.core.verdicts import Severity
 from pamconform.protocols.token.client import Connection
 from pamconform.protocols.token.server_steps import mint, require, target
 
-case = case_factory(protocol="transient-token", kind="server")
+case = case_factory(protocol="transient-token", kind="server", exclusive="user-state")
 
 #: How much a case pushes before it calls the read unbounded.
 FLOOD_BYTES = 4 * 1024 * 1024

@@ -18,7 +18,7 @@ from pamconform.protocols.token.server_steps import (
     wait_gone,
 )
 
-case = case_factory(protocol="transient-token", kind="server")
+case = case_factory(protocol="transient-token", kind="server", exclusive="target")
 
 #: How long the server may take to remove its socket.
 UNLINK_WAIT = 1.0

@@ -9,7 +9,7 @@ from pamconform.drivers.peer import connect_as
 from pamconform.protocols.token.client import module_grants
 from pamconform.protocols.token.server_steps import mint, require, target
 
-case = case_factory(protocol="transient-token", kind="server")
+case = case_factory(protocol="transient-token", kind="server", exclusive="user-state")
 
 NOBODY = 65534
 

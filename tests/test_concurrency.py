@@ -1,0 +1,164 @@
+"""Cases in parallel: the ``exclusive=`` declaration, the runner's pool, order, Ctrl-C."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from pamconform.core import interrupts, runner
+from pamconform.core.registry import RESOURCES, Case, case_factory
+from pamconform.core.runner import run_target
+from pamconform.core.verdicts import Severity
+
+
+class _Target:
+    name = "t"
+
+
+def _case(cid: str, body: Callable[[Any], None], *exclusive: str) -> Case:
+    return Case(cid, "R-S1", Severity.MUST, cid, "r.", "redirector", "server", body, "t",
+                tuple(exclusive))
+
+
+class _Clock:
+    """Records when each case body ran, to check what overlapped."""
+
+    def __init__(self) -> None:
+        self.spans: dict[str, tuple[float, float]] = {}
+        self.lock = threading.Lock()
+
+    def body(self, cid: str, seconds: float) -> Callable[[Any], None]:
+        def run(ctx: Any) -> None:
+            start = time.monotonic()
+            time.sleep(seconds)
+            with self.lock:
+                self.spans[cid] = (start, time.monotonic())
+        return run
+
+    def overlap(self, a: str, b: str) -> bool:
+        (a0, a1), (b0, b1) = self.spans[a], self.spans[b]
+        return a0 < b1 and b0 < a1
+
+
+def test_unknown_resource_is_refused_and_a_file_default_is_merged() -> None:
+    case = case_factory(protocol="redirector", kind="server", exclusive="user-state")
+    with pytest.raises(ValueError, match="not a known resource"):
+        case("x.y", rule="R-S1", severity=Severity.MUST, title="t", requirement="r.",
+             exclusive=("timming",))
+    assert {"target", "timing", "user-state", "scenario", "sshd"} <= set(RESOURCES)
+
+
+def test_conflicts() -> None:
+    free, free2 = _case("a", print), _case("b", print)
+    timing, user, user2 = _case("c", print, "timing"), _case("d", print, "user-state"), \
+        _case("e", print, "user-state")
+    idle, idle2 = _case("f", print, "idle-clients"), _case("g", print, "idle-clients")
+    assert not free.conflicts(free2)
+    assert timing.conflicts(free) and free.conflicts(timing)
+    assert user.conflicts(user2) and not user.conflicts(free)
+    assert not idle.conflicts(idle2) and idle.conflicts(free) and idle.conflicts(user)
+
+
+def test_results_keep_the_order_and_free_cases_overlap() -> None:
+    clock = _Clock()
+    cases = [_case("a", clock.body("a", 0.6)), _case("b", clock.body("b", 0.1)),
+             _case("c", clock.body("c", 0.3))]
+    seen: list[tuple[int, str]] = []
+    start = time.monotonic()
+    out = run_target(cases, _Target(), kind="server", protocol="redirector", jobs=3,
+                     progress=lambda i, n, r: seen.append((i, r.case.id)))
+    took = time.monotonic() - start
+    assert [r.case.id for r in out.results] == ["a", "b", "c"]
+    assert [str(r.verdict) for r in out.results] == ["PASS"] * 3
+    assert took < 0.9, took  # sequential would be 1.0 s
+    assert clock.overlap("a", "b") and clock.overlap("a", "c")
+    # progress comes as each finishes, numbered 1..n, from the calling thread
+    assert seen == [(1, "b"), (2, "c"), (3, "a")]
+
+
+def test_jobs_one_runs_in_order_one_at_a_time() -> None:
+    clock = _Clock()
+    cases = [_case(c, clock.body(c, 0.05)) for c in "abc"]
+    run_target(cases, _Target(), kind="server", protocol="redirector", jobs=1)
+    starts = sorted(clock.spans, key=lambda c: clock.spans[c][0])
+    assert starts == ["a", "b", "c"]
+    assert not any(clock.overlap(x, y) for x, y in (("a", "b"), ("b", "c"), ("a", "c")))
+
+
+def test_library_default_is_sequential_and_set_jobs_changes_it() -> None:
+    assert runner.jobs_setting() == 1
+    try:
+        runner.set_jobs(3)
+        assert runner.jobs_setting() == 3
+    finally:
+        runner.set_jobs(None)
+    with pytest.raises(ValueError):
+        runner.set_jobs(0)
+
+
+def test_exclusive_cases_never_overlap() -> None:
+    clock = _Clock()
+    cases = [
+        _case("free1", clock.body("free1", 0.3)),
+        _case("timing", clock.body("timing", 0.2), "timing"),
+        _case("free2", clock.body("free2", 0.3)),
+        _case("user1", clock.body("user1", 0.2), "user-state"),
+        _case("user2", clock.body("user2", 0.2), "user-state"),
+        _case("idle1", clock.body("idle1", 0.2), "idle-clients"),
+        _case("idle2", clock.body("idle2", 0.2), "idle-clients"),
+        _case("free3", clock.body("free3", 0.2)),
+    ]
+    out = run_target(cases, _Target(), kind="server", protocol="redirector", jobs=8)
+    assert [r.case.id for r in out.results] == [c.id for c in cases]
+    ids = [c.id for c in cases]
+    for other in ids:
+        if other != "timing":
+            assert not clock.overlap("timing", other), other
+    assert not clock.overlap("user1", "user2")
+    assert clock.overlap("idle1", "idle2")
+    for free in ("free1", "free2", "free3", "user1", "user2"):
+        assert not clock.overlap("idle1", free) and not clock.overlap("idle2", free)
+    assert clock.overlap("free2", "user1")  # and the pool did run cases at once
+
+
+def test_a_case_over_budget_is_graded_and_frees_its_slot(monkeypatch: pytest.MonkeyPatch
+                                                         ) -> None:
+    monkeypatch.setattr(runner, "CASE_BUDGET_S", 0.3)
+    release = threading.Event()
+    cases = [_case("stuck", lambda ctx: release.wait(5)), _case("quick", lambda ctx: None)]
+    try:
+        out = run_target(cases, _Target(), kind="server", protocol="redirector", jobs=2)
+    finally:
+        release.set()
+    assert [str(r.verdict) for r in out.results] == ["ERROR", "PASS"]
+    assert "budget" in out.results[0].message
+
+
+def _signal_soon(signum: int, after: float) -> threading.Timer:
+    import os
+
+    timer = threading.Timer(after, os.kill, args=(os.getpid(), signum))
+    timer.start()
+    return timer
+
+
+def test_ctrl_c_marks_every_running_case_interrupted_and_the_rest_not_run() -> None:
+    cases = [_case("a", lambda ctx: None), _case("b", lambda ctx: time.sleep(30)),
+             _case("c", lambda ctx: time.sleep(30)), _case("d", lambda ctx: None, "timing"),
+             _case("e", lambda ctx: None)]
+    timer = _signal_soon(signal.SIGINT, 0.5)
+    try:
+        with pytest.raises(interrupts.Interrupted) as info, interrupts.guard():
+            run_target(cases, _Target(), kind="server", protocol="redirector", jobs=4)
+    finally:
+        timer.cancel()
+    partial = info.value.partial
+    assert [r.case.id for r in partial.results] == list("abcde")
+    assert [str(r.verdict) for r in partial.results] == \
+        ["PASS", "INTERRUPTED", "INTERRUPTED", "NOT-RUN", "NOT-RUN"]
+    assert partial.info["interrupted"] == {"signal": "SIGINT", "case": "b"}
