@@ -7,7 +7,7 @@ case's message is cut to :data:`MESSAGE_LIMIT` characters: the report keeps it w
 from __future__ import annotations
 
 import sys
-from typing import TextIO
+from typing import Any, TextIO
 
 from pamconform.core.redaction import redact
 from pamconform.core.runner import CaseResult, TargetResult
@@ -31,6 +31,13 @@ def cut(text: str, limit: int = MESSAGE_LIMIT) -> str:
     """``text`` on one line, at most ``limit`` characters (an ellipsis marks the cut)."""
     text = " ".join(text.split())
     return text if len(text) <= limit else text[:limit - 1].rstrip() + "\u2026"
+
+
+def time_line(timing: dict[str, Any]) -> str:
+    """``time: 12.3 s wall (cases 10.1 s); suites: a 4.0 s, b 6.1 s``."""
+    suites = ", ".join(f"{name} {t['wall_s']:.1f} s" for name, t in timing["suites"].items())
+    return (f"time: {timing['wall_s']:.1f} s wall (cases {timing['cases_s']:.1f} s)"
+            + (f"; suites: {suites}" if suites else ""))
 
 
 class Console:
@@ -74,6 +81,9 @@ class Console:
         self.line(f"  {'rule':<8} " + " ".join(f"{v!s:>13}" for v in order))
         for rule, by in rules.items():
             self.line(f"  {rule:<8} " + " ".join(f"{by.get(v, 0):>13}" for v in order))
+        timing = target.info.get("timing")
+        if timing:
+            self.line(f"  {time_line(timing)}")
         bad = [r for r in target.results if r.verdict in (Verdict.FAIL, Verdict.ERROR)]
         for r in bad:
             self.line(f"  {r.verdict!s:<6} {r.case.id} [{r.case.rule}]: "

@@ -27,7 +27,8 @@ __all__ = ["REFERENCE_CREDENTIALS", "build_parser", "main"]
 #: commands, so it comes after them).
 COMMAND_MODULES: list[str] = ["pamconform.cli.server", "pamconform.cli.module",
                               "pamconform.cli.run", "pamconform.cli.reference_server",
-                              "pamconform.cli.diff", "pamconform.cli.bench",
+                              "pamconform.cli.merge", "pamconform.cli.diff",
+                              "pamconform.cli.bench",
                               "pamconform.cli.fuzz", "pamconform.cli.audit"]
 
 

@@ -1,5 +1,6 @@
 """``pamconform run``: every registered protocol's suites against its bundled reference
-targets, one report.
+targets, one report; or, with a project file (``pamconform.toml``, ``[tool.pamconform]`` in
+``pyproject.toml``, ``--project FILE``), the targets it names (:mod:`pamconform.cli.project_run`).
 
 The plan, in report order: each protocol's reference servers (and, with ``--gallery``, the
 faulty ones) and the daemons its Debian packages install in its lab, with its server
@@ -13,16 +14,14 @@ the registry (profiles and hooks) says.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
-from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pamconform import protocols, report
-from pamconform.cli import common
+from pamconform.cli import common, project_run
 from pamconform.cli.console import Console
+from pamconform.cli.targets import Step, add_shard_options, list_steps, run_steps, shard_steps
 from pamconform.core import resources
-from pamconform.core.errors import HarnessError
-from pamconform.core.interrupts import Interrupted
 from pamconform.core.preflight import check_report_dir
 from pamconform.core.registry import Case
 from pamconform.core.runner import CaseResult, TargetResult, run_target
@@ -37,26 +36,13 @@ if TYPE_CHECKING:
 CHAIN_TARGET = "lab libpam"
 
 
-@dataclass
-class Step:
-    """One target of the run: what it is, its cases, and how to check it."""
-
-    name: str
-    kind: str
-    protocol: str
-    cases: list[Case]
-    check: Callable[[], TargetResult]
-    #: for a lab target: which lab, in "the ... lab could not run"
-    lab: str | None = None
-
-    @property
-    def planned(self) -> common.Planned:
-        return (self.name, self.kind, self.protocol, self.cases)
-
-
 def register(sub: Any) -> None:
     run = sub.add_parser("run", help="the main job: every suite against the bundled "
-                         "reference targets, one report")
+                         "reference targets (or a project file's targets), one report")
+    run.add_argument("--project", type=Path, metavar="FILE",
+                     help="a project file naming the targets to check (default: "
+                     "./pamconform.toml, or ./pyproject.toml's [tool.pamconform]; without "
+                     "one, the bundled reference targets)")
     run.add_argument("--gallery", action="store_true",
                      help="also run the faulty servers of the test fixtures, to show what "
                      "the suite catches")
@@ -69,41 +55,38 @@ def register(sub: Any) -> None:
                      "trixie (default bookworm)")
     common.add_hang_bound(run)
     common.add_run_options(run)
+    add_shard_options(run)
     run.set_defaults(func=cmd_run)
 
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
     from pamconform.lab.module_run import parse_distros
 
-    distros = parse_distros(args.distro)
-    steps = plan(args, console, distros)
-    if args.list:
-        unique = {c.id: c for step in steps for c in step.cases}
-        return common.list_cases(common.selected(list(unique.values())), console)
+    project = project_run.find(args)
+    if project is not None:
+        project_run.apply_options(project, args)
+        distros = project_run.distros(project, args)
+        steps = project_run.plan(project, args, console)
+    else:
+        distros = parse_distros(args.distro)
+        steps = plan(args, console, distros)
     common.selected([c for step in steps for c in step.cases])
+    steps, shard = shard_steps(steps, args)
+    if args.list:
+        return list_steps(steps, console)
     check_report_dir(args.report)
-    run = report.Run(strict=args.strict)
-    results: list[TargetResult] = []
-    try:
-        for step in steps:
-            try:
-                result = step.check()
-            except HarnessError as exc:
-                if step.lab is None:
-                    raise
-                console.line(f"pamconform: the {step.lab} lab could not run: {exc}")
-                common.finish(results, args, console, run)
-                raise
-            results.append(result)
-            console.summary(result)
+    run = report.Run(strict=args.strict, shard=shard)
+    if project is not None:
+        console.line(f"pamconform: the targets of {project.path} ({len(steps)} targets)")
+
+    def differences(results: list[TargetResult]) -> list[str]:
         if len(distros) > 1 and any(s.kind == "module" for s in steps):
             from pamconform.lab.module_run import distro_differences, format_differences
 
-            for text in format_differences(distro_differences(results), distros):
-                console.line(text)
-    except Interrupted as stop:
-        return common.stopped(stop, results, [s.planned for s in steps], args, console, run)
-    return common.finish(results, args, console, run)
+            return format_differences(distro_differences(results), distros)
+        return []
+
+    return run_steps(steps, args, console, run, after=differences)
 
 
 def plan(args: argparse.Namespace, console: Console, distros: list[str]) -> list[Step]:
@@ -142,7 +125,7 @@ def _lab_step(protocol: Protocol, pkg: LabPackage, cases: list[Case],
               args: argparse.Namespace, console: Console) -> Step:
     """A target a Debian package installs in the protocol's lab; with ``--no-lab`` every
     case is listed SKIPPED (the target is in the report, not checked)."""
-    def check() -> TargetResult:
+    def check(cases: list[Case]) -> TargetResult:
         if args.no_lab:
             console.line(f"== {pkg.name}: {len(cases)} {protocol.name} {pkg.kind} cases "
                          "skipped (--no-lab)")
@@ -154,12 +137,13 @@ def _lab_step(protocol: Protocol, pkg: LabPackage, cases: list[Case],
         return common.run_lab_package(pkg, protocol, cases, args, console)
 
     return Step(pkg.name, pkg.kind, protocol.name, cases, check,
-                lab=None if args.no_lab else f"{protocol.name} ({pkg.package})")
+                lab=None if args.no_lab else f"{protocol.name} ({pkg.package})",
+                in_lab=not args.no_lab)
 
 
 def _server_step(protocol: Protocol, server: ReferenceServer, cases: list[Case],
                  args: argparse.Namespace, console: Console) -> Step:
-    def check() -> TargetResult:
+    def check(cases: list[Case]) -> TargetResult:
         console.line(f"== {server.name}: {len(cases)} {protocol.name} server cases")
         with server.open(args.timeout, args.idle_limit) as target:
             return run_target(cases, target, kind="server", protocol=protocol.name,
@@ -170,7 +154,7 @@ def _server_step(protocol: Protocol, server: ReferenceServer, cases: list[Case],
 
 def _stack_step(protocol: Protocol, cases: list[Case], args: argparse.Namespace,
                 console: Console) -> Step:
-    def check() -> TargetResult:
+    def check(cases: list[Case]) -> TargetResult:
         from pamconform.lab.stack import StackLab
         from pamconform.lab.stack_cases import StackTarget
 
@@ -180,7 +164,7 @@ def _stack_step(protocol: Protocol, cases: list[Case], args: argparse.Namespace,
                               protocol=protocol.name, strict=args.strict,
                               progress=console.progress)
 
-    return Step(CHAIN_TARGET, "stack", protocol.name, cases, check)
+    return Step(CHAIN_TARGET, "stack", protocol.name, cases, check, in_lab=True)
 
 
 def _module_step(protocol: Protocol, cases: list[Case], distro: str, distros: list[str],
@@ -191,14 +175,14 @@ def _module_step(protocol: Protocol, cases: list[Case], distro: str, distros: li
     assert base is not None
     name = module_run.distro_target_name(base, distro, distros)
 
-    def check() -> TargetResult:
+    def check(cases: list[Case]) -> TargetResult:
         console.line(f"== {name}: {len(cases)} {protocol.name} module cases (lab, {distro})")
         return module_run.run_module(reference_module_spec(protocol, args.hang_bound), cases,
                                      name=name, distro=distro, keep=args.keep,
                                      strict=args.strict, say=console.line,
                                      progress=console.progress)
 
-    return Step(name, "module", protocol.name, cases, check, lab=distro)
+    return Step(name, "module", protocol.name, cases, check, lab=distro, in_lab=True)
 
 
 def reference_module_spec(protocol: Protocol, hang_bound: float | None = None) -> ModuleSpec:

@@ -124,9 +124,11 @@ def gather(args: argparse.Namespace) -> list[Login]:
             raise UsageError(f"--credentials-file {path}: no USER:PASSWORD line")
         logins += from_file
     if not logins:
-        env = os.environb.get(ENV_VAR.encode())
+        # a project file's target may name its own variable (credentials_env)
+        var = getattr(args, "credentials_env", None) or ENV_VAR
+        env = os.environb.get(var.encode())
         if env:
-            logins = parse_lines(env, f"${ENV_VAR}")
+            logins = parse_lines(env, f"${var}")
     return logins
 
 

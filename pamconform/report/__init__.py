@@ -20,6 +20,7 @@ from pamconform.core.redaction import redact_tree
 from pamconform.core.runner import TargetResult
 from pamconform.report.html import render_html
 from pamconform.report.junit import render_junit
+from pamconform.report.timing import target_timing
 
 
 @dataclass
@@ -32,6 +33,8 @@ class Run:
     strict: bool = False
     #: The signal that stopped the run (``SIGINT``, ``SIGTERM``), if one did.
     interrupted: str | None = None
+    #: ``--shard K/N``: which part of which plan this run checked (for ``pamconform merge``)
+    shard: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -42,8 +45,18 @@ class Run:
         }
         if self.interrupted:
             out["interrupted"] = self.interrupted
-        out["targets"] = [t.as_dict() for t in self.targets]
+        if self.shard is not None:
+            out["shard"] = self.shard
+        out["targets"] = [_with_timing(t) for t in self.targets]
         return out
+
+
+def _with_timing(target: TargetResult) -> dict[str, Any]:
+    """The target's dict with its ``timing`` (measured by the command, else from its cases)."""
+    out = target.as_dict()
+    if "timing" not in out:
+        out["timing"] = target_timing(target)
+    return out
 
 
 #: A case's own description (``Case.as_dict``): text of the suite's source, never a secret.
@@ -65,10 +78,15 @@ def default_dir(base: Path, started: datetime) -> Path:
 
 def write(run: Run, directory: Path) -> Path:
     """Write index.json, junit.xml and index.html into directory, redacted; return it."""
-    privatefiles.make_dir(directory)
     clear = run.as_dict()
     data = redact_tree(clear)
     _keep_case_definitions(clear, data)
+    return write_data(data, directory)
+
+
+def write_data(data: dict[str, Any], directory: Path) -> Path:
+    """Write a report already redacted (e.g. one merged from shards) into directory."""
+    privatefiles.make_dir(directory)
     privatefiles.write_text(directory / "index.json", json.dumps(data, indent=2) + "\n")
     privatefiles.write_text(directory / "junit.xml", render_junit(data))
     privatefiles.write_text(directory / "index.html", render_html(data))

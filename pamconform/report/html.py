@@ -181,6 +181,23 @@ def _cells(ti: int, t: dict[str, Any]) -> str:
     )
 
 
+def _seconds(t: dict[str, Any]) -> str:
+    wall = (t.get("timing") or {}).get("wall_s")
+    return "" if wall is None else f"{float(wall):.1f} s"
+
+
+def _timing(t: dict[str, Any]) -> str:
+    """What the target cost: its wall time, and each suite's."""
+    timing = t.get("timing") or {}
+    if not timing:
+        return ""
+    suites = ", ".join(f"{escape(name)} {float(s.get('wall_s', 0)):.1f} s ({s.get('cases', 0)} "
+                       "cases)" for name, s in (timing.get("suites") or {}).items())
+    return (f'<p class="meta">wall time {float(timing.get("wall_s", 0)):.1f} s'
+            f" (cases {float(timing.get('cases_s', 0)):.1f} s)"
+            + (f"; suites: {suites}" if suites else "") + "</p>")
+
+
 def _summary(targets: list[dict[str, Any]]) -> str:
     shown = _shown(targets)
     head = "".join(f"<th>{_badge(v)}</th>" for v in shown)
@@ -195,12 +212,13 @@ def _summary(targets: list[dict[str, Any]]) -> str:
             f'<tr><td><a href="#target-{ti}"><b>{escape(t["name"])}</b></a><br>'
             f'<span class="meta">{escape(t.get("kind", ""))} &middot; '
             f'{escape(t.get("protocol", ""))}</span></td>'
-            f'<td class="n">{total}</td>{nums}<td>{_bar(counts)}'
+            f'<td class="n">{total}</td>{nums}<td class="n">{_seconds(t)}</td><td>{_bar(counts)}'
             f'<div class="cells" style="margin-top:4px">{_cells(ti, t)}</div></td></tr>'
         )
     return (
         "<h2>Summary</h2><table class=summary><thead><tr><th>target</th><th>cases</th>"
-        f"{head}<th>cases by verdict</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        f"{head}<th>wall time</th><th>cases by verdict</th></tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table>"
     )
 
 
@@ -426,7 +444,7 @@ def _case(ti: int, target: str, c: dict[str, Any]) -> str:
 def _target_info(t: dict[str, Any]) -> str:
     """Extra facts of a target (module source, build, PAM stacks, lab checks...)."""
     extra = {k: v for k, v in t.items() if k not in ("name", "kind", "protocol", "summary",
-                                                     "cases")}
+                                                     "cases", "timing")}
     if not extra:
         return ""
     rows = "".join(
@@ -444,7 +462,7 @@ def _target(ti: int, t: dict[str, Any]) -> str:
         f'<section class="target" id="target-{ti}" data-target="{escape(t["name"])}">'
         f"<h2>{escape(t['name'])} <span class=meta>{escape(t.get('kind', ''))} &middot; "
         f"{escape(t.get('protocol', ''))}</span></h2><p>{summary}</p>{_bar(counts)}"
-        f"{_target_info(t)}"
+        f"{_timing(t)}{_target_info(t)}"
         + "".join(_case(ti, t["name"], c) for c in t["cases"])
         + "</section>"
     )
@@ -469,6 +487,10 @@ def render_html(data: dict[str, Any]) -> str:
     )
     body = "".join(_target(ti, t) for ti, t in enumerate(targets))
     strict = " &middot; strict" if data.get("strict") else ""
+    if data.get("shard"):
+        strict += f" &middot; shard {escape(str(data['shard'].get('part', '')))}"
+    if data.get("merged"):
+        strict += f" &middot; merged from {len(data['merged'].get('shards', []))} shard reports"
     if data.get("interrupted"):
         strict += (f" &middot; <b>stopped by {escape(str(data['interrupted']))}</b> "
                    "(unfinished cases: INTERRUPTED, NOT-RUN)")

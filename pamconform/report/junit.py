@@ -40,6 +40,25 @@ def _evidence_summary(case: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _wall(target: dict[str, Any]) -> float:
+    """The target's wall time (its lab and build included), else its cases' sum."""
+    timing = target.get("timing") or {}
+    wall = timing.get("wall_s")
+    return float(wall) if wall is not None else sum(c["duration_s"] for c in target["cases"])
+
+
+def _suite_times(suite: ET.Element, target: dict[str, Any]) -> None:
+    """Per suite wall time as ``<properties>`` (JUnit has no nested suites to carry it)."""
+    suites = (target.get("timing") or {}).get("suites") or {}
+    if not suites:
+        return
+    props = ET.SubElement(suite, "properties")
+    for name, t in suites.items():
+        ET.SubElement(props, "property", name=f"suite.{name}.wall_s", value=f"{t['wall_s']:.3f}")
+        ET.SubElement(props, "property", name=f"suite.{name}.cases",
+                      value=str(t.get("cases", 0)))
+
+
 def render_junit(data: dict[str, Any]) -> str:
     """The report as JUnit XML text."""
     suites = ET.Element("testsuites", name="pamconform")
@@ -53,9 +72,10 @@ def render_junit(data: dict[str, Any]) -> str:
             failures=str(sum(c["verdict"] == "FAIL" for c in cases)),
             errors=str(sum(c["verdict"] == "ERROR" for c in cases)),
             skipped=str(sum(c["verdict"] in SKIPPED_VERDICTS for c in cases)),
-            time=f"{sum(c['duration_s'] for c in cases):.3f}",
+            time=f"{_wall(target):.3f}",
             timestamp=data["started"],
         )
+        _suite_times(suite, target)
         for c in cases:
             tc = ET.SubElement(
                 suite,

@@ -1,0 +1,49 @@
+"""``pamconform merge DIR... --report OUT``: one report from the reports of ``--shard`` runs.
+
+Exit codes as a run's: 0 no case FAILed, 1 a case FAILed, 3 a case is ERROR; 2 for
+reports that cannot be merged (other versions, plans, a part missing or twice).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from pamconform.cli.console import Console
+from pamconform.core.verdicts import Verdict
+from pamconform.report import point_latest, write_data
+from pamconform.report.baseline import load_report
+from pamconform.report.merge import merge
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("merge", help="join the reports of --shard K/N runs into one report")
+    p.add_argument("reports", nargs="+", type=Path, metavar="DIR",
+                   help="the shard reports (directories holding index.json, or the files)")
+    p.add_argument("--report", type=Path, required=True, metavar="OUT",
+                   help="where the merged report goes (index.json, junit.xml, index.html)")
+    p.add_argument("--force", action="store_true",
+                   help="merge reports of other pamconform versions or plans, or with a "
+                   "shard missing (a case in two reports is never merged)")
+    p.set_defaults(func=cmd_merge)
+
+
+def cmd_merge(args: argparse.Namespace, console: Console) -> int:
+    reports = [(str(path), load_report(path)) for path in args.reports]
+    data = merge(reports, force=args.force)
+    write_data(data, args.report)
+    if args.report.parent.name == "reports":
+        point_latest(args.report)
+    cases = [c for t in data["targets"] for c in t["cases"]]
+    counts = {str(v): sum(c["verdict"] == str(v) for c in cases) for v in Verdict}
+    console.line(f"merged {len(reports)} reports: {len(data['targets'])} targets, "
+                 f"{len(cases)} cases (" + ", ".join(f"{n} {v}" for v, n in counts.items()
+                                                     if n) + ")")
+    for target in data["targets"]:
+        timing = target["timing"]
+        console.line(f"  {target['name']}: {timing['wall_s']:.1f} s over the shards")
+    console.line(f"report: {args.report}/index.html (index.json, junit.xml)")
+    if counts[str(Verdict.FAIL)]:
+        return 1
+    return 3 if counts[str(Verdict.ERROR)] else 0

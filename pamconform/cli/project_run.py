@@ -1,0 +1,240 @@
+"""``pamconform run`` with a project file: its named targets as steps, its options as defaults.
+
+Each target goes through the same input checks as ``pamconform server`` / ``module``
+(its protocol options are parsed by their parsers); an error names the file and the key.
+The command line wins over the file's ``[options]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+from pathlib import Path
+
+from pamconform import protocols
+from pamconform.cli import common
+from pamconform.cli.console import Console
+from pamconform.cli.targets import Step, unique_names
+from pamconform.core import project as projectfile
+from pamconform.core.errors import UsageError
+from pamconform.core.project import Project, ProjectError, Target
+from pamconform.core.registry import Case
+from pamconform.core.runner import CaseResult, TargetResult, run_target
+from pamconform.core.verdicts import Verdict
+from pamconform.protocols import Protocol
+from pamconform.protocols.hooks import hooks_of
+from pamconform.report import known_findings
+
+#: ``[options]`` key (an attribute of ``args``) -> its parser default: the file fills it
+#: only while the command line left it there.
+_OPTION_DEFAULTS: dict[str, object] = {
+    "strict": False, "timeout": 5.0, "idle_limit": 10.0, "hang_bound": None,
+    "login_timeout": 20.0, "cases": [], "exclude_cases": [], "known_findings": None,
+    "keep": False}
+
+
+def find(args: argparse.Namespace) -> Project | None:
+    """``--project FILE``, else the project file of the current directory, else None."""
+    path = getattr(args, "project", None)
+    if path is None:
+        path = projectfile.find(Path.cwd())
+        if path is None:
+            return None
+    project = projectfile.load(path)
+    if args.gallery:
+        raise UsageError(f"{project.path}: --gallery runs the bundled faulty servers; it "
+                         "does not go with a project file's targets")
+    return project
+
+
+def apply_options(project: Project, args: argparse.Namespace) -> None:
+    """The file's ``[options]`` where the command line left the default."""
+    for key, value in project.options.items():
+        if getattr(args, key, _OPTION_DEFAULTS[key]) != _OPTION_DEFAULTS[key]:
+            continue
+        if key == "known_findings":
+            value = known_findings.load(project.path.resolve().parent / value)
+        elif isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        setattr(args, key, value)
+
+
+def distros(project: Project, args: argparse.Namespace) -> list[str]:
+    """``--distro`` when given, else the file's ``distros``, else the default."""
+    from pamconform.lab.module_run import parse_distros
+
+    if args.distro != "bookworm" or project.distros is None:
+        return parse_distros(args.distro)
+    return parse_distros(",".join(project.distros))
+
+
+def plan(project: Project, args: argparse.Namespace, console: Console) -> list[Step]:
+    """The project's targets as steps, in the file's order (each module once per distro)."""
+    steps: list[Step] = []
+    for target in project.targets:
+        protocol = _protocol(project, target)
+        cases = common.protocol_cases(protocol, target.kind, args)
+        if not cases:
+            continue
+        if target.package is not None:
+            steps.append(_package_step(project, target, protocol, cases, args, console))
+        elif target.kind == "server":
+            steps.append(_server_step(project, target, protocol, cases, args, console))
+        else:
+            steps += _module_steps(project, target, protocol, cases, args, console)
+    return unique_names(steps)
+
+
+def _protocol(project: Project, target: Target) -> Protocol:
+    name = target.protocol or project.protocol or protocols.DEFAULT
+    key = f"targets.{target.name}.protocol" if target.protocol else "protocol"
+    try:
+        protocol = protocols.get(name)
+    except protocols.UnknownProtocol:
+        raise ProjectError(f"{project.where(key)}: unknown protocol {name!r} (known: "
+                           f"{', '.join(protocols.names())})") from None
+    if protocol not in protocols.with_suites(target.kind):
+        raise ProjectError(f"{project.where(key)}: {protocol.name} has no {target.kind} cases")
+    return protocol
+
+
+def _argv(target: Target) -> list[str]:
+    """The target's protocol options as command-line flags."""
+    argv: list[str] = []
+    for key, value in target.options.items():
+        flag = "--" + key.replace("_", "-")
+        for one in value if isinstance(value, list) else [value]:
+            if one is True:
+                argv.append(flag)
+            elif one is not False:
+                argv += [flag, str(one)]
+    return argv
+
+
+def _parse(project: Project, target: Target, argv: list[str]) -> argparse.Namespace:
+    from pamconform.cli.main import build_parser
+
+    try:
+        return build_parser().parse_args(argv)
+    except UsageError as exc:
+        raise ProjectError(f"{project.where(f'targets.{target.name}')}: {exc}") from None
+
+
+def _server_step(project: Project, target: Target, protocol: Protocol, cases: list[Case],
+                 args: argparse.Namespace, console: Console) -> Step:
+    assert target.path is not None
+    argv = ["server", str(target.path), "--protocol", protocol.name, "--name", target.name]
+    if target.credentials_file is not None:
+        argv += ["--credentials-file", str(target.credentials_file)]
+    ns = _parse(project, target, argv + _argv(target))
+    ns.timeout, ns.idle_limit = args.timeout, args.idle_limit
+    ns.name = target.name
+    if target.credentials_env is not None:
+        if not os.environ.get(target.credentials_env):
+            raise ProjectError(f"{project.where(f'targets.{target.name}.credentials_env')}: "
+                               f"${target.credentials_env} is not set (USER:PASSWORD lines)")
+        ns.credentials_env = target.credentials_env
+    hooks = hooks_of(protocol)
+    try:
+        opener = hooks.server_target(ns)  # the input checked, nothing started yet
+    except UsageError as exc:
+        raise UsageError(f"{project.where(f'targets.{target.name}')}: {exc}") from None
+
+    def check(cases: list[Case]) -> TargetResult:
+        console.line(f"== {target.name}: {len(cases)} {protocol.name} server cases "
+                     f"({target.path})")
+        with opener as opened:
+            hooks.check_login(opened)
+            return run_target(cases, opened, kind="server", protocol=protocol.name,
+                              strict=args.strict, progress=console.progress)
+
+    return Step(target.name, "server", protocol.name, cases, check)
+
+
+def _package_step(project: Project, target: Target, protocol: Protocol, cases: list[Case],
+                  args: argparse.Namespace, console: Console) -> Step:
+    assert target.package is not None
+    try:
+        pkg = common.lab_package(protocol, target.kind, target.package)
+    except UsageError as exc:
+        raise ProjectError(f"{project.where(f'targets.{target.name}.package')}: {exc}") from None
+
+    def check(cases: list[Case]) -> TargetResult:
+        if args.no_lab:
+            return _skipped(target, protocol, cases, console)
+        console.line(f"== {target.name}: {len(cases)} {protocol.name} {pkg.kind} cases "
+                     f"(lab, package {pkg.package})")
+        return common.run_lab_package(pkg, protocol, cases, args, console, target.name)
+
+    return Step(target.name, target.kind, protocol.name, cases, check,
+                lab=None if args.no_lab else f"{protocol.name} ({pkg.package})",
+                in_lab=not args.no_lab)
+
+
+def _module_steps(project: Project, target: Target, protocol: Protocol, cases: list[Case],
+                  args: argparse.Namespace, console: Console) -> list[Step]:
+    from pamconform.cli.run import reference_module_spec
+    from pamconform.lab import module_run
+    from pamconform.lab.module_target import ModuleSpec
+
+    where = project.where(f"targets.{target.name}")
+    ref = protocol.reference_module
+    if ref is None:
+        raise ProjectError(f"{where}: {protocol.name} has no module built from source")
+    if target.reference:
+        spec = reference_module_spec(protocol, args.hang_bound)
+    else:
+        assert target.path is not None
+        # the protocol's module options, checked by the module command's parser
+        _parse(project, target, ["module", str(target.path), "--protocol", protocol.name,
+                                 *_argv(target)])
+        spec = ModuleSpec(target.path, target.build or "make", target.so or ref.so,
+                          ref.args if target.args is None else target.args, protocol.name,
+                          target.collect_password, hang_bound=args.hang_bound)
+        try:
+            spec.validate()
+        except UsageError as exc:
+            raise ProjectError(f"{where}: {exc}") from None
+    try:
+        labs = module_run.parse_distros(",".join(target.distros)) if target.distros else \
+            distros(project, args)
+    except UsageError as exc:
+        raise ProjectError(f"{where}.distros: {exc}") from None
+    steps = []
+    for distro in labs:
+        name = module_run.distro_target_name(target.name, distro, labs)
+        steps.append(_module_step(name, spec, distro, protocol, cases, args, console))
+    return steps
+
+
+def _module_step(name: str, spec: object, distro: str, protocol: Protocol, cases: list[Case],
+                 args: argparse.Namespace, console: Console) -> Step:
+    from pamconform.lab import module_run
+
+    def check(cases: list[Case]) -> TargetResult:
+        if args.no_lab:
+            return _skipped_named(name, "module", protocol, cases, console)
+        console.line(f"== {name}: {len(cases)} {protocol.name} module cases (lab, {distro})")
+        return module_run.run_module(copy.copy(spec), cases,  # type: ignore[arg-type]
+                                     name=name, distro=distro, keep=args.keep,
+                                     strict=args.strict,
+                                     login_timeout=getattr(args, "login_timeout", 20.0),
+                                     say=console.line, progress=console.progress)
+
+    return Step(name, "module", protocol.name, cases, check,
+                lab=None if args.no_lab else distro, in_lab=not args.no_lab)
+
+
+def _skipped(target: Target, protocol: Protocol, cases: list[Case],
+             console: Console) -> TargetResult:
+    return _skipped_named(target.name, target.kind, protocol, cases, console)
+
+
+def _skipped_named(name: str, kind: str, protocol: Protocol, cases: list[Case],
+                   console: Console) -> TargetResult:
+    """A lab target under ``--no-lab``: in the report, every case SKIPPED."""
+    console.line(f"== {name}: {len(cases)} {protocol.name} {kind} cases skipped (--no-lab)")
+    why = f"not run: {name} lives in the lab and --no-lab"
+    return TargetResult(name, kind, protocol.name,
+                        [CaseResult(c, Verdict.SKIPPED, why, 0.0) for c in cases])
