@@ -1,12 +1,16 @@
-"""``pamconform audit``: bad input is exit 2, no engine exit 3; on the shipped example
-stacks it flags exactly the known fail-open states (lab)."""
+"""``pamconform audit``: bad input is exit 2; offline (the default: the model, no engine,
+no root) and with ``--verify`` (real libpam in the lab; no engine: exit 3) it flags
+exactly the known fail-open states of the shipped example stacks."""
 
 from __future__ import annotations
 
 import json
 import os
+import pwd
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -26,6 +30,12 @@ EXPECTED = {
     "all-ignore-unprimed/sshd": ([], 0, []),
     "optional/sshd": ([], 1, ALL_BUT_GRANT),
     "single-file/pam.conf": (["--service", "sshd"], 1, ALL_BUT_GRANT),
+}
+#: the offline audit also knows pam_ldap's stacks (the lab runs other daemon states)
+OFFLINE_EXPECTED = {
+    **EXPECTED,
+    "ldap/sshd": ([], 0, []),
+    "ldap/common-auth-outage": ([], 1, ["down", "hung", "garbage"]),
 }
 
 
@@ -58,35 +68,228 @@ def test_pam_conf_needs_a_service(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "--service" in proc.stderr
 
 
-def test_no_engine_is_exit_3(tmp_path: Path) -> None:
-    proc = _audit(str(EXAMPLES / "optional" / "sshd"), "--report", str(tmp_path / "r"),
-                  env={"DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock"})
+def test_verify_without_an_engine_is_exit_3(tmp_path: Path) -> None:
+    proc = _audit(str(EXAMPLES / "optional" / "sshd"), "--verify", "--report",
+                  str(tmp_path / "r"), env={"DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock"})
     assert proc.returncode == 3, proc.stderr
     assert "harness error" in proc.stderr
 
 
-@pytest.mark.docker
-@pytest.mark.parametrize("example", sorted(EXPECTED))
-def test_examples_flag_exactly_the_fail_open_states(example: str, tmp_path: Path,
-                                                    docker_client: object,
-                                                    capsys: pytest.CaptureFixture[str]) -> None:
-    extra, code, flagged = EXPECTED[example]
+def _flagged(report: Path, prefix: str = "audit.") -> list[str]:
+    target = json.loads((report / "index.json").read_text())["targets"][0]
+    assert target["kind"] == "stack"
+    return [c["id"].removeprefix(prefix) for c in target["cases"]
+            if c["verdict"] == "FAIL" and c["id"].count(".") == prefix.count(".")]
+
+
+@pytest.mark.parametrize("example", sorted(OFFLINE_EXPECTED))
+def test_offline_flags_exactly_the_fail_open_states(example: str, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default needs no engine: DOCKER_HOST points nowhere."""
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-docker.sock")
+    extra, code, flagged = OFFLINE_EXPECTED[example]
     report = tmp_path / "report"
     rc = main(["audit", str(EXAMPLES / example), *extra, "--report", str(report)])
     out = capsys.readouterr().out
     assert rc == code, out
+    assert _flagged(report) == flagged, out
     target = json.loads((report / "index.json").read_text())["targets"][0]
-    assert target["kind"] == "stack"
-    failed = [c["id"].removeprefix("audit.") for c in target["cases"] if c["verdict"] == "FAIL"]
-    assert failed == flagged, out
-    assert target["cases"][0]["id"] == "audit.grant"
-    assert all(c["verdict"] == "PASS" for c in target["cases"] if c["id"] == "audit.grant")
+    assert target["mode"] == "model"
+    assert [c["id"] for c in target["cases"]] == [
+        f"audit.{s}" for s in ("grant", "deny", "down", "hung", "garbage")]
+    assert target["cases"][0]["verdict"] == "PASS"
+    lines = [line for line in out.splitlines() if line.startswith("FAIL-OPEN with")]
+    assert [line.split()[4] for line in lines] == flagged  # one line per fail-open state
+    for line in lines:
+        # the user's file and line, never the container's path
+        assert f"{EXAMPLES / example.split('/')[0]}/" in line and "/etc/pam.d" not in line
+        assert "PAM_SUCCESS was set by" in line
     for state in flagged:
-        assert f"FAIL-OPEN with the server {state}:" in out
         case = next(c for c in target["cases"] if c["id"] == f"audit.{state}")
-        assert "PAM_SUCCESS was set by" in case["message"]
         assert case["evidence"]["trace"].startswith("authenticate: PAM_SUCCESS")
-    assert "(differs)" not in out
+
+
+def test_the_other_modules_results_that_grant_are_named(tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]
+                                                         ) -> None:
+    rc = main(["audit", str(EXAMPLES / "optional" / "sshd"), "--report", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert rc == 1
+    assert (f"FAIL-OPEN with the server deny (socket module PAM_AUTH_ERR): grants when "
+            f"pam_succeed_if.so ({EXAMPLES}/optional/sshd:6) returns PAM_SUCCESS;") in out
+
+
+@pytest.mark.parametrize(("stack", "fail_open"), [
+    # a right local password is a valid login, not a fail-open: pam_unix may not succeed
+    # for the attacker ...
+    ("auth sufficient pam_unix.so\nauth required pam_redirector.so /s\n", []),
+    # ... but what a condition module returns is the attacker's to choose
+    ("auth sufficient pam_succeed_if.so uid >= 1000\nauth required pam_redirector.so /s\n",
+     ALL_BUT_GRANT),
+    # pam_env never decides pam_authenticate (PAM_IGNORE): nothing primes this stack
+    ("auth [success=done default=ignore] pam_redirector.so /s\nauth required pam_env.so\n",
+     []),
+    ("auth [success=done default=ignore] pam_redirector.so /s\nauth required pam_access.so\n",
+     ALL_BUT_GRANT),
+])
+def test_which_modules_may_grant(tmp_path: Path, stack: str, fail_open: list[str],
+                                 capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "svc").write_text(stack)
+    rc = main(["audit", str(tmp_path / "svc"), "--report", str(tmp_path / "r")])
+    assert _flagged(tmp_path / "r") == fail_open, capsys.readouterr().out
+    assert rc == (1 if fail_open else 0)
+
+
+def test_a_stack_that_never_grants_is_reported(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "svc").write_text("auth required pam_redirector.so /s\n"
+                                  "auth required pam_deny.so\n")
+    assert main(["audit", str(tmp_path / "svc"), "--report", str(tmp_path / "r")]) == 0
+    out = capsys.readouterr().out
+    assert "warning: the stack does not grant in any combination even with the server " \
+        "granting (PAM_AUTH_ERR)" in out
+    assert main(["audit", str(tmp_path / "svc"), "--strict", "--report",
+                 str(tmp_path / "r2")]) == 1
+    assert "NEVER GRANTS: the stack does not grant" in capsys.readouterr().out
+    assert _flagged(tmp_path / "r2") == ["grant"]
+
+
+def test_a_missing_include_names_the_missing_file(tmp_path: Path) -> None:
+    for text, line in (("auth required pam_redirector.so /s\nauth include common-auth\n", 2),
+                       ("@include common-auth\nauth required pam_redirector.so /s\n", 1)):
+        (tmp_path / "sshd").write_text(text)
+        proc = _audit(str(tmp_path / "sshd"), "--report", str(tmp_path / "r"), env=NO_ENGINE)
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+        assert (f"{tmp_path}/sshd:{line}: include common-auth not found (looked in {tmp_path})"
+                in proc.stderr), proc.stderr
+
+
+def test_verify_reports_a_disagreement_as_a_harness_error(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without an engine: a lab run whose codes the model cannot explain is exit 3."""
+    from pamconform.cli import audit as audit_cli
+    from pamconform.model import codes
+    from pamconform.model.modules import STATE_CODES
+
+    def fake_lab(args: object, plan: audit.Plan, *_rest: object) -> audit.AuditResult:
+        states = []
+        for state, code in STATE_CODES.items():
+            # pam_env returning PAM_SUCCESS (the model says it never decides), and libpam
+            # disagreeing with what the model makes of that
+            probe = {audit.line_key(h): codes.SUCCESS for h in plan.probes}
+            s = audit.judge(plan, plan.files, state, code, {}, probe)
+            s.result = "PAM_AUTH_ERR"
+            states.append(s)
+        return audit.AuditResult(plan, states)
+
+    monkeypatch.setattr(audit_cli, "_verify", fake_lab)
+    rc = main(["audit", str(EXAMPLES / "all-ignore-unprimed" / "sshd"), "--verify",
+               "--report", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert rc == 3, out
+    assert ("ERROR (harness): model and libpam disagree: server down: pam_env.so "
+            f"({EXAMPLES}/all-ignore-unprimed/sshd:6) returns PAM_SUCCESS in the lab, a code "
+            "the model never tries for it (PAM_IGNORE)") in out
+    assert "pam_systemd_home.so" in out and "(any code but PAM_SUCCESS)" in out
+    assert "ERROR (harness): model and libpam disagree: server grant: libpam returns " \
+        "PAM_AUTH_ERR, the model fed libpam's module codes PAM_SUCCESS" in out
+    cases = json.loads((tmp_path / "index.json").read_text())["targets"][0]["cases"]
+    verify = {c["id"]: c["verdict"] for c in cases if c["id"].startswith("audit.verify.")}
+    # with the server deny the socket line dies first: libpam and the model agree
+    assert verify == {"audit.verify.grant": "ERROR", "audit.verify.deny": "PASS",
+                      "audit.verify.down": "ERROR", "audit.verify.hung": "ERROR",
+                      "audit.verify.garbage": "PASS"}
+
+
+def _unprivileged_python(tmp: Path) -> tuple[str, str]:
+    """An interpreter ``nobody`` may run, and the PYTHONPATH that gives it pamconform.
+
+    The running interpreter when ``nobody`` can reach it; otherwise (it lives under a
+    private home, as pyenv's under /root) the system python3 of the same version, with
+    the packages pamconform imports copied into a directory ``nobody`` can read.
+    """
+    probe = ["runuser", "-u", "nobody", "--", sys.executable, "-c", "pass"]
+    if subprocess.run(probe, capture_output=True, timeout=30, check=False).returncode == 0:
+        return sys.executable, str(ROOT)
+    system = Path("/usr/bin/python3")
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    if not system.exists() or subprocess.run(
+            [str(system), "-c", f"import sys; assert sys.version.startswith('{version}.')"],
+            timeout=30, check=False).returncode:
+        pytest.skip(f"no python {version} that the user nobody may run")
+    import sysconfig
+
+    import pamconform.cli.main  # noqa: F401  (what the command imports)
+    site = Path(sysconfig.get_paths()["purelib"])
+    libs = tmp / "site"
+    libs.mkdir()
+    tops = {Path(f).relative_to(site).parts[0] for m in list(sys.modules.values())
+            if (f := getattr(m, "__file__", None)) and Path(f).is_relative_to(site)}
+    for top in tops - {"pamconform", "_distutils_hack"}:
+        if top.startswith("__editable__"):
+            continue
+        src = site / top
+        if src.is_dir():
+            shutil.copytree(src, libs / top)
+        else:
+            shutil.copy2(src, libs / top)
+    return str(system), f"{ROOT}:{libs}"
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("runuser") is None,
+                    reason="needs root to become the user nobody (runuser)")
+def test_offline_audit_as_an_unprivileged_user_without_docker() -> None:
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        tmp.chmod(0o755)
+        python, path = _unprivileged_python(tmp)
+        home = tmp / "home"
+        home.mkdir()
+        os.chown(home, pwd.getpwnam("nobody").pw_uid, -1)
+        home.chmod(0o700)
+        env = {"HOME": str(home), "PATH": f"{Path(python).parent}:/usr/bin:/bin",
+               "PYTHONPATH": path, "DOCKER_HOST": "unix:///nonexistent/pc-no-docker.sock",
+               "LANG": "C.UTF-8"}
+        for example, (extra, code, flagged) in sorted(OFFLINE_EXPECTED.items()):
+            report = home / example.replace("/", "-")
+            proc = subprocess.run(
+                ["runuser", "-u", "nobody", "--", "env", "-i", *(f"{k}={v}" for k, v in
+                                                              env.items()),
+                 python, "-m", "pamconform.cli", "audit", str(EXAMPLES / example), *extra,
+                 "--report", str(report)],
+                capture_output=True, text=True, timeout=120, check=False, cwd=home)
+            assert proc.returncode == code, (example, proc.stdout, proc.stderr)
+            assert [line.split()[4] for line in proc.stdout.splitlines()
+                    if line.startswith("FAIL-OPEN with")] == flagged, example
+            assert _flagged(report) == flagged
+            assert (report / "index.json").stat().st_uid == pwd.getpwnam("nobody").pw_uid
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("example", sorted(EXPECTED))
+def test_verify_agrees_with_libpam_on_the_examples(example: str, tmp_path: Path,
+                                                   docker_client: object,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """``--verify``: real libpam in the lab, every state, no disagreement with the model."""
+    extra, code, flagged = EXPECTED[example]
+    report = tmp_path / "report"
+    rc = main(["audit", str(EXAMPLES / example), *extra, "--verify", "--report", str(report)])
+    out = capsys.readouterr().out
+    assert rc == code, out
+    assert _flagged(report) == flagged, out
+    target = json.loads((report / "index.json").read_text())["targets"][0]
+    assert target["mode"] == "verify"
+    lab = {c["id"].removeprefix("audit.verify."): c for c in target["cases"]
+           if c["id"].startswith("audit.verify.")}
+    assert list(lab) == ["grant", "deny", "down", "hung", "garbage"]
+    assert all(c["verdict"] == "PASS" for c in lab.values()), out
+    # libpam grants in exactly the flagged states of this lab's context
+    granted = [s for s, c in lab.items() if c["evidence"]["libpam"]["result"] == "PAM_SUCCESS"]
+    assert granted == ["grant", *flagged], out
+    assert "ERROR (harness)" not in out and "(differs)" not in out
 
 
 # ---- the audit reads only the tree it was given (no engine needed: exit 3 at the lab) ----
@@ -122,7 +325,8 @@ def test_includes_never_read_a_file_outside_the_tree(tmp_path: Path, how: str) -
     assert list(p.files) == ["/etc/pam.d/sshd"]
     assert any("unable to open config" in line for line in p.shown_problems())
     proc = _audit(str(stack), "--report", str(tmp_path / "r"), env=NO_ENGINE)
-    assert proc.returncode == 3, proc.stderr
+    assert proc.returncode == 2, proc.stderr  # an include the tree lacks
+    assert f"{stack}:1: include " in proc.stderr and " not found (looked in " in proc.stderr
     assert "pcSalt" not in proc.stdout + proc.stderr
 
 
@@ -152,9 +356,11 @@ def test_lines_of_a_file_that_is_not_pam_are_never_shown(tmp_path: Path) -> None
     # libpam reads the placeholder as it would the line: an illegal type that fails
     assert [h.kind for h in p.config.chain("auth")][:2] == ["must_fail", "must_fail"]
     proc = _audit(str(stack), "--report", str(tmp_path / "r"), env=NO_ENGINE)
-    assert proc.returncode == 3, proc.stderr
+    assert proc.returncode == 0, proc.stderr  # the placeholder fails: nothing grants
     assert "pcSalt" not in proc.stdout + proc.stderr
-    assert ("/etc/shadow: not a PAM configuration: 2 of 2 lines have no PAM type "
+    assert "pcSalt" not in "".join(f.read_text() for f in (tmp_path / "r").iterdir()
+                                   if f.is_file())
+    assert (f"{tree}/etc/shadow: not a PAM configuration: 2 of 2 lines have no PAM type "
             "(first at line 1); not shown") in proc.stdout
 
 
@@ -169,7 +375,7 @@ def test_typos_in_a_pam_file_are_still_shown(tmp_path: Path) -> None:
     stack.write_text("auht required pam_unix.so\nauth required pam_redirector.so /s\n"
                      "account required pam_permit.so\n")
     p = audit.plan(stack)
-    assert "/etc/pam.d/sshd:1: illegal module type: auht" in p.shown_problems()
+    assert f"{stack}:1: illegal module type: auht" in p.shown_problems()
 
 
 @pytest.mark.parametrize("kind", ["directory", "huge", "fifo"])
@@ -201,4 +407,4 @@ def test_a_symlink_loop_in_the_tree_is_an_include_that_fails(tmp_path: Path) -> 
     stack = _stack(tmp_path, "loop")
     (tmp_path / "loop").symlink_to("loop")
     p = audit.plan(stack)
-    assert "/etc/pam.d/sshd:1: unable to open config for loop" in p.shown_problems()
+    assert f"{stack}:1: unable to open config for loop" in p.shown_problems()
