@@ -222,7 +222,12 @@ def _unprivileged_python(tmp: Path) -> tuple[str, str]:
         pytest.skip(f"no python {version} that the user nobody may run")
     import sysconfig
 
-    import pamconform.cli.main  # noqa: F401  (what the command imports)
+    import pamconform.cli.main  # noqa: F401  (what the command imports ...)
+    from pamconform import protocols
+
+    for proto in protocols.all_protocols():  # ... and the protocols' audit hooks
+        if "stack_audit" in proto.extra:
+            protocols.load(proto.extra["stack_audit"])
     site = Path(sysconfig.get_paths()["purelib"])
     libs = tmp / "site"
     libs.mkdir()
