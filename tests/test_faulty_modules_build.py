@@ -161,7 +161,7 @@ def syslog_shim(work: Path) -> Path:
 
 def test_gallery_names_agree() -> None:
     """faults.json, the Makefile, the C source and the README name the same faults."""
-    assert len(NAMES) == len(set(NAMES)) == 15
+    assert len(NAMES) == len(set(NAMES)) == 18
     for f in FAULTS:
         assert re.fullmatch(r"R-M[1-7]", f["rule"]) and f["defect"].endswith("."), f
     make_names = re.search(r"^FAULTS = (.*?)\n\n", (SRC / "Makefile").read_text(), re.S | re.M)
@@ -429,6 +429,17 @@ def test_oob_read(run: Runner, work: Path) -> None:
     o = run("correct", reply=b"X" * 64, module=b.module, env=env)  # the ASan oob_read build
     assert "heap-buffer-overflow" in o.stderr and o.rc is None, o.stderr[-2000:]
     assert run("oob_read", reply=b"0").rc == PAM_SUCCESS  # short replies still work
+
+
+def test_double_free(run: Runner) -> None:
+    assert run("correct", reply=b"1").exit == 0
+    assert run("double_free", reply=b"1").exit == -6  # glibc: "free(): double free detected"
+    assert run("double_free", reply=b"0").rc == PAM_SUCCESS  # a grant frees once
+
+
+def test_overlap_copy(run: Runner) -> None:
+    o = run("overlap_copy", "@SOCK@ debug", reply=b" 0")
+    assert (o.rc, o.exit) == (PAM_AUTH_ERR, 0), o  # still a denial: only the copy is wrong
 
 
 def test_no_prompt(run: Runner) -> None:

@@ -31,8 +31,14 @@ CAUGHT_BY = {
     "unreachable_ignore": ["redir.module.path-no-socket"],
     "no_read_timeout": ["redir.module.server-silence"],
     "no_connect_timeout": ["redir.module.server-backlog-full"],
-    "exit_on_error": ["redir.module.path-no-socket"],
-    "oob_read": ["redir.module.memcheck-reply-4k-digits"],
+    # R-M1 for the denial, R-M3 for the process the module ended
+    "exit_on_error": ["redir.module.path-no-socket", "redir.module.memcheck-path-no-socket",
+                      "redir.module.memcheck-path-fifo"],
+    # a "0" reply: only SyscallParam (read() given 17 bytes of a 4-byte buffer)
+    "oob_read": ["redir.module.memcheck-reply-4k-digits", "redir.module.memcheck-grant"],
+    "double_free": ["redir.module.memcheck-deny"],
+    "uninit_reply": ["redir.module.memcheck-grant"],
+    "overlap_copy": ["redir.module.memcheck-reply-space-0"],
     "no_prompt": ["redir.module.prompts-without-token"],
     "ignores_use_first_pass": ["redir.module.use-first-pass-without-token"],
     "ignores_silent": ["redir.module.silent-flag"],

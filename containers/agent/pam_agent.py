@@ -15,7 +15,7 @@ PATH; ``--jobs`` (attempts run at once) to the CPU count.
 Requests, one JSON object per stdin line::
 
     {"id": ANY, "argv": [PAMDRIVE ARGS...], "timeout": 5, "valgrind": false,
-     "env": {"NAME": "VALUE"}}
+     "asan": false, "env": {"NAME": "VALUE"}}
 
 ``timeout`` defaults to 5 s (60 s under valgrind); ``env`` is added to the agent's
 environment.  Results, one JSON line per attempt, flushed as each attempt ends (in
@@ -25,6 +25,7 @@ completion order; match them by ``id``)::
      "signal": N | null, "exit_code": N | null, "result": PAMDRIVE_JSON | null,
      "wall_ms": X, "stderr": "...last 2000 characters...",
      "valgrind": {...}            # only when asked
+     "asan": {...}                # only when asked
      "error": "..."}              # only with status "error"
 
 - ran: pamdrive printed its report and returned (exit 0, or 99 = valgrind errors).
@@ -42,11 +43,28 @@ Under valgrind (``"valgrind": true``) pamdrive runs as ``valgrind --xml=yes
 
     {"errors": N,                      # non-leak errors (with repeats) + definitely
                                        # lost leak records
-     "invalid": ["InvalidRead: Invalid read of size 4 at f (x.c:7)", ...],
+     "invalid": ["InvalidRead: Invalid read of size 4 at f (x.c:7), by g (x.c:9)", ...],
      "uninitialised": ["UninitCondition: ... at f (x.c:3)", ...],
+     "other": ["SyscallParam: Syscall param read(buf) points to unaddressable
+                byte(s) at read (read.c:26), by f (x.c:40)", ...],
+                                       # every other non-leak kind, known or not
      "leaks": "definitely lost: 33 bytes in 1 blocks; indirectly lost: 0 bytes in
                0 blocks; possibly lost: 0 bytes in 0 blocks",
+     "definitely_lost_bytes": 33,
      "excerpt": "first errors, with their top frames"}
+
+Each non-leak error appears in exactly one of ``invalid``, ``uninitialised`` and
+``other``, with its first frames (``FRAMES_IN_LINE``).
+
+With ``"asan": true`` the attempt also runs with ``ASAN_OPTIONS`` logging to a
+private directory (for a module built with ``-fsanitize=address``; the request's
+``env`` gives ``LD_PRELOAD`` of libasan when pamdrive itself is not instrumented),
+and the result holds::
+
+    "asan": {"reports": N,             # AddressSanitizer reports written
+             "findings": ["heap-buffer-overflow: WRITE of size 1 at f (x.c:7),
+                           by g (x.c:9)", ...],
+             "excerpt": "the reports, cut"}
 """
 
 from __future__ import annotations
@@ -55,6 +73,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -76,6 +95,11 @@ USAGE_EXIT = 2
 USAGE_MARK = b"pamdrive: usage error"
 #: Frames shown per valgrind error.
 FRAMES = 4
+#: Frames named in an error's one-line form.
+FRAMES_IN_LINE = 3
+#: What the agent adds to ASAN_OPTIONS: errors only (valgrind reports leaks), symbolised
+#: with addr2line (binutils) when llvm-symbolizer is absent.
+ASAN_OPTIONS = "detect_leaks=0:allow_addr2line=1:symbolize=1:print_summary=1"
 
 _out_lock = threading.Lock()
 
@@ -124,13 +148,13 @@ def parse_valgrind_xml(data: bytes) -> dict[str, Any]:
     leaked = {kind: [0, 0] for kind in ("DefinitelyLost", "IndirectlyLost", "PossiblyLost")}
     excerpt: list[str] = []
     errors = 0
+    summary["other"] = []
     for error in root.findall("error"):
         kind, what, frames = _error_text(error)
         # The first frame of a leak is the allocator: start at its caller.
         if kind.startswith("Leak_") and len(frames) > 1:
             frames = frames[1:]
-        where = f" at {frames[0]}" if frames else ""
-        line = f"{kind}: {what}{where}"
+        line = f"{kind}: {what}{_where(frames)}"
         if kind.startswith("Leak_"):
             name = kind[len("Leak_"):]
             if name in leaked:
@@ -146,15 +170,71 @@ def parse_valgrind_xml(data: bytes) -> dict[str, Any]:
                 summary["invalid"].append(line)
             elif kind.startswith("Uninit") or "uninitialised" in what:
                 summary["uninitialised"].append(line)
-        excerpt.append(line + "".join(f"\n    by {f}" for f in frames[1:FRAMES]))
+            else:  # SyscallParam, ClientCheck, a kind this agent does not know...
+                summary["other"].append(line)
+        excerpt.append(f"{kind}: {what}" + (f" at {frames[0]}" if frames else "")
+                       + "".join(f"\n    by {f}" for f in frames[1:FRAMES]))
     summary["errors"] = errors
     summary["leaks"] = "; ".join(
         f"{label}: {leaked[key][0]} bytes in {leaked[key][1]} blocks"
         for key, label in (("DefinitelyLost", "definitely lost"),
                            ("IndirectlyLost", "indirectly lost"),
                            ("PossiblyLost", "possibly lost")))
+    summary["definitely_lost_bytes"] = leaked["DefinitelyLost"][0]
     summary["excerpt"] = "\n".join(excerpt)[:EXCERPT_MAX]
     return summary
+
+
+def _where(frames: list[str]) -> str:
+    """`` at f (x.c:7), by g (x.c:9)``: an error's first frames, for its one-line form."""
+    if not frames:
+        return ""
+    return " at " + ", by ".join(frames[:FRAMES_IN_LINE])
+
+
+# --------------------------------------------------------------------------- ASan
+
+_ASAN_ERROR = re.compile(r"ERROR: AddressSanitizer: (.*)")
+_ASAN_ACCESS = re.compile(r"^((?:READ|WRITE) of size \d+)")
+_ASAN_FRAME = re.compile(r"^#\d+ 0x[0-9a-f]+\s+(?:in (\S+) (\S+)|\((\S+?)\+0x[0-9a-f]+\))")
+
+
+def _asan_frame(match: re.Match[str]) -> str:
+    fn, where, obj = match.group(1), match.group(2), match.group(3)
+    if fn:
+        return f"{fn} ({os.path.basename(where)})"
+    return f"?? ({os.path.basename(obj or '')})"
+
+
+def _asan_report(head: str, lines: list[str]) -> str:
+    """One report's line: its kind, the access, the first frames of its first stack."""
+    kind = re.split(r" on (?:address|unknown|0x)| in thread|: | \(", head, maxsplit=1)[0]
+    access, frames = "", []
+    for raw in lines:
+        line = raw.strip()
+        frame = _ASAN_FRAME.match(line)
+        if frame:
+            frames.append(_asan_frame(frame))
+            if len(frames) == FRAMES_IN_LINE:
+                break
+        elif frames:  # the first stack ended
+            break
+        elif _ASAN_ACCESS.match(line):
+            access = _ASAN_ACCESS.match(line).group(1)  # type: ignore[union-attr]
+    return f"{kind.strip()}: {access or 'report'}{_where(frames)}"
+
+
+def parse_asan_logs(texts: list[str]) -> dict[str, Any]:
+    """Summarise AddressSanitizer reports (see the module docstring)."""
+    findings: list[str] = []
+    for text in texts:
+        lines = text.splitlines()
+        for i, line in enumerate(lines):
+            error = _ASAN_ERROR.search(line)
+            if error:
+                findings.append(_asan_report(error.group(1), lines[i + 1:]))
+    return {"reports": len(findings), "findings": findings,
+            "excerpt": "\n".join(texts)[:EXCERPT_MAX]}
 
 
 # --------------------------------------------------------------------------- attempts
@@ -195,15 +275,25 @@ class Agent:
                     "--show-leak-kinds=definite,indirect,possible", "--keep-debuginfo=yes",
                     f"--error-exitcode={VALGRIND_ERROR_EXIT}", "--trace-children=no",
                     *argv]
+        asan_dir = None
+        if request.get("asan"):
+            asan_dir = tempfile.mkdtemp(prefix="pam-agent-asan-")
+            extra = env.get("ASAN_OPTIONS", "")
+            env["ASAN_OPTIONS"] = ":".join(
+                o for o in (ASAN_OPTIONS, extra, f"log_path={asan_dir}/asan") if o)
         try:
             report = self._run(argv, env, timeout)
             if xml_path is not None:
                 with open(xml_path, "rb") as f:
                     report["valgrind"] = parse_valgrind_xml(f.read())
+            if asan_dir is not None:
+                report["asan"] = parse_asan_logs(_read_all(asan_dir))
         finally:
             if xml_path is not None:
                 with contextlib.suppress(OSError):
                     os.unlink(xml_path)
+            if asan_dir is not None:
+                shutil.rmtree(asan_dir, ignore_errors=True)
         return report
 
     def _run(self, argv: list[str], env: dict[str, str], timeout: float) -> dict[str, Any]:
@@ -251,6 +341,14 @@ class Agent:
             else:
                 report["status"] = "exited"
         return report
+
+
+def _read_all(directory: str) -> list[str]:
+    texts = []
+    for name in sorted(os.listdir(directory)):
+        with open(os.path.join(directory, name), "rb") as f:
+            texts.append(f.read().decode("utf-8", "replace"))
+    return texts
 
 
 def _error(message: str) -> dict[str, Any]:

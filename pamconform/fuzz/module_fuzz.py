@@ -5,7 +5,7 @@ scenario servers run in the lab container, each behind its own service file; a
 round gives each one a generated behaviour and runs one pamdrive attempt per server in
 one agent batch. Oracle: PAM_SUCCESS only for a reply of exactly ``0`` or ``0\\n``; no
 attempt outlives the hang bound; no crash or ``exit()``; under valgrind (every
-``valgrind_every``-th round), no invalid access or uninitialised use.
+``valgrind_every``-th round), no memory error of any kind but a leak.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from pamconform import protocols
 from pamconform.drivers.direct import Attempt, DirectDriver
+from pamconform.drivers.memcheck import memory_errors
 from pamconform.fuzz.engine import model_for
 from pamconform.lab.module_target import SERVERS
 from pamconform.lab.scenario_control import ScenarioProcess
@@ -161,7 +162,7 @@ def _judge(plan: Any, attempt: Attempt, round_: int) -> ModuleFinding | None:
     if status != "ran":
         raise RuntimeError(f"driver error: {str(attempt.raw.get('stderr', ''))[-300:]}")
     vg = attempt.valgrind
-    if vg and (vg.get("invalid") or vg.get("uninitialised")):
+    if vg and memory_errors(vg):  # every kind but leaks, as the memcheck cases judge
         return ModuleFinding("memcheck", plan.describe(), attempt.raw, round_)
     if attempt.auth == "PAM_SUCCESS" and not plan.may_grant:
         return ModuleFinding("fail-open", plan.describe(), attempt.raw, round_)

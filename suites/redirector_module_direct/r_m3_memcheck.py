@@ -1,39 +1,84 @@
-"""R-M3: under valgrind memcheck, no invalid access and no uninitialised use, whatever the
-server does: every server behaviour of the direct suite is replayed under memcheck. Leaks
-are reported as INFORMATIONAL with the valgrind excerpt."""
+"""R-M3: the module makes no memory error and never ends the host process, whatever the
+server does and whatever is at the socket path. Each server behaviour of the direct suite
+and each unusable socket path is replayed under valgrind memcheck and, where the module
+builds with -fsanitize=address, under AddressSanitizer; the verdict is
+``pamconform.drivers.memcheck.judge_memcheck`` (docs/module.md#memcheck): any valgrind
+error but a leak, any ASan report, a crash, an exit or a hang FAILS; definite leaks are
+INFORMATIONAL unless they grow with the number of attempts in one process."""
 
 from functools import partial
 
-from pamconform.core.outcome import Fail
 from pamconform.core.registry import case_factory
 from pamconform.core.verdicts import Severity
+from pamconform.drivers.memcheck import AsanModule, MemcheckRun, judge_memcheck
+from pamconform.lab.asan_build import build_asan
 from pamconform.protocols.redirector.direct_steps import (
     PASSWORD,
     direct,
     every_behaviour,
-    expect_ran,
     probe_service,
     record,
 )
 
 case = case_factory(protocol="redirector", kind="module", exclusive="lab-server")
 
+#: The probe stack with the ASan build of the module.
+ASAN_PROBE = "pc-probe-asan"
+#: (id part, shell preparing the path, what is at it): the R-M1 socket-path situations
+PATHS = [
+    ("no-socket", "rm -rf {p}", "nothing"),
+    ("regular-file", "rm -rf {p}; echo 0 > {p}; chmod 0600 {p}", "a regular file"),
+    ("directory", "rm -rf {p}; mkdir -m 0700 {p}", "a directory"),
+    ("fifo", "rm -rf {p}; mkfifo -m 0600 {p}", "a named pipe"),
+]
+PATH = "/run/pc-path/socket"
+
+
+def _asan(ctx, d, service, socket):
+    """The ASan build's stack beside ``service`` (same arguments), or why there is none."""
+    runner = getattr(d, "runner", None)
+    if runner is not None and not hasattr(runner, "box"):
+        return AsanModule(None, "the ASan build runs in the lab only")
+    build = build_asan(d.target)
+    if build.module is None:
+        ctx.extra["asan_build"] = build.log
+        return AsanModule(None, build.why_not)
+    # the same stack, naming the ASan build by its absolute path
+    text = d.service_texts[service]
+    d.install_service(ASAN_PROBE, text.replace(f"] {d.target.spec.so}", f"] {build.module}", 1))
+
+    def rewrite(request):
+        argv = list(request["argv"])
+        argv[argv.index(service)] = ASAN_PROBE
+        return dict(request, argv=argv, env={"LD_PRELOAD": build.libasan})
+
+    return AsanModule(rewrite)
+
+
+def _judge(ctx, d, what, socket=None):
+    service = probe_service(d, socket=socket)
+    judge_memcheck(ctx, MemcheckRun(
+        request=d.request(service, passwords=[PASSWORD], valgrind=True),
+        run=lambda reqs: d.run(reqs, jobs=1),
+        record=partial(record, ctx),
+        asan=_asan(ctx, d, service, socket),
+        what=what,
+    ))
+
+
 def _memcheck(scenario, args, ctx):
     d = direct(ctx)
     d.scenario(scenario, **args)
-    attempt = d.one(probe_service(d), passwords=[PASSWORD], valgrind=True)
-    record(ctx, f"memcheck, scenario {scenario}", attempt)
-    expect_ran(attempt, f"pamdrive under valgrind with {scenario}", d.hang_bound * 6)
-    vg = attempt.valgrind
-    if not vg:
-        raise RuntimeError("the agent returned no valgrind report")
-    bad = list(vg.get("invalid", [])) + list(vg.get("uninitialised", []))
-    if bad:
-        raise Fail("no invalid memory access", "; ".join(str(b) for b in bad[:5]),
-                   str(vg.get("excerpt", ""))[:1500])
-    leaks = str(vg.get("leaks", ""))
-    if "definitely lost: 0 bytes" not in leaks and leaks:
-        ctx.informational(f"leaks: {leaks}")
+    _judge(ctx, d, f"a login while the server plays {scenario}")
+
+
+def _memcheck_path(prepare, what, ctx):
+    d = direct(ctx)
+    d.scenario("grant")
+    here = d.path(PATH)  # a private directory, no space or quote in it
+    d.host.run(f"install -d -m 0700 {here.rsplit('/', 1)[0]}; " + prepare.format(p=here),
+               timeout=10).check()
+    _judge(ctx, d, f"a login with {what} at the socket path", socket=PATH)
 
 
 for _name, _scenario, _args in every_behaviour():
@@ -41,7 +86,18 @@ for _name, _scenario, _args in every_behaviour():
         f"redir.module.memcheck-{_name}",
         rule="R-M3",
         severity=Severity.MUST,
-        title=f"Memcheck clean when the server does {_name}",
-        requirement=f"Under valgrind memcheck with the server playing {_name}, the module makes "
-        "no invalid read or write and uses no uninitialised value.",
+        title=f"Memory clean when the server does {_name}",
+        requirement=f"With the server playing {_name}, valgrind memcheck reports no error "
+        "but leaks, AddressSanitizer reports nothing, the process neither crashes nor exits, "
+        "and no definite leak grows with the number of attempts.",
     )(partial(_memcheck, _scenario, _args))
+
+for _name, _prepare, _what in PATHS:
+    case(
+        f"redir.module.memcheck-path-{_name}",
+        rule="R-M3",
+        severity=Severity.MUST,
+        title=f"Memory clean, process alive, with {_what} at the socket path",
+        requirement=f"With {_what} at the socket path, the module neither ends the process "
+        "(exit(), abort(), a signal) nor makes a memory error (valgrind memcheck, ASan).",
+    )(partial(_memcheck_path, _prepare, _what))
