@@ -1,8 +1,11 @@
-"""The direct libpam driver in the lab: pamdrive attempts in batches, scenarios on demand.
+"""The direct libpam driver: pamdrive attempts in batches, scenarios on demand.
 
-A long-lived scenario server runs in the container (:meth:`LabContainer.exec_argv`,
-controlled over stdin/stdout) at the module's socket; each case sets a scenario, then
-runs its attempts through the batch agent — one :meth:`LabContainer.run` per batch.
+A long-lived scenario server runs beside the module (controlled over stdin/stdout) at
+the module's socket; each case sets a scenario, then runs its attempts through the
+batch agent, one agent process per batch.  Where all this runs is the target's
+:class:`~pamconform.drivers.direct_runner.DirectRunner`: a lab container
+(:class:`~pamconform.drivers.direct_runner.ContainerRunner`, the default) or the host
+under pam_wrapper (:class:`~pamconform.drivers.host_runner.HostRunner`).
 """
 
 from __future__ import annotations
@@ -10,9 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pamconform.core.outcome import Fail
-from pamconform.drivers.agent import CONTAINER_AGENT_ARGV, container_exec, run_batch
-from pamconform.lab.module_target import AUTH_PASSWORDS, SERVERS, SOCKET, ModuleTarget
+from pamconform.core.outcome import Fail, Skip
+from pamconform.drivers.agent import run_batch
+from pamconform.drivers.direct_runner import ContainerRunner, DirectRunner
+from pamconform.lab.module_target import AUTH_PASSWORDS, SOCKET, ModuleTarget
 from pamconform.lab.scenario_control import ScenarioProcess
 
 #: The lab's helper module that moves pamdrive's --authtok into PAM_AUTHTOK.
@@ -87,18 +91,53 @@ class DirectDriver:
     scenario_proc: ScenarioProcess | None = None
     planted: ScenarioProcess | None = None
     services: set[str] = field(default_factory=set)
+    #: where it runs (default: the target's lab container)
+    runner: DirectRunner | None = None
+    #: the text of each service file written, checked by the runner before an attempt
+    service_texts: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.runner is None:
+            self.runner = ContainerRunner(self.target)
+
+    @property
+    def host(self) -> DirectRunner:
+        """The runner (typed)."""
+        assert self.runner is not None
+        return self.runner
+
+    def path(self, lab_path: str) -> str:
+        """Where the lab path ``lab_path`` lives for this driver (cases name lab paths)."""
+        return self.host.path(lab_path)
+
+    @property
+    def socket(self) -> str:
+        """The module's socket, where the scenario server listens."""
+        return self.path(SOCKET)
 
     # ---- services ---------------------------------------------------------------
     def service(self, name: str, *, args: str | None = None, authtok_first: bool = False,
                 socket: str = SOCKET) -> str:
         """Write /etc/pam.d/<name> with the module line (``args`` overrides the template)."""
+        line = f"auth required {self.module_args(args, socket)}"
+        pre = (f"auth optional {self.host.module_ref(AUTHTOK_MODULE)}\n" if authtok_first
+               else "")
+        text = f"# pamconform direct driver\n{pre}{line}\naccount required pam_permit.so\n"
+        return self.install_service(name, text)
+
+    def module_args(self, args: str | None = None, socket: str = SOCKET) -> str:
+        """The module and its arguments for a service line (``args`` overrides the
+        template; ``socket`` is a lab path)."""
         spec = self.target.spec
         template = spec.args if args is None else args
-        line = f"auth required {spec.so} {template.replace('{socket}', socket)}".rstrip()
-        pre = f"auth optional {AUTHTOK_MODULE}\n" if authtok_first else ""
-        text = f"# pamconform direct driver\n{pre}{line}\naccount required pam_permit.so\n"
-        self.target.box.put_file(f"/etc/pam.d/{name}", text.encode(), mode=0o644)
+        module = self.host.module_ref(spec.so)
+        return f"{module} {template.replace('{socket}', self.path(socket))}".rstrip()
+
+    def install_service(self, name: str, text: str) -> str:
+        """Write the service file ``name`` where the runner's libpam reads it."""
+        self.host.put_service(name, text)
         self.services.add(name)
+        self.service_texts[name] = text
         return name
 
     # ---- the scenario server -----------------------------------------------------
@@ -107,12 +146,10 @@ class DirectDriver:
         proc = self.scenario_proc
         if proc is None or proc.proc.poll() is not None or self.target.server_state != "direct":
             self.stop_scenarios()
-            self.target.server("down")
+            self.host.free_socket()
             # lives until stop_scenarios() closes its stdin; each exchange has a timeout
-            argv = self.target.box.exec_argv(
-                ["python3", f"{SERVERS}/scenario_server.py", SOCKET, "--control", "-",
-                 "--mode", "0600"], timeout=None)
-            proc = self.scenario_proc = ScenarioProcess(argv)
+            proc = self.scenario_proc = ScenarioProcess(
+                self.host.scenario_argv(self.socket, mode="0600"))
             self.target.server_state = "direct"
         proc.set(name, **args)
         proc.log()  # start each case with an empty record
@@ -121,16 +158,12 @@ class DirectDriver:
     def plant(self, path: str, *, user: str = "mallory", mode: str = "0666",
               scenario: str = "grant") -> ScenarioProcess:
         """A second scenario server at ``path``, run as ``user`` in a directory it owns."""
-        directory = path.rsplit("/", 1)[0]
-        box = self.target.box
-        box.run('rm -rf "$1"; install -d -o "$2" -m 0755 "$1"', args=[directory, user],
-                timeout=10).check()
+        here = self.path(path)
+        self.host.prepare_plant(here.rsplit("/", 1)[0], user)
         if self.planted is not None:
             self.planted.stop()
-        argv = box.exec_argv(["python3", f"{SERVERS}/scenario_server.py", path, "--control",
-                              "-", "--mode", mode, "--scenario", scenario],
-                             user=user, timeout=None)
-        self.planted = ScenarioProcess(argv)
+        self.planted = ScenarioProcess(
+            self.host.scenario_argv(here, mode=mode, scenario=scenario, user=user))
         self.planted.log()
         return self.planted
 
@@ -165,15 +198,19 @@ class DirectDriver:
             argv.append("--conv-fail")
         if steps:
             argv += ["--steps", steps]
+        if valgrind and not self.host.has_valgrind:
+            raise Skip("valgrind is not installed (memcheck needs it)")
+        self.host.check_service(self.target.spec.so, self.service_texts.get(service, ""))
         timeout = self.hang_bound * (6 if valgrind else 1)
         return {"argv": argv, "timeout": timeout, "valgrind": valgrind}
 
     def run(self, requests: list[dict[str, Any]], jobs: int | None = None) -> list[Attempt]:
         """Run requests as one agent batch in the container (``jobs`` in parallel)."""
-        reqs = [dict(r, id=i) for i, r in enumerate(requests)]
+        env = self.host.attempt_env()
+        reqs = [dict(r, id=i, **({"env": env} if env else {})) for i, r in enumerate(requests)]
         budget = sum(r["timeout"] for r in reqs) + 30
-        argv = CONTAINER_AGENT_ARGV + (["--jobs", str(jobs)] if jobs else [])
-        results = run_batch(container_exec(self.target.box), reqs, budget, agent_argv=argv)
+        exec_fn, argv = self.host.agent(jobs)
+        results = run_batch(exec_fn, reqs, budget, agent_argv=argv)
         return [Attempt(r) for r in results]
 
     def one(self, service: str, **kwargs: Any) -> Attempt:
@@ -182,6 +219,8 @@ class DirectDriver:
     # ---- syslog ------------------------------------------------------------------
     def start_syslog_sink(self) -> None:
         """A /dev/log listener writing every message to SYSLOG_SINK (no syslogd in the lab)."""
+        self.host.lab_only("the module logs through syslog(3) to /dev/log, which only root "
+                           "can listen on (pam_wrapper sees pam_syslog only)")
         box = self.target.box
         box.run(f": > {SYSLOG_SINK}", timeout=5)
         box.start_daemon(["python3", "-c", _SINK, SYSLOG_SINK], log_path=None)
@@ -195,7 +234,8 @@ def driver(target: ModuleTarget) -> DirectDriver:
     """The target's direct driver, created once and kept on the target."""
     existing = getattr(target, "_direct", None)
     if existing is None:
-        existing = DirectDriver(target, hang_bound=target.hang_bound)
+        existing = DirectDriver(target, hang_bound=target.hang_bound,
+                                runner=getattr(target, "runner", None))
         target._direct = existing  # type: ignore[attr-defined]
     return existing
 

@@ -153,14 +153,14 @@ time.sleep(120)
 def backlog_full(ctx):
     d = direct(ctx)
     d.scenario("grant")
-    box = d.target.box
-    box.run("rm -rf /run/pc-full; install -d -m 0700 /run/pc-full", timeout=5)
-    box.start_daemon(["python3", "-c", _FULL_BACKLOG, "/run/pc-full/socket"], log_path=None)
-    box.wait_for(["test", "-e", "/run/pc-full/socket.ready"], timeout=10)
+    where, sock = d.path("/run/pc-full"), d.path("/run/pc-full/socket")
+    d.host.run('rm -rf "$1"; install -d -m 0700 "$1"', args=[where], timeout=5)
+    daemon = d.host.start_daemon(["python3", "-c", _FULL_BACKLOG, sock])
     try:
+        d.host.wait_for(["test", "-e", sock + ".ready"], timeout=10)
         attempt = d.one(probe_service(d, socket="/run/pc-full/socket", name="pc-full"),
                         passwords=[PASSWORD])
     finally:
-        box.run(["pkill", "-f", "/run/pc-full/socket"], timeout=5)
+        d.host.stop_daemon(daemon, sock)
     record(ctx, "server with a full listen queue", attempt)
     expect_bounded_denial(ctx, attempt, "a login while the server never accepts", d.hang_bound)

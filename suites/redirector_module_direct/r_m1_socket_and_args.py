@@ -30,8 +30,9 @@ def _path(prepare, ctx):
     d = direct(ctx)
     d.scenario("grant")  # a granting server elsewhere must not matter
     path = "/run/pc-path/socket"
-    d.target.box.run("install -d -m 0700 /run/pc-path; " + prepare.format(p=path),
-                     timeout=10).check()
+    here = d.path(path)  # a private directory, no space or quote in it
+    d.host.run(f"install -d -m 0700 {here.rsplit('/', 1)[0]}; " + prepare.format(p=here),
+               timeout=10).check()
     attempt = d.one(probe_service(d, socket=path), passwords=[PASSWORD])
     record(ctx, f"socket path {path}", attempt)
     ctx.note(attempt.summary())

@@ -109,7 +109,7 @@ def conversation_error(ctx):
 def silent_flag(ctx):
     d = direct(ctx)
     d.scenario("grant")
-    d.target.box.run(["rm", "-rf", "/run/pc-silent"], timeout=5)
+    d.host.run(["rm", "-rf", d.path("/run/pc-silent")], timeout=5)
     service = probe_service(d, socket="/run/pc-silent/socket", name="pc-silent")
     attempt = d.one(service, passwords=[PASSWORD], flags="silent")
     record(ctx, "PAM_SILENT, server unreachable", attempt)

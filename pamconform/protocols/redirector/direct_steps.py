@@ -1,4 +1,5 @@
-"""Shared steps and checkers of the direct-driver module suite (pamdrive in the lab)."""
+"""Shared steps and checkers of the direct-driver module suite (pamdrive in the lab, or on
+the host under pam_wrapper: ``pamconform module --no-lab``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 from pamconform.core.context import CaseContext
 from pamconform.core.outcome import Fail
 from pamconform.drivers.direct import Attempt, DirectDriver, driver, expect_ran
-from pamconform.lab.module_target import AUTH_PASSWORDS, ModuleTarget
+from pamconform.lab.module_target import AUTH_PASSWORDS, SOCKET, ModuleTarget
 
 #: The module in a probe stack: a PAM_IGNORE lets the optional pam_permit decide, so an
 #: IGNORE shows as the grant it becomes in such stacks; a failure keeps its own code.
@@ -73,18 +74,14 @@ def direct(ctx: CaseContext) -> DirectDriver:
 def probe_service(d: DirectDriver, *, args: str | None = None, socket: str | None = None,
                   name: str = PROBE) -> str:
     """The probe stack: ``[success=ok ignore=ignore default=bad] MODULE`` + optional permit."""
-    spec = d.target.spec
-    template = spec.args if args is None else args
-    sock = socket or "/run/pam_redirector/socket"
-    module = f"{spec.so} {template.replace('{socket}', sock)}".rstrip()
+    module = d.module_args(args, socket or SOCKET)
     text = (
         "# pamconform probe stack\n"
         f"auth [success=ok ignore=ignore default=bad] {module}\n"
         "auth optional pam_permit.so\n"
         "account required pam_permit.so\n"
     )
-    d.target.box.put_file(f"/etc/pam.d/{name}", text.encode(), mode=0o644)
-    return name
+    return d.install_service(name, text)
 
 
 def record(ctx: CaseContext, label: str, attempt: Attempt) -> None:

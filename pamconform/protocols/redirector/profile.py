@@ -18,5 +18,7 @@ PROTOCOL = register(Protocol(
         folder="pam_redirector", so="pam_redirector.so", args="{socket}",
         default_timeout=10.0, run_args="{socket} timeout=3"),
     # the module files `pamconform audit` recognises as this protocol's socket module
-    extra={"pam_modules": ("pam_redirector.so",)},
+    extra={"pam_modules": ("pam_redirector.so",),
+           # `module --no-lab`: the socket belongs to the invoking user, not root
+           "rootless_module_args": "server_uid={uid}"},
 ))

@@ -1,0 +1,142 @@
+"""``pamconform module SRC --no-lab``: the root-less tier, run as ``nobody`` with no Docker.
+
+The reference module passes every case that runs; the cases that need the lab are SKIPPED
+with their reason (never dropped); faulty builds are caught without the lab; nothing is
+left behind in /tmp.  (The lab and the root-less tier agree: test_rootless_agreement.py.)
+"""
+
+from __future__ import annotations
+
+import glob
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pamconform.core import resources
+from pamconform.core.outcome import Skip
+from pamconform.drivers.host_runner import HostRunner, find_pam_wrapper
+from rootless_user import Nobody, can_drop, nobody_workdir, verdicts
+
+pytestmark = [
+    pytest.mark.skipif(not can_drop(), reason="needs root to become nobody (setpriv)"),
+    pytest.mark.skipif(find_pam_wrapper() is None, reason="libpam-wrapper not installed"),
+]
+
+FAULTY = Path(__file__).resolve().parent / "fixtures" / "faulty_modules"
+REFERENCE = resources.modules_dir() / "pam_redirector"
+FAST = ["--args", "{socket} timeout=2", "--hang-bound", "4"]
+#: cases the root-less tier always skips, and why (a part of the reason)
+LAB_ONLY = {
+    "redir.module.planted-socket": "another user",
+    "redir.module.planted-symlink": "another user",
+    "redir.module.no-password-in-logs": "/dev/log",
+    "redir.module.args-missing": "built-in path",
+}
+#: a SHOULD the reference module meets only when its check wins a race (see test_module_direct)
+RACY = {"redir.module.server-reply-before-request"}
+
+
+@pytest.fixture(scope="module")
+def nobody() -> Iterator[Nobody]:
+    with nobody_workdir() as workdir:
+        yield Nobody(workdir)
+
+
+def _leftovers() -> set[str]:
+    return set(glob.glob("/tmp/pamconform-nolab-*"))
+
+
+def test_reference_module_without_lab(nobody: Nobody) -> None:
+    before = _leftovers()
+    code, out, index = nobody.pamconform(
+        "module", str(REFERENCE), "--no-lab", *FAST,
+        "--exclude-cases", "redir.module.memcheck-*",
+        "--cases", "redir.*")
+    assert code == 0, out
+    assert "uid 65534" in out
+    got = verdicts(index)
+    target = index["targets"][0]
+    assert target["trusted_own_socket"] is True
+    assert "server_uid=65534" in target["args"]
+    for cid, (verdict, message) in got.items():
+        if cid.startswith("redir.e2e."):
+            assert verdict == "SKIPPED" and "needs the lab" in message, (cid, verdict)
+        elif cid in LAB_ONLY:
+            assert verdict == "SKIPPED" and LAB_ONLY[cid] in message, (cid, message)
+        elif cid not in RACY:
+            assert verdict == "PASS", (cid, verdict, message)
+    ran = [c for c, (v, _) in got.items() if v == "PASS"]
+    assert len(ran) >= 40
+    assert _leftovers() == before
+
+
+def test_memcheck_runs_under_pam_wrapper(nobody: Nobody) -> None:
+    """valgrind sees no error in pam_wrapper itself, and catches a heap overflow."""
+    cases = ["--cases", "redir.module.memcheck-grant", "--cases",
+             "redir.module.memcheck-reply-4k-digits"]
+    code, out, index = nobody.pamconform("module", str(REFERENCE), "--no-lab", *FAST, *cases)
+    assert code == 0, out
+    assert {v for v, _ in verdicts(index).values()} == {"PASS"}
+    code, out, index = nobody.pamconform(
+        "module", str(FAULTY), "--no-lab", *FAST, *cases, "--so", "pam_faulty.so",
+        "--build", "make clean >/dev/null; make FAULT=oob_read")
+    assert code == 1, out
+    assert verdicts(index)["redir.module.memcheck-reply-4k-digits"][0] == "FAIL"
+
+
+@pytest.mark.parametrize(("fault", "case"), [
+    ("grant_non_numeric", "redir.module.reply-00"),
+    ("no_connect_timeout", "redir.module.server-backlog-full"),
+    ("exit_on_error", "redir.module.path-no-socket"),
+    ("ignores_silent", "redir.module.silent-flag"),
+])
+def test_faulty_build_caught_without_lab(nobody: Nobody, fault: str, case: str) -> None:
+    code, out, index = nobody.pamconform(
+        "module", str(FAULTY), "--no-lab", *FAST, "--so", "pam_faulty.so", "--cases", case,
+        "--build", f"make clean >/dev/null; make FAULT={fault}")
+    assert code == 1, out
+    assert verdicts(index)[case][0] == "FAIL"
+
+
+def test_module_refusing_own_socket_skips_what_it_would_hide(nobody: Nobody) -> None:
+    """A module that insists on a root-owned socket (server_uid=0 given explicitly): the
+    trust probe fails, so every case reaching the socket is SKIPPED, not a false verdict;
+    cases with nothing to trust at the path still run."""
+    code, out, index = nobody.pamconform(
+        "module", str(REFERENCE), "--no-lab", "--args", "{socket} timeout=2 server_uid=0",
+        "--hang-bound", "4", "--cases", "redir.module.grant", "--cases",
+        "redir.module.reply-00", "--cases", "redir.module.path-no-socket")
+    assert code == 0, out
+    got = verdicts(index)
+    assert got["redir.module.grant"][0] == "SKIPPED"
+    assert "owned by the invoking user" in got["redir.module.grant"][1]
+    assert got["redir.module.reply-00"][0] == "SKIPPED"
+    assert got["redir.module.path-no-socket"][0] == "PASS"
+    assert index["targets"][0]["trusted_own_socket"] is False
+
+
+def test_bad_input_is_one_line(nobody: Nobody) -> None:
+    code, out, _ = nobody.pamconform("module", str(REFERENCE), "--no-lab", "--keep")
+    assert code == 2
+    assert "Traceback" not in out and "--keep" in out
+
+
+def test_host_runner_maps_lab_paths_and_skips_lab_only(tmp_path: Path) -> None:
+    runner = HostRunner(tmp_path / "r", pamdrive=Path("/x/pamdrive"),
+                        authtok_module=Path("/x/pam_pamdrive_authtok.so"),
+                        module=Path("/x/pam_m.so"), so="pam_m.so", pam_wrapper="/x/w.so")
+    assert runner.path("/run/a/socket") == str(tmp_path / "r" / "lab" / "run/a/socket")
+    assert runner.module_ref("pam_m.so") == "/x/pam_m.so"
+    env = runner.attempt_env()
+    assert env["PAM_WRAPPER"] == "1" and env["LD_PRELOAD"] == "/x/w.so"
+    assert env["PAM_WRAPPER_SERVICE_DIR"] == str(tmp_path / "r" / "pam.d")
+    with pytest.raises(Skip, match="another user"):
+        runner.scenario_argv(runner.path("/tmp/p/socket"), mode="0666", user="mallory")
+    with pytest.raises(Skip, match="built-in path"):
+        runner.check_service("pam_m.so", "auth required /x/pam_m.so\n")
+    runner.check_service("pam_m.so", "auth required /x/pam_m.so /nowhere/socket\n")
+    runner.close()
+    assert not (tmp_path / "r").exists()
+    assert shutil.which("sh")
