@@ -7,6 +7,7 @@ reference module (its profile's ``reference_module``).
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,10 @@ def register(sub: Any) -> None:
                      help="a login with no verdict by then is HUNG (default 20)")
     common.add_hang_bound(mod)
     mod.add_argument("--keep", action="store_true", help="leave the lab container running")
+    mod.add_argument("--no-lab", action="store_true",
+                     help="no Docker, no root: build on this host and run the direct-driver "
+                     "cases under pam_wrapper as the invoking user; the cases that need the "
+                     "lab are SKIPPED with their reason (docs/module.md#no-lab)")
     mod.add_argument("--name", help="the target's name in the report (default: SRC)")
     common.add_lab_package_option(mod, KIND)
     mod.add_argument("--distro", default="bookworm", metavar="LIST",
@@ -83,6 +88,8 @@ def cmd_module(args: argparse.Namespace, console: Console) -> int:
     if args.list:
         return common.list_cases(cases, console)
     if args.lab_package is not None:
+        if args.no_lab:
+            raise UsageError("module: --lab-package runs in the lab, not with --no-lab")
         return _lab_module(protocol, cases, args, console)
     if args.src is None:
         raise UsageError("module: the SRC_DIR argument (or --lab-package) is required")
@@ -94,6 +101,8 @@ def cmd_module(args: argparse.Namespace, console: Console) -> int:
     check_report_dir(args.report)
     run = report.Run(strict=args.strict)
     name = args.name or str(args.src)
+    if args.no_lab:
+        return _no_lab(spec, cases, name, args, console, run)
     results: list[TargetResult] = []
     planned = [(module_run.distro_target_name(name, d, distros), KIND, protocol.name, cases)
                for d in distros]
@@ -121,6 +130,30 @@ def cmd_module(args: argparse.Namespace, console: Console) -> int:
                                                   distros):
             console.line(text)
     return common.finish(results, args, console, run)
+
+
+def _no_lab(spec: Any, cases: list[Case], name: str, args: argparse.Namespace,
+            console: Console, run: report.Run) -> int:
+    """``--no-lab``: the root-less tier (pamconform/drivers/host_module.py)."""
+    from pamconform.drivers.host_module import run_host_module
+
+    lab_only = [flag for dest, flag, default in _LAB_ONLY if getattr(args, dest) != default]
+    if lab_only:
+        raise UsageError(f"{', '.join(lab_only)}: for the lab, not --no-lab")
+    console.line(f"pamconform {__version__}: {len(cases)} {spec.protocol} module cases "
+                 f"against {name} (no lab: pam_wrapper, this host, uid {os.getuid()})")
+    try:
+        result = run_host_module(spec, cases, name=name, strict=args.strict,
+                                 say=console.line, progress=console.progress)
+    except Interrupted as stop:
+        return common.stopped(stop, [], [(name, KIND, spec.protocol, cases)], args, console,
+                              run)
+    console.summary(result)
+    return common.finish([result], args, console, run)
+
+
+#: Lab options ``--no-lab`` does not take (dest, flag, default).
+_LAB_ONLY = (("keep", "--keep", False), ("distro", "--distro", "bookworm"))
 
 
 #: Options of a source build that a lab package does not take (dest, flag, default).
