@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import queue
 import signal
 import threading
 import time
@@ -162,3 +163,18 @@ def test_ctrl_c_marks_every_running_case_interrupted_and_the_rest_not_run() -> N
     assert [str(r.verdict) for r in partial.results] == \
         ["PASS", "INTERRUPTED", "INTERRUPTED", "NOT-RUN", "NOT-RUN"]
     assert partial.info["interrupted"] == {"signal": "SIGINT", "case": "b"}
+
+
+def test_a_case_that_just_ended_is_never_graded_as_over_its_budget(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # the pool learns of an end from the case's thread, before that thread has exited:
+    # make the thread linger after telling, as a busy machine does
+    class Lingering(queue.SimpleQueue):  # type: ignore[type-arg]
+        def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+            super().put(item)
+            time.sleep(0.2)
+
+    monkeypatch.setattr(runner.queue, "SimpleQueue", Lingering)
+    cases = [_case(f"c{i}", lambda ctx: None) for i in range(6)]
+    out = run_target(cases, _Target(), kind="server", protocol="redirector", jobs=3)
+    assert {str(r.verdict) for r in out.results} == {"PASS"}, out.results[0].message

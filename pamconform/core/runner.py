@@ -120,6 +120,8 @@ class _Running:
     thread: threading.Thread
     start: float
     box: dict[str, BaseException]
+    #: set when the body has returned (its thread may live a moment longer)
+    ended: threading.Event = field(default_factory=threading.Event)
 
     @classmethod
     def launch(cls, case: Case, target: Any, strict: bool,
@@ -134,6 +136,7 @@ class _Running:
             except BaseException as exc:  # graded below, never lost
                 box["error"] = exc
             finally:
+                holder[0].ended.set()
                 if done is not None:
                     done.put(holder[0])
 
@@ -150,7 +153,7 @@ class _Running:
     def result(self) -> CaseResult:
         """Grade the case: its verdict, or ERROR while its body still runs past the budget."""
         duration = time.monotonic() - self.start
-        if self.thread.is_alive():
+        if not self.ended.is_set():
             verdict, message = Verdict.ERROR, f"case overran its {CASE_BUDGET_S:.0f} s budget"
         else:
             error = self.box.get("error")
