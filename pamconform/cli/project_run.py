@@ -8,20 +8,19 @@ The command line wins over the file's ``[options]``.
 from __future__ import annotations
 
 import argparse
-import copy
 import os
 from pathlib import Path
 
 from pamconform import protocols
 from pamconform.cli import common
 from pamconform.cli.console import Console
+from pamconform.cli.module_targets import lab_module_step, skipped
 from pamconform.cli.targets import Step, unique_names
 from pamconform.core import project as projectfile
 from pamconform.core.errors import UsageError
 from pamconform.core.project import Project, ProjectError, Target
 from pamconform.core.registry import Case
-from pamconform.core.runner import CaseResult, TargetResult, run_target
-from pamconform.core.verdicts import Verdict
+from pamconform.core.runner import TargetResult, run_target
 from pamconform.protocols import Protocol
 from pamconform.protocols.hooks import hooks_of
 from pamconform.report import known_findings
@@ -129,7 +128,7 @@ def _server_step(project: Project, target: Target, protocol: Protocol, cases: li
         argv += ["--credentials-file", str(target.credentials_file)]
     ns = _parse(project, target, argv + _argv(target))
     ns.timeout, ns.idle_limit = args.timeout, args.idle_limit
-    ns.name = target.name
+    ns.socket, ns.name = target.path, target.name
     if target.credentials_env is not None:
         if not os.environ.get(target.credentials_env):
             raise ProjectError(f"{project.where(f'targets.{target.name}.credentials_env')}: "
@@ -162,7 +161,7 @@ def _package_step(project: Project, target: Target, protocol: Protocol, cases: l
 
     def check(cases: list[Case]) -> TargetResult:
         if args.no_lab:
-            return _skipped(target, protocol, cases, console)
+            return skipped(target.name, target.kind, protocol, cases, console)
         console.line(f"== {target.name}: {len(cases)} {protocol.name} {pkg.kind} cases "
                      f"(lab, package {pkg.package})")
         return common.run_lab_package(pkg, protocol, cases, args, console, target.name)
@@ -204,37 +203,6 @@ def _module_steps(project: Project, target: Target, protocol: Protocol, cases: l
     steps = []
     for distro in labs:
         name = module_run.distro_target_name(target.name, distro, labs)
-        steps.append(_module_step(name, spec, distro, protocol, cases, args, console))
+        steps.append(lab_module_step(name, spec, distro, protocol, cases, args, console,
+                                     skip=args.no_lab))
     return steps
-
-
-def _module_step(name: str, spec: object, distro: str, protocol: Protocol, cases: list[Case],
-                 args: argparse.Namespace, console: Console) -> Step:
-    from pamconform.lab import module_run
-
-    def check(cases: list[Case]) -> TargetResult:
-        if args.no_lab:
-            return _skipped_named(name, "module", protocol, cases, console)
-        console.line(f"== {name}: {len(cases)} {protocol.name} module cases (lab, {distro})")
-        return module_run.run_module(copy.copy(spec), cases,  # type: ignore[arg-type]
-                                     name=name, distro=distro, keep=args.keep,
-                                     strict=args.strict,
-                                     login_timeout=getattr(args, "login_timeout", 20.0),
-                                     say=console.line, progress=console.progress)
-
-    return Step(name, "module", protocol.name, cases, check,
-                lab=None if args.no_lab else distro, in_lab=not args.no_lab)
-
-
-def _skipped(target: Target, protocol: Protocol, cases: list[Case],
-             console: Console) -> TargetResult:
-    return _skipped_named(target.name, target.kind, protocol, cases, console)
-
-
-def _skipped_named(name: str, kind: str, protocol: Protocol, cases: list[Case],
-                   console: Console) -> TargetResult:
-    """A lab target under ``--no-lab``: in the report, every case SKIPPED."""
-    console.line(f"== {name}: {len(cases)} {protocol.name} {kind} cases skipped (--no-lab)")
-    why = f"not run: {name} lives in the lab and --no-lab"
-    return TargetResult(name, kind, protocol.name,
-                        [CaseResult(c, Verdict.SKIPPED, why, 0.0) for c in cases])

@@ -119,10 +119,11 @@ def run_steps(steps: list[Step], args: argparse.Namespace, console: Console,
               after: Callable[[list[TargetResult]], list[str]] | None = None) -> int:
     """Check each step in order, timing it; then the report and the exit code.
 
-    A lab that cannot run stops the run with the report of what finished (exit 3);
+    A lab that cannot run stops the run (exit 3) with the report of what finished, if any;
     Ctrl-C writes the report with the unfinished cases INTERRUPTED or NOT-RUN.
     ``after`` gives closing lines (e.g. differences between distros).
     """
+    unique_names(steps)
     results: list[TargetResult] = []
     began = time.monotonic()
     try:
@@ -131,7 +132,7 @@ def run_steps(steps: list[Step], args: argparse.Namespace, console: Console,
             try:
                 result = step.check(step.cases)
             except HarnessError as exc:
-                if step.lab is None:
+                if step.lab is None or not results:
                     raise
                 console.line(f"pamconform: the {step.lab} lab could not run: {exc}")
                 common.finish(results, args, console, run)

@@ -1,0 +1,188 @@
+"""Several targets in one run: ``server S1 S2``, the project file, and what each cost."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pamconform.lab import gallery
+from pamconform.lab.localserver import LocalServer, reference_command
+from pamconform.protocols.redirector.hooks import REFERENCE_CREDENTIALS
+
+ROOT = Path(__file__).resolve().parents[1]
+#: A case the keeps-open server fails and one it passes (both quick).
+CASES = ["--cases", "redir.server.close-after-reply", "--cases", "redir.server.grant-valid"]
+
+
+def pamconform(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
+               timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    full = dict(os.environ, PYTHONPATH=str(ROOT), **(env or {}))
+    full.pop("PAMCONFORM_CREDENTIALS", None) if env is None else None
+    return subprocess.run([sys.executable, "-m", "pamconform.cli", *args], cwd=cwd or ROOT,
+                          env=full, capture_output=True, text=True, timeout=timeout,
+                          check=False)
+
+
+@pytest.fixture(scope="module")
+def sockets() -> Iterator[dict[str, Path]]:
+    """The reference server and the keeps-open faulty server, running."""
+    with LocalServer(reference_command(), REFERENCE_CREDENTIALS, name="ref") as ref, \
+            LocalServer(gallery.commands()["keeps-open"], REFERENCE_CREDENTIALS,
+                        name="keeps-open") as faulty:
+        yield {"ref": ref.socket, "faulty": faulty.socket}
+
+
+@pytest.fixture
+def logins(tmp_path: Path) -> Path:
+    path = tmp_path / "logins"
+    path.write_text("".join(f"{u}:{p}\n" for u, p in REFERENCE_CREDENTIALS))
+    path.chmod(0o600)
+    return path
+
+
+def _report(directory: Path) -> dict:
+    return json.loads((directory / "index.json").read_text())
+
+
+def _verdicts(data: dict) -> dict[str, dict[str, str]]:
+    return {t["name"]: {c["id"]: c["verdict"] for c in t["cases"]} for t in data["targets"]}
+
+
+def test_several_sockets_are_one_report_side_by_side(sockets, logins, tmp_path) -> None:
+    out = tmp_path / "report"
+    proc = pamconform("server", str(sockets["ref"]), str(sockets["faulty"]), "--name", "ref",
+                      "--name", "keeps-open", "--credentials-file", str(logins), *CASES,
+                      "--report", str(out), "--quiet")
+    assert proc.returncode == 1, proc.stderr  # the faulty one FAILs a case
+    data = _report(out)
+    assert _verdicts(data) == {
+        "ref": {"redir.server.close-after-reply": "PASS", "redir.server.grant-valid": "PASS"},
+        "keeps-open": {"redir.server.close-after-reply": "FAIL",
+                       "redir.server.grant-valid": "PASS"}}
+    html = (out / "index.html").read_text()
+    assert "Targets side by side" in html and "keeps-open" in html and "wall time" in html
+    # what each target cost: in index.json, junit.xml and the console
+    for target in data["targets"]:
+        timing = target["timing"]
+        assert timing["wall_s"] > 0 and timing["cases_s"] > 0
+        assert timing["suites"]["redirector_server"]["cases"] == 2
+        assert 0 < timing["suites"]["redirector_server"]["wall_s"] <= timing["wall_s"]
+    suites = ET.parse(out / "junit.xml").getroot().findall("testsuite")
+    assert [float(s.get("time", "")) for s in suites] == pytest.approx(
+        [t["timing"]["wall_s"] for t in data["targets"]], abs=0.001)
+    assert suites[0].find("properties/property[@name='suite.redirector_server.wall_s']") \
+        is not None
+    assert proc.stdout.count("\n  time: ") == 2 and "\nwall time: " in proc.stdout
+
+
+def test_one_name_per_socket(sockets, logins, tmp_path) -> None:
+    proc = pamconform("server", str(sockets["ref"]), str(sockets["faulty"]), "--name", "x",
+                      "--credentials-file", str(logins), "--report", str(tmp_path / "r"))
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "pamconform: error: server: 1 --name for 2 sockets: give one per socket, in order, "
+        "or none"]
+
+
+def test_the_same_name_twice_is_refused(sockets, logins, tmp_path) -> None:
+    proc = pamconform("server", str(sockets["ref"]), str(sockets["faulty"]), "--name", "x",
+                      "--name", "x", "--credentials-file", str(logins), "--report",
+                      str(tmp_path / "r"))
+    assert proc.returncode == 2 and "two targets are named 'x'" in proc.stderr
+
+
+def test_project_file_targets_with_their_own_logins(sockets, logins, tmp_path) -> None:
+    (tmp_path / "pamconform.toml").write_text(f"""
+protocol = "redirector"
+
+[options]
+cases = ["redir.server.close-after-reply", "redir.server.grant-valid"]
+
+[targets.our-auth]
+kind = "server"
+socket = "{sockets['ref']}"
+credentials_file = "{logins.name}"
+
+[targets.their-auth]
+kind = "server"
+socket = "{sockets['faulty']}"
+credentials_env = "THEIR_LOGINS"
+""")
+    out = tmp_path / "report"
+    env = {"THEIR_LOGINS": logins.read_text(), "PAMCONFORM_CREDENTIALS": ""}
+    proc = pamconform("run", "--report", str(out), "--quiet", cwd=tmp_path, env=env)
+    assert proc.returncode == 1, proc.stderr
+    assert "the targets of" in proc.stdout
+    assert _verdicts(_report(out)) == {
+        "our-auth": {"redir.server.close-after-reply": "PASS", "redir.server.grant-valid": "PASS"},
+        "their-auth": {"redir.server.close-after-reply": "FAIL",
+                       "redir.server.grant-valid": "PASS"}}
+    # the command line wins over the file's options
+    proc = pamconform("run", "--cases", "redir.server.grant-valid", "--list", cwd=tmp_path,
+                      env=env)
+    assert proc.returncode == 0 and "1 cases" in proc.stdout, proc.stderr
+    # the variable a target names must be set
+    proc = pamconform("run", "--list", cwd=tmp_path, env={"PAMCONFORM_CREDENTIALS": ""})
+    assert proc.returncode == 2
+    assert proc.stderr.strip().endswith(
+        "targets.their-auth.credentials_env: $THEIR_LOGINS is not set (USER:PASSWORD lines)")
+
+
+@pytest.mark.parametrize(("text", "needle"), [
+    ('[targets.a]\nkind = "server"\nsocket = "/s"\npassword = "hunter2"\n',
+     "targets.a.password: an inline secret is refused"),
+    ('[targets.a]\nkind = "server"\nsocket = "/s"\ncredentials_env = "bob:hunter2"\n',
+     "targets.a.credentials_env: the NAME of an environment variable"),
+    ('[targets.a]\nkind = "server"\nsocket = "/s"\n[targets.a.options]\ntoken = "t0k"\n',
+     "targets.a.options.token: an inline secret is refused"),
+    ('[targets.a]\nkind = "printer"\n', "targets.a.kind: expected one of server, module"),
+    ('[targets.a]\nkind = "server"\n', "targets.a: a server target needs exactly one of"),
+    ('[targets.a]\nkind = "server"\nsocket = "/s"\nso = "x.so"\n',
+     "targets.a.so: not a key of a server target"),
+    ('[targets.a]\nkind = "module"\npackage = "p"\nso = "x.so"\n',
+     "targets.a.so: only for a module built from source"),
+    ('protocol = "smtp"\n[targets.a]\nkind = "server"\nsocket = "/s"\n',
+     "protocol: unknown protocol 'smtp'"),
+    ('[targets.a]\nkind = "server"\nsocket = "/s"\n[targets.a.options]\nfrobnicate = 1\n',
+     "targets.a: unrecognized arguments: --frobnicate 1"),
+    ('[options]\nstrict = "yes"\n[targets.a]\nkind = "server"\nsocket = "/s"\n',
+     "options.strict: expected true or false"),
+    ('colour = "blue"\n', "colour: unknown key"),
+    ("[targets\n", "not valid TOML"),
+])
+def test_invalid_project_file_is_one_line_naming_the_key(tmp_path, text, needle) -> None:
+    (tmp_path / "pamconform.toml").write_text(text)
+    proc = pamconform("run", "--list", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stdout
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0] and "pamconform.toml" in lines[0], lines
+    assert "hunter2" not in proc.stderr and "t0k" not in proc.stderr
+
+
+def test_pyproject_table_and_explicit_project(tmp_path, logins, sockets) -> None:
+    (tmp_path / "pyproject.toml").write_text(
+        f'[project]\nname = "x"\n[tool.pamconform.targets.mine]\nkind = "server"\n'
+        f'socket = "{sockets["ref"]}"\ncredentials_file = "{logins}"\n')
+    proc = pamconform("run", "--list", "--cases", "redir.server.grant-valid", cwd=tmp_path)
+    assert proc.returncode == 0 and "1 cases" in proc.stdout, proc.stderr
+    other = tmp_path / "elsewhere.toml"
+    other.write_text('[targets.a]\nkind = "server"\nsocket = "/s"\nlogin = "x"\n')
+    proc = pamconform("run", "--project", str(other), "--list", cwd=tmp_path)
+    assert proc.returncode == 2 and "targets.a.login: an inline secret" in proc.stderr
+
+
+def test_this_repository_is_no_project() -> None:
+    """Its pyproject.toml has no [tool.pamconform]: `pamconform run` here checks the
+    bundled references."""
+    from pamconform.core import project
+
+    assert project.find(ROOT) is None
+    proc = pamconform("run", "--no-lab", "--list")
+    assert proc.returncode == 0 and "redir.server." in proc.stdout and "token." in proc.stdout
