@@ -13,11 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from rootless_user import Nobody, can_drop, nobody_workdir, verdicts
 
 from pamconform.core import resources
 from pamconform.core.outcome import Skip
 from pamconform.drivers.host_runner import HostRunner, find_pam_wrapper
-from rootless_user import Nobody, can_drop, nobody_workdir, verdicts
 
 pytestmark = [
     pytest.mark.skipif(not can_drop(), reason="needs root to become nobody (setpriv)"),
