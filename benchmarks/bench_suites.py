@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """Wall times of the suites, warm (lab image cached) and, with ``--cold``, cold.
 
-    python3 benchmarks/bench_suites.py [--cold] [--cold-base] [--repeat N] [--json]
+    python3 benchmarks/bench_suites.py [--cold] [--cold-base] [--repeat N] [--jobs 1,4] [--json]
 
 Times, with the same ``pamconform`` a user runs (``python -m pamconform.cli`` from this
 checkout, reports into a temporary directory):
 
 - server suite: ``pamconform run --no-lab`` (every server case against the bundled
-  reference server; no Docker);
+  reference servers; no Docker);
+- redirector-server: ``pamconform run --no-lab --cases 'redir.server.*'`` (the redirector
+  server suite against its reference server alone);
 - module suite: ``pamconform module modules/pam_redirector --args "{socket} timeout=3"``
   (builds the module in a lab container, drives sshd and su).
 
@@ -18,6 +20,9 @@ uses) and times the module suite again, image build included (printed apart);
 ``containers/base-image.sh``, which may need the network). Layers shared with an image
 a container still uses stay cached, which makes "cold" warmer: stop other lab runs
 first (``docker ps --filter label=pamconform=1``).
+
+``--jobs 1,4`` runs each suite once per value (``pamconform --jobs N``: 1 is one case
+after another); without it the command's default.
 
 Prints figures; not a test.
 """
@@ -43,14 +48,16 @@ ROOT = Path(__file__).resolve().parent.parent
 
 SUITES: dict[str, list[str]] = {
     "server": ["run", "--no-lab"],
+    "redirector-server": ["run", "--no-lab", "--cases", "redir.server.*"],
     "module": ["module", str(ROOT / "modules" / "pam_redirector"), "--args",
                "{socket} timeout=3"],
 }
 
 
-def run_suite(name: str, report: Path) -> dict[str, Any]:
+def run_suite(name: str, report: Path, jobs: int | None = None) -> dict[str, Any]:
     """Run one suite as a user would; return its wall time and verdict counts."""
     argv = [sys.executable, "-m", "pamconform.cli", *SUITES[name], "--report", str(report)]
+    argv += ["--jobs", str(jobs)] if jobs else []
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     log = report.with_suffix(".log")
     start = time.monotonic()
@@ -63,7 +70,7 @@ def run_suite(name: str, report: Path) -> dict[str, Any]:
     if index.is_file():
         data = json.loads(index.read_text())
         counts.update(c["verdict"] for t in data["targets"] for c in t["cases"])
-    return {"suite": name, "wall_s": round(wall, 1), "exit": rc,
+    return {"suite": name, "jobs": jobs or "default", "wall_s": round(wall, 1), "exit": rc,
             "cases": sum(counts.values()), "verdicts": dict(counts), "log": str(log)}
 
 
@@ -112,7 +119,8 @@ def build_seconds(log: str) -> float | None:
 
 def _line(mode: str, r: dict[str, Any]) -> str:
     verdicts = ", ".join(f"{n} {v}" for v, n in sorted(r["verdicts"].items()))
-    return (f"{r['suite']:<7} {mode:<5} {r['wall_s']:>8.1f} {r['cases']:>6}  exit {r['exit']}  "
+    return (f"{r['suite']:<17} {mode:<5} {r['jobs']!s:>7} {r['wall_s']:>8.1f} {r['cases']:>6}  "
+            f"exit {r['exit']}  "
             f"{verdicts}")
 
 
@@ -125,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=1, help="warm runs of each suite")
     parser.add_argument("--suites", default="server,module",
                         help="comma-separated, of: " + ", ".join(SUITES))
+    parser.add_argument("--jobs", default="",
+                        help="comma-separated --jobs values, each suite run once per value")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     names = [s for s in args.suites.split(",") if s]
@@ -137,13 +147,15 @@ def main(argv: list[str] | None = None) -> int:
     if "module" in names:
         tag, took = prime_lab()
         print(f"warm-up: lab image {tag} ready in {took:.1f} s (untimed below)")
-    print(f"{'suite':<7} {'mode':<5} {'wall s':>8} {'cases':>6}")
+    jobs = [int(j) for j in args.jobs.split(",") if j] or [None]
+    print(f"{'suite':<17} {'mode':<5} {'jobs':>7} {'wall s':>8} {'cases':>6}")
     for i in range(args.repeat):
         for name in names:
-            r = run_suite(name, tmp / f"{name}-warm-{i}")
-            r["mode"] = "warm"
-            results.append(r)
-            print(_line("warm", r), flush=True)
+            for n in jobs:
+                r = run_suite(name, tmp / f"{name}-warm-{i}-j{n or 0}", n)
+                r["mode"] = "warm"
+                results.append(r)
+                print(_line("warm", r), flush=True)
     if args.cold and "module" in names:
         removed = remove_lab_images(args.cold_base)
         print(f"cold: removed {len(removed)} image(s): {', '.join(removed) or 'none'}")
