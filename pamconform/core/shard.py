@@ -2,10 +2,10 @@
 
 Every shard computes the same assignment from the same plan, so N machines running the
 same command with ``--shard 1/N`` ... ``--shard N/N`` check every pair exactly once.
-The assignment is a greedy longest-first packing: pairs sorted by weight (heaviest
-first; a stable hash breaks ties), each put on the shard whose load is lowest, where a
-target not yet on a shard adds its set-up cost (a lab start, a module build) to that
-shard. So a lab target's cases stay together unless they outweigh its set-up.
+The assignment is a greedy longest-first packing by expected seconds (a stable hash
+breaks ties, so the order of the input does not matter): a target with a set-up cost
+(a lab start, a module build) is split only into parts whose cases outweigh that cost,
+so a lab target's quick cases stay together on one shard.
 """
 
 from __future__ import annotations
@@ -50,23 +50,35 @@ def _stable(pair: Pair) -> str:
 def assign(pairs: Sequence[Pair], count: int, *, weights: Mapping[Pair, float] | None = None,
            setup: Mapping[str, float] | None = None) -> dict[Pair, int]:
     """Each pair's shard (1 ... ``count``). ``weights``: a pair's expected seconds (1.0 if
-    unknown); ``setup``: a target's cost on each shard that gets one of its cases."""
+    unknown); ``setup``: a target's cost on each shard that gets one of its cases.
+
+    Targets go heaviest first (set-up plus cases). A target is split over ``p`` shards,
+    the least loaded ones, where each part's cases take at least its set-up (``p`` is 1
+    for a lab target whose cases are quick, every shard for a target with no set-up);
+    within them, its cases go heaviest first to the part with the least load.
+    """
     weights, setup = weights or {}, setup or {}
-    order = sorted(dict.fromkeys(pairs), key=lambda p: (-weights.get(p, 1.0), _stable(p)))
+    groups: dict[str, list[Pair]] = {}
+    for pair in dict.fromkeys(pairs):
+        groups.setdefault(pair[0], []).append(pair)
+
+    def work(group: list[Pair]) -> float:
+        return sum(weights.get(p, 1.0) for p in group)
+
     loads = [0.0] * count
-    holds: list[set[str]] = [set() for _ in range(count)]
     out: dict[Pair, int] = {}
-    for pair in order:
-        target = pair[0]
-
-        def cost(i: int, target: str = target) -> tuple[float, int]:
-            extra = 0.0 if target in holds[i] else setup.get(target, 0.0)
-            return loads[i] + extra, i
-
-        best = min(range(count), key=cost)
-        loads[best] = cost(best)[0] + weights.get(pair, 1.0)
-        holds[best].add(target)
-        out[pair] = best + 1
+    for target in sorted(groups, key=lambda t: (-(setup.get(t, 0.0) + work(groups[t])),
+                                                _stable((t, "")))):
+        group = sorted(groups[target], key=lambda p: (-weights.get(p, 1.0), _stable(p)))
+        cost = setup.get(target, 0.0)
+        parts = count if cost <= 0 else min(count, max(1, int(work(group) // cost)))
+        chosen = sorted(range(count), key=lambda i: (loads[i], i))[:parts]
+        used: set[int] = set()
+        for pair in group:
+            best = min(chosen, key=lambda i: (loads[i] + (0.0 if i in used else cost), i))
+            loads[best] += weights.get(pair, 1.0) + (0.0 if best in used else cost)
+            used.add(best)
+            out[pair] = best + 1
     return out
 
 

@@ -1,0 +1,148 @@
+"""``--shard K/N`` and ``pamconform merge``: shards merged are the unsharded run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pamconform.core import shard
+from pamconform.core.errors import UsageError
+
+ROOT = Path(__file__).resolve().parents[1]
+#: Cases of two reference servers (the bundled redirector and token servers), no lab.
+SELECTION = ["--no-lab", "--cases", "redir.server.grant-valid", "--cases",
+             "redir.server.deny-*", "--cases", "token.server.c*", "--quiet"]
+
+
+def pamconform(*args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", "pamconform.cli", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300, check=False)
+
+
+def test_assignment_is_stable_complete_and_balanced() -> None:
+    pairs = [(t, f"case-{i}") for t in ("a", "b", "c") for i in range(20)]
+    one = shard.assign(pairs, 4)
+    assert one == shard.assign(list(reversed(pairs)), 4)  # the order given does not matter
+    assert set(one) == set(pairs) and set(one.values()) == {1, 2, 3, 4}
+    sizes = [list(one.values()).count(k) for k in (1, 2, 3, 4)]
+    assert max(sizes) - min(sizes) <= 1
+    # weights: the heavy case gets a shard to itself
+    heavy = {("a", "case-0"): 30.0}
+    by = shard.assign(pairs, 3, weights=heavy)
+    alone = by[("a", "case-0")]
+    assert [p for p, k in by.items() if k == alone] == [("a", "case-0")]
+    # a set-up cost keeps a lab target's cheap cases together
+    lab = [("lab", f"c{i}") for i in range(6)] + [("srv", f"c{i}") for i in range(6)]
+    kept = shard.assign(lab, 2, setup={"lab": 30.0})
+    assert len({kept[p] for p in lab if p[0] == "lab"}) == 1
+
+
+@pytest.mark.parametrize("text", ["0/3", "4/3", "3", "a/b", "1/0", "-1/2"])
+def test_bad_shard_is_a_usage_error(text: str) -> None:
+    with pytest.raises(UsageError):
+        shard.parse(text)
+
+
+def _strip_times(data: dict) -> dict:
+    """The report without what differs between any two runs (times, evidence)."""
+    out = {k: v for k, v in data.items() if k not in ("started", "duration_s", "merged")}
+    out["targets"] = [
+        {**{k: v for k, v in t.items() if k != "timing"},
+         "cases": [{k: v for k, v in c.items() if k not in ("duration_s", "evidence")}
+                   for c in t["cases"]]}
+        for t in data["targets"]]
+    return out
+
+
+def test_three_shards_merged_are_the_unsharded_run(tmp_path: Path) -> None:
+    whole = tmp_path / "whole"
+    assert pamconform("run", *SELECTION, "--report", str(whole)).returncode == 0
+    parts = []
+    for k in (1, 2, 3):
+        part = tmp_path / f"shard{k}"
+        proc = pamconform("run", *SELECTION, "--shard", f"{k}/3", "--report", str(part))
+        assert proc.returncode == 0, proc.stderr
+        assert f"shard {k}/3: " in proc.stdout
+        parts.append(part)
+    shards = [json.loads((p / "index.json").read_text()) for p in parts]
+    counts = [sum(len(t["cases"]) for t in s["targets"]) for s in shards]
+    total = sum(len(ids) for ids in shards[0]["shard"]["plan"].values())
+    assert sum(counts) == total >= 8 and all(counts)  # every pair once, each shard some
+    merged = tmp_path / "merged"
+    proc = pamconform("merge", *map(str, parts), "--report", str(merged))
+    assert proc.returncode == 0, proc.stderr
+    # pamconform diff sees no change at all
+    proc = pamconform("diff", str(whole), str(merged), "--time-threshold", "1000")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "newly" not in proc.stdout.lower() and "added" not in proc.stdout.lower(), proc.stdout
+    data = json.loads((merged / "index.json").read_text())
+    unsharded = json.loads((whole / "index.json").read_text())
+    assert _strip_times(data) == _strip_times(unsharded)
+    # the evidence is the shards' own, untouched
+    by_case = {(t["name"], c["id"]): c for s in shards for t in s["targets"] for c in t["cases"]}
+    assert all(c == by_case[(t["name"], c["id"])] for t in data["targets"] for c in t["cases"])
+    assert [s["part"] for s in data["merged"]["shards"]] == ["1/3", "2/3", "3/3"]
+    assert (merged / "junit.xml").is_file() and (merged / "index.html").is_file()
+
+
+def _shard_report(directory: Path, part: int, count: int = 2, version: str = "1.0",
+                  plan: dict | None = None, cases: list[str] | None = None) -> Path:
+    plan = plan or {"t": ["a", "b"]}
+    data = {"pamconform": version, "started": "2026-01-01T00:00:00+00:00", "duration_s": 1.0,
+            "strict": False,
+            "shard": {"part": f"{part}/{count}", "index": part, "count": count,
+                      "plan_sha256": shard.digest(plan), "plan": plan},
+            "targets": [{"name": "t", "kind": "server", "protocol": "p",
+                         "summary": {"PASS": 1},
+                         "cases": [{"id": c, "rule": "R", "severity": "MUST", "title": c,
+                                    "requirement": "", "suite": "s", "verdict": "PASS",
+                                    "message": "", "duration_s": 0.1, "evidence": {}}
+                                   for c in (cases or [])]}]}
+    directory.mkdir()
+    (directory / "index.json").write_text(json.dumps(data))
+    return directory
+
+
+@pytest.mark.parametrize(("second", "needle"), [
+    ({"part": 2, "version": "2.0", "cases": ["b"]}, "made by pamconform 2.0"),
+    ({"part": 2, "plan": {"t": ["a", "c"]}, "cases": ["c"]}, "a shard of another run"),
+    ({"part": 1, "cases": ["b"]}, "shard 1/2 again"),
+    ({"part": 2, "count": 3, "cases": ["b"]}, "a shard of another run"),
+])
+def test_merge_refuses_reports_that_do_not_belong_together(tmp_path, second, needle) -> None:
+    a = _shard_report(tmp_path / "a", 1, cases=["a"])
+    b = _shard_report(tmp_path / "b", **second)
+    proc = pamconform("merge", str(a), str(b), "--report", str(tmp_path / "out"))
+    assert proc.returncode == 2 and needle in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_merge_refuses_a_missing_shard_unless_forced(tmp_path) -> None:
+    a = _shard_report(tmp_path / "a", 1, cases=["a"])
+    proc = pamconform("merge", str(a), "--report", str(tmp_path / "out"))
+    assert proc.returncode == 2 and "shard(s) 2 of 2 missing" in proc.stderr
+    proc = pamconform("merge", str(a), "--report", str(tmp_path / "out"), "--force")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads((tmp_path / "out" / "index.json").read_text())
+    assert [c["id"] for c in data["targets"][0]["cases"]] == ["a"]
+
+
+def test_merge_never_takes_a_case_twice_nor_an_unsharded_report(tmp_path) -> None:
+    a = _shard_report(tmp_path / "a", 1, cases=["a"])
+    b = _shard_report(tmp_path / "b", 2, cases=["a", "b"])
+    proc = pamconform("merge", str(a), str(b), "--report", str(tmp_path / "out"), "--force")
+    assert proc.returncode == 2 and "case a of target t is also in another report" in proc.stderr
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    data = json.loads((a / "index.json").read_text())
+    del data["shard"]
+    (plain / "index.json").write_text(json.dumps(data))
+    proc = pamconform("merge", str(a), str(plain), "--report", str(tmp_path / "out"))
+    assert proc.returncode == 2 and "not a shard report" in proc.stderr
