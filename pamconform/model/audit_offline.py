@@ -97,6 +97,9 @@ def explore(p: Plan, socket_code: int, choices: ChoicesFor, state: OfflineState,
     """Run the primitive in every combination of ``choices``; fill in ``state``."""
     sock = (p.socket.origin.file, p.socket.origin.line)
     todo: list[tuple[int, ...]] = [()]
+    # (line, function, running verdict) whose every continuation is already queued: the
+    # rest of the chain depends on nothing else, so a second visit tries no alternatives
+    explored: set[tuple[object, ...]] = set()
     while todo:
         if state.tried >= limit:
             state.capped = True
@@ -104,10 +107,12 @@ def explore(p: Plan, socket_code: int, choices: ChoicesFor, state: OfflineState,
         prefix = todo.pop()
         chosen: list[tuple[Handler, int]] = []
         assigned: dict[tuple[int, str], int] = {}
+        tx = Transaction(p.config, lambda _h, _f: codes.ABORT)
 
         def module_codes(h: Handler, function: str, prefix: tuple[int, ...] = prefix,
                          chosen: list[tuple[Handler, int]] = chosen,
-                         assigned: dict[tuple[int, str], int] = assigned) -> int:
+                         assigned: dict[tuple[int, str], int] = assigned,
+                         tx: Transaction = tx) -> int:
             if (h.origin.file, h.origin.line) == sock:
                 return socket_code
             options = choices(h, function)
@@ -121,13 +126,17 @@ def explore(p: Plan, socket_code: int, choices: ChoicesFor, state: OfflineState,
                 code = prefix[k]
             else:
                 code = options[0]
-                head = tuple(c for _h, c in chosen)
-                todo.extend((*head, alt) for alt in reversed(options[1:]))
+                node = (h.index, function, tx.position)
+                if node not in explored:
+                    explored.add(node)
+                    head = tuple(c for _h, c in chosen)
+                    todo.extend((*head, alt) for alt in reversed(options[1:]))
             chosen.append((h, code))
             assigned[key] = code
             return code
 
-        outcome = Transaction(p.config, module_codes).run(p.primitive)
+        tx.module_codes = module_codes
+        outcome = tx.run(p.primitive)
         state.tried += 1
         combo = Combination(chosen, outcome)
         if state.example is None:

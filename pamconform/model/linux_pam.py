@@ -101,6 +101,9 @@ class Transaction:
         self.module_codes = module_codes
         self.dialect = dialect
         self.frozen: dict[str, dict[int, int]] = {}
+        #: the running verdict (impression, status, saved levels) when a module is asked:
+        #: what the rest of the chain depends on (the offline audit merges equal ones)
+        self.position: tuple[object, ...] = ()
 
     def run(self, primitive: str) -> Outcome:
         """Run one primitive (``authenticate``, ``setcred``, ... ``chauthtok``)."""
@@ -155,6 +158,7 @@ class Transaction:
                 retval = codes.PERM_DENIED
                 step.effect = f"broken line ({h.reason}) "
             else:
+                self.position = (impression, status, tuple(sorted(saved.items())))
                 retval = self.module_codes(h, function)
             step.code = retval
             if retval == codes.INCOMPLETE:
