@@ -24,6 +24,7 @@ import pytest
 
 from pamconform import report
 from pamconform.core import privatefiles, resources
+from pamconform.core.lookalikes import variants
 from pamconform.core.redaction import register_login
 from pamconform.core.registry import Case
 from pamconform.core.runner import CaseResult, TargetResult
@@ -78,10 +79,10 @@ def pamconform(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[
 
 @pytest.fixture
 def servers() -> Iterator[dict[str, LocalServer]]:
-    """The reference server and two faulty ones that grant mutated passwords."""
+    """The reference server and three faulty ones that grant mutated passwords."""
     commands = gallery.commands()
     chosen = {"reference": reference_command(), "prefix-match": commands["prefix-match"],
-              "normalising": commands["normalising"]}
+              "normalising": commands["normalising"], "nfkc-password": commands["nfkc-password"]}
     started: dict[str, LocalServer] = {}
     try:
         for name, command in chosen.items():
@@ -95,7 +96,7 @@ def servers() -> Iterator[dict[str, LocalServer]]:
 #: Cases that send the password, mutated or not, in FAIL evidence of the faulty servers.
 CASES = ["redir.server.grant-valid", "redir.server.deny-*-password", "redir.server.frame-*",
          "redir.server.wrong-after-right", "redir.server.right-after-wrong",
-         "redir.server.regression-*"]
+         "redir.server.regression-*", "redir.server.deny-lookalike-password"]
 
 
 def test_server_runs_never_show_the_password(servers: dict[str, LocalServer],
@@ -121,7 +122,19 @@ def test_server_runs_never_show_the_password(servers: dict[str, LocalServer],
     assert f"password of {USER}, {len(PASSWORD)} bytes" in wire
     assert re.search(r"password of alice, 14 bytes\u203a\[:\d+\]", wire), \
         "a truncated password is shown as a slice of the marker"
-    assert leaks(texts, [PASSWORD.encode()]) == []
+    # a look-alike of the password (full-width, homoglyphs ...) is a derived secret
+    nfkc = (tmp_path / "nfkc-password" / "index.json").read_text()
+    assert "\u203a.fullwidth()" in json.dumps(json.loads(nfkc), ensure_ascii=False)
+    lookalikes = [v for _, v in variants(PASSWORD.encode()) if v.isascii() or _utf8(v)]
+    assert leaks(texts, [PASSWORD.encode(), *lookalikes]) == []
+
+
+def _utf8(data: bytes) -> bool:
+    try:
+        data.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def test_fuzz_findings_and_regressions_hold_references(servers: dict[str, LocalServer],

@@ -24,6 +24,7 @@ from pamconform.lab.localserver import LocalServer, reference_command
 PAIRS = [(u.encode(), p.encode()) for u, p in REFERENCE_CREDENTIALS]
 GALLERY = gallery.load().GALLERY
 CORRECT = gallery.load().CORRECT
+POLICIES = gallery.load().POLICIES
 COMMANDS = gallery.commands()
 
 
@@ -46,8 +47,9 @@ def cases() -> list[Case]:
 
 def _run(command, cases: list[Case], name: str, *, strict: bool) -> TargetResult:
     with LocalServer(command, REFERENCE_CREDENTIALS, name=name) as server:
+        pid = server.proc.pid if server.proc is not None else None
         target = ServerTarget(name, server.socket, "redirector", PAIRS, timeout=3.0,
-                              idle_limit=8.0)
+                              idle_limit=8.0, pid=pid)
         return run_target(cases, target, kind="server", protocol="redirector", strict=strict)
 
 
@@ -106,3 +108,32 @@ def test_stall_cases_exist_for_each_place(cases: list[Case]) -> None:
         assert case.rule == "R-S2" and case.severity is Severity.MUST
         assert f"grants-stall-{place}" in GALLERY
     assert ids["redir.server.stalled-mid-request-timeout"].rule == "R-S4"
+
+
+@pytest.mark.parametrize("name", sorted(POLICIES))
+def test_a_documented_policy_is_reported_not_failed(name: str, cases: list[Case]) -> None:
+    """A lock-out after many failures is the server's policy: the cases of its rule do
+    not FAIL, and the long failure run reports the refused login (INFORMATIONAL)."""
+    spec = POLICIES[name]
+    rule_cases = [c for c in cases if c.rule == spec.rule]
+    result = _run(fixture_command(name), rule_cases, f"policy:{name}", strict=True)
+    verdicts = {r.case.id: r for r in result.results}
+    bad = {i: (r.verdict, r.message) for i, r in verdicts.items()
+           if r.verdict not in (Verdict.PASS, Verdict.INFORMATIONAL, Verdict.SKIPPED)}
+    assert bad == {}
+    for case_id in spec.catches:
+        r = verdicts[case_id]
+        assert r.verdict is Verdict.INFORMATIONAL, (case_id, r.verdict, r.message)
+        assert "lock-out" in r.message
+
+
+def test_an_fd_leak_needs_the_pid(cases: list[Case]) -> None:
+    """Without the server's PID the endurance case cannot see descriptors: it says so."""
+    chosen = [c for c in cases if c.id == "redir.server.endurance"]
+    with LocalServer(COMMANDS["leaks-fd-per-denial"], REFERENCE_CREDENTIALS,
+                     name="no-pid") as server:
+        target = ServerTarget("no-pid", server.socket, "redirector", PAIRS, timeout=3.0)
+        result = run_target(chosen, target, kind="server", protocol="redirector", strict=True)
+    (r,) = result.results
+    assert r.verdict is Verdict.PASS
+    assert any("no --pid" in note for note in r.evidence.get("notes", []))

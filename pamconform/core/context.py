@@ -21,6 +21,8 @@ class ServerTarget:
     timeout: float = 5.0
     #: how long a case waits for the server to drop a silent client (R-S4)
     idle_limit: float = 10.0
+    #: the server's process id (``--pid``): its descriptors and memory are evidence
+    pid: int | None = None
 
     def __post_init__(self) -> None:
         for user, password in self.credentials:  # never in a report or on the console

@@ -30,6 +30,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pamconform.core import lookalikes
+
 OPEN, CLOSE = "\u2039", "\u203a"  # the marker's single angle quotation marks
 #: Characters a piece of a secret is looked up by.
 GRAM = 4
@@ -69,9 +71,11 @@ class _Form:
     #: characters per byte when fragments of this form can be mapped to byte offsets,
     #: 0 when only the whole form is recognised
     unit: int
-    #: the method shown after the marker (case changes), or the encoding's name
+    #: the method shown after the marker (case changes, look-alikes), or the encoding's name
     suffix: str = ""
     encoding: str = ""
+    #: the text is the bytes themselves (Latin-1), so a template can refer to it
+    raw: bool = False
 
 
 @dataclass(frozen=True)
@@ -128,38 +132,52 @@ def _escape_str(text: str, quote: str) -> str:
     return "".join(out)
 
 
+def _renderings(value: bytes) -> list[tuple[str, int, str]]:
+    """(text, unit, encoding) of every way the harness renders ``value``; the first is
+    the bytes as Latin-1 (see :class:`_Form` for the unit)."""
+    out: list[tuple[str, int, str]] = []
+    plain = value.isascii() and all(0x20 <= b < 0x7F for b in value)
+    out.append((value.decode("latin-1"), 1 if plain else 0, ""))
+    try:
+        clear = value.decode()
+    except UnicodeDecodeError:
+        clear = value.decode(errors="surrogateescape")
+    out.append((clear, 0, ""))
+    for quote in ("'", '"'):
+        out.append((_escape_bytes(value, quote),
+                    1 if plain and quote not in _escape_bytes(value, quote) else 0, ""))
+        out.append((_escape_str(clear, quote), 0, ""))
+    with contextlib.suppress(UnicodeEncodeError):  # a lone surrogate has no JSON form
+        out.append((json.dumps(clear)[1:-1], 0, ""))
+    out.append((json.dumps(clear, ensure_ascii=False)[1:-1], 0, ""))
+    out.append((value.hex(), 2, "hex"))
+    out.append((value.hex().upper(), 2, "hex"))
+    for encoded in (base64.b64encode(value), base64.urlsafe_b64encode(value)):
+        out.append((encoded.decode().rstrip("="), 0, "base64"))
+    return out
+
+
 def _forms(secret: Secret) -> list[_Form]:
     value = secret.value
     forms: list[_Form] = []
     seen: set[str] = set()
 
-    def add(text: str, unit: int, suffix: str = "", encoding: str = "") -> None:
+    def add(text: str, unit: int, suffix: str = "", encoding: str = "",
+            raw: bool = False) -> None:
         if text and text not in seen:
             seen.add(text)
-            forms.append(_Form(text, secret, unit, suffix, encoding))
+            forms.append(_Form(text, secret, unit, suffix, encoding, raw))
 
-    plain = value.isascii() and all(0x20 <= b < 0x7F for b in value)
-    add(value.decode("latin-1"), 1 if plain else 0)
-    try:
-        clear = value.decode()
-    except UnicodeDecodeError:
-        clear = value.decode(errors="surrogateescape")
-    add(clear, 0)
-    for quote in ("'", '"'):
-        add(_escape_bytes(value, quote), 1 if plain and quote not in _escape_bytes(value, quote)
-            else 0)
-        add(_escape_str(clear, quote), 0)
-    with contextlib.suppress(UnicodeEncodeError):  # a lone surrogate has no JSON form
-        add(json.dumps(clear)[1:-1], 0)
-    add(json.dumps(clear, ensure_ascii=False)[1:-1], 0)
-    add(value.hex(), 2, encoding="hex")
-    add(value.hex().upper(), 2, encoding="hex")
-    for encoded in (base64.b64encode(value), base64.urlsafe_b64encode(value)):
-        add(encoded.decode().rstrip("="), 0, encoding="base64")
+    for i, (text, unit, encoding) in enumerate(_renderings(value)):
+        add(text, unit, encoding=encoding, raw=i == 0)
     for method in ("upper", "lower", "swapcase"):
         changed = getattr(value, method)()
         if changed != value:
-            add(changed.decode("latin-1"), 0, suffix=f".{method}()")
+            add(changed.decode("latin-1"), 0, suffix=f".{method}()", raw=True)
+    if secret.user is not None:  # a password: its look-alikes are derived secrets
+        for name, changed in lookalikes.variants(value):
+            for i, (text, _, encoding) in enumerate(_renderings(changed)):
+                add(text, 0, f".{name}()", encoding, raw=i == 0)
     return forms
 
 
@@ -371,12 +389,12 @@ class Redactor:
         """Bytes as hex, or (when they hold a password) a list of hex runs and references.
 
         A reference is ``{"password_of": USER, "login": N, "bytes": LEN}`` with ``slice``
-        ``[lo, hi]`` for a fragment and ``case`` (``upper``/``lower``/``swapcase``) for a
-        case change; :func:`resolve` turns it back into bytes.
+        ``[lo, hi]`` for a fragment and ``case`` (``upper``/``lower``/``swapcase``, or a
+        look-alike of :mod:`pamconform.core.lookalikes`) for a case change or look-alike;
+        :func:`resolve` turns it back into bytes.
         """
         text = data.decode("latin-1")
-        pieces = [p for p in self._pieces(text, passwords_only=True)
-                  if p.form.suffix or p.form.text == p.form.secret.value.decode("latin-1")]
+        pieces = [p for p in self._pieces(text, passwords_only=True) if p.form.raw]
         if not pieces:
             return data.hex()
         logins = [s for s in self.secrets if s.user is not None]
@@ -432,6 +450,8 @@ def resolve(template: str | Sequence[Any], logins: Sequence[tuple[bytes, bytes]]
         case = part.get("case")
         if case in ("upper", "lower", "swapcase"):
             value = getattr(value, case)()
+        elif case in lookalikes.NAMES:
+            value = lookalikes.apply(case, value) or value
         out += value
     return out
 

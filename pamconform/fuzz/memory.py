@@ -6,17 +6,9 @@ import statistics
 import time
 from dataclasses import dataclass, field
 
+from pamconform.core.procstat import rss_kib
 
-def rss_kib(pid: int) -> int | None:
-    """The process's VmRSS in KiB, or None if it is gone or unreadable."""
-    try:
-        with open(f"/proc/{pid}/status", "rb") as f:
-            for line in f:
-                if line.startswith(b"VmRSS:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
+__all__ = ["MemoryWatch", "rss_kib"]
 
 
 @dataclass

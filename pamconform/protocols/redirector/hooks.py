@@ -8,6 +8,7 @@ reference server and, with ``--gallery``, the faulty servers of the test fixture
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -16,6 +17,7 @@ from pamconform.core import credentials
 from pamconform.core.context import ServerTarget
 from pamconform.core.credentials import Login
 from pamconform.core.errors import UsageError
+from pamconform.core.options import Count
 from pamconform.core.preflight import check_socket
 from pamconform.lab.localserver import CommandFor, LocalServer, reference_command
 from pamconform.protocols.hooks import LabPackage, ReferenceServer
@@ -28,7 +30,11 @@ REFERENCE_MODULE_TARGET: str | None = "reference-module"
 
 
 def add_server_options(parser: argparse.ArgumentParser) -> None:
-    """None of its own: the login options are shared (added by the CLI)."""
+    """``--pid``; the login options are shared (added by the CLI)."""
+    group = parser.add_argument_group(f"{PROTOCOL.name} server")
+    group.add_argument("--pid", type=Count(maximum=1 << 22), metavar="PID",
+                       help="the server's process id: the endurance case reports (and "
+                       "judges) the growth of its open descriptors and memory")
 
 
 def add_module_options(parser: argparse.ArgumentParser) -> None:
@@ -36,8 +42,8 @@ def add_module_options(parser: argparse.ArgumentParser) -> None:
 
 
 def foreign_server_options(args: argparse.Namespace) -> str | None:
-    """The login options are shared, so none is foreign to another protocol."""
-    return None
+    """``--pid`` (the login options are shared, so none of them is foreign)."""
+    return "--pid" if getattr(args, "pid", None) is not None else None
 
 
 def server_target(args: argparse.Namespace) -> AbstractContextManager[ServerTarget]:
@@ -52,8 +58,11 @@ def server_target(args: argparse.Namespace) -> AbstractContextManager[ServerTarg
 @contextmanager
 def _open(socket: Path, logins: list[Login], args: argparse.Namespace) -> Iterator[ServerTarget]:
     check_socket(socket, args.timeout)
+    pid = getattr(args, "pid", None)
+    if pid is not None and not os.path.isdir(f"/proc/{pid}"):
+        raise UsageError(f"--pid {pid}: no such process")
     yield ServerTarget(args.name or str(socket), socket, PROTOCOL.name, logins, args.timeout,
-                       args.idle_limit)
+                       args.idle_limit, pid)
 
 
 def check_login(target: ServerTarget) -> None:
@@ -75,7 +84,9 @@ def _starter(name: str, command: CommandFor
     def start(timeout: float, idle_limit: float) -> Iterator[ServerTarget]:
         pairs = [(u.encode(), p.encode()) for u, p in REFERENCE_CREDENTIALS]
         with LocalServer(command, REFERENCE_CREDENTIALS, name=name) as server:
-            yield ServerTarget(name, server.socket, PROTOCOL.name, pairs, timeout, idle_limit)
+            pid = server.proc.pid if server.proc is not None else None
+            yield ServerTarget(name, server.socket, PROTOCOL.name, pairs, timeout, idle_limit,
+                               pid)
 
     return start
 

@@ -7,9 +7,12 @@ alike, and names how the original pam_redirector module would take the reply.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 from pamconform.core.context import CaseContext, ServerTarget
 from pamconform.core.outcome import Fail
+from pamconform.core.wirelog import WireLog
 from pamconform.protocols.redirector.client import Connection, Reply, exchange, request
 from pamconform.protocols.redirector.reply import ReplyKind, original_module_grants
 
@@ -32,12 +35,14 @@ def ask(
     pause: float = 0.0,
     shutdown: bool = False,
     timeout: float | None = None,
+    log: WireLog | None = None,
 ) -> Reply:
-    """Send raw bytes (or chunks) on a fresh connection and read the reply."""
+    """Send raw bytes (or chunks) on a fresh connection and read the reply (logged in
+    ``log``, by default the case's wire log)."""
     t = target(ctx)
     return exchange(
         t.socket,
-        ctx.log,
+        ctx.log if log is None else log,
         payload,
         timeout=t.timeout if timeout is None else timeout,
         pause=pause,
@@ -45,9 +50,23 @@ def ask(
     )
 
 
-def login(ctx: CaseContext, user: bytes, password: bytes) -> Reply:
+def login(ctx: CaseContext, user: bytes, password: bytes, log: WireLog | None = None) -> Reply:
     """One well-formed request, as the module sends it."""
-    return ask(ctx, request(user, password))
+    return ask(ctx, request(user, password), log=log)
+
+
+#: Connections a case keeps open at once when it sends many independent requests.
+WORKERS = 4
+
+
+def logins(ctx: CaseContext, pairs: Sequence[tuple[bytes, bytes]],
+           workers: int = WORKERS) -> list[Reply]:
+    """Well-formed requests, at most ``workers`` at once; the replies in order.
+
+    A connection that fails raises (``ConnectFailed``) as :func:`login` would.
+    """
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        return list(pool.map(lambda pair: login(ctx, *pair), pairs))
 
 
 #: Where a stalling client stops: nothing sent, half the user name, or the user line
