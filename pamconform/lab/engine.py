@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
+
 import docker
 import docker.errors
 import requests.exceptions
 
 from pamconform.core.errors import HarnessError
 
+#: The Docker SDK imports paramiko for any ssh:// engine (then runs the ssh command).
+SSH_HINT = ("DOCKER_HOST is an ssh:// engine and the Docker SDK needs paramiko for it: "
+            "pip install 'docker[ssh]', or forward the engine's socket (ssh -nNT -L "
+            "/tmp/docker.sock:/var/run/docker.sock HOST) and set DOCKER_HOST=unix:///tmp/docker.sock")
 HINT = "no Docker engine answers; run containers/ensure-engine.sh (root) or start Docker yourself"
 
 
@@ -22,12 +28,19 @@ class EngineUnavailable(HarnessError, RuntimeError):
 def connect(timeout: float = 10) -> docker.DockerClient:
     """A client for the engine named by the environment (DOCKER_HOST, default socket).
 
-    ``timeout`` bounds the connection and the ping; later API calls use the same timeout
-    unless they pass their own. Raises EngineUnavailable when no engine answers.
+    Any engine the Docker SDK reaches: a local or remote ``unix://`` socket, ``tcp://``
+    (with ``DOCKER_TLS_VERIFY``/``DOCKER_CERT_PATH``), or ``ssh://user@host``, reached
+    through the ``ssh`` command as the ``docker`` CLI does (the login drivers' ``docker
+    exec`` follows the same variable). ``timeout`` bounds the connection and the ping;
+    later API calls use the same timeout unless they pass their own. Raises
+    EngineUnavailable when no engine answers.
     """
     try:
-        client = docker.from_env(timeout=timeout, max_pool_size=32)
+        client = docker.from_env(timeout=timeout, max_pool_size=32,
+                                 use_ssh_client=over_ssh())
     except docker.errors.DockerException as exc:
+        if over_ssh() and "paramiko" in str(exc):
+            raise EngineUnavailable(SSH_HINT) from exc
         raise EngineUnavailable(_short(exc)) from exc
     try:
         client.ping()
@@ -40,3 +53,8 @@ def connect(timeout: float = 10) -> docker.DockerClient:
 def _short(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0][:200] if text else type(exc).__name__
+
+
+def over_ssh() -> bool:
+    """Whether ``DOCKER_HOST`` names an ``ssh://`` engine (the SDK then runs ``ssh``)."""
+    return os.environ.get("DOCKER_HOST", "").startswith("ssh://")
