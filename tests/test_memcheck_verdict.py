@@ -297,3 +297,33 @@ def test_gallery_memory_fault_fails_under_asan(host: Host, fault: str, scenario:
     else:
         assert problems and problems[0].startswith(f"ASan {report}"), (problems, attempt.raw)
     host.server.log(wait=5)
+
+
+def _judge_on_host(host: Host, fault: str) -> CaseContext:
+    module = host.module(fault)
+    name = f"svc-{module.parent.name}"
+    (host.build / "pam.d" / name).write_text(
+        f"auth required {module} {host.sock} server_uid={os.getuid()} timeout=2\n")
+    ctx = CaseContext(target=None)
+
+    def run(reqs: list[dict[str, Any]]) -> list[Attempt]:
+        return [Attempt(r) for r in run_batch(
+            local_exec, reqs, 300, agent_argv=local_agent_argv(host.build / "pamdrive", jobs=1))]
+
+    judge_memcheck(ctx, MemcheckRun(
+        request={"argv": ["--service", name, "--user", "alice", "--confdir",
+                          str(host.build / "pam.d"), "--password", "pw"],
+                 "timeout": 60, "valgrind": True},
+        run=run, record=lambda label, a: None, asan=AsanModule(None, "host test"),
+        what="a granted login"))
+    return ctx
+
+
+def test_a_leak_per_attempt_fails_through_pamdrive(host: Host) -> None:
+    """pamdrive's repeated authenticate in one process shows the leak growing."""
+    host.server.set("grant")
+    with pytest.raises(Fail, match=r"after 1 attempt, \d+ bytes after 3 in one process"):
+        _judge_on_host(host, "leak_per_attempt")
+    ctx = _judge_on_host(host, "")  # the correct build: no leak, no second run
+    assert "leak_growth" not in ctx.extra and not ctx.informational_reasons
+    host.server.log(wait=5)

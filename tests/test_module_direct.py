@@ -39,6 +39,7 @@ CAUGHT_BY = {
     "double_free": ["redir.module.memcheck-deny"],
     "uninit_reply": ["redir.module.memcheck-grant"],
     "overlap_copy": ["redir.module.memcheck-reply-space-0"],
+    "leak_per_attempt": ["redir.module.memcheck-grant"],
     "no_prompt": ["redir.module.prompts-without-token"],
     "ignores_use_first_pass": ["redir.module.use-first-pass-without-token"],
     "ignores_silent": ["redir.module.silent-flag"],

@@ -139,7 +139,10 @@ def judge_memcheck(ctx: CaseContext, m: MemcheckRun) -> None:
         asan = attempts[1]
         m.record(f"ASan: {m.what}", asan)
         problems += attempt_problems(asan)
-        summary["asan"] = asan_errors(dict(asan.raw.get("asan") or {}))
+        report = dict(asan.raw.get("asan") or {})
+        summary["asan"] = asan_errors(report)
+        if summary["asan"]:
+            summary["asan_excerpt"] = str(report.get("excerpt", ""))[:3000]
     else:
         summary["asan"] = f"not run: {m.asan.why_not}"
         ctx.note(f"ASan not run: {m.asan.why_not}")

@@ -349,7 +349,8 @@ def _valgrind(v: Any) -> str:
             f"<span class=meta>{escape(str(v.get('leaks', '')))}</span></p>")
     excerpt = v.get("excerpt")
     rest = {k: val for k, val in v.items()
-            if k not in ("errors", "leaks", "excerpt", "invalid", "uninitialised")}
+            if k not in ("errors", "leaks", "excerpt", "invalid", "uninitialised", "other",
+                         "definitely_lost_bytes")}
     return head + (_pre(excerpt) if excerpt else "") + (_pre(rest) if rest else "")
 
 

@@ -59,7 +59,7 @@ def _judge(ctx, d, what, socket=None):
     service = probe_service(d, socket=socket)
     judge_memcheck(ctx, MemcheckRun(
         request=d.request(service, passwords=[PASSWORD], valgrind=True),
-        run=lambda reqs: d.run(reqs, jobs=1),
+        run=lambda reqs: d.run(reqs, jobs=2),  # valgrind and ASan side by side
         record=partial(record, ctx),
         asan=_asan(ctx, d, service, socket),
         what=what,
