@@ -151,17 +151,18 @@ def _signal_soon(signum: int, after: float) -> threading.Timer:
 def test_ctrl_c_marks_every_running_case_interrupted_and_the_rest_not_run() -> None:
     cases = [_case("a", lambda ctx: None), _case("b", lambda ctx: time.sleep(30)),
              _case("c", lambda ctx: time.sleep(30)), _case("d", lambda ctx: None, "timing"),
-             _case("e", lambda ctx: None)]
+             _case("e", lambda ctx: None), _case("f", lambda ctx: None)]
     timer = _signal_soon(signal.SIGINT, 0.5)
     try:
         with pytest.raises(interrupts.Interrupted) as info, interrupts.guard():
-            run_target(cases, _Target(), kind="server", protocol="redirector", jobs=4)
+            run_target(cases, _Target(), kind="server", protocol="redirector", jobs=2)
     finally:
         timer.cancel()
     partial = info.value.partial
-    assert [r.case.id for r in partial.results] == list("abcde")
+    assert [r.case.id for r in partial.results] == list("abcdef")
+    # d runs alone, so the pool starts it first; then a and b, then c beside b
     assert [str(r.verdict) for r in partial.results] == \
-        ["PASS", "INTERRUPTED", "INTERRUPTED", "NOT-RUN", "NOT-RUN"]
+        ["PASS", "INTERRUPTED", "INTERRUPTED", "PASS", "NOT-RUN", "NOT-RUN"]
     assert partial.info["interrupted"] == {"signal": "SIGINT", "case": "b"}
 
 
@@ -178,3 +179,19 @@ def test_a_case_that_just_ended_is_never_graded_as_over_its_budget(
     cases = [_case(f"c{i}", lambda ctx: None) for i in range(6)]
     out = run_target(cases, _Target(), kind="server", protocol="redirector", jobs=3)
     assert {str(r.verdict) for r in out.results} == {"PASS"}, out.results[0].message
+
+
+def test_the_pool_starts_alone_cases_then_groups_then_resource_chains() -> None:
+    clock = _Clock()
+    cases = [_case("free", clock.body("free", 0.05)),
+             _case("user", clock.body("user", 0.05), "user-state"),
+             _case("idle", clock.body("idle", 0.05), "idle-clients"),
+             _case("timing", clock.body("timing", 0.05), "timing")]
+    out = run_target(cases, _Target(), kind="server", protocol="redirector", jobs=1)
+    assert sorted(clock.spans, key=lambda c: clock.spans[c][0]) == [c.id for c in cases]
+    clock.spans.clear()
+    out = run_target(cases, _Target(), kind="server", protocol="redirector", jobs=4)
+    assert [r.case.id for r in out.results] == [c.id for c in cases]
+    started = sorted(clock.spans, key=lambda c: clock.spans[c][0])
+    assert started[:2] == ["timing", "idle"]
+    assert clock.overlap("user", "free")

@@ -16,7 +16,7 @@ from pamconform.core import interrupts
 from pamconform.core.context import CaseContext
 from pamconform.core.errors import TargetUnreachable
 from pamconform.core.outcome import Fail, Skip
-from pamconform.core.registry import Case
+from pamconform.core.registry import GROUPS, Case
 from pamconform.core.verdicts import Severity, Verdict, effective
 
 #: A case that runs longer than this is cut off and graded ERROR (its own timeouts failed).
@@ -248,7 +248,7 @@ def run_target(
     out = TargetResult(name=target.name, kind=kind, protocol=protocol)
     finished: dict[int, CaseResult] = {}
     running: dict[int, _Running] = {}
-    pending = list(range(len(cases)))
+    pending = list(range(len(cases))) if limit == 1 else _start_order(cases)
     done: queue.SimpleQueue[_Running] = queue.SimpleQueue()
 
     def report(i: int, result: CaseResult) -> None:
@@ -289,6 +289,22 @@ def run_target(
     return out
 
 
+def _start_order(cases: list[Case]) -> list[int]:
+    """The order the pool starts cases in (results keep the suite's order): those that
+    run alone first, then each group together, then those holding a resource (each
+    such chain is serial: the sooner it starts the sooner it ends), then the rest."""
+    def rank(i: int) -> tuple[int, str, int]:
+        case = cases[i]
+        groups = sorted(GROUPS.intersection(case.exclusive))
+        if case.alone:
+            return (0, "", i)
+        if groups:
+            return (1, groups[0], i)
+        return (2 if case.exclusive else 3, "", i)
+
+    return sorted(range(len(cases)), key=rank)
+
+
 def _startable(cases: list[Case], pending: list[int], running: dict[int, _Running],
                limit: int) -> list[int]:
     """The pending cases (in order) that may start now beside the running ones.
@@ -306,7 +322,7 @@ def _startable(cases: list[Case], pending: list[int], running: dict[int, _Runnin
             if case.alone:
                 break  # nothing after it starts until it has run
             continue
-        earlier = [cases[k] for k in pending if k < i and k not in chosen]
+        earlier = [cases[k] for k in pending[:pending.index(i)] if k not in chosen]
         if any(case.conflicts(other) for other in earlier):
             continue
         chosen.append(i)

@@ -224,6 +224,7 @@ def _deny_stalled(place, ctx):
 for _place in STALLS:
     case(
         f"redir.server.deny-stalled-{_place}",
+        exclusive="idle-clients",
         rule="R-S2",
         severity=Severity.MUST,
         title=f"A stalled client is never granted ({_place})",
