@@ -203,9 +203,9 @@ _jobs: int | None = None
 
 
 def default_jobs() -> int:
-    """The CLI's ``--jobs`` when not given: twice the CPUs (most cases wait on sockets and
+    """The CLI's ``--jobs`` when not given: four times the CPUs (most cases wait on sockets and
     containers, not the CPU), at most 8."""
-    return max(1, min(8, 2 * (os.cpu_count() or 1)))
+    return max(1, min(8, 4 * (os.cpu_count() or 1)))
 
 
 def set_jobs(jobs: int | None) -> None:
