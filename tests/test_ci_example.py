@@ -47,7 +47,30 @@ def test_commands_that_need_a_login_get_the_secret_in_their_environment() -> Non
 
 
 def test_the_engine_step_finds_the_shipped_containers() -> None:
-    (snippet,) = re.findall(r"python -c '([^']+)'", WORKFLOW.read_text())
+    (snippet,) = set(re.findall(r"python -c '([^']+)'", WORKFLOW.read_text()))
     out = subprocess.run([sys.executable, "-c", snippet], capture_output=True, text=True,
                          timeout=60, check=True).stdout.strip()
     assert (Path(out) / "ensure-engine.sh").is_file()
+
+
+def test_the_shard_matrix_covers_every_part_and_the_merge_joins_them() -> None:
+    jobs = _jobs()
+    shards = jobs["sharded"]["strategy"]["matrix"]["shard"]
+    count = len(shards)
+    assert shards == list(range(1, count + 1)) and count >= 2
+    assert jobs["sharded"]["strategy"]["fail-fast"] is False
+    (run,) = [r for _s, r in _runs(jobs["sharded"]) if "pamconform run" in r]
+    part = re.search(r"--shard \"\$\{\{ matrix\.shard \}\}/(\d+)\"", run)
+    assert part is not None and int(part.group(1)) == count, run
+    report = re.search(r"--report \"([^\"]+)\"", run)
+    assert report is not None
+    upload = [s for s in jobs["sharded"]["steps"] if "upload-artifact" in s.get("uses", "")]
+    assert upload and upload[0]["with"]["path"] == report.group(1)
+    assert upload[0].get("if") == "always()"
+    prefix = upload[0]["with"]["name"].split("$")[0]
+    merge = jobs["merge"]
+    assert merge["needs"] == "sharded" and merge["if"] == "always()"
+    download = [s for s in merge["steps"] if "download-artifact" in s.get("uses", "")]
+    assert download[0]["with"]["pattern"] == prefix + "*"
+    (merged,) = [r for _s, r in _runs(merge) if "pamconform merge" in r]
+    assert f"{download[0]['with']['path']}/{prefix}*" in merged and "--report" in merged

@@ -186,3 +186,23 @@ def test_this_repository_is_no_project() -> None:
     assert project.find(ROOT) is None
     proc = pamconform("run", "--no-lab", "--list")
     assert proc.returncode == 0 and "redir.server." in proc.stdout and "token." in proc.stdout
+
+
+def test_the_documented_project_files_are_valid() -> None:
+    """The examples of docs/ci.md and README.md read as they say."""
+    import re
+    import tomllib
+
+    from pamconform.core import project
+
+    for page in (ROOT / "docs" / "ci.md", ROOT / "README.md"):
+        blocks = re.findall(r"```toml\n(.*?)```", page.read_text(), re.S)
+        assert blocks, page
+        for block in blocks:
+            parsed = project.parse(tomllib.loads(block), page)
+            assert parsed.targets and all(t.kind in project.KINDS for t in parsed.targets)
+    (doc,) = re.findall(r"```toml\n(.*?)```", (ROOT / "docs" / "ci.md").read_text(), re.S)
+    parsed = project.parse(tomllib.loads(doc), ROOT / "docs" / "ci.md")
+    kinds = {t.name: (t.kind, t.reference, t.package, t.credentials_env) for t in parsed.targets}
+    assert kinds["reference"][1] and kinds["debian-daemon"][2] == "nslcd"
+    assert kinds["our-auth"][3] == "OUR_AUTH_LOGINS"
