@@ -206,3 +206,13 @@ def test_the_documented_project_files_are_valid() -> None:
     kinds = {t.name: (t.kind, t.reference, t.package, t.credentials_env) for t in parsed.targets}
     assert kinds["reference"][1] and kinds["debian-daemon"][2] == "nslcd"
     assert kinds["our-auth"][3] == "OUR_AUTH_LOGINS"
+
+
+def test_module_one_name_per_source(tmp_path) -> None:
+    src = str(ROOT / "modules" / "pam_redirector")
+    proc = pamconform("module", src, src, "--name", "a", "--report", str(tmp_path / "r"))
+    assert proc.returncode == 2 and not (tmp_path / "r").exists()
+    assert proc.stderr.strip() == ("pamconform: error: module: 1 --name for 2 SRC: give one "
+                                   "per SRC, in order, or none")
+    proc = pamconform("module", src, src, "--report", str(tmp_path / "r"))
+    assert proc.returncode == 2 and "two targets are named" in proc.stderr

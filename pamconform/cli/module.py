@@ -7,6 +7,7 @@ reference module (its profile's ``reference_module``).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any
@@ -14,12 +15,13 @@ from typing import Any
 from pamconform import __version__, protocols, report
 from pamconform.cli import common
 from pamconform.cli.console import Console
-from pamconform.core.errors import HarnessError, UsageError
+from pamconform.cli.module_targets import run_sources
+from pamconform.cli.targets import add_shard_options
+from pamconform.core.errors import UsageError
 from pamconform.core.interrupts import Interrupted
 from pamconform.core.options import SECONDS
 from pamconform.core.preflight import check_report_dir
 from pamconform.core.registry import Case
-from pamconform.core.runner import TargetResult
 from pamconform.protocols import Protocol, ReferenceModule
 from pamconform.protocols.hooks import hooks_of
 
@@ -29,7 +31,9 @@ KIND = "module"
 def register(sub: Any) -> None:
     mod = sub.add_parser("module", help="build a PAM module from source in the lab and check "
                          "it end to end through sshd and su")
-    mod.add_argument("src", type=Path, nargs="?", help="the module's source directory")
+    mod.add_argument("src", type=Path, nargs="*",
+                     help="the module's source directory; several: one target each (the "
+                     "same build options), one report, side by side")
     mod.add_argument("--build", default="make", help="build command, run in SRC (default make)")
     mod.add_argument("--so", default=None,
                      help="the .so the build produces (default: the protocol's reference "
@@ -50,7 +54,9 @@ def register(sub: Any) -> None:
                      help="no Docker, no root: build on this host and run the direct-driver "
                      "cases under pam_wrapper as the invoking user; the cases that need the "
                      "lab are SKIPPED with their reason (docs/module.md#no-lab)")
-    mod.add_argument("--name", help="the target's name in the report (default: SRC)")
+    mod.add_argument("--name", action="append", default=[],
+                     help="the target's name in the report (default: SRC); once per SRC, "
+                     "in order, for several")
     common.add_lab_package_option(mod, KIND)
     mod.add_argument("--distro", default="bookworm", metavar="LIST",
                      help="Debian releases to run the lab on, comma-separated: bookworm, "
@@ -58,6 +64,7 @@ def register(sub: Any) -> None:
     for protocol in protocols.with_suites(KIND):
         hooks_of(protocol).add_module_options(mod)
     common.add_run_options(mod)
+    add_shard_options(mod)
     mod.set_defaults(func=cmd_module)
 
 
@@ -85,7 +92,12 @@ def cmd_module(args: argparse.Namespace, console: Console) -> int:
     protocol = protocols.get(args.protocol)
     distros = module_run.parse_distros(args.distro)
     cases = common.selected(common.protocol_cases(protocol, KIND, args))
-    if args.list:
+    sources, names = args.src, args.name
+    if names and len(names) != max(len(sources), 1):
+        raise UsageError(f"module: {len(names)} --name for {len(sources)} SRC: give one per "
+                         "SRC, in order, or none")
+    args.src, args.name = (sources[0] if sources else None), (names[0] if names else None)
+    if args.list and args.shard is None:
         return common.list_cases(cases, console)
     if args.lab_package is not None:
         if args.no_lab:
@@ -98,38 +110,17 @@ def cmd_module(args: argparse.Namespace, console: Console) -> int:
                       ref.args if args.args is None else args.args, protocol.name,
                       args.collect_password, hang_bound=args.hang_bound)
     spec.validate()
-    check_report_dir(args.report)
-    run = report.Run(strict=args.strict)
     name = args.name or str(args.src)
     if args.no_lab:
-        return _no_lab(spec, cases, name, args, console, run)
-    results: list[TargetResult] = []
-    planned = [(module_run.distro_target_name(name, d, distros), KIND, protocol.name, cases)
-               for d in distros]
-    for distro in distros:
-        tname = module_run.distro_target_name(name, distro, distros)
-        console.line(f"pamconform {__version__}: {len(cases)} {protocol.name} module cases "
-                     f"against {tname}")
-        try:
-            result = module_run.run_module(spec, cases, name=tname, distro=distro,
-                                           keep=args.keep, strict=args.strict,
-                                           login_timeout=args.login_timeout, say=console.line,
-                                           progress=console.progress)
-            results.append(result)
-            console.summary(result)
-        except HarnessError as exc:
-            if not results:
-                raise
-            console.line(f"pamconform: the {distro} lab could not run: {exc}")
-            common.finish(results, args, console, run)
-            raise
-        except Interrupted as stop:
-            return common.stopped(stop, results, planned, args, console, run)
-    if len(distros) > 1:
-        for text in module_run.format_differences(module_run.distro_differences(results),
-                                                  distros):
-            console.line(text)
-    return common.finish(results, args, console, run)
+        if len(sources) > 1:
+            raise UsageError("module: --no-lab checks one SRC")
+        check_report_dir(args.report)
+        return _no_lab(spec, cases, name, args, console, report.Run(strict=args.strict))
+    specs = [(name, spec)]
+    for i, src in enumerate(sources[1:], 1):  # the same build options for each
+        specs.append((names[i] if names else str(src), dataclasses.replace(spec, src=src)))
+        specs[-1][1].validate()
+    return run_sources(protocol, specs, distros, cases, args, console)
 
 
 def _no_lab(spec: Any, cases: list[Case], name: str, args: argparse.Namespace,
