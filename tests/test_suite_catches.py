@@ -137,3 +137,19 @@ def test_an_fd_leak_needs_the_pid(cases: list[Case]) -> None:
     (r,) = result.results
     assert r.verdict is Verdict.PASS
     assert any("no --pid" in note for note in r.evidence.get("notes", []))
+
+
+def test_endurance_with_the_pid_catches_a_memory_leak(cases: list[Case]) -> None:
+    """The fuzz-only server that keeps 16 MiB per connection: with its PID the endurance
+    case stops the run early and FAILs on memory (the host is not exhausted)."""
+    chosen = [c for c in cases if c.id == "redir.server.endurance"]
+    path = gallery.fixtures_dir() / "fuzz_only_servers.py"
+
+    def command(sock: Path, creds: Path) -> list[str]:
+        return [sys.executable, str(path), "leaky-buffers", str(sock), str(creds),
+                "--allow-uid", str(os.getuid())]
+
+    result = _run(command, chosen, "fuzz-only:leaky-buffers", strict=True)
+    (r,) = result.results
+    assert r.verdict is Verdict.FAIL, r.message
+    assert "memory" in r.message

@@ -39,6 +39,9 @@ CHECKING_WORKERS, CHEAP_WORKERS = 2, 6
 #: Growth in each phase beyond which descriptors or memory count as leaking.
 FD_SLACK = 16
 RSS_SLACK_KIB = 128 * 1024
+#: With --pid, the run stops at once when resident memory grows by this much (a server
+#: that keeps a buffer per request would otherwise take the host's memory).
+RSS_ABORT_KIB = 512 * 1024
 
 
 @dataclass
@@ -112,17 +115,36 @@ def _worker(ctx, kinds, offset, tally, stop, deadline):
             stop.set()
 
 
-def _phase(ctx):
+def _watch_memory(pid, base_kib, tally, stop):
+    """Stop the phase when the server's memory grows past RSS_ABORT_KIB."""
+    while not stop.wait(0.1):
+        rss = procstat.rss_kib(pid)
+        if rss is not None and rss - base_kib > RSS_ABORT_KIB:
+            tally.wrong.append(f"resident memory grew from {base_kib} to {rss} KiB during "
+                               "the run (stopped early)")
+            stop.set()
+
+
+def _phase(ctx, base_kib):
     tally, stop = Tally(), threading.Event()
     deadline = time.monotonic() + PHASE_S
     workers = [threading.Thread(target=_worker, args=(ctx, CHECKED, i, tally, stop, deadline),
                                 daemon=True) for i in range(CHECKING_WORKERS)]
     workers += [threading.Thread(target=_worker, args=(ctx, CHEAP, i, tally, stop, deadline),
                                  daemon=True) for i in range(CHEAP_WORKERS)]
+    pid = target(ctx).pid
+    watch = None
+    if pid is not None and base_kib is not None:
+        watch = threading.Thread(target=_watch_memory, args=(pid, base_kib, tally, stop),
+                                 daemon=True)
+        watch.start()
     for w in workers:
         w.start()
     for w in workers:
         w.join(PHASE_S + 3 * target(ctx).timeout)
+    stop.set()
+    if watch is not None:
+        watch.join(1.0)
     return tally
 
 
@@ -175,12 +197,13 @@ def endurance(ctx):
     improper = []
     started = time.monotonic()
     for phase in (1, 2):
-        tally = _phase(ctx)
+        tally = _phase(ctx, samples[0][1] if samples else None)
         for kind, n in tally.sent.items():
             totals[kind] = totals.get(kind, 0) + n
         improper += tally.improper
         if tally.wrong:
-            raise Fail("every reply of the endurance run to be right",
+            raise Fail("every reply of the endurance run to be right (and with --pid, "
+                       "memory bounded)",
                        f"in phase {phase}, after {sum(totals.values())} requests: "
                        + "; ".join(tally.wrong[:3]))
         if pid is not None:
