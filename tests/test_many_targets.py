@@ -216,3 +216,31 @@ def test_module_one_name_per_source(tmp_path) -> None:
                                    "per SRC, in order, or none")
     proc = pamconform("module", src, src, "--report", str(tmp_path / "r"))
     assert proc.returncode == 2 and "two targets are named" in proc.stderr
+
+
+def test_project_module_targets_without_the_lab(tmp_path) -> None:
+    """Module targets (a source build, the reference module) on two releases: planned and
+    checked before any lab starts; with --no-lab listed SKIPPED."""
+    (tmp_path / "pamconform.toml").write_text(f"""
+distros = ["bookworm", "trixie"]
+[targets.ours]
+kind = "module"
+source = "{ROOT / 'modules' / 'pam_redirector'}"
+args = "{{socket}}"
+[targets.reference]
+kind = "module"
+reference = true
+distros = ["bookworm"]
+""")
+    out = tmp_path / "report"
+    proc = pamconform("run", "--no-lab", "--cases", "redir.e2e.su-grant", "--report", str(out),
+                      "--quiet", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    data = _report(out)
+    assert [t["name"] for t in data["targets"]] == ["ours@bookworm", "ours@trixie",
+                                                    "reference"]
+    assert all(c["verdict"] == "SKIPPED" for t in data["targets"] for c in t["cases"])
+    (tmp_path / "pamconform.toml").write_text(
+        '[targets.ours]\nkind = "module"\nsource = "."\nso = "lib/x.so"\n')
+    proc = pamconform("run", "--no-lab", "--list", cwd=tmp_path)
+    assert proc.returncode == 2 and "targets.ours: --so 'lib/x.so'" in proc.stderr
