@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from pamconform.core.runner import default_jobs
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,4 +44,21 @@ def test_server_suites_same_verdicts_with_one_job_and_with_the_pool(tmp_path: Pa
     assert not changed
     diff = _pamconform("diff", str(one), str(pool), "--time-threshold", "1000")
     assert diff.returncode == 0, diff.stdout + diff.stderr
+    assert "no changes (" in diff.stdout, diff.stdout
+
+
+@pytest.mark.docker
+def test_module_suites_same_verdicts_with_one_job_and_with_the_pool(tmp_path: Path) -> None:
+    """The redirector module suites (e2e, direct in lanes, memcheck) against the reference
+    module: the pool changes no verdict."""
+    module = ["module", str(ROOT / "modules" / "pam_redirector"), "--args",
+              "{socket} timeout=3", "--quiet"]
+    one, pool = tmp_path / "jobs-1", tmp_path / "jobs-default"
+    first = _pamconform(*module, "--jobs", "1", "--report", str(one), timeout=1200)
+    second = _pamconform(*module, "--report", str(pool), timeout=1200)
+    assert first.returncode == second.returncode == 0, first.stdout[-3000:] + second.stdout[-3000:]
+    a, b = _verdicts(one), _verdicts(pool)
+    assert len(a) >= 80 and list(a) == list(b)
+    assert {k: (a[k], b[k]) for k in a if a[k] != b[k]} == {}
+    diff = _pamconform("diff", str(one), str(pool), "--time-threshold", "1000")
     assert "no changes (" in diff.stdout, diff.stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,25 @@ class CaseContext:
     extra: dict[str, Any] = field(default_factory=dict)
     non_strict_reasons: list[str] = field(default_factory=list)
     informational_reasons: list[str] = field(default_factory=list)
+    #: what the case needs alone (its ``exclusive=``): a driver may give a case that does
+    #: not hold a shared resource a private one instead (the direct driver's lanes)
+    exclusive: tuple[str, ...] = ()
+    #: called when the body has ended, last first (:meth:`on_end`)
+    cleanups: list[Callable[[], None]] = field(default_factory=list)
+
+    def on_end(self, cleanup: Callable[[], None]) -> None:
+        """Call ``cleanup`` when the case body has ended (the runner does)."""
+        self.cleanups.append(cleanup)
+
+    def end(self) -> BaseException | None:
+        """Run the cleanups, last first; the first error they raise, if any."""
+        first: BaseException | None = None
+        while self.cleanups:
+            try:
+                self.cleanups.pop()()
+            except Exception as exc:  # every cleanup runs; the first error is graded
+                first = first or exc
+        return first
 
     def note(self, text: str) -> None:
         """Add a line of evidence in prose."""

@@ -46,6 +46,8 @@ RESOURCES: dict[str, str] = {
                   "or replaced by the case)",
     "scenario": "the lab's scenario server and its current scenario (direct driver)",
     "sshd": "the lab's sshd and its log",
+    "valgrind": "runs under valgrind (CPU-heavy, bounded by six times the hang bound): one "
+                "such case at a time, so others' load cannot make it look hung",
     "idle-clients": "clients the case keeps idle or stalled on the server (a server that "
                     "serves one client at a time would hold up other cases): runs only "
                     "beside cases that name it too",

@@ -126,7 +126,7 @@ class _Running:
     @classmethod
     def launch(cls, case: Case, target: Any, strict: bool,
               done: queue.SimpleQueue[_Running] | None) -> _Running:
-        ctx = CaseContext(target=target, strict=strict)
+        ctx = CaseContext(target=target, strict=strict, exclusive=case.exclusive)
         box: dict[str, BaseException] = {}
         holder: list[_Running] = []
 
@@ -136,6 +136,9 @@ class _Running:
             except BaseException as exc:  # graded below, never lost
                 box["error"] = exc
             finally:
+                failed = ctx.end()
+                if failed is not None and "error" not in box:
+                    box["error"] = failed
                 holder[0].ended.set()
                 if done is not None:
                     done.put(holder[0])

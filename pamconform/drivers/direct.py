@@ -16,6 +16,7 @@ from typing import Any
 from pamconform.core.outcome import Fail, Skip
 from pamconform.drivers.agent import run_batch
 from pamconform.drivers.direct_runner import ContainerRunner, DirectRunner
+from pamconform.drivers.lanes import Lanes
 from pamconform.lab.module_target import AUTH_PASSWORDS, SOCKET, ModuleTarget
 from pamconform.lab.scenario_control import ScenarioProcess
 
@@ -95,6 +96,8 @@ class DirectDriver:
     runner: DirectRunner | None = None
     #: the text of each service file written, checked by the runner before an attempt
     service_texts: dict[str, str] = field(default_factory=dict)
+    #: cases that do not hold the lab's server run in lanes of their own (drivers/lanes.py)
+    lanes: Lanes = field(default_factory=Lanes, repr=False)
 
     def __post_init__(self) -> None:
         if self.runner is None:
@@ -112,8 +115,9 @@ class DirectDriver:
 
     @property
     def socket(self) -> str:
-        """The module's socket, where the scenario server listens."""
-        return self.path(SOCKET)
+        """The module's socket, where the scenario server listens (the lane's, in one)."""
+        lane = self.lanes.current
+        return self.path(lane.socket if lane else SOCKET)
 
     # ---- services ---------------------------------------------------------------
     def service(self, name: str, *, args: str | None = None, authtok_first: bool = False,
@@ -129,12 +133,18 @@ class DirectDriver:
         """The module and its arguments for a service line (``args`` overrides the
         template; ``socket`` is a lab path)."""
         spec = self.target.spec
+        if socket == SOCKET and (lane := self.lanes.current) is not None:
+            socket = lane.socket
         template = spec.args if args is None else args
         module = self.host.module_ref(spec.so)
         return f"{module} {template.replace('{socket}', self.path(socket))}".rstrip()
 
     def install_service(self, name: str, text: str) -> str:
-        """Write the service file ``name`` where the runner's libpam reads it."""
+        """Write the service file ``name`` where the runner's libpam reads it (in a lane,
+        the lane's name for it, which is returned)."""
+        if (lane := self.lanes.current) is not None:
+            name = lane.service(name)
+            lane.installed.add(name)
         self.host.put_service(name, text)
         self.services.add(name)
         self.service_texts[name] = text
@@ -143,9 +153,15 @@ class DirectDriver:
     # ---- the scenario server -----------------------------------------------------
     def scenario(self, name: str, **args: Any) -> ScenarioProcess:
         """Make sure the scenario server owns the socket, and set its scenario."""
+        lane = self.lanes.current
+        if lane is not None:
+            mine = self.lanes.server(lane, self.host)
+            mine.set(name, **args)
+            mine.log()
+            return mine
         proc = self.scenario_proc
         if proc is None or proc.proc.poll() is not None or self.target.server_state != "direct":
-            self.stop_scenarios()
+            self.stop_scenarios(lanes=False)
             self.host.free_socket()
             # lives until stop_scenarios() closes its stdin; each exchange has a timeout
             proc = self.scenario_proc = ScenarioProcess(
@@ -167,7 +183,10 @@ class DirectDriver:
         self.planted.log()
         return self.planted
 
-    def stop_scenarios(self) -> None:
+    def stop_scenarios(self, *, lanes: bool = True) -> None:
+        """Stop the scenario servers (and, unless told not to, the lanes')."""
+        if lanes:
+            self.lanes.stop()
         for proc in (self.scenario_proc, self.planted):
             if proc is not None:
                 proc.stop()
@@ -207,7 +226,8 @@ class DirectDriver:
     def run(self, requests: list[dict[str, Any]], jobs: int | None = None) -> list[Attempt]:
         """Run requests as one agent batch in the container (``jobs`` in parallel)."""
         env = self.host.attempt_env()
-        reqs = [dict(r, id=i, **({"env": env} if env else {})) for i, r in enumerate(requests)]
+        reqs = [dict(self.lanes.rename(r), id=i, **({"env": env} if env else {}))
+                for i, r in enumerate(requests)]
         budget = sum(r["timeout"] for r in reqs) + 30
         exec_fn, argv = self.host.agent(jobs)
         results = run_batch(exec_fn, reqs, budget, agent_argv=argv)

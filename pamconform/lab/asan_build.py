@@ -10,6 +10,7 @@ instrumented, so attempts preload the libasan the module links.
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass
 
 from pamconform.lab.module_target import ModuleTarget, _tar_dir
@@ -30,12 +31,16 @@ class AsanBuild:
     log: str = ""
 
 
+_BUILDING = threading.Lock()
+
+
 def build_asan(target: ModuleTarget) -> AsanBuild:
     """Build (once per target) the module with ``-fsanitize=address``."""
-    cached = getattr(target, "_asan_build", None)
-    if cached is None:
-        cached = _build(target)
-        target._asan_build = cached  # type: ignore[attr-defined]
+    with _BUILDING:  # cases running at once (--jobs) build it once, not side by side
+        cached = getattr(target, "_asan_build", None)
+        if cached is None:
+            cached = _build(target)
+            target._asan_build = cached  # type: ignore[attr-defined]
     return cached
 
 

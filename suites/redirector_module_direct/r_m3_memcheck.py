@@ -20,7 +20,7 @@ from pamconform.protocols.redirector.direct_steps import (
     record,
 )
 
-case = case_factory(protocol="redirector", kind="module", exclusive="lab-server")
+case = case_factory(protocol="redirector", kind="module", exclusive="valgrind")
 
 #: The probe stack with the ASan build of the module.
 ASAN_PROBE = "pc-probe-asan"
@@ -95,6 +95,7 @@ for _name, _scenario, _args in every_behaviour():
 for _name, _prepare, _what in PATHS:
     case(
         f"redir.module.memcheck-path-{_name}",
+        exclusive="lab-server",  # one path for all: /run/pc-path
         rule="R-M3",
         severity=Severity.MUST,
         title=f"Memory clean, process alive, with {_what} at the socket path",

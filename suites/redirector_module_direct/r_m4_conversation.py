@@ -15,7 +15,7 @@ from pamconform.protocols.redirector.direct_steps import (
     record,
 )
 
-case = case_factory(protocol="redirector", kind="module", exclusive="lab-server")
+case = case_factory(protocol="redirector", kind="module")
 
 
 def _prompts(attempt):

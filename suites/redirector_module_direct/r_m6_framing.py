@@ -13,7 +13,7 @@ from pamconform.protocols.redirector.direct_steps import (
     record,
 )
 
-case = case_factory(protocol="redirector", kind="module", exclusive="lab-server")
+case = case_factory(protocol="redirector", kind="module")
 
 
 def _newline(ctx, user: str, password: str) -> None:

@@ -8,7 +8,7 @@ from pamconform.drivers.login_checks import expect_bounded_denial, hang_watch
 from pamconform.lab.module_target import AUTH_PASSWORDS
 from pamconform.protocols.redirector.e2e_steps import expect_alive, login, no_server_time, target
 
-case = case_factory(protocol="redirector", kind="module", exclusive="lab-server")
+case = case_factory(protocol="redirector", kind="module", exclusive=("lab-server", "timing"))
 
 
 def _hung(via, ctx):

@@ -68,7 +68,12 @@ def target(ctx: CaseContext) -> ModuleTarget:
 
 
 def direct(ctx: CaseContext) -> DirectDriver:
-    return driver(target(ctx))
+    """The target's direct driver; a case that does not hold the lab's server
+    (``exclusive="lab-server"``) runs in a lane of its own (drivers/lanes.py)."""
+    d = driver(target(ctx))
+    if "lab-server" not in ctx.exclusive:
+        ctx.on_end(d.lanes.enter())
+    return d
 
 
 def probe_service(d: DirectDriver, *, args: str | None = None, socket: str | None = None,
