@@ -25,6 +25,7 @@ import random
 from collections.abc import Callable
 from typing import ClassVar
 
+from pamconform.core import lookalikes
 from pamconform.protocols.redirector.client import request
 from pamconform.protocols.redirector.fuzz_items import Burst, Exec, Item, single, stall
 
@@ -122,6 +123,12 @@ def _op_empty(rng: random.Random, f: bytes) -> bytes:
     return b""
 
 
+def _op_lookalike(rng: random.Random, f: bytes) -> bytes:
+    """A look-alike of the field: a Unicode form, full-width, homoglyphs, a Unicode space."""
+    found = lookalikes.variants(f)
+    return rng.choice(found)[1] if found else f + b"\xc2\xa0"
+
+
 FIELD_OPS: dict[str, Callable[[random.Random, bytes], bytes]] = {
     "truncate": _op_truncate,
     "truncate-front": _op_truncate_front,
@@ -133,6 +140,7 @@ FIELD_OPS: dict[str, Callable[[random.Random, bytes], bytes]] = {
     "pad": _op_pad,
     "bitflip": _op_bitflip,
     "empty": _op_empty,
+    "lookalike": _op_lookalike,
 }
 _OP_NAMES = tuple(FIELD_OPS)
 
@@ -293,6 +301,9 @@ class Generator:
              for suffix in (b" ", b"\t", b"\r", b"\xff", b"\x80", b"x", b"\0\0")],
             [single(payload, f"walk.frame-{name}", shutdown=shut)
              for name, (payload, shut) in framing_variants(user, pw).items()],
+            # passwords that look (or normalise to) the same (R-S2)
+            [single(request(user, v), f"walk.pw-lookalike-{name}")
+             for name, v in lookalikes.variants(pw)],
             # a client that stalls mid-request must not hold up the next one
             [Burst((single(user[:2], "stall", shutdown=False), single(request(user, pw), "valid")),
                    "walk.stall-then-valid")],
