@@ -26,6 +26,7 @@ pytestmark = [
 
 FAULTY = Path(__file__).resolve().parent / "fixtures" / "faulty_modules"
 REFERENCE = resources.modules_dir() / "pam_redirector"
+NEVER_GRANTS = Path(__file__).resolve().parent / "fixtures" / "never_grants"
 FAST = ["--args", "{socket} timeout=2", "--hang-bound", "4"]
 #: cases the root-less tier always skips, and why (a part of the reason)
 LAB_ONLY = {
@@ -115,6 +116,22 @@ def test_module_refusing_own_socket_skips_what_it_would_hide(nobody: Nobody) -> 
     assert got["redir.module.reply-00"][0] == "SKIPPED"
     assert got["redir.module.path-no-socket"][0] == "PASS"
     assert index["targets"][0]["trusted_own_socket"] is False
+
+
+def test_module_that_sends_but_never_grants_is_graded(nobody: Nobody) -> None:
+    """The trust probe counts a module that sent its request as trusting the socket: a
+    module that talks to its server but never grants (tests/fixtures/never_grants) has
+    its cases graded, the grant FAILed as in the lab, not SKIPPED."""
+    code, out, index = nobody.pamconform(
+        "module", str(NEVER_GRANTS), "--no-lab", "--so", "pam_never_grants.so",
+        "--build", "cc -fPIC -shared -o pam_never_grants.so pam_never_grants.c -lpam",
+        "--args", "{socket}", "--hang-bound", "4",
+        "--cases", "redir.module.grant", "--cases", "redir.module.reply-00")
+    assert code == 1, out
+    got = verdicts(index)
+    assert got["redir.module.grant"][0] == "FAIL"
+    assert got["redir.module.reply-00"][0] == "PASS"
+    assert index["targets"][0]["trusted_own_socket"] is True
 
 
 def test_bad_input_is_one_line(nobody: Nobody) -> None:

@@ -5,7 +5,7 @@ For the reference module and every build of the faulty gallery
 once in the lab (ONE lab container: each build is installed in turn) and once on the
 host under pam_wrapper as ``nobody`` (one run per build).  Every case that ran in both
 tiers (neither SKIPPED) must have the same verdict.  Memcheck cases are compared on the
-reference and ``oob_read`` only (two of them each): valgrind makes every attempt cost
+reference and the R-M3 faults only (two of them each): valgrind makes every attempt cost
 ~1-2 s per tier.  Figure (2 cores, shared): about 6-8 minutes for 16 builds
 (benchmarks/README.md).
 """
@@ -38,7 +38,9 @@ ARGS, BOUND = "{socket} timeout=2", 4.0
 DIRECT = ["redir.module.*"]
 NO_MEMCHECK = ["redir.module.memcheck-*"]
 MEMCHECK = ["redir.module.memcheck-grant", "redir.module.memcheck-reply-4k-digits"]
-WITH_MEMCHECK = {"reference", "oob_read"}
+#: the builds compared on memcheck cases too: the reference and the R-M3 faults
+WITH_MEMCHECK = {"reference"} | {f["name"] for f in json.loads(
+    (FAULTY / "faults.json").read_text()) if f["rule"] == "R-M3"}
 #: the reference module's SHOULD check of an early reply races the reply (test_module_direct)
 RACY = {"redir.module.server-reply-before-request"}
 #: at least this many cases run in both tiers for each build (the comparison is not vacuous)
