@@ -78,7 +78,7 @@ def _open_up(top: Path) -> None:
 @contextmanager
 def nobody_workdir() -> Iterator[Path]:
     """A directory ``nobody`` can reach (pytest's own tmp is root's, mode 0700); removed after."""
-    path = Path(tempfile.mkdtemp(prefix="pc-nobody-"))
+    path = Path(tempfile.mkdtemp(prefix="pcn-"))  # short: sockets live below it
     try:
         yield path
     finally:
@@ -86,29 +86,42 @@ def nobody_workdir() -> Iterator[Path]:
 
 
 class Nobody:
-    """Runs the CLI as ``nobody``; each call gets a fresh private HOME and report dir."""
+    """Runs the CLI as ``nobody``; each call gets a fresh private HOME (its report in
+    ``HOME/report``, its TMPDIR ``HOME/tmp``)."""
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
         os.chmod(workdir, 0o755)
         self.python, self.pythonpath = python_for_nobody(workdir)
 
-    def pamconform(self, *args: str, timeout: float = 600) -> tuple[int, str, dict[str, Any]]:
-        """(exit status, output, index.json) of ``pamconform ARGS --report DIR``."""
-        home = Path(tempfile.mkdtemp(prefix="home-", dir=self.workdir))
-        os.chown(home, NOBODY, NOBODY)
+    def start(self, *args: str) -> tuple[subprocess.Popen[bytes], Path]:
+        """``pamconform ARGS --report DIR`` started as nobody; (the process, DIR)."""
+        home = Path(tempfile.mkdtemp(prefix="h-", dir=self.workdir))
         report = home / "report"
+        (home / "tmp").mkdir()  # the run's own TMPDIR: what it leaves behind shows there
+        for path in (home, home / "tmp"):
+            os.chown(path, NOBODY, NOBODY)
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(home),
                "PYTHONPATH": self.pythonpath, "DOCKER_HOST": f"unix://{home}/no-docker.sock",
-               "TMPDIR": "/tmp", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
-        res = subprocess.run([*DROP, self.python, "-m", "pamconform.cli", *args,
-                              "--report", str(report)],
-                             capture_output=True, timeout=timeout, env=env, cwd=home,
-                             check=False)
-        out = (res.stdout + res.stderr).decode(errors="replace")
+               "TMPDIR": str(home / "tmp"), "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
+        proc = subprocess.Popen([*DROP, self.python, "-m", "pamconform.cli", *args,
+                                 "--report", str(report)],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+                                cwd=home)
+        return proc, report
+
+    def pamconform(self, *args: str, timeout: float = 600) -> tuple[int, str, dict[str, Any]]:
+        """(exit status, output, index.json) of ``pamconform ARGS --report DIR``."""
+        proc, report = self.start(*args)
+        try:
+            raw, _ = proc.communicate(timeout=timeout)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
         index = report / "index.json"
         data = json.loads(index.read_text()) if index.exists() else {}
-        return res.returncode, out, data
+        return proc.returncode, raw.decode(errors="replace"), data
 
 
 def verdicts(index: dict[str, Any]) -> dict[str, tuple[str, str]]:

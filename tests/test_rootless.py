@@ -8,7 +8,11 @@ left behind in /tmp.  (The lab and the root-less tier agree: test_rootless_agree
 from __future__ import annotations
 
 import glob
+import json
 import shutil
+import signal
+import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,16 +49,17 @@ def nobody() -> Iterator[Nobody]:
         yield Nobody(workdir)
 
 
-def _leftovers() -> set[str]:
-    return set(glob.glob("/tmp/pamconform-nolab-*"))
+def _leftovers(report: Path) -> list[str]:
+    """The private directories a run left in its TMPDIR (``report``'s sibling)."""
+    return glob.glob(f"{report.parent}/tmp/pamconform-nolab-*")
 
 
 def test_reference_module_without_lab(nobody: Nobody) -> None:
-    before = _leftovers()
-    code, out, index = nobody.pamconform(
-        "module", str(REFERENCE), "--no-lab", *FAST,
-        "--exclude-cases", "redir.module.memcheck-*",
-        "--cases", "redir.*")
+    proc, report = nobody.start("module", str(REFERENCE), "--no-lab", *FAST,
+                                "--exclude-cases", "redir.module.memcheck-*")
+    raw, _ = proc.communicate(timeout=600)
+    code, out = proc.returncode, raw.decode(errors="replace")
+    index = json.loads((report / "index.json").read_text())
     assert code == 0, out
     assert "uid 65534" in out
     got = verdicts(index)
@@ -70,7 +75,7 @@ def test_reference_module_without_lab(nobody: Nobody) -> None:
             assert verdict == "PASS", (cid, verdict, message)
     ran = [c for c, (v, _) in got.items() if v == "PASS"]
     assert len(ran) >= 40
-    assert _leftovers() == before
+    assert _leftovers(report) == []
 
 
 def test_memcheck_runs_under_pam_wrapper(nobody: Nobody) -> None:
@@ -132,6 +137,26 @@ def test_module_that_sends_but_never_grants_is_graded(nobody: Nobody) -> None:
     assert got["redir.module.grant"][0] == "FAIL"
     assert got["redir.module.reply-00"][0] == "PASS"
     assert index["targets"][0]["trusted_own_socket"] is True
+
+
+def test_ctrl_c_leaves_nothing_behind(nobody: Nobody) -> None:
+    """SIGINT during a hanging attempt: exit 130, a report, no process, no directory."""
+    proc, report = nobody.start("module", str(REFERENCE), "--no-lab", "--args",
+                                "{socket} timeout=60", "--hang-bound", "30",
+                                "--cases", "redir.module.server-silence")
+    deadline = time.monotonic() + 60
+    while not glob.glob(f"{report.parent}/tmp/pamconform-nolab-*/pam.d/pc-probe*"):
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.2)
+    time.sleep(1.5)  # the attempt is now waiting on the silent server
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 130, out
+    assert (report / "index.json").exists()
+    assert _leftovers(report) == []
+    left = subprocess.run(["pgrep", "-u", "65534", "-f", "pamdrive|pam_agent|scenario_server"],
+                          capture_output=True, check=False)
+    assert left.stdout == b"", left.stdout
 
 
 def test_bad_input_is_one_line(nobody: Nobody) -> None:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from pamconform.core.outcome import Skip
-from pamconform.drivers.agent import ExecFn, local_agent_argv, local_exec
+from pamconform.drivers.agent import ExecFn, local_agent_argv
 from pamconform.drivers.direct_runner import LAB_SERVERS
 from pamconform.lab.containers import CommandResult
 from pamconform.lab.scenario_control import scenario_server_script
@@ -58,6 +58,7 @@ class HostRunner:
         #: (set by the trust probe; None: it can)
         self.untrusted: str | None = None
         self._daemons: list[subprocess.Popen[bytes]] = []
+        self._live: set[subprocess.Popen[bytes]] = set()
         for sub in ("pam.d", "lab", "pwrap"):
             os.makedirs(root / sub, mode=0o700, exist_ok=True)
 
@@ -81,7 +82,7 @@ class HostRunner:
             args: Sequence[str] = ()) -> CommandResult:
         argv = ["sh", "-c", cmd, "sh", *args] if isinstance(cmd, str) else list(cmd)
         start = time.monotonic()
-        code, out, err = local_exec(argv, b"", timeout)
+        code, out, err = self._exec(argv, b"", timeout)
         took = time.monotonic() - start
         return CommandResult(code, out, err, took, timed_out=code == -signal.SIGKILL,
                              cmd=tuple(argv))
@@ -137,7 +138,7 @@ class HostRunner:
 
     # ---- attempts ------------------------------------------------------------------
     def agent(self, jobs: int | None) -> tuple[ExecFn, list[str]]:
-        return local_exec, local_agent_argv(self.pamdrive, jobs=jobs)
+        return self._exec, local_agent_argv(self.pamdrive, jobs=jobs)
 
     def attempt_env(self) -> dict[str, str]:
         return {"LD_PRELOAD": self.pam_wrapper, "PAM_WRAPPER": "1",
@@ -176,10 +177,29 @@ class HostRunner:
     def lab_only(self, what: str) -> None:
         raise Skip(LAB_ONLY + what)
 
+    def _exec(self, argv: list[str], stdin: bytes, timeout: float) -> tuple[int, bytes, bytes]:
+        """As :func:`~pamconform.drivers.agent.local_exec` (on timeout the process group is
+        killed), and the process is known to :meth:`close`, which kills it if a Ctrl-C
+        left it running in a case's thread."""
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, start_new_session=True)
+        self._live.add(proc)
+        try:
+            out, err = proc.communicate(stdin, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _stop(proc)
+            out, err = proc.communicate(timeout=10)
+        except BaseException:
+            _stop(proc)
+            raise
+        finally:
+            self._live.discard(proc)
+        return proc.returncode, out, err
+
     # ---- clean-up ------------------------------------------------------------------
     def close(self) -> None:
-        """Stop the daemons started here (by their ids) and remove the private directory."""
-        for proc in self._daemons:
+        """Stop the processes started here (by their ids) and remove the private directory."""
+        for proc in [*self._daemons, *self._live]:
             _stop(proc)
         self._daemons.clear()
         shutil.rmtree(self.root, ignore_errors=True)
