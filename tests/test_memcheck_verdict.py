@@ -209,6 +209,8 @@ class Host:
 
     def module(self, fault: str, asan: bool = False) -> Path:
         out = self.build / f"{fault or 'correct'}{'-asan' if asan else ''}"
+        if (out / "pam_faulty.so").exists():  # built by an earlier test
+            return out / "pam_faulty.so"
         shutil.copytree(FAULTY, out)
         flags = ["CFLAGS=-O1 -g -fsanitize=address -fno-omit-frame-pointer",
                  "LDFLAGS=-fsanitize=address"] if asan else []

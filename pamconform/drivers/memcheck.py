@@ -139,6 +139,8 @@ def judge_memcheck(ctx: CaseContext, m: MemcheckRun) -> None:
         asan = attempts[1]
         m.record(f"ASan: {m.what}", asan)
         problems += attempt_problems(asan)
+        if asan.status == vg.status == "ran" and asan.auth != vg.auth:
+            ctx.note(f"the ASan build returned {asan.auth}, valgrind's run {vg.auth}")
         report = dict(asan.raw.get("asan") or {})
         summary["asan"] = asan_errors(report)
         if summary["asan"]:

@@ -25,7 +25,7 @@ from pamconform.protocols.nslcd.module_steps import (
 )
 from pamconform.protocols.nslcd.module_target import LOGIN_USER, PROBE_SERVICE
 
-case = case_factory(protocol="nslcd", kind="module")
+case = case_factory(protocol="nslcd", kind="module", exclusive=("lab-server", "valgrind"))
 
 BEHAVIOURS = [("grant", "grant", {}, "answers success"), *REFUSALS, SAME_USER_OTHER_CASE]
 BEHAVIOURS += UNTERMINATED + OTHER_USERS

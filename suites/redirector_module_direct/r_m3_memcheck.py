@@ -45,11 +45,14 @@ def _asan(ctx, d, service, socket):
         return AsanModule(None, build.why_not)
     # the same stack, naming the ASan build by its absolute path
     text = d.service_texts[service]
-    d.install_service(ASAN_PROBE, text.replace(f"] {d.target.spec.so}", f"] {build.module}", 1))
+    asan_text = text.replace(f"] {d.target.spec.so}", f"] {build.module}", 1)
+    if asan_text == text:
+        raise RuntimeError(f"cannot name the ASan build in the probe stack:\n{text}")
+    asan_service = d.install_service(ASAN_PROBE, asan_text)  # in a lane, the lane's name
 
     def rewrite(request):
         argv = list(request["argv"])
-        argv[argv.index(service)] = ASAN_PROBE
+        argv[argv.index(service)] = asan_service
         return dict(request, argv=argv, env={"LD_PRELOAD": build.libasan})
 
     return AsanModule(rewrite)
