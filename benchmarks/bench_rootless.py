@@ -5,7 +5,9 @@ Runs the root-less tier on the reference module as ``pamconform run`` configures
 the whole tier (build, pamdrive compile, trust probe, cases) and its parts: without
 memcheck, and with the memcheck cases (when valgrind is installed).
 
-    python3 benchmarks/bench_rootless.py [--repeat N] [--no-memcheck] [--json]
+    python3 benchmarks/bench_rootless.py [--repeat N] [--jobs N] [--no-memcheck] [--json]
+
+``--jobs``: cases at once, as the CLI's ``--jobs`` (default 1, one after another).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pamconform.core import resources
-from pamconform.core.runner import select
+from pamconform.core.runner import select, set_jobs
 from pamconform.drivers.host_module import run_host_module
 from pamconform.lab.module_run import module_cases
 from pamconform.lab.module_target import ModuleSpec
@@ -46,8 +48,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--no-memcheck", action="store_true")
+    parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--json", action="store_true")
     opts = parser.parse_args()
+    set_jobs(opts.jobs)
     rows = []
     for with_memcheck in ([False] if opts.no_memcheck else [False, True]):
         for _ in range(opts.repeat):
@@ -57,7 +61,8 @@ def main() -> int:
         return 0
     for row in rows:
         label = "with memcheck   " if row["memcheck"] else "without memcheck"
-        print(f"root-less tier, reference module, {label}: {row['wall_s']:6.1f} s "
+        print(f"root-less tier, reference module, {label}, --jobs {opts.jobs}: "
+              f"{row['wall_s']:6.1f} s "
               f"({row['ran']} of {row['cases']} cases ran, {row['fail_or_error']} FAIL/ERROR; "
               f"hang cases {row['hang_cases_s']} s, memcheck {row['memcheck_s']} s)")
     return 0
