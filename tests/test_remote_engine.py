@@ -37,17 +37,22 @@ def _docker(host: str, *args: str, timeout: float = 300, **kw: object
 
 @pytest.fixture(scope="module")
 def second_engine(docker_client: object) -> Iterator[str]:
-    """A second dockerd on its own socket, data and exec roots, with no bridge; always
-    stopped and removed after."""
-    if os.geteuid() != 0 or not shutil.which("dockerd") or not shutil.which("docker"):
-        lab_unavailable("a second engine needs root, dockerd and the docker CLI")
+    """A second dockerd on its own socket, data and exec roots, with no bridge, in a network
+    namespace of its own; always stopped and removed after.
+
+    The namespace matters: a dockerd started with ``--bridge=none`` deletes any interface
+    named docker0 it sees, which in the host's namespace is the first engine's bridge."""
+    if os.geteuid() != 0 or not all(map(shutil.which, ("dockerd", "docker", "unshare"))):
+        lab_unavailable("a second engine needs root, dockerd, unshare and the docker CLI")
+    bridge_before = _host_bridges()
     top = Path(tempfile.mkdtemp(prefix="pc-eng-", dir="/var/tmp"))
     sock = top / "d.sock"
     (top / "daemon.json").write_text("{}")
     host = f"unix://{sock}"
     log = (top / "dockerd.log").open("wb")
     proc = subprocess.Popen(
-        ["dockerd", "--host", host, "--data-root", str(top / "data"), "--exec-root",
+        ["unshare", "--net", "--", "dockerd", "--host", host, "--data-root", str(top / "data"),
+         "--exec-root",
          str(top / "exec"), "--pidfile", str(top / "d.pid"), "--config-file",
          str(top / "daemon.json"), "--bridge=none", "--iptables=false", "--ip-masq=false"],
         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
@@ -70,6 +75,13 @@ def second_engine(docker_client: object) -> Iterator[str]:
         log.close()
         subprocess.run(["umount", "-R", str(top / "exec")], capture_output=True, check=False)
         shutil.rmtree(top, ignore_errors=True)
+    assert _host_bridges() == bridge_before, "the second engine changed this host's bridges"
+
+
+def _host_bridges() -> set[str]:
+    """The bridge interfaces of this host's network namespace."""
+    net = Path("/sys/class/net")
+    return {p.name for p in net.iterdir() if (p / "bridge").is_dir()} if net.is_dir() else set()
 
 
 def _lab_images(docker_client: object) -> list[str]:
