@@ -195,3 +195,58 @@ def test_the_pool_starts_alone_cases_then_groups_then_resource_chains() -> None:
     started = sorted(clock.spans, key=lambda c: clock.spans[c][0])
     assert started[:2] == ["timing", "idle"]
     assert clock.overlap("user", "free")
+
+
+def test_ctrl_c_of_a_parallel_run_writes_the_report_and_stops_the_server(tmp_path: Any
+                                                                         ) -> None:
+    """The command with its default pool: two idle-client cases run at once when the
+    signal comes; both INTERRUPTED, the rest of the target NOT-RUN, the server gone."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    report = tmp_path / "report"
+    cases = ["redir.server.silent-client-timeout", "redir.server.stalled-mid-request-timeout",
+             "redir.server.grant-valid"]
+    argv = [sys.executable, "-m", "pamconform.cli", "run", "--no-lab", "--idle-limit", "30",
+            "--report", str(report), *[a for c in cases for a in ("--cases", c)]]
+    proc = subprocess.Popen(argv, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=dict(os.environ, PYTHONPATH=str(root)))
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:  # the target's heading: its cases start right after
+            if line.startswith("== reference-server"):
+                break
+        time.sleep(1.5)
+        servers = [p for p in Path("/proc").iterdir() if p.name.isdigit()
+                   and _parent(p) == proc.pid and b"serve" in _cmdline(p)]
+        assert servers, "the reference server runs as a child"
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, out + err
+    assert "Traceback" not in err
+    verdicts = {c["id"]: c["verdict"] for t in json.loads((report / "index.json").read_text())
+                ["targets"] if t["name"] == "reference-server" for c in t["cases"]}
+    assert verdicts == {"redir.server.grant-valid": "NOT-RUN",
+                        "redir.server.silent-client-timeout": "INTERRUPTED",
+                        "redir.server.stalled-mid-request-timeout": "INTERRUPTED"}
+    assert not any(p.exists() and b"serve" in _cmdline(p) for p in servers)
+
+
+def _parent(proc_dir: Any) -> int:
+    try:
+        return int((proc_dir / "stat").read_text().rpartition(")")[2].split()[1])
+    except (OSError, ValueError, IndexError):
+        return -1
+
+
+def _cmdline(proc_dir: Any) -> bytes:
+    try:
+        return bytes((proc_dir / "cmdline").read_bytes())
+    except OSError:
+        return b""

@@ -254,7 +254,7 @@ def test_run_interrupted_stops_its_servers_and_lists_unstarted_targets(tmp_path:
     child = Child("run", "--no-lab", "--cases", "redir.server.grant-valid", "--cases",
                   "redir.server.silent-client-timeout", "--cases",
                   "token.server.accept-exact-token",
-                  "--idle-limit", "30", "--report", str(report))
+                  "--idle-limit", "30", "--jobs", "1", "--report", str(report))
     child.wait_for(lambda line: line.startswith("[1/2]"), timeout=60)
     time.sleep(0.5)
     servers = {pid: cmd for pid, cmd in child.children().items() if "serve" in cmd}
