@@ -7,9 +7,9 @@ returns each code it plausibly may (:mod:`pamconform.model.plausible`), one per 
 control treats alike; :func:`explore` walks the combinations depth first, asking only
 about the lines the evaluation reaches, so a line jumped over or after a ``die`` adds
 nothing, and a line reached again with the same running verdict is not branched again
-(the rest of the chain depends on nothing else).  A state other than a granting one in which some combination makes the stack
-return ``PAM_SUCCESS`` is FAIL-OPEN; a stack that grants in no combination even when
-the server grants never grants.
+(the rest of the chain depends on nothing else).  A state other than a granting one in
+which some combination makes the stack return ``PAM_SUCCESS`` is FAIL-OPEN; a stack that
+grants in no combination even when the server grants never grants.
 
 :func:`disagreements` compares a lab run on real libpam (``--verify``) with this model:
 any difference is an error of the harness, not a verdict on the stack.
