@@ -146,6 +146,36 @@ def test_a_process_that_does_not_survive_fails(raw: dict[str, Any], words: str) 
     assert words in problem
 
 
+#: valgrind killed mid-report: one complete error, then a cut-off one, no closing tags
+CUT_OFF = (b"<?xml version=\"1.0\"?><valgrindoutput><pid>7</pid>" + SYSCALL_PARAM.encode()
+           + b"<error><unique>0x2</unique><kind>InvalidRead</kind><wha")
+
+
+def test_a_hung_module_s_cut_off_report_is_a_fail_with_its_errors() -> None:
+    """The agent kills a hung valgrind, its XML stops mid-element: the hang is the verdict
+    (not a harness error), and the error written completely before it is evidence."""
+    vg = AGENT.parse_valgrind_xml(CUT_OFF)
+    assert vg["errors"] is None and vg["salvaged_errors"] == 1
+    problems = attempt_problems(Attempt({"status": "hung", "wall_ms": 60000, "valgrind": vg}))
+    assert problems[0].startswith("valgrind SyscallParam: Syscall param read(buf)")
+    assert "hung" in problems[1] and len(problems) == 2
+    # the same cut-off report from a process that ran to its end is the harness's fault
+    with pytest.raises(RuntimeError, match="unreadable"):
+        attempt_problems(Attempt({"status": "ran", "valgrind": vg}))
+
+
+def test_judge_memcheck_fails_a_hang_with_a_cut_off_report() -> None:
+    vg = AGENT.parse_valgrind_xml(b"<valgrindoutput><pid>7</pid><err")
+    ctx = CaseContext(target=None)
+    with pytest.raises(Fail, match="hung"):
+        judge_memcheck(ctx, MemcheckRun(
+            request={"argv": [], "timeout": 6.0},
+            run=lambda reqs: [Attempt({"status": "hung", "wall_ms": 6000, "valgrind": vg})],
+            record=lambda label, a: None, asan=AsanModule(None, "not built"), what="a login"))
+    assert ctx.extra["memory"]["valgrind"] == []
+    assert "cut off" in ctx.extra["memory"]["valgrind_report"]
+
+
 def test_repeated_request_authenticates_n_times_in_one_process() -> None:
     req = {"argv": ["--service", "s", "--user", "u", "--password", "p", "--steps",
                     "authenticate"], "timeout": 6.0, "valgrind": True}

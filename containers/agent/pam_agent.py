@@ -42,7 +42,10 @@ Under valgrind (``"valgrind": true``) pamdrive runs as ``valgrind --xml=yes
 --error-exitcode=99`` and ``valgrind`` is::
 
     {"errors": N,                      # non-leak errors (with repeats) + definitely
-                                       # lost leak records
+                                       # lost leak records; null when the XML is
+                                       # unreadable (e.g. cut off by a kill): the
+                                       # complete errors already written are still
+                                       # listed ("salvaged_errors": how many)
      "invalid": ["InvalidRead: Invalid read of size 4 at f (x.c:7), by g (x.c:9)", ...],
      "uninitialised": ["UninitCondition: ... at f (x.c:3)", ...],
      "other": ["SyscallParam: Syscall param read(buf) points to unaddressable
@@ -137,19 +140,42 @@ def parse_valgrind_xml(data: bytes) -> dict[str, Any]:
     try:
         root = ET.fromstring(data)
     except ET.ParseError as exc:
-        summary["errors"] = None
-        summary["excerpt"] = f"unreadable valgrind XML ({exc}): {data[-EXCERPT_MAX:]!r}"
-        return summary
+        return _cut_off_summary(data, exc)
     counts: dict[str, int] = {}
     for pair in root.findall("errorcounts/pair"):
         unique, count = pair.findtext("unique"), pair.findtext("count")
         if unique and count and count.isdigit():
             counts[unique] = int(count)
+    return _summarise(summary, root.findall("error"), counts)
+
+
+_WHOLE_ERROR = re.compile(rb"<error>.*?</error>", re.DOTALL)
+
+
+def _cut_off_summary(data: bytes, exc: ET.ParseError) -> dict[str, Any]:
+    """An unreadable report (valgrind killed mid-write): ``errors`` is None, and the
+    complete ``<error>`` elements already written are summarised as evidence."""
+    errors: list[ET.Element] = []
+    for m in _WHOLE_ERROR.finditer(data):
+        with contextlib.suppress(ET.ParseError):
+            errors.append(ET.fromstring(m.group()))
+    summary: dict[str, Any] = {"invalid": [], "uninitialised": [], "leaks": ""}
+    summary = _summarise(summary, errors, {})
+    summary["errors"] = None
+    summary["salvaged_errors"] = len(errors)
+    summary["excerpt"] = (f"unreadable valgrind XML ({exc}): {data[-EXCERPT_MAX:]!r}\n"
+                          + summary["excerpt"])[:EXCERPT_MAX]
+    return summary
+
+
+def _summarise(summary: dict[str, Any], errors: list[ET.Element],
+               counts: dict[str, int]) -> dict[str, Any]:
+    """Fill ``summary`` from valgrind's ``<error>`` elements (``counts``: repeats)."""
     leaked = {kind: [0, 0] for kind in ("DefinitelyLost", "IndirectlyLost", "PossiblyLost")}
     excerpt: list[str] = []
-    errors = 0
+    count = 0
     summary["other"] = []
-    for error in root.findall("error"):
+    for error in errors:
         kind, what, frames = _error_text(error)
         # The first frame of a leak is the allocator: start at its caller.
         if kind.startswith("Leak_") and len(frames) > 1:
@@ -161,11 +187,11 @@ def parse_valgrind_xml(data: bytes) -> dict[str, Any]:
                 leaked[name][0] += int(error.findtext("xwhat/leakedbytes") or 0)
                 leaked[name][1] += int(error.findtext("xwhat/leakedblocks") or 0)
             if name == "DefinitelyLost":
-                errors += 1
+                count += 1
             else:
                 continue
         else:
-            errors += counts.get(error.findtext("unique") or "", 1)
+            count += counts.get(error.findtext("unique") or "", 1)
             if kind.startswith(("Invalid", "Mismatched", "Overlap")):
                 summary["invalid"].append(line)
             elif kind.startswith("Uninit") or "uninitialised" in what:
@@ -174,7 +200,7 @@ def parse_valgrind_xml(data: bytes) -> dict[str, Any]:
                 summary["other"].append(line)
         excerpt.append(f"{kind}: {what}" + (f" at {frames[0]}" if frames else "")
                        + "".join(f"\n    by {f}" for f in frames[1:FRAMES]))
-    summary["errors"] = errors
+    summary["errors"] = count
     summary["leaks"] = "; ".join(
         f"{label}: {leaked[key][0]} bytes in {leaked[key][1]} blocks"
         for key, label in (("DefinitelyLost", "definitely lost"),

@@ -26,9 +26,14 @@ REPEATS = 3
 SHOWN = 4
 
 
-def memory_errors(vg: dict[str, Any]) -> list[str]:
-    """Every non-leak valgrind error of an agent's summary, one line each with its frames."""
-    if vg.get("errors") is None:
+def memory_errors(vg: dict[str, Any], *, killed: bool = False) -> list[str]:
+    """Every non-leak valgrind error of an agent's summary, one line each with its frames.
+
+    An unreadable report is a harness error, unless the process was ``killed`` (hung,
+    crashed, exited): then valgrind was cut off mid-write, and the errors it had already
+    written completely are the evidence.
+    """
+    if vg.get("errors") is None and not killed:
         raise RuntimeError(f"unreadable valgrind report: {str(vg.get('excerpt', ''))[:300]}")
     return [str(e) for key in ("invalid", "uninitialised", "other") for e in vg.get(key, [])]
 
@@ -57,20 +62,22 @@ def survival_problem(attempt: Attempt) -> str | None:
 
 
 def attempt_problems(attempt: Attempt) -> list[str]:
-    """Everything that fails one attempt: memory errors first, then how it ended."""
-    out = [f"valgrind {e}" for e in memory_errors(attempt.valgrind)] if attempt.valgrind \
-        else []
+    """Everything that fails one attempt: memory errors first, then how it ended.
+
+    Survival is judged first: a hung module's valgrind is killed mid-report, and that
+    cut-off report is part of the hang, not a harness error.
+    """
+    died = survival_problem(attempt)
+    out = [f"valgrind {e}" for e in memory_errors(attempt.valgrind, killed=died is not None)
+           ] if attempt.valgrind else []
     asan = attempt.raw.get("asan")
     if isinstance(asan, dict):
         out += [f"ASan {e}" for e in asan_errors(asan)]
-        died = survival_problem(attempt)
         # ASan ends the process after its report: that exit is the report, not the module's
         if died and not (asan.get("reports") and attempt.status == "exited"):
             out.append(f"under ASan: {died}")
-    else:
-        died = survival_problem(attempt)
-        if died:
-            out.append(died)
+    elif died:
+        out.append(died)
     return out
 
 
@@ -134,7 +141,11 @@ def judge_memcheck(ctx: CaseContext, m: MemcheckRun) -> None:
     if not vg.valgrind:
         raise RuntimeError("the agent returned no valgrind report")
     problems = attempt_problems(vg)
-    summary: dict[str, Any] = {"valgrind": memory_errors(vg.valgrind)}
+    summary: dict[str, Any] = {"valgrind": memory_errors(vg.valgrind,
+                                                         killed=vg.status != "ran")}
+    if vg.valgrind.get("errors") is None:
+        summary["valgrind_report"] = "cut off when the process was killed: only the " \
+            "errors written completely before it"
     if m.asan.rewrite is not None:
         asan = attempts[1]
         m.record(f"ASan: {m.what}", asan)
