@@ -250,3 +250,19 @@ def _cmdline(proc_dir: Any) -> bytes:
         return bytes((proc_dir / "cmdline").read_bytes())
     except OSError:
         return b""
+
+
+def test_the_documented_jobs_default_is_the_codes(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pathlib import Path
+
+    from pamconform.cli.main import build_parser
+
+    monkeypatch.setattr(runner.os, "cpu_count", lambda: 1)
+    assert runner.default_jobs() == 4
+    monkeypatch.setattr(runner.os, "cpu_count", lambda: 64)
+    assert runner.default_jobs() == 8
+    helps = [a.help or "" for sub in build_parser()._subparsers._group_actions  # type: ignore[union-attr]
+             for p in sub.choices.values() for a in p._actions if "--jobs" in a.option_strings]
+    assert helps and all("four times the CPUs, at most 8" in h for h in helps), helps
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "custom-cases.md").read_text()
+    assert "four times the CPUs, at most 8" in " ".join(doc.split())

@@ -131,7 +131,7 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.add_argument("--jobs", type=_jobs, default=default_jobs(), metavar="N",
                    help="cases run at once, except those that need something alone "
-                   f"(default {default_jobs()}: twice the CPUs, at most 8; 1: one after "
+                   f"(default {default_jobs()}: four times the CPUs, at most 8; 1: one after "
                    "another)")
     p.add_argument("--known-findings", type=_known_findings, metavar="FILE",
                    help="'TARGET CASE-ID' lines: FAILs already reported upstream; they stay FAIL "
