@@ -7,7 +7,7 @@
 
     [options]                         # run options (the command line wins)
     strict = false
-    cases = ["redir.*"]
+    cases = ["PREFIX.*"]
 
     [targets.my-auth]                 # a server on a UNIX socket
     kind = "server"

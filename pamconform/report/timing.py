@@ -27,7 +27,7 @@ def target_timing(target: TargetResult, wall_s: float | None = None) -> dict[str
 
 
 def suite_of(name: str) -> str:
-    """The suite folder of a case's suite (``redirector_server.r_s1_replies``: the first)."""
+    """The suite folder of a case's suite (``SUITE.MODULE``: the ``SUITE``)."""
     return name.split(".", 1)[0]
 
 
