@@ -266,3 +266,36 @@ def test_the_documented_jobs_default_is_the_codes(monkeypatch: pytest.MonkeyPatc
     assert helps and all("four times the CPUs, at most 8" in h for h in helps), helps
     doc = (Path(__file__).resolve().parent.parent / "docs" / "custom-cases.md").read_text()
     assert "four times the CPUs, at most 8" in " ".join(doc.split())
+
+
+def test_ctrl_c_while_a_case_is_launched_marks_it_not_run(monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    # a signal inside Thread.start(): the case is in neither list yet (was a KeyError)
+    launch = runner._Running.launch.__func__  # type: ignore[attr-defined]
+    calls: list[str] = []
+
+    def interrupted_second(cls: Any, case: Case, *args: Any) -> Any:
+        calls.append(case.id)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return launch(cls, case, *args)
+
+    monkeypatch.setattr(runner._Running, "launch", classmethod(interrupted_second))
+    cases = [_case(c, lambda ctx: time.sleep(0.2)) for c in "abc"]
+    with pytest.raises(interrupts.Interrupted) as info:
+        run_target(cases, _Target(), kind="server", protocol="redirector", jobs=3)
+    verdicts = [str(r.verdict) for r in info.value.partial.results]
+    assert verdicts == ["INTERRUPTED", "NOT-RUN", "NOT-RUN"], verdicts
+
+
+def test_a_case_over_budget_still_blocks_what_it_conflicts_with(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runner, "CASE_BUDGET_S", 0.3)
+    clock = _Clock()
+    cases = [_case("stuck", clock.body("stuck", 1.0), "user-state"),
+             _case("free", clock.body("free", 0.05)),
+             _case("after", clock.body("after", 0.05), "user-state")]
+    out = run_target(cases, _Target(), kind="server", protocol="redirector", jobs=3)
+    assert [str(r.verdict) for r in out.results] == ["ERROR", "PASS", "PASS"]
+    assert not clock.overlap("stuck", "after")  # it waited for stuck's body to end
+    assert clock.overlap("stuck", "free")

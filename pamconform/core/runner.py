@@ -21,6 +21,9 @@ from pamconform.core.verdicts import Severity, Verdict, effective
 
 #: A case that runs longer than this is cut off and graded ERROR (its own timeouts failed).
 CASE_BUDGET_S = 120.0
+#: How long past its budget a case still running keeps others that conflict with it
+#: waiting (its operations' own timeouts end it well before).
+OVERRUN_HOLD_S = 120.0
 
 
 @dataclass
@@ -251,6 +254,9 @@ def run_target(
     out = TargetResult(name=target.name, kind=kind, protocol=protocol)
     finished: dict[int, CaseResult] = {}
     running: dict[int, _Running] = {}
+    #: cases graded over their budget whose bodies still run: they keep what they hold
+    #: (no conflicting case starts) until they end, or OVERRUN_HOLD_S at most
+    overrun: dict[int, _Running] = {}
     pending = list(range(len(cases))) if limit == 1 else _start_order(cases)
     done: queue.SimpleQueue[_Running] = queue.SimpleQueue()
 
@@ -261,12 +267,18 @@ def run_target(
 
     try:
         while pending or running:
-            for i in _startable(cases, pending, running, limit):
+            now = time.monotonic()
+            for i, r in list(overrun.items()):
+                if r.ended.is_set() or r.deadline + OVERRUN_HOLD_S <= now:
+                    del overrun[i]
+            for i in _startable(cases, pending, running, limit, holding=overrun):
+                launched = _Running.launch(cases[i], target, strict, done)
+                running[i] = launched  # a signal from here on finds it running
                 pending.remove(i)
-                running[i] = _Running.launch(cases[i], target, strict, done)
             try:
-                nearest = min(r.deadline for r in running.values())
-                ended = done.get(timeout=max(0.0, nearest - time.monotonic()))
+                waits = [r.deadline for r in running.values()] or \
+                    [min(r.deadline + OVERRUN_HOLD_S for r in overrun.values())]
+                ended = done.get(timeout=max(0.0, min(waits) - time.monotonic()))
                 # None: it was already graded as over its budget
                 at = next((k for k, r in running.items() if r is ended), None)
                 if at is not None:
@@ -275,12 +287,16 @@ def run_target(
                 now = time.monotonic()
                 for i, r in sorted(running.items()):
                     if r.deadline <= now:  # its thread stays behind, as a daemon
-                        report(i, running.pop(i).result())
+                        overrun[i] = running.pop(i)
+                        report(i, overrun[i].result())
     except KeyboardInterrupt as exc:
         stopped = interrupts.as_interrupted(exc)
         for i, r in sorted(running.items()):
-            report(i, r.interrupted(stopped))
-        finished.update(zip(pending, not_run_results([cases[i] for i in pending], stopped),
+            if i not in finished:
+                report(i, r.interrupted(stopped))
+        # whatever else has no result (pending, or caught between two lists) never ran
+        rest = [i for i in range(len(cases)) if i not in finished]
+        finished.update(zip(rest, not_run_results([cases[i] for i in rest], stopped),
                             strict=True))
         out.results = [finished[i] for i in range(len(cases))]
         first = min(running) if running else None
@@ -309,18 +325,21 @@ def _start_order(cases: list[Case]) -> list[int]:
 
 
 def _startable(cases: list[Case], pending: list[int], running: dict[int, _Running],
-               limit: int) -> list[int]:
+               limit: int, holding: dict[int, _Running] | None = None) -> list[int]:
     """The pending cases (in order) that may start now beside the running ones.
 
-    A pending case that conflicts with an earlier pending one waits for it, so a case
-    that must run alone is not overtaken for ever by the cases after it.
+    ``holding``: cases past their budget still running: they take no slot but block
+    the cases they conflict with. A pending case that conflicts with an earlier pending
+    one waits for it, so a case that must run alone is not overtaken for ever by the
+    cases after it.
     """
     chosen: list[int] = []
     for i in pending:
         if len(running) + len(chosen) >= limit:
             break
         case = cases[i]
-        busy = [cases[k] for k in running] + [cases[k] for k in chosen]
+        busy = [cases[k] for k in running] + [cases[k] for k in chosen] + \
+            [cases[k] for k in holding or {}]
         if any(case.conflicts(other) for other in busy):
             if case.alone:
                 break  # nothing after it starts until it has run
