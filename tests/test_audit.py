@@ -141,6 +141,15 @@ def test_which_modules_may_grant(tmp_path: Path, stack: str, fail_open: list[str
     assert rc == (1 if fail_open else 0)
 
 
+def test_an_include_cycle_names_the_user_s_files(tmp_path: Path) -> None:
+    (tmp_path / "a").write_text("auth include b\nauth required pam_redirector.so /s\n")
+    (tmp_path / "b").write_text("auth include a\n")
+    proc = _audit(str(tmp_path / "a"), "--report", str(tmp_path / "r"), env=NO_ENGINE)
+    assert proc.returncode == 2, proc.stderr
+    assert f"{tmp_path}/b:1: include cycle through {tmp_path}/a:" in proc.stderr
+    assert "/etc/pam.d" not in proc.stderr
+
+
 def test_a_stack_that_never_grants_is_reported(tmp_path: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "svc").write_text("auth required pam_redirector.so /s\n"

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import re
 import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -339,7 +340,8 @@ def plan(stack: Path, *, service: str | None = None, include_dirs: Sequence[Path
     layout = Layout.single_file() if single else Layout()
     config = load(name, source, layout)
     if config.crash:
-        raise UsageError(f"{stack}: libpam would crash on this configuration: {config.crash}")
+        shown = user_text(config.crash, _as_given(stack, source.host_paths))
+        raise UsageError(f"{stack}: libpam would crash on this configuration: {shown}")
     looked = [d.resolve() for d in dirs] or [(root or here).resolve()]
     if config.start_error:
         missing = missing_includes(config, source.host_paths, looked)
@@ -355,6 +357,15 @@ def plan(stack: Path, *, service: str | None = None, include_dirs: Sequence[Path
     result.probes = [h for h in config.chain(socket.facility)
                      if h.kind == "module" and h.index != socket.index]
     return result
+
+
+def user_text(text: str, user_paths: Mapping[str, str]) -> str:
+    """``text`` with every container path the user's tree was read into spelled as the
+    user's file (one pass, longest path first, whole paths only)."""
+    if not user_paths:
+        return text
+    paths = "|".join(re.escape(p) for p in sorted(user_paths, key=len, reverse=True))
+    return re.sub(f"(?:{paths})(?![^\\s:])", lambda m: user_paths[m.group()], text)
 
 
 def _as_given(stack: Path, host_paths: Mapping[str, str]) -> dict[str, str]:
