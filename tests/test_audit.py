@@ -4,6 +4,7 @@ exactly the known fail-open states of the shipped example stacks."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import pwd
@@ -139,6 +140,24 @@ def test_which_modules_may_grant(tmp_path: Path, stack: str, fail_open: list[str
     rc = main(["audit", str(tmp_path / "svc"), "--report", str(tmp_path / "r")])
     assert _flagged(tmp_path / "r") == fail_open, capsys.readouterr().out
     assert rc == (1 if fail_open else 0)
+
+
+def test_a_fail_open_wins_over_an_undecided_state(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Exit 1 (a fail-open found) is never hidden behind exit 3 (another state undecided)."""
+    from pamconform.model import audit_offline
+
+    monkeypatch.setattr(audit_offline, "audit", functools.partial(audit_offline.audit,
+                                                                  limit=2))
+    (tmp_path / "svc").write_text(
+        "auth optional pam_succeed_if.so uid > 1\nauth optional pam_access.so\n"
+        "auth [success=ok authinfo_unavail=ignore default=die] pam_redirector.so /s\n"
+        "auth required pam_permit.so\n")
+    rc = main(["audit", str(tmp_path / "svc"), "--report", str(tmp_path / "r")])
+    out = capsys.readouterr().out
+    assert "ERROR: with the server deny" in out and "FAIL-OPEN with the server down" in out
+    assert rc == 1
 
 
 def test_an_include_cycle_names_the_user_s_files(tmp_path: Path) -> None:

@@ -145,9 +145,9 @@ def cmd_audit(args: argparse.Namespace, console: Console) -> int:
     console.line(f"{n} fail-open state(s)" + (": " + ", ".join(
         s.state for s in offline.fail_open) if n else ""))
     console.line(f"report: {directory}/index.html (index.json, junit.xml)")
-    if disagree or any(s.undecided for s in offline.states):
-        return 3
-    return 1 if n or (args.strict and offline.never_grants) else 0
+    if n or (args.strict and offline.never_grants):
+        return 1  # a fail-open found wins over a harness error elsewhere
+    return 3 if disagree or any(s.undecided for s in offline.states) else 0
 
 
 def _state_codes(runner: ModuleType | None) -> dict[str, int]:
