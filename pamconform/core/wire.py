@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Self
+from typing import Self, TypeVar
 
 from pamconform.core.errors import TargetUnreachable
 from pamconform.core.wirelog import WireLog
@@ -29,6 +29,46 @@ class ConnectFailed(TargetUnreachable):
     def __init__(self, message: str, code: int | None = None) -> None:
         super().__init__(message)
         self.errno = code
+
+
+T = TypeVar("T")
+
+#: First and longest pause between two connects that found the listen backlog full.
+BACKLOG_PAUSE_S = 0.0002
+BACKLOG_MAX_PAUSE_S = 0.005
+
+
+def backlog_full(exc: BaseException) -> bool:
+    """Whether a connect failed only because the socket's listen backlog was full.
+
+    Linux answers a connect to a UNIX socket whose backlog is full with EAGAIN at once
+    when the client socket is non-blocking (which a Python timeout makes it); a
+    blocking client such as the PAM module waits instead. It is the server being busy,
+    not refusing.
+    """
+    code = exc.errno if isinstance(exc, (OSError, ConnectFailed)) else None
+    return isinstance(exc, BlockingIOError) or code in (errno.EAGAIN, errno.EWOULDBLOCK)
+
+
+def retry_while_backlog_full(attempt: Callable[[], T], deadline: float, *,
+                             max_pause: float = BACKLOG_MAX_PAUSE_S,
+                             on_retry: Callable[[], None] | None = None) -> T:
+    """``attempt()``, repeated while it fails on a full listen backlog (see
+    :func:`backlog_full`) and ``time.monotonic()`` is before ``deadline``; after that
+    the last failure is raised. Pauses grow from BACKLOG_PAUSE_S to ``max_pause``.
+    """
+    pause = min(BACKLOG_PAUSE_S, max_pause)
+    while True:
+        try:
+            return attempt()
+        except (OSError, ConnectFailed) as exc:
+            left = deadline - time.monotonic()
+            if not backlog_full(exc) or left <= 0:
+                raise
+        if on_retry is not None:
+            on_retry()
+        time.sleep(min(pause, left))
+        pause = min(pause * 2, max_pause)
 
 
 @dataclass
@@ -70,6 +110,22 @@ class Reply:
                 f"{self.elapsed_s * 1000:.0f} ms)")
 
 
+def connect_unix(path: Path | str, timeout: float | None) -> socket.socket:
+    """A UNIX stream socket connected to ``path`` (non-blocking when ``timeout`` is None);
+    one attempt, closed again if it fails."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    if timeout is None:
+        sock.setblocking(False)
+    else:
+        sock.settimeout(timeout)
+    try:
+        sock.connect(str(path))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
 class Connection:
     """One logged client connection to a UNIX stream socket."""
 
@@ -78,12 +134,10 @@ class Connection:
         self.timeout = timeout
         self.conn = log.new_conn()
         self.broken = False
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(timeout)
-        try:
-            self.sock.connect(str(path))
+        try:  # like the module's blocking connect, wait out a full backlog (bounded)
+            self.sock = retry_while_backlog_full(lambda: connect_unix(path, timeout),
+                                                 time.monotonic() + timeout)
         except OSError as exc:
-            self.sock.close()
             code = exc.errno if isinstance(exc.errno, int) else None
             name = errno.errorcode.get(code or 0, "timeout" if code is None else "?")
             log.add(self.conn, "refused", f"{path}: {name}: {exc.strerror or exc}")

@@ -28,6 +28,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pamconform.core.wire import BACKLOG_PAUSE_S, connect_unix, retry_while_backlog_full
+
 MIXES = ("grant", "deny", "mixed")
 #: Appended to a valid password to make a wrong one.
 WRONG_SUFFIX = b"-pc-bench-wrong"
@@ -204,28 +206,23 @@ def _worker(path: str, requests: list[Request], conns: int, quota: int | None,
         del slots[slot.sock.fileno()]
         slot.sock.close()  # also leaves the epoll set
 
+    def count_retry() -> None:
+        stats.connect_retries += 1
+
     def launch() -> None:
         nonlocal launched
         request = requests[(offset + launched) % len(requests)]
         launched += 1
         t0 = monotonic()
-        while True:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            sock.setblocking(False)
-            try:
-                sock.connect(path)
-                break
-            except BlockingIOError:  # EAGAIN: the listen backlog is full; wait a little
-                sock.close()
-                stats.connect_retries += 1
-                if monotonic() - t0 > timeout:
-                    stats.timeouts += 1
-                    return
-                time.sleep(0.0002)
-            except OSError as exc:
-                sock.close()
-                error(f"connect: {errno.errorcode.get(exc.errno or 0, '?')} {exc.strerror}")
-                return
+        try:  # a full listen backlog (EAGAIN) is waited out, up to the timeout
+            sock = retry_while_backlog_full(lambda: connect_unix(path, None), t0 + timeout,
+                                            max_pause=BACKLOG_PAUSE_S, on_retry=count_retry)
+        except BlockingIOError:
+            stats.timeouts += 1
+            return
+        except OSError as exc:
+            error(f"connect: {errno.errorcode.get(exc.errno or 0, '?')} {exc.strerror}")
+            return
         slot = _Slot(sock, request, t0, request.payload)
         slots[sock.fileno()] = slot
         write(slot, first=True)
