@@ -37,6 +37,9 @@ OFFLINE_EXPECTED = {
     **EXPECTED,
     "ldap/sshd": ([], 0, []),
     "ldap/common-auth-outage": ([], 1, ["down", "hung", "garbage"]),
+    # pam_unix vouches for the account and jumps over pam_ldap, in every state: the
+    # server's refusal opens nothing (docs/audit.md#account)
+    "ldap/common-account": ([], 0, []),
 }
 
 
@@ -140,6 +143,29 @@ def test_which_modules_may_grant(tmp_path: Path, stack: str, fail_open: list[str
     rc = main(["audit", str(tmp_path / "svc"), "--report", str(tmp_path / "r")])
     assert _flagged(tmp_path / "r") == fail_open, capsys.readouterr().out
     assert rc == (1 if fail_open else 0)
+
+
+@pytest.mark.parametrize(("stack", "fail_open"), [
+    # Debian's common-account: pam_unix's success jumps over the socket module whatever
+    # the server says; pam_acct_mgmt gives no login without authentication
+    ("account [success=2 default=ignore] pam_unix.so\n"
+     "account [success=1 default=ignore] pam_redirector.so /s\n"
+     "account requisite pam_deny.so\naccount required pam_permit.so\n", []),
+    # the server's refusal asked and disregarded is a fail-open in the account phase too
+    ("account optional pam_redirector.so /s\naccount required pam_unix.so\n", ALL_BUT_GRANT),
+    ("account [default=ignore] pam_redirector.so /s\naccount required pam_permit.so\n",
+     ALL_BUT_GRANT),
+])
+def test_account_phase_fails_open_only_where_the_server_was_asked(
+        tmp_path: Path, stack: str, fail_open: list[str],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "svc").write_text(stack)
+    rc = main(["audit", str(tmp_path / "svc"), "--report", str(tmp_path / "r")])
+    out = capsys.readouterr().out
+    assert _flagged(tmp_path / "r") == fail_open, out
+    assert rc == (1 if fail_open else 0)
+    if not fail_open:
+        assert "without asking the socket module" in out
 
 
 def test_a_fail_open_wins_over_an_undecided_state(tmp_path: Path,

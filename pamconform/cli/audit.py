@@ -118,6 +118,12 @@ def cmd_audit(args: argparse.Namespace, console: Console) -> int:
                      f"; {audit.explain_outcome(plan, s.witness.outcome, granted=True)}")
         if args.trace:
             console.line(s.witness.outcome.render())
+    unasked = [s.state for s in offline.states if s.granting_unasked]
+    if unasked:
+        say(f"note: with the server {', '.join(unasked)}, the stack grants "
+            "pam_acct_mgmt in some contexts without asking the socket module (another "
+            "module vouches for the account, as in every state): not a fail-open, the "
+            "server has no veto there (docs/audit.md#account)")
     for s in offline.states:
         if s.undecided:
             console.line(f"ERROR: with the server {s.state} the stack has more than "

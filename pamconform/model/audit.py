@@ -463,6 +463,10 @@ class StateResult:
     result: str = ""
     #: whether the daemon gives a valid grant in this state (None: only ``grant`` does)
     valid_grant: bool | None = None
+    #: a grant counts as fail-open only if the path asked the server (the account
+    #: phase, :func:`grant_needs_server`); whether the model's path asked it
+    needs_server: bool = False
+    asked_server: bool = True
 
     @property
     def granted(self) -> bool:
@@ -475,7 +479,8 @@ class StateResult:
 
     @property
     def fail_open(self) -> bool:
-        return self.granted and not self.grant_state
+        return self.granted and not self.grant_state and (
+            self.asked_server or not self.needs_server)
 
     @property
     def model_agrees(self) -> bool:
@@ -506,7 +511,27 @@ def judge(p: Plan, files: dict[str, bytes], state: str, module_code: int,
     if start not in ("PAM_SUCCESS", "no report") and not steps:
         result = start
     model = evaluate(p, files, module_code, probe_codes)
-    return StateResult(state, module_code, real, model, start, result, valid_grant)
+    return StateResult(state, module_code, real, model, start, result, valid_grant,
+                       needs_server=grant_needs_server(p),
+                       asked_server=model is None or asked_server(p, model))
+
+
+def grant_needs_server(p: Plan) -> bool:
+    """Is a grant fail-open only when the stack asked the server (docs/audit.md#account)?
+
+    In the account phase: ``pam_acct_mgmt`` gives no login without authentication, and a
+    path that never reaches the socket module (``pam_unix`` vouching for an account it
+    holds, jumping over it) grants the same whatever the server's state, so the server's
+    refusal or outage opened nothing.  In every other phase any grant counts."""
+    return p.primitive == "acct_mgmt"
+
+
+def asked_server(p: Plan, outcome: Outcome) -> bool:
+    """Did the socket module run on this path through the stack?"""
+    sock = (p.socket.origin.file, p.socket.origin.line)
+    return any(st.ran and st.handler is not None
+               and (st.handler.origin.file, st.handler.origin.line) == sock
+               for st in outcome.steps)
 
 
 def summary_line(s: StateResult) -> str:

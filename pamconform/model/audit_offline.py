@@ -21,7 +21,13 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
 from pamconform.model import codes
-from pamconform.model.audit import AuditResult, Plan, StateResult
+from pamconform.model.audit import (
+    AuditResult,
+    Plan,
+    StateResult,
+    asked_server,
+    grant_needs_server,
+)
 from pamconform.model.linux_pam import Transaction
 from pamconform.model.modules import STATE_CODES
 from pamconform.model.parser import Handler
@@ -59,6 +65,10 @@ class OfflineState:
     witness: Combination | None = None
     example: Combination | None = None  # the first context tried (for the report)
     capped: bool = False
+    #: only grants whose path asked the server count (the account phase, see
+    #: :func:`pamconform.model.audit.grant_needs_server`); grants that did not
+    needs_server: bool = False
+    granting_unasked: int = 0
 
     @property
     def can_grant(self) -> bool:
@@ -144,7 +154,9 @@ def explore(p: Plan, socket_code: int, choices: ChoicesFor, state: OfflineState,
             state.example = combo
         if outcome.granted:
             state.granting += 1
-            if state.witness is None:
+            if state.needs_server and not asked_server(p, outcome):
+                state.granting_unasked += 1
+            elif state.witness is None:
                 state.witness = combo
 
 
@@ -167,7 +179,7 @@ def audit(p: Plan, state_codes: Mapping[str, int] = STATE_CODES, *,
                                                    authenticators=authenticators))
             return cache[key]
 
-        s = OfflineState(state, code, grants)
+        s = OfflineState(state, code, grants, needs_server=grant_needs_server(p) and not grants)
         explore(p, code, choices, s, limit)
         result.states.append(s)
     return result
