@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import glob
 import json
-import shutil
 import signal
 import subprocess
 import time
@@ -181,4 +180,3 @@ def test_host_runner_maps_lab_paths_and_skips_lab_only(tmp_path: Path) -> None:
     runner.check_service("pam_m.so", "auth required /x/pam_m.so /nowhere/socket\n")
     runner.close()
     assert not (tmp_path / "r").exists()
-    assert shutil.which("sh")
