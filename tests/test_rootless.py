@@ -7,8 +7,10 @@ left behind in /tmp.  (The lab and the root-less tier agree: test_rootless_agree
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
+import os
 import signal
 import subprocess
 import time
@@ -180,3 +182,29 @@ def test_host_runner_maps_lab_paths_and_skips_lab_only(tmp_path: Path) -> None:
     runner.check_service("pam_m.so", "auth required /x/pam_m.so /nowhere/socket\n")
     runner.close()
     assert not (tmp_path / "r").exists()
+
+
+def test_a_timed_out_command_whose_grandchild_holds_the_pipes_is_bounded(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On timeout the process group is killed; a grandchild that left it (setsid) keeps
+    stdout open: the runner closes the pipes instead of raising TimeoutExpired."""
+    from pamconform.drivers import agent
+
+    monkeypatch.setattr(agent, "KILLED_GRACE_S", 0.5)
+    runner = HostRunner(tmp_path / "r", pamdrive=Path("/x/pamdrive"),
+                        authtok_module=Path("/x/pam_pamdrive_authtok.so"),
+                        module=Path("/x/pam_m.so"), so="pam_m.so", pam_wrapper="/x/w.so")
+    pidfile = tmp_path / "grandchild.pid"
+    try:
+        start = time.monotonic()
+        code, out, _err = runner._exec(
+            ["sh", "-c", f"setsid sleep 60 & echo $! > {pidfile}; echo started; sleep 60"],
+            b"", 0.5)
+        assert time.monotonic() - start < 8
+        assert code == -signal.SIGKILL and out == b""
+        assert not runner._live
+    finally:
+        if pidfile.exists():
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(pidfile.read_text()), signal.SIGKILL)
+        runner.close()

@@ -61,10 +61,30 @@ def local_exec(argv: list[str], stdin: bytes, timeout: float) -> tuple[int, byte
     try:
         out, err = proc.communicate(stdin, timeout=timeout)
     except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate(timeout=10)
+        out, err = kill_and_collect(proc)
     return proc.returncode, out, err
+
+
+#: How long the output of a killed process group may take to end.
+KILLED_GRACE_S = 10.0
+
+
+def kill_and_collect(proc: subprocess.Popen[bytes]) -> tuple[bytes, bytes]:
+    """Kill ``proc``'s process group and return what it wrote; bounded even when a
+    grandchild that left the group (``setsid``) holds the pipes open: then the pipes are
+    closed and nothing is returned."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    try:
+        return proc.communicate(timeout=KILLED_GRACE_S)
+    except subprocess.TimeoutExpired:
+        for pipe in (proc.stdin, proc.stdout, proc.stderr):
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(5)
+        return b"", b""
 
 
 def run_batch(exec_fn: ExecFn, requests: list[dict[str, Any]], timeout: float, *,

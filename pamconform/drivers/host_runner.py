@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from pamconform.core.outcome import Skip
-from pamconform.drivers.agent import ExecFn, local_agent_argv
+from pamconform.drivers.agent import ExecFn, kill_and_collect, local_agent_argv
 from pamconform.drivers.direct_runner import LAB_SERVERS
 from pamconform.lab.containers import CommandResult
 from pamconform.lab.scenario_control import scenario_server_script
@@ -187,8 +187,7 @@ class HostRunner:
         try:
             out, err = proc.communicate(stdin, timeout=timeout)
         except subprocess.TimeoutExpired:
-            _stop(proc)
-            out, err = proc.communicate(timeout=10)
+            out, err = kill_and_collect(proc)
         except BaseException:
             _stop(proc)
             raise
