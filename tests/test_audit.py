@@ -7,14 +7,12 @@ from __future__ import annotations
 import functools
 import json
 import os
-import pwd
-import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
+from rootless_user import NOBODY, Nobody, can_drop, nobody_workdir
 
 from pamconform.cli.main import main
 from pamconform.model import audit
@@ -258,73 +256,18 @@ def test_verify_reports_a_disagreement_as_a_harness_error(
                       "audit.verify.garbage": "PASS"}
 
 
-def _unprivileged_python(tmp: Path) -> tuple[str, str]:
-    """An interpreter ``nobody`` may run, and the PYTHONPATH that gives it pamconform.
-
-    The running interpreter when ``nobody`` can reach it; otherwise (it lives under a
-    private home, as pyenv's under /root) the system python3 of the same version, with
-    the packages pamconform imports copied into a directory ``nobody`` can read.
-    """
-    probe = ["runuser", "-u", "nobody", "--", sys.executable, "-c", "pass"]
-    if subprocess.run(probe, capture_output=True, timeout=30, check=False).returncode == 0:
-        return sys.executable, str(ROOT)
-    system = Path("/usr/bin/python3")
-    version = f"{sys.version_info.major}.{sys.version_info.minor}"
-    if not system.exists() or subprocess.run(
-            [str(system), "-c", f"import sys; assert sys.version.startswith('{version}.')"],
-            timeout=30, check=False).returncode:
-        pytest.skip(f"no python {version} that the user nobody may run")
-    import sysconfig
-
-    import pamconform.cli.main  # noqa: F401  (what the command imports ...)
-    from pamconform import protocols
-
-    for proto in protocols.all_protocols():  # ... and the protocols' audit hooks
-        if "stack_audit" in proto.extra:
-            protocols.load(proto.extra["stack_audit"])
-    site = Path(sysconfig.get_paths()["purelib"])
-    libs = tmp / "site"
-    libs.mkdir()
-    tops = {Path(f).relative_to(site).parts[0] for m in list(sys.modules.values())
-            if (f := getattr(m, "__file__", None)) and Path(f).is_relative_to(site)}
-    for top in tops - {"pamconform", "_distutils_hack"}:
-        if top.startswith("__editable__"):
-            continue
-        src = site / top
-        if src.is_dir():
-            shutil.copytree(src, libs / top)
-        else:
-            shutil.copy2(src, libs / top)
-    return str(system), f"{ROOT}:{libs}"
-
-
-@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("runuser") is None,
-                    reason="needs root to become the user nobody (runuser)")
+@pytest.mark.skipif(not can_drop(), reason="needs root to become nobody (setpriv)")
 def test_offline_audit_as_an_unprivileged_user_without_docker() -> None:
-    with tempfile.TemporaryDirectory() as tmp_name:
-        tmp = Path(tmp_name)
-        tmp.chmod(0o755)
-        python, path = _unprivileged_python(tmp)
-        home = tmp / "home"
-        home.mkdir()
-        os.chown(home, pwd.getpwnam("nobody").pw_uid, -1)
-        home.chmod(0o700)
-        env = {"HOME": str(home), "PATH": f"{Path(python).parent}:/usr/bin:/bin",
-               "PYTHONPATH": path, "DOCKER_HOST": "unix:///nonexistent/pc-no-docker.sock",
-               "LANG": "C.UTF-8"}
+    with nobody_workdir() as workdir:
+        nobody = Nobody(workdir)  # DOCKER_HOST points at a socket that does not exist
         for example, (extra, code, flagged) in sorted(OFFLINE_EXPECTED.items()):
-            report = home / example.replace("/", "-")
-            proc = subprocess.run(
-                ["runuser", "-u", "nobody", "--", "env", "-i", *(f"{k}={v}" for k, v in
-                                                              env.items()),
-                 python, "-m", "pamconform.cli", "audit", str(EXAMPLES / example), *extra,
-                 "--report", str(report)],
-                capture_output=True, text=True, timeout=120, check=False, cwd=home)
-            assert proc.returncode == code, (example, proc.stdout, proc.stderr)
-            assert [line.split()[4] for line in proc.stdout.splitlines()
+            proc, report = nobody.start("audit", str(EXAMPLES / example), *extra)
+            out = proc.communicate(timeout=120)[0].decode(errors="replace")
+            assert proc.returncode == code, (example, out)
+            assert [line.split()[4] for line in out.splitlines()
                     if line.startswith("FAIL-OPEN with")] == flagged, example
             assert _flagged(report) == flagged
-            assert (report / "index.json").stat().st_uid == pwd.getpwnam("nobody").pw_uid
+            assert (report / "index.json").stat().st_uid == NOBODY
 
 
 @pytest.mark.docker

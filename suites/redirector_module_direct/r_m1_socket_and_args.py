@@ -8,8 +8,10 @@ from pamconform.core.verdicts import Severity
 from pamconform.lab.module_target import SOCKET
 from pamconform.protocols.redirector.direct_steps import (
     PASSWORD,
+    UNUSABLE_PATHS,
     direct,
     expect_denied,
+    prepare_unusable_path,
     probe_service,
     received,
     record,
@@ -17,22 +19,9 @@ from pamconform.protocols.redirector.direct_steps import (
 
 case = case_factory(protocol="redirector", kind="module", exclusive="lab-server")
 
-#: (id part, shell that prepares the path, what is at the path)
-PATHS = [
-    ("no-socket", "rm -rf {p}", "nothing"),
-    ("regular-file", "rm -rf {p}; echo 0 > {p}; chmod 0600 {p}", "a regular file"),
-    ("directory", "rm -rf {p}; mkdir -m 0700 {p}", "a directory"),
-    ("fifo", "rm -rf {p}; mkfifo -m 0600 {p}", "a named pipe"),
-]
-
-
 def _path(prepare, ctx):
     d = direct(ctx)
-    d.scenario("grant")  # a granting server elsewhere must not matter
-    path = "/run/pc-path/socket"
-    here = d.path(path)  # a private directory, no space or quote in it
-    d.host.run(f"install -d -m 0700 {here.rsplit('/', 1)[0]}; " + prepare.format(p=here),
-               timeout=10).check()
+    path = prepare_unusable_path(d, prepare)
     attempt = d.one(probe_service(d, socket=path), passwords=[PASSWORD])
     record(ctx, f"socket path {path}", attempt)
     ctx.note(attempt.summary())
@@ -42,7 +31,7 @@ def _path(prepare, ctx):
                        "the server is unreachable")
 
 
-for _name, _prepare, _what in PATHS:
+for _name, _prepare, _what in UNUSABLE_PATHS:
     case(
         f"redir.module.path-{_name}",
         rule="R-M1",

@@ -14,8 +14,10 @@ from pamconform.drivers.memcheck import AsanModule, MemcheckRun, judge_memcheck
 from pamconform.lab.asan_build import build_asan
 from pamconform.protocols.redirector.direct_steps import (
     PASSWORD,
+    UNUSABLE_PATHS,
     direct,
     every_behaviour,
+    prepare_unusable_path,
     probe_service,
     record,
 )
@@ -24,15 +26,6 @@ case = case_factory(protocol="redirector", kind="module", exclusive="valgrind")
 
 #: The probe stack with the ASan build of the module.
 ASAN_PROBE = "pc-probe-asan"
-#: (id part, shell preparing the path, what is at it): the R-M1 socket-path situations
-PATHS = [
-    ("no-socket", "rm -rf {p}", "nothing"),
-    ("regular-file", "rm -rf {p}; echo 0 > {p}; chmod 0600 {p}", "a regular file"),
-    ("directory", "rm -rf {p}; mkdir -m 0700 {p}", "a directory"),
-    ("fifo", "rm -rf {p}; mkfifo -m 0600 {p}", "a named pipe"),
-]
-PATH = "/run/pc-path/socket"
-
 
 def _asan(ctx, d, service, socket):
     """The ASan build's stack beside ``service`` (same arguments), or why there is none."""
@@ -77,11 +70,8 @@ def _memcheck(scenario, args, ctx):
 
 def _memcheck_path(prepare, what, ctx):
     d = direct(ctx)
-    d.scenario("grant")
-    here = d.path(PATH)  # a private directory, no space or quote in it
-    d.host.run(f"install -d -m 0700 {here.rsplit('/', 1)[0]}; " + prepare.format(p=here),
-               timeout=10).check()
-    _judge(ctx, d, f"a login with {what} at the socket path", socket=PATH)
+    path = prepare_unusable_path(d, prepare)
+    _judge(ctx, d, f"a login with {what} at the socket path", socket=path)
 
 
 for _name, _scenario, _args in every_behaviour():
@@ -95,7 +85,7 @@ for _name, _scenario, _args in every_behaviour():
         "and no definite leak grows with the number of attempts.",
     )(partial(_memcheck, _scenario, _args))
 
-for _name, _prepare, _what in PATHS:
+for _name, _prepare, _what in UNUSABLE_PATHS:
     case(
         f"redir.module.memcheck-path-{_name}",
         exclusive="lab-server",  # one path for all: /run/pc-path

@@ -54,6 +54,28 @@ HANGS: list[tuple[str, str, dict[str, Any], str]] = [
 ]
 
 
+#: Where the socket-path cases put what they test (one path for all: /run/pc-path).
+UNUSABLE_PATH = "/run/pc-path/socket"
+#: (id part, shell preparing the path ``{p}``, what is at it): an unusable socket path
+#: (R-M1 checks the denial, R-M3 the module's memory and survival)
+UNUSABLE_PATHS = [
+    ("no-socket", "rm -rf {p}", "nothing"),
+    ("regular-file", "rm -rf {p}; echo 0 > {p}; chmod 0600 {p}", "a regular file"),
+    ("directory", "rm -rf {p}; mkdir -m 0700 {p}", "a directory"),
+    ("fifo", "rm -rf {p}; mkfifo -m 0600 {p}", "a named pipe"),
+]
+
+
+def prepare_unusable_path(d: DirectDriver, prepare: str) -> str:
+    """Put what ``prepare`` (of :data:`UNUSABLE_PATHS`) makes at the socket path, with a
+    granting server elsewhere (it must not matter); returns the path as the stack names it."""
+    d.scenario("grant")
+    here = d.path(UNUSABLE_PATH)  # a private directory, no space or quote in it
+    d.host.run(f"install -d -m 0700 {here.rsplit('/', 1)[0]}; " + prepare.format(p=here),
+               timeout=10).check()
+    return UNUSABLE_PATH
+
+
 def every_behaviour() -> list[tuple[str, str, dict[str, Any]]]:
     """(id part, scenario, args) of every server behaviour the direct suite plays."""
     out: list[tuple[str, str, dict[str, Any]]] = [
