@@ -25,6 +25,7 @@ PAIRS = [(u.encode(), p.encode()) for u, p in REFERENCE_CREDENTIALS]
 GALLERY = gallery.load().GALLERY
 CORRECT = gallery.load().CORRECT
 POLICIES = gallery.load().POLICIES
+NARROW_POLICIES = gallery.load().NARROW_POLICIES
 COMMANDS = gallery.commands()
 
 
@@ -112,10 +113,11 @@ def test_stall_cases_exist_for_each_place(cases: list[Case]) -> None:
 
 @pytest.mark.parametrize("name", sorted(POLICIES))
 def test_a_documented_policy_is_reported_not_failed(name: str, cases: list[Case]) -> None:
-    """A lock-out after many failures is the server's policy: the cases of its rule do
-    not FAIL, and the long failure run reports the refused login (INFORMATIONAL)."""
+    """A lock-out after many failures is the server's policy: the cases of its rule and
+    endurance (whose wrong passwords must not lock the valid logins' user) do not FAIL,
+    and the long failure run reports the refused login (INFORMATIONAL)."""
     spec = POLICIES[name]
-    rule_cases = [c for c in cases if c.rule == spec.rule]
+    rule_cases = [c for c in cases if c.rule == spec.rule or c.id == "redir.server.endurance"]
     result = _run(fixture_command(name), rule_cases, f"policy:{name}", strict=True)
     verdicts = {r.case.id: r for r in result.results}
     bad = {i: (r.verdict, r.message) for i, r in verdicts.items()
@@ -125,6 +127,18 @@ def test_a_documented_policy_is_reported_not_failed(name: str, cases: list[Case]
         r = verdicts[case_id]
         assert r.verdict is Verdict.INFORMATIONAL, (case_id, r.verdict, r.message)
         assert "lock-out" in r.message
+
+
+@pytest.mark.parametrize("name", sorted(NARROW_POLICIES))
+def test_a_narrow_policy_fails_none_of_its_cases(name: str, cases: list[Case]) -> None:
+    """A lock-out that a grant does not reset (N failures in T seconds): endurance sends
+    its wrong passwords to an unknown user, so the valid logins are never locked out."""
+    spec = NARROW_POLICIES[name]
+    chosen = [c for c in cases if c.id in spec.catches]
+    result = _run(fixture_command(name), chosen, f"policy:{name}", strict=True)
+    verdicts = {r.case.id: (r.verdict, r.message) for r in result.results}
+    assert set(verdicts) == set(spec.catches)
+    assert all(v in (Verdict.PASS, Verdict.INFORMATIONAL) for v, _ in verdicts.values()), verdicts
 
 
 def test_an_fd_leak_needs_the_pid(cases: list[Case]) -> None:

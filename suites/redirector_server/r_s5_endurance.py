@@ -83,7 +83,10 @@ def _one(ctx, kind, rng, tally):
                 conn.send(request(b"", password))
         return
     if kind in CHECKED:
-        pair = {"valid": (user, password), "wrong": (user, wrong_password(password)),
+        # Wrong passwords go to an unknown user: a lock-out of the target's user (even
+        # one a grant does not reset) must not refuse the valid logins.
+        pair = {"valid": (user, password),
+                "wrong": (stranger("user"), wrong_password(password)),
                 "unknown": (stranger("user"), password)}[kind]
         reply = ask(ctx, request(*pair), log=log)
     else:
@@ -180,7 +183,8 @@ def _sample(ctx, pid, samples):
     severity=Severity.MUST,
     title="Thousands of mixed requests answered correctly, no leak",
     requirement=f"Over two phases of {PHASE_S:g} s (up to {PHASE_REQUESTS} requests each) of "
-    "valid, wrong, unknown-user, empty-user, garbage and missing-line requests and clients "
+    "valid, wrong-password (for an unknown user), unknown-user, empty-user, garbage and "
+    "missing-line requests and clients "
     "that leave early or reset, every reply is right, and afterwards a valid login is "
     "granted and a wrong one denied. With --pid, open descriptors and resident memory do "
     f"not grow in both phases (by more than {FD_SLACK} descriptors or "
