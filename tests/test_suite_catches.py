@@ -141,6 +141,18 @@ def test_a_narrow_policy_fails_none_of_its_cases(name: str, cases: list[Case]) -
     assert all(v in (Verdict.PASS, Verdict.INFORMATIONAL) for v, _ in verdicts.values()), verdicts
 
 
+def test_a_lookalike_that_is_another_given_user_is_not_sent(cases: list[Case]) -> None:
+    """ALICE beside alice, with the same password: granting ALICE is right, not a look-alike."""
+    chosen = [c for c in cases if c.id == "redir.server.lookalike-user"]
+    creds = [("alice", "same-pw"), ("ALICE", "same-pw")]
+    with LocalServer(reference_command(), creds, name="two-cases") as server:
+        target = ServerTarget("two-cases", server.socket, "redirector",
+                              [(u.encode(), p.encode()) for u, p in creds], timeout=3.0)
+        result = run_target(chosen, target, kind="server", protocol="redirector", strict=True)
+    (r,) = result.results
+    assert r.verdict is Verdict.PASS, r.message
+
+
 def test_an_fd_leak_needs_the_pid(cases: list[Case]) -> None:
     """Without the server's PID the endurance case cannot see descriptors: it says so."""
     chosen = [c for c in cases if c.id == "redir.server.endurance"]

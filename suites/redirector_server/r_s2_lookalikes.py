@@ -100,9 +100,11 @@ def lookalike_user(ctx):
     expect_grant(ctx, login(ctx, t.user, t.password), "the right login (control)")
     # the first login, and any other whose name is not plain ASCII (more forms to try)
     chosen = [pair for n, pair in enumerate(t.credentials) if n == 0 or not pair[0].isascii()]
+    configured = {name for name, _ in t.credentials}
     for user, password in chosen:
         who = show_user(user)
-        forms = variants(user)
+        # a variant that is another given user's name ("BOB" beside "bob") is that user
+        forms = [(kind, name) for kind, name in variants(user) if name not in configured]
         replies = logins(ctx, [(name, password) for _, name in forms])
         granted = []
         for (kind, name), reply in zip(forms, replies, strict=True):
