@@ -9,6 +9,7 @@ import json
 import pytest
 
 from pamconform.cli.console import Console, cut
+from pamconform.core.lookalikes import variants
 from pamconform.core.redaction import MissingLogin, Redactor, render_template, resolve
 from pamconform.core.wirelog import WireLog
 
@@ -127,3 +128,16 @@ def test_a_template_resolves_to_the_login_of_its_length(r: Redactor) -> None:
     template = r.template(b"alice\nalice-auth-pw\n")
     other = [(b"alice", b"abcd"), *r.logins]  # an earlier, shorter login of alice
     assert resolve(template, other) == b"alice\nalice-auth-pw\n"
+
+
+def test_a_lookalike_changed_further_is_still_redacted() -> None:
+    """A full-width or upper-case form of the password, cut or extended, is marked as a
+    fragment (it was only recognised whole)."""
+    red = Redactor()
+    red.add_login(b"alice", b"hunter42x")
+    forms = dict(variants(b"hunter42x"))
+    for name in ("fullwidth", "unicode_upper"):
+        whole = forms[name].decode()
+        for changed in (whole[:-1], whole[1:], whole[:-1] + "!"):
+            out = red.text(f"sent {changed} here")
+            assert whole[1:5] not in out and "password of alice" in out, (name, out)

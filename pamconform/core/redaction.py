@@ -170,14 +170,21 @@ def _forms(secret: Secret) -> list[_Form]:
 
     for i, (text, unit, encoding) in enumerate(_renderings(value)):
         add(text, unit, encoding=encoding, raw=i == 0)
+    def aligned(text: str, encoding: str) -> int:
+        """1 (fragments are found too) when a changed form has one character per byte
+        of the secret (full-width, homoglyphs, case), else 0 (only the whole form)."""
+        return 1 if not encoding and len(text) == len(value) else 0
+
     for method in ("upper", "lower", "swapcase"):
         changed = getattr(value, method)()
         if changed != value:
-            add(changed.decode("latin-1"), 0, suffix=f".{method}()", raw=True)
+            text = changed.decode("latin-1")
+            add(text, aligned(text, ""), suffix=f".{method}()", raw=True)
     if secret.user is not None:  # a password: its look-alikes are derived secrets
         for name, changed in lookalikes.variants(value):
             for i, (text, _, encoding) in enumerate(_renderings(changed)):
-                add(text, 0, f".{name}()", encoding, raw=i == 0)
+                add(text, aligned(text, encoding) if i < 2 else 0, f".{name}()", encoding,
+                    raw=i == 0)
     return forms
 
 
