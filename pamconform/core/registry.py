@@ -50,7 +50,9 @@ RESOURCES: dict[str, str] = {
                 "such case at a time, so others' load cannot make it look hung",
     "idle-clients": "clients the case keeps idle or stalled on the server (a server that "
                     "serves one client at a time would hold up other cases): runs only "
-                    "beside cases that name it too",
+                    "beside cases that name it too. A case whose verdict is whether it is "
+                    "served promptly names target instead (others' idle clients would "
+                    "hold it up)",
 }
 #: The resources that mean "run alone".
 ALONE = frozenset({"target", "timing"})

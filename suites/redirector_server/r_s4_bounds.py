@@ -78,7 +78,8 @@ def stalled_mid_request_timeout(ctx):
 
 @case(
     "redir.server.slow-client-others-served",
-    exclusive="idle-clients",
+    # served promptly or not is the verdict: never beside others' idle clients
+    exclusive="target",
     rule="R-S4",
     severity=Severity.MUST,
     title="Slow and silent clients do not block others",
@@ -98,7 +99,8 @@ def slow_client_others_served(ctx):
 
 @case(
     "redir.server.field-limit",
-    exclusive="idle-clients",
+    # served promptly or not is the verdict: never beside others' idle clients
+    exclusive="target",
     rule="R-S4",
     severity=Severity.MUST,
     title="Reads are bounded",

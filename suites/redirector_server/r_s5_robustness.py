@@ -119,7 +119,8 @@ def wrong_after_right(ctx):
 
 @case(
     "redir.server.concurrent-clients",
-    exclusive="idle-clients",
+    # served promptly or not is the verdict: never beside others' idle clients
+    exclusive="target",
     rule="R-S5",
     severity=Severity.MUST,
     title=f"{CONCURRENT_CLIENTS} concurrent clients all answered correctly",
