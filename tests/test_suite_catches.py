@@ -153,6 +153,21 @@ def test_a_lookalike_that_is_another_given_user_is_not_sent(cases: list[Case]) -
     assert r.verdict is Verdict.PASS, r.message
 
 
+def test_the_failure_run_spares_the_only_login(cases: list[Case]) -> None:
+    """With one login, a lock-out of it would fail every later case: the known user's
+    stream is not run, and the case says so instead of passing silently. (A counter that
+    wraps is still caught through the unknown user's stream.)"""
+    chosen = [c for c in cases if c.id == "redir.server.long-failure-run"]
+    creds = [REFERENCE_CREDENTIALS[0]]
+    with LocalServer(fixture_command(sorted(POLICIES)[0]), creds, name="one-login") as server:
+        target = ServerTarget("one-login", server.socket, "redirector",
+                              [(u.encode(), p.encode()) for u, p in creds], timeout=3.0)
+        result = run_target(chosen, target, kind="server", protocol="redirector", strict=True)
+    (r,) = result.results
+    assert r.verdict is Verdict.INFORMATIONAL, r.message
+    assert "only login" in r.message and "lock-out" not in r.message
+
+
 def test_an_fd_leak_needs_the_pid(cases: list[Case]) -> None:
     """Without the server's PID the endurance case cannot see descriptors: it says so."""
     chosen = [c for c in cases if c.id == "redir.server.endurance"]
