@@ -151,7 +151,17 @@ credentials_env = "THEIR_LOGINS"
     ('protocol = "smtp"\n[targets.a]\nkind = "server"\nsocket = "/s"\n',
      "protocol: unknown protocol 'smtp'"),
     ('[targets.a]\nkind = "server"\nsocket = "/s"\n[targets.a.options]\nfrobnicate = 1\n',
-     "targets.a: unrecognized arguments: --frobnicate 1"),
+     "targets.a.options.frobnicate: not an option of pamconform server"),
+    ('[targets.a]\nkind = "server"\nsocket = "/s"\n[targets.a.options]\n'
+     '"credentials=alice:hunter2xx" = true\n', "targets.a.options: an option name is"),
+    ('[targets.a]\nkind = "server"\nsocket = "/s"\n[targets.a.options]\n'
+     'user_password = "hunter2"\n', "targets.a.options.user_password: an inline secret"),
+    ('[targets.a]\nkind = "server"\nsocket = "/s"\n[targets.a.options]\n'
+     'credentials-file = "alice:hunter2"\n', "targets.a: --credentials-file (value not shown)"),
+    ('[targets.a]\nkind = "server"\nsocket = "/s"\n[targets.a.options]\n'
+     'credentials-f = "logins"\n', "targets.a.options.credentials-f: not an option"),
+    ('[targets.a]\nkind = "server"\nsocket = "/s"\n[targets.a.options]\n'
+     'timeout = "hunter2"\n', "targets.a: argument --timeout: "),
     ('[options]\nstrict = "yes"\n[targets.a]\nkind = "server"\nsocket = "/s"\n',
      "options.strict: expected true or false"),
     ('colour = "blue"\n', "colour: unknown key"),

@@ -112,12 +112,35 @@ def _argv(target: Target) -> list[str]:
 
 
 def _parse(project: Project, target: Target, argv: list[str]) -> argparse.Namespace:
+    """``argv`` (a subcommand's) parsed; each of the target's options must be one of that
+    subcommand's own (no abbreviation), and an error never shows a value."""
     from pamconform.cli.main import build_parser
 
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    own = commands.choices[argv[0]]._option_string_actions
+    for key in target.options:
+        if "--" + key.replace("_", "-") not in own:
+            raise ProjectError(f"{project.where(f'targets.{target.name}.options.{key}')}: "
+                               f"not an option of pamconform {argv[0]}")
     try:
-        return build_parser().parse_args(argv)
+        return parser.parse_args(argv)
     except UsageError as exc:
-        raise ProjectError(f"{project.where(f'targets.{target.name}')}: {exc}") from None
+        raise ProjectError(f"{project.where(f'targets.{target.name}')}: "
+                           f"{_scrub(str(exc), target)}") from None
+
+
+def _scrub(text: str, target: Target) -> str:
+    """``text`` without the target's option values and credentials file name (an error
+    line names the key; a value may be a secret put in the wrong place)."""
+    values = [str(v) for value in target.options.values()
+              for v in (value if isinstance(value, list) else [value])
+              if isinstance(v, str) and v]
+    if target.credentials_file is not None:
+        values.append(str(target.credentials_file))
+    for value in sorted(values, key=len, reverse=True):
+        text = text.replace(value, "(value not shown)")
+    return text
 
 
 def _server_step(project: Project, target: Target, protocol: Protocol, cases: list[Case],
@@ -138,7 +161,8 @@ def _server_step(project: Project, target: Target, protocol: Protocol, cases: li
     try:
         opener = hooks.server_target(ns)  # the input checked, nothing started yet
     except UsageError as exc:
-        raise UsageError(f"{project.where(f'targets.{target.name}')}: {exc}") from None
+        raise ProjectError(f"{project.where(f'targets.{target.name}')}: "
+                           f"{_scrub(str(exc), target)}") from None
 
     def check(cases: list[Case]) -> TargetResult:
         console.line(f"== {target.name}: {len(cases)} {protocol.name} server cases "
@@ -194,7 +218,7 @@ def _module_steps(project: Project, target: Target, protocol: Protocol, cases: l
         try:
             spec.validate()
         except UsageError as exc:
-            raise ProjectError(f"{where}: {exc}") from None
+            raise ProjectError(f"{where}: {_scrub(str(exc), target)}") from None
     try:
         labs = module_run.parse_distros(",".join(target.distros)) if target.distros else \
             distros(project, args)

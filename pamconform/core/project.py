@@ -27,6 +27,7 @@ logins. Every problem is a :class:`ProjectError`: one line naming the file and t
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,11 @@ KINDS = ("server", "module")
 #: Keys that would hold a secret in the file itself: refused, whatever their value.
 SECRET_KEYS = frozenset({"credentials", "password", "passwords", "login", "logins", "token",
                          "secret"})
+#: Protocol options that take a secret on the command line (``--credentials``,
+#: ``--token``...): refused in ``[targets.NAME.options]``, whatever their value.
+SECRET_OPTIONS = frozenset(k.replace("_", "-") for k in SECRET_KEYS) | {"user-password"}
+#: What a target's option name may hold (the command-line option without ``--``).
+_OPTION_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
 #: Run options ``[options]`` takes, and the type each must have.
 OPTION_TYPES: dict[str, tuple[type, ...]] = {
     "strict": (bool,), "timeout": (int, float), "idle_limit": (int, float),
@@ -221,7 +227,10 @@ def _target(name: str, spec: Any, base: Path, err: Any) -> Target:
     if not isinstance(options, dict):
         raise err(f"{key}.options", "expected a table")
     for opt, value in options.items():
-        if opt in SECRET_KEYS:
+        if not _OPTION_NAME.fullmatch(opt):  # the name itself may hold a secret: not shown
+            raise err(f"{key}.options", "an option name is lower-case letters, digits, - "
+                      "and _ (a command-line option without --)")
+        if opt.replace("_", "-") in SECRET_OPTIONS:
             raise err(f"{key}.options.{opt}", _INLINE)
         if not isinstance(value, str | bool | int | float | list):
             raise err(f"{key}.options.{opt}", "expected a string, number, true/false or list")
