@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -92,7 +93,8 @@ def test_three_shards_merged_are_the_unsharded_run(tmp_path: Path) -> None:
 
 
 def _shard_report(directory: Path, part: int, count: int = 2, version: str = "1.0",
-                  plan: dict | None = None, cases: list[str] | None = None) -> Path:
+                  plan: dict | None = None, cases: list[str] | None = None,
+                  edit: Any = None) -> Path:
     plan = plan or {"t": ["a", "b"]}
     data = {"pamconform": version, "started": "2026-01-01T00:00:00+00:00", "duration_s": 1.0,
             "strict": False,
@@ -104,6 +106,8 @@ def _shard_report(directory: Path, part: int, count: int = 2, version: str = "1.
                                     "requirement": "", "suite": "s", "verdict": "PASS",
                                     "message": "", "duration_s": 0.1, "evidence": {}}
                                    for c in (cases or [])]}]}
+    if edit is not None:
+        edit(data)
     directory.mkdir()
     (directory / "index.json").write_text(json.dumps(data))
     return directory
@@ -146,3 +150,62 @@ def test_merge_never_takes_a_case_twice_nor_an_unsharded_report(tmp_path) -> Non
     (plain / "index.json").write_text(json.dumps(data))
     proc = pamconform("merge", str(a), str(plain), "--report", str(tmp_path / "out"))
     assert proc.returncode == 2 and "not a shard report" in proc.stderr
+
+
+def _verdict(verdict: str, case: int = 0) -> Any:
+    def edit(data: dict) -> None:
+        data["targets"][0]["cases"][case]["verdict"] = verdict
+    return edit
+
+
+def test_merge_of_a_stopped_shard_exits_with_the_stop_code(tmp_path) -> None:
+    def stopped(data: dict) -> None:
+        data["interrupted"] = "SIGINT"
+        data["targets"][0]["cases"][0]["verdict"] = "NOT-RUN"
+
+    a = _shard_report(tmp_path / "a", 1, cases=["a"], edit=stopped)
+    b = _shard_report(tmp_path / "b", 2, cases=["b"])
+    proc = pamconform("merge", str(a), str(b), "--report", str(tmp_path / "out"))
+    assert proc.returncode == 130, proc.stdout + proc.stderr
+    assert "stopped by SIGINT" in proc.stdout
+
+
+def test_merge_honours_the_shards_known_findings(tmp_path) -> None:
+    def known(data: dict) -> None:
+        _verdict("FAIL")(data)
+        data["shard"]["known_failing"] = [["t", "a"]]
+
+    b = _shard_report(tmp_path / "b", 2, cases=["b"])
+    a = _shard_report(tmp_path / "a", 1, cases=["a"], edit=known)
+    proc = pamconform("merge", str(a), str(b), "--report", str(tmp_path / "out"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "known finding, not counted: t a" in proc.stdout
+    # a FAIL no shard knew counts
+    c = _shard_report(tmp_path / "c", 2, cases=["b"], edit=_verdict("FAIL"))
+    proc = pamconform("merge", str(a), str(c), "--report", str(tmp_path / "out2"))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+
+
+def test_a_shard_run_records_its_known_findings(tmp_path) -> None:
+    import argparse
+
+    from pamconform import report
+    from pamconform.cli import common
+    from pamconform.cli.console import Console
+    from pamconform.core.registry import Case
+    from pamconform.core.runner import CaseResult, TargetResult
+    from pamconform.core.verdicts import Severity, Verdict
+    from pamconform.report.known_findings import KnownFinding
+
+    def case(cid: str) -> Case:
+        return Case(cid, "R-S1", Severity.MUST, cid, "r.", "redirector", "server", print, "s")
+
+    result = TargetResult("t", "server", "redirector", [
+        CaseResult(case("a"), Verdict.FAIL, "no", 0.1),
+        CaseResult(case("b"), Verdict.PASS, "", 0.1)])
+    run = report.Run(shard={"part": "1/2", "index": 1, "count": 2, "plan": {"t": ["a", "b"]}})
+    args = argparse.Namespace(report=tmp_path / "r", known_findings=[
+        KnownFinding("t", "a"), KnownFinding("t", "b")])
+    assert common.finish([result], args, Console(quiet=True), run) == 0
+    data = json.loads((tmp_path / "r" / "index.json").read_text())
+    assert data["shard"]["known_failing"] == [["t", "a"]]

@@ -174,6 +174,12 @@ def finish(targets: list[TargetResult], args: argparse.Namespace, console: Conso
            run: report.Run) -> int:
     """Write the report (and compare it with ``--baseline``); the exit code."""
     run.targets = targets
+    counted, lines = targets, []
+    if getattr(args, "known_findings", None):
+        counted, outcome = known_findings.apply(args.known_findings, targets)
+        lines = outcome.lines()
+        if run.shard is not None:  # pamconform merge leaves them out of its exit code too
+            run.shard["known_failing"] = [[k.target, k.case] for k in outcome.still_failing]
     base = Path("reports")
     directory = args.report or report.default_dir(base, run.started)
     with interrupts.shielded():  # a signal now waits until the report is whole
@@ -181,11 +187,8 @@ def finish(targets: list[TargetResult], args: argparse.Namespace, console: Conso
         if args.report is None:
             report.point_latest(directory)
         console.line(f"\nreport: {directory}/index.html (index.json, junit.xml)")
-    counted = targets
-    if getattr(args, "known_findings", None):
-        counted, outcome = known_findings.apply(args.known_findings, targets)
-        for line in outcome.lines():
-            console.line(line)
+    for line in lines:
+        console.line(line)
     if getattr(args, "baseline", None) is not None:  # --baseline (pamconform.cli.diff)
         return max(exit_code(counted), apply_baseline(args.baseline, run.as_dict(),
                                                       console.line))

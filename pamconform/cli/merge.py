@@ -7,10 +7,12 @@ reports that cannot be merged (other versions, plans, a part missing or twice).
 from __future__ import annotations
 
 import argparse
+import signal
 from pathlib import Path
 from typing import Any
 
 from pamconform.cli.console import Console
+from pamconform.core.runner import verdicts_exit_code
 from pamconform.core.verdicts import Verdict
 from pamconform.report import point_latest, write_data
 from pamconform.report.baseline import load_report
@@ -44,6 +46,13 @@ def cmd_merge(args: argparse.Namespace, console: Console) -> int:
         timing = target["timing"]
         console.line(f"  {target['name']}: {timing['wall_s']:.1f} s over the shards")
     console.line(f"report: {args.report}/index.html (index.json, junit.xml)")
-    if counts[str(Verdict.FAIL)]:
-        return 1
-    return 3 if counts[str(Verdict.ERROR)] else 0
+    if data.get("interrupted"):  # a shard did not finish: no verdict on the whole
+        console.line(f"a shard was stopped by {data['interrupted']}: its cases are "
+                     "INTERRUPTED or NOT-RUN")
+        return 128 + signal.Signals[data["interrupted"]].value
+    known = {tuple(k) for shard in data["merged"]["shards"] for k in shard["known_failing"]}
+    for name, cid in sorted(known):
+        console.line(f"known finding, not counted: {name} {cid}")
+    return verdicts_exit_code(Verdict(c["verdict"]) for t in data["targets"] for c in t["cases"]
+                              if not (c["verdict"] == str(Verdict.FAIL)
+                                      and (t["name"], c["id"]) in known))

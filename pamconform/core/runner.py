@@ -353,7 +353,12 @@ def _startable(cases: list[Case], pending: list[int], running: dict[int, _Runnin
 
 def exit_code(targets: list[TargetResult]) -> int:
     """0 when no case FAILs, 1 when any does, 3 when the harness broke (ERROR) and none failed."""
-    verdicts = {r.verdict for t in targets for r in t.results}
+    return verdicts_exit_code(r.verdict for t in targets for r in t.results)
+
+
+def verdicts_exit_code(found: Iterable[Verdict]) -> int:
+    """:func:`exit_code` of the verdicts themselves (e.g. those of a merged report)."""
+    verdicts = set(found)
     if Verdict.FAIL in verdicts:
         return 1
     if Verdict.ERROR in verdicts:

@@ -74,7 +74,9 @@ def merge(reports: list[tuple[str, dict[str, Any]]], *, force: bool = False) -> 
         out["interrupted"] = stopped[0]
     out["merged"] = {"shards": [{"report": w, "part": d["shard"].get("part"),
                                  "pamconform": d.get("pamconform"),
-                                 "duration_s": d.get("duration_s")} for w, d in reports]}
+                                 "duration_s": d.get("duration_s"),
+                                 "known_failing": d["shard"].get("known_failing", [])}
+                                for w, d in reports]}
     out["targets"] = []
     for name, ids in plan.items():
         if name not in targets:
