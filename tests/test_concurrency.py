@@ -102,6 +102,33 @@ def test_library_default_is_sequential_and_set_jobs_changes_it() -> None:
         runner.set_jobs(0)
 
 
+def test_a_server_target_takes_the_pool_only_when_jobs_is_given() -> None:
+    """Every case of a server target talks to one server process: the CLI's default pool
+    applies to module targets, a server target runs one case at a time unless asked."""
+    try:
+        runner.set_jobs(8, given=False)
+        assert (runner.jobs_setting("server"), runner.jobs_setting("module")) == (1, 8)
+        runner.set_jobs(8)
+        assert (runner.jobs_setting("server"), runner.jobs_setting("module")) == (8, 8)
+    finally:
+        runner.set_jobs(None)
+    assert runner.jobs_setting("module") == 1
+
+
+def test_the_cli_defaults_the_pool_without_marking_it_given() -> None:
+    from pamconform.cli.main import apply_jobs, build_parser
+
+    seen = []
+    for argv in (["server", "/nonexistent.sock"], ["server", "/nonexistent.sock", "--jobs", "3"],
+                 ["module", "src"]):
+        try:
+            apply_jobs(build_parser().parse_args(argv))
+            seen.append((runner.jobs_setting("server"), runner.jobs_setting("module")))
+        finally:
+            runner.set_jobs(None)
+    assert seen == [(1, runner.default_jobs()), (3, 3), (1, runner.default_jobs())]
+
+
 def test_exclusive_cases_never_overlap() -> None:
     clock = _Clock()
     cases = [
@@ -199,8 +226,9 @@ def test_the_pool_starts_alone_cases_then_groups_then_resource_chains() -> None:
 
 def test_ctrl_c_of_a_parallel_run_writes_the_report_and_stops_the_server(tmp_path: Any
                                                                          ) -> None:
-    """The command with its default pool: two idle-client cases run at once when the
-    signal comes; both INTERRUPTED, the rest of the target NOT-RUN, the server gone."""
+    """The command with a pool (a server target takes one when --jobs is given): two
+    idle-client cases run at once when the signal comes; both INTERRUPTED, the rest of
+    the target NOT-RUN, the server gone."""
     import json
     import os
     import subprocess
@@ -211,8 +239,9 @@ def test_ctrl_c_of_a_parallel_run_writes_the_report_and_stops_the_server(tmp_pat
     report = tmp_path / "report"
     cases = ["redir.server.silent-client-timeout", "redir.server.stalled-mid-request-timeout",
              "redir.server.grant-valid"]
-    argv = [sys.executable, "-m", "pamconform.cli", "run", "--no-lab", "--idle-limit", "30",
-            "--report", str(report), *[a for c in cases for a in ("--cases", c)]]
+    argv = [sys.executable, "-m", "pamconform.cli", "run", "--no-lab", "--jobs", "4",
+            "--idle-limit", "30", "--report", str(report),
+            *[a for c in cases for a in ("--cases", c)]]
     proc = subprocess.Popen(argv, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=dict(os.environ, PYTHONPATH=str(root)))
     try:

@@ -39,7 +39,9 @@ def test_server_suite_same_verdicts_with_one_job_and_with_the_pool(tmp_path: Pat
     one, pool = tmp_path / "jobs-1", tmp_path / "jobs-default"
     first = _pamconform("run", "--no-lab", *SELECTION, "--jobs", "1", "--quiet",
                         "--report", str(one))
-    second = _pamconform("run", "--no-lab", *SELECTION, "--quiet", "--report", str(pool))
+    # a server target takes the pool only when --jobs is given (runner.SHARED_STATE_KINDS)
+    second = _pamconform("run", "--no-lab", *SELECTION, "--jobs", str(default_jobs()),
+                         "--quiet", "--report", str(pool))
     assert first.returncode == second.returncode == 0, first.stdout + second.stdout
     a, b = _verdicts(one), _verdicts(pool)
     assert len(a) >= 40 and list(a) == list(b)  # same cases, same order

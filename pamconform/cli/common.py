@@ -129,10 +129,12 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--report", type=Path, metavar="DIR",
                    help="report directory (default reports/<timestamp>/, reports/latest)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
-    p.add_argument("--jobs", type=_jobs, default=default_jobs(), metavar="N",
+    p.add_argument("--jobs", type=_jobs, metavar="N",
                    help="cases run at once, except those that need something alone "
-                   f"(default {default_jobs()}: four times the CPUs, at most 8; 1: one after "
-                   "another)")
+                   f"(default {default_jobs()}, four times the CPUs, at most 8, for module "
+                   "targets, whose cases each get their own scenario server; a server "
+                   "target's cases share its one process and run one after another unless "
+                   "--jobs is given; 1: one after another everywhere)")
     p.add_argument("--known-findings", type=_known_findings, metavar="FILE",
                    help="'TARGET CASE-ID' lines: FAILs already reported upstream; they stay FAIL "
                    "in the report but do not set the exit code")

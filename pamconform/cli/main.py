@@ -68,6 +68,13 @@ def _stdout_gone() -> int:
     return 128 + 13
 
 
+def apply_jobs(args: argparse.Namespace) -> None:
+    """The runner's pool from ``--jobs`` (cli.common.add_run_options): the default pool
+    for module targets, given sizes for every target (see runner.SHARED_STATE_KINDS)."""
+    if hasattr(args, "jobs"):
+        runner.set_jobs(args.jobs or runner.default_jobs(), given=args.jobs is not None)
+
+
 def main(argv: list[str] | None = None) -> int:
     console = Console()
     argv = sys.argv[1:] if argv is None else argv
@@ -76,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
             return run_reference_server(argv[1:])
         args = build_parser().parse_args(argv)
         console.quiet = bool(getattr(args, "quiet", False))
-        runner.set_jobs(getattr(args, "jobs", None))  # --jobs (cli.common.add_run_options)
+        apply_jobs(args)
         with interrupts.guard():
             return interrupts.leave(int(args.func(args, console)))
     except UsageError as exc:

@@ -206,6 +206,15 @@ Progress = Callable[[int, int, CaseResult], None]
 
 #: The process's ``--jobs``, set by the CLI (None: one case at a time).
 _jobs: int | None = None
+#: Whether ``--jobs`` was given on the command line, not defaulted.
+_jobs_given = False
+#: Kinds of target whose cases share state no declaration can isolate: every case of a
+#: server target talks to the one server process, and a faulty server's state (a grant
+#: that sticks to the next request, a crash) reaches whichever case runs beside it, so
+#: the verdicts would depend on the interleaving. They run one at a time unless
+#: ``--jobs`` is given. A module target's direct cases each get their own scenario
+#: server (drivers/lanes.py), so the pool's default applies to them.
+SHARED_STATE_KINDS = frozenset({"server"})
 
 
 def default_jobs() -> int:
@@ -214,18 +223,22 @@ def default_jobs() -> int:
     return max(1, min(8, 4 * (os.cpu_count() or 1)))
 
 
-def set_jobs(jobs: int | None) -> None:
+def set_jobs(jobs: int | None, *, given: bool = True) -> None:
     """How many cases :func:`run_target` runs at once when its caller does not say
-    (the CLI's ``--jobs``; None: one at a time, as a library caller expects)."""
-    global _jobs
+    (the CLI's ``--jobs``; None: one at a time, as a library caller expects).
+    ``given=False``: a default, which targets of :data:`SHARED_STATE_KINDS` do not take."""
+    global _jobs, _jobs_given
     if jobs is not None and jobs < 1:
         raise ValueError("jobs must be at least 1")
-    _jobs = jobs
+    _jobs, _jobs_given = jobs, given
 
 
-def jobs_setting() -> int:
-    """The cases :func:`run_target` runs at once unless told: :func:`set_jobs`, else 1."""
-    return _jobs if _jobs is not None else 1
+def jobs_setting(kind: str | None = None) -> int:
+    """The cases :func:`run_target` runs at once unless told: :func:`set_jobs`, else 1;
+    1 for a target of ``kind`` in :data:`SHARED_STATE_KINDS` unless ``--jobs`` was given."""
+    if _jobs is None or (kind in SHARED_STATE_KINDS and not _jobs_given):
+        return 1
+    return _jobs
 
 
 def run_target(
@@ -238,7 +251,8 @@ def run_target(
     progress: Progress | None = None,
     jobs: int | None = None,
 ) -> TargetResult:
-    """Run cases against a target, up to ``jobs`` at once (default :func:`jobs_setting`).
+    """Run cases against a target, up to ``jobs`` at once (default :func:`jobs_setting`
+    for ``kind``).
 
     Two cases whose ``exclusive`` resources conflict (:meth:`Case.conflicts`) never run
     at the same time; each keeps its budget. Results are in the order of ``cases``
@@ -250,7 +264,7 @@ def run_target(
     ``partial`` is this target: the finished cases, the running ones INTERRUPTED, the
     rest NOT-RUN.
     """
-    limit = jobs if jobs is not None else jobs_setting()
+    limit = jobs if jobs is not None else jobs_setting(kind)
     out = TargetResult(name=target.name, kind=kind, protocol=protocol)
     finished: dict[int, CaseResult] = {}
     running: dict[int, _Running] = {}
