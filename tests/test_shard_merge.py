@@ -209,3 +209,44 @@ def test_a_shard_run_records_its_known_findings(tmp_path) -> None:
     assert common.finish([result], args, Console(quiet=True), run) == 0
     data = json.loads((tmp_path / "r" / "index.json").read_text())
     assert data["shard"]["known_failing"] == [["t", "a"]]
+
+
+def _set(path: str, value: Any) -> Any:
+    def edit(data: dict) -> None:
+        *keys, last = path.split(".")
+        into: Any = data
+        for key in keys:
+            into = into[int(key)] if isinstance(into, list) else into[key]
+        into[last] = value
+    return edit
+
+
+@pytest.mark.parametrize(("edit", "needle"), [
+    (_set("shard.plan", "x"), "shard.plan: expected a table"),
+    (_set("shard.count", "x"), "shard.count: expected a whole number"),
+    (_set("shard.index", None), "shard.index: expected a whole number"),
+    (_set("targets", {}), "not a pamconform index.json"),
+    (lambda d: d["targets"][0].pop("kind"), "targets: expected tables with a name, kind"),
+    (_set("targets.0.cases.0.verdict", "GREAT"), "unknown verdict 'GREAT'"),
+    (_set("targets.0.protocol", 3), "targets: expected tables with a name, kind"),
+    (_set("targets.0.timing", {"wall_s": "1"}), "targets.t.timing: expected a table"),
+    (_set("interrupted", "SIGFOO"), "interrupted: expected SIGINT or SIGTERM"),
+    (_set("duration_s", "long"), "duration_s: expected a number"),
+])
+def test_a_damaged_shard_report_is_one_line_and_no_report(tmp_path, edit, needle) -> None:
+    a = _shard_report(tmp_path / "a", 1, cases=["a"], edit=edit)
+    b = _shard_report(tmp_path / "b", 2, cases=["b"])
+    proc = pamconform("merge", str(a), str(b), "--report", str(tmp_path / "out"))
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0], lines
+    assert not (tmp_path / "out").exists()
+
+
+def test_merge_into_a_file_is_one_line(tmp_path) -> None:
+    a = _shard_report(tmp_path / "a", 1, cases=["a"])
+    b = _shard_report(tmp_path / "b", 2, cases=["b"])
+    (tmp_path / "out").write_text("mine")
+    proc = pamconform("merge", str(a), str(b), "--report", str(tmp_path / "out"))
+    assert proc.returncode == 2 and "is not a directory" in proc.stderr, proc.stderr
+    assert (tmp_path / "out").read_text() == "mine"

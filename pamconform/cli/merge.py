@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from pamconform.cli.console import Console
+from pamconform.core.errors import UsageError
+from pamconform.core.preflight import check_report_dir
 from pamconform.core.runner import verdicts_exit_code
 from pamconform.core.verdicts import Verdict
 from pamconform.report import point_latest, write_data
@@ -32,9 +34,14 @@ def register(sub: Any) -> None:
 
 
 def cmd_merge(args: argparse.Namespace, console: Console) -> int:
+    check_report_dir(args.report)
     reports = [(str(path), load_report(path)) for path in args.reports]
     data = merge(reports, force=args.force)
-    write_data(data, args.report)
+    try:
+        write_data(data, args.report)  # renders every file before it writes one
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise UsageError(f"merge: the shard reports cannot be rendered ({type(exc).__name__}: "
+                         f"{exc}): a damaged report?") from None
     if args.report.parent.name == "reports":
         point_latest(args.report)
     cases = [c for t in data["targets"] for c in t["cases"]]

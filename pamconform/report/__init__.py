@@ -86,10 +86,11 @@ def write(run: Run, directory: Path) -> Path:
 
 def write_data(data: dict[str, Any], directory: Path) -> Path:
     """Write a report already redacted (e.g. one merged from shards) into directory."""
+    files = {"index.json": json.dumps(data, indent=2) + "\n", "junit.xml": render_junit(data),
+             "index.html": render_html(data)}  # all rendered first: never half a report
     privatefiles.make_dir(directory)
-    privatefiles.write_text(directory / "index.json", json.dumps(data, indent=2) + "\n")
-    privatefiles.write_text(directory / "junit.xml", render_junit(data))
-    privatefiles.write_text(directory / "index.html", render_html(data))
+    for name, text in files.items():
+        privatefiles.write_text(directory / name, text)
     return directory
 
 

@@ -32,6 +32,7 @@ def merge(reports: list[tuple[str, dict[str, Any]]], *, force: bool = False) -> 
     for where, data in reports:
         if not isinstance(data.get("shard"), dict):
             raise MergeError(f"{where}: not a shard report (made without --shard K/N)")
+        _check_shape(where, data)
     first = reports[0][1]
     if not force:
         _check_together(reports)
@@ -89,6 +90,58 @@ def merge(reports: list[tuple[str, dict[str, Any]]], *, force: bool = False) -> 
         target["timing"] = merge_timings(timings[name])
         out["targets"].append(target)
     return out
+
+
+_VERDICTS = frozenset(str(v) for v in Verdict)
+_SIGNALS = frozenset({"SIGINT", "SIGTERM"})
+
+
+def _check_shape(where: str, data: dict[str, Any]) -> None:
+    """What the merge reads of a shard report is there and of the right type."""
+    def bad(key: str, wanted: str) -> MergeError:
+        return MergeError(f"{where}: {key}: expected {wanted} (a damaged shard report?)")
+
+    def strings(value: Any) -> bool:
+        return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+    shard = data["shard"]
+    plan = shard.get("plan")
+    if not isinstance(plan, dict) or not all(strings(ids) for ids in plan.values()):
+        raise bad("shard.plan", "a table of target names to lists of case ids")
+    for key in ("index", "count"):
+        if not isinstance(shard.get(key), int) or isinstance(shard[key], bool) or \
+                shard[key] < 1:
+            raise bad(f"shard.{key}", "a whole number of at least 1")
+    known = shard.get("known_failing", [])
+    if not isinstance(known, list) or not all(strings(k) and len(k) == 2 for k in known):
+        raise bad("shard.known_failing", "a list of [target, case id] pairs")
+    if data.get("interrupted") not in (None, *_SIGNALS):
+        raise bad("interrupted", "SIGINT or SIGTERM")
+    targets = data.get("targets")
+    if not isinstance(targets, list):
+        raise bad("targets", "a list")
+    for target in targets:
+        if not isinstance(target, dict) or not all(
+                isinstance(target.get(k), str) for k in ("name", "kind", "protocol")):
+            raise bad("targets", "tables with a name, kind and protocol")
+        cases = target.get("cases")
+        if not isinstance(cases, list) or not all(
+                isinstance(c, dict) and isinstance(c.get("id"), str)
+                and c.get("verdict") in _VERDICTS for c in cases):
+            raise bad(f"targets.{target['name']}.cases", "cases with an id and a verdict")
+        timing = target.get("timing", {})
+        suites = timing.get("suites", {}) if isinstance(timing, dict) else None
+        if not isinstance(suites, dict) or not all(
+                _number(v) for t in (timing, *suites.values()) if isinstance(t, dict)
+                for k, v in t.items() if k != "suites") or not all(
+                isinstance(t, dict) for t in suites.values()):
+            raise bad(f"targets.{target['name']}.timing", "a table of seconds")
+    if not _number(data.get("duration_s", 0.0)):
+        raise bad("duration_s", "a number")
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _summary(cases: list[dict[str, Any]]) -> dict[str, int]:
