@@ -15,10 +15,9 @@ from pamconform.core.outcome import Fail
 from pamconform.drivers.direct import Attempt, expect_ran
 from pamconform.drivers.login import LoginOutcome, LoginResult
 
-from .module_target import LOGIN_USER, LabModuleTarget
+from .module_target import LOGIN_USER, PASSWORD, LabModuleTarget
 
 Behaviour = tuple[str, str, dict[str, Any], str]
-PASSWORD = "pc-any-password"
 #: The user name field after ["int", 0] in a success entry.
 _HEAD: list[list[Any]] = [["version"], ["action"], ["begin"], ["int", 0]]
 

@@ -39,6 +39,9 @@ PAM_LDAP_TIMEOUT_S = 60.0
 #: no libnss-ldapd), the password is checked by the module alone.
 LOGIN_USER = "alice"
 LDAP_LOGIN_USER = "nancy"
+#: The password the logins type (the scenario daemon grants or denies whatever it is). No
+#: common word in it: the redactor marks fragments of a login's password wherever they show.
+PASSWORD = "pc-any-pw-7Kq2"
 #: A bound on one login (ssh or su) beyond the module's own wait.
 LOGIN_SLACK_S = 15.0
 
@@ -92,7 +95,7 @@ class LabModuleTarget:
         self.write_service(PROBE_SERVICE, self.probe_stack())
         for path, text in self.login_stacks().items():
             self.box.put_file(path, text.encode(), 0o644)
-        register_login(LOGIN_USER.encode(), b"pc-any-password")
+        register_login(LOGIN_USER.encode(), PASSWORD.encode())
 
     def probe_stack(self) -> str:
         return ("# pamconform nslcd module probe\n"
@@ -171,7 +174,7 @@ class LabModuleTarget:
         results = run_batch(container_exec(self.box), reqs, budget, agent_argv=argv)
         return [Attempt(r) for r in results]
 
-    def attempt(self, user: str = LOGIN_USER, password: str = "pc-any-password", *,
+    def attempt(self, user: str = LOGIN_USER, password: str = PASSWORD, *,
                 valgrind: bool = False, service: str = PROBE_SERVICE) -> Attempt:
         return self.attempts([(user, password)], valgrind=valgrind, service=service)[0]
 

@@ -55,7 +55,7 @@ PROBE_DIR = "/tmp/pc-audit"
 #: pamdrive's bound on one transaction (the states here answer at once or in nslcd's 2 s).
 ATTEMPT_TIMEOUT_S = 20.0
 #: A wrong password for the directory's user.
-WRONG_PASSWORD = "pc-wrong-password"
+WRONG_PASSWORD = "pc-wrong-pw-3Zr9"
 
 
 @dataclass(frozen=True)
