@@ -102,6 +102,13 @@ def test_library_default_is_sequential_and_set_jobs_changes_it() -> None:
         runner.set_jobs(0)
 
 
+def test_the_command_leaves_the_library_default_behind() -> None:
+    from pamconform.cli.main import main
+
+    assert main(["run", "--no-lab", "--list", "--jobs", "3"]) == 0
+    assert runner.jobs_setting("module") == 1
+
+
 def test_a_server_target_takes_the_pool_only_when_jobs_is_given() -> None:
     """Every case of a server target talks to one server process: the CLI's default pool
     applies to module targets, a server target runs one case at a time unless asked."""

@@ -104,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pamconform: harness error: {type(exc).__name__}: {exc} "
               "(set PAMCONFORM_DEBUG=1 for the traceback)", file=sys.stderr)
         return 3
+    finally:
+        runner.set_jobs(None)  # a caller in the same process (a test) gets the library default
 
 
 if __name__ == "__main__":
