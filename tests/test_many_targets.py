@@ -164,6 +164,10 @@ credentials_env = "THEIR_LOGINS"
      'timeout = "hunter2"\n', "targets.a: argument --timeout: "),
     ('[options]\nstrict = "yes"\n[targets.a]\nkind = "server"\nsocket = "/s"\n',
      "options.strict: expected true or false"),
+    ('[options]\ntimeout = -1\n[targets.a]\nkind = "server"\nsocket = "/s"\n',
+     "options.timeout: must be positive"),
+    ('[options]\nidle_limit = 1e9\n[targets.a]\nkind = "server"\nsocket = "/s"\n',
+     "options.idle_limit: at most"),
     ('colour = "blue"\n', "colour: unknown key"),
     ("[targets\n", "not valid TOML"),
 ])
@@ -254,3 +258,22 @@ distros = ["bookworm"]
         '[targets.ours]\nkind = "module"\nsource = "."\nso = "lib/x.so"\n')
     proc = pamconform("run", "--no-lab", "--list", cwd=tmp_path)
     assert proc.returncode == 2 and "targets.ours: --so 'lib/x.so'" in proc.stderr
+
+
+def test_a_typed_option_wins_over_the_file_even_at_its_default(tmp_path) -> None:
+    """``--timeout 5`` is the parser's default too: typed, it still beats the file's 7."""
+    from pamconform.cli.main import build_parser
+    from pamconform.cli.project_run import apply_options
+    from pamconform.core import project as projectfile
+
+    path = tmp_path / "pamconform.toml"
+    path.write_text('[options]\ntimeout = 7\nidle_limit = 3\n'
+                    '[targets.a]\nkind = "server"\nsocket = "/s"\n')
+    project = projectfile.load(path)
+    for argv, expected in ((["run", "--timeout", "5"], (5.0, 3.0)),
+                           (["run", "--timeout=5"], (5.0, 3.0)),
+                           (["run"], (7.0, 3.0))):
+        args = build_parser().parse_args(argv)
+        args.command_line = argv
+        apply_options(project, args)
+        assert (args.timeout, args.idle_limit) == expected, argv

@@ -82,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         if argv[:1] == ["reference-server"]:
             return run_reference_server(argv[1:])
         args = build_parser().parse_args(argv)
+        args.command_line = list(argv)  # what was typed, not defaulted (project_run)
         console.quiet = bool(getattr(args, "quiet", False))
         apply_jobs(args)
         with interrupts.guard():

@@ -18,19 +18,13 @@ from pamconform.cli.module_targets import lab_module_step, skipped
 from pamconform.cli.targets import Step, unique_names
 from pamconform.core import project as projectfile
 from pamconform.core.errors import UsageError
+from pamconform.core.options import SECONDS
 from pamconform.core.project import Project, ProjectError, Target
 from pamconform.core.registry import Case
 from pamconform.core.runner import TargetResult, run_target
 from pamconform.protocols import Protocol
 from pamconform.protocols.hooks import hooks_of
 from pamconform.report import known_findings
-
-#: ``[options]`` key (an attribute of ``args``) -> its parser default: the file fills it
-#: only while the command line left it there.
-_OPTION_DEFAULTS: dict[str, object] = {
-    "strict": False, "timeout": 5.0, "idle_limit": 10.0, "hang_bound": None,
-    "login_timeout": 20.0, "cases": [], "exclude_cases": [], "known_findings": None,
-    "keep": False}
 
 
 def find(args: argparse.Namespace) -> Project | None:
@@ -48,15 +42,34 @@ def find(args: argparse.Namespace) -> Project | None:
 
 
 def apply_options(project: Project, args: argparse.Namespace) -> None:
-    """The file's ``[options]`` where the command line left the default."""
+    """The file's ``[options]`` where the command line did not give the option, each value
+    checked by the option's own type (a timeout of -1 or 1e9 is refused as on the command
+    line)."""
+    actions = _run_actions()
+    typed = getattr(args, "command_line", None) or []
     for key, value in project.options.items():
-        if getattr(args, key, _OPTION_DEFAULTS[key]) != _OPTION_DEFAULTS[key]:
+        action = actions.get(key)  # None: an option of the module command only
+        flags = action.option_strings if action else ["--" + key.replace("_", "-")]
+        check = action.type if action else SECONDS
+        if any(word == flag or word.startswith(flag + "=") for word in typed for flag in flags):
             continue
         if key == "known_findings":
             value = known_findings.load(project.path.resolve().parent / value)
-        elif isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
+        elif callable(check) and not isinstance(value, (bool, list)):
+            try:
+                value = check(str(value))
+            except (argparse.ArgumentTypeError, ValueError) as exc:
+                raise ProjectError(f"{project.where(f'options.{key}')}: {exc}") from None
         setattr(args, key, value)
+
+
+def _run_actions() -> dict[str, argparse.Action]:
+    """``pamconform run``'s options by the attribute they set."""
+    from pamconform.cli.main import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return {a.dest: a for a in commands.choices["run"]._actions}
 
 
 def distros(project: Project, args: argparse.Namespace) -> list[str]:
