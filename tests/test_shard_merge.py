@@ -94,12 +94,14 @@ def test_three_shards_merged_are_the_unsharded_run(tmp_path: Path) -> None:
 
 def _shard_report(directory: Path, part: int, count: int = 2, version: str = "1.0",
                   plan: dict | None = None, cases: list[str] | None = None,
-                  edit: Any = None) -> Path:
+                  edit: Any = None, split: dict | None = None) -> Path:
     plan = plan or {"t": ["a", "b"]}
+    split = split or {"t": ["1", "2"]}
     data = {"pamconform": version, "started": "2026-01-01T00:00:00+00:00", "duration_s": 1.0,
             "strict": False,
             "shard": {"part": f"{part}/{count}", "index": part, "count": count,
-                      "plan_sha256": shard.digest(plan), "plan": plan},
+                      "plan_sha256": shard.digest(plan), "plan": plan,
+                      "split_sha256": shard.digest(split)},
             "targets": [{"name": "t", "kind": "server", "protocol": "p",
                          "summary": {"PASS": 1},
                          "cases": [{"id": c, "rule": "R", "severity": "MUST", "title": c,
@@ -118,6 +120,7 @@ def _shard_report(directory: Path, part: int, count: int = 2, version: str = "1.
     ({"part": 2, "plan": {"t": ["a", "c"]}, "cases": ["c"]}, "a shard of another run"),
     ({"part": 1, "cases": ["b"]}, "shard 1/2 again"),
     ({"part": 2, "count": 3, "cases": ["b"]}, "a shard of another run"),
+    ({"part": 2, "split": {"t": ["2", "2"]}, "cases": ["b"]}, "split among the shards otherwise"),
 ])
 def test_merge_refuses_reports_that_do_not_belong_together(tmp_path, second, needle) -> None:
     a = _shard_report(tmp_path / "a", 1, cases=["a"])

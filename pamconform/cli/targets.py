@@ -92,8 +92,10 @@ def shard_steps(steps: list[Step], args: argparse.Namespace
         if cases:
             step.cases = cases
             kept.append(step)
+    split = {name: [str(where[(name, case)]) for case in ids] for name, ids in plan.items()}
     record = {"part": str(part), "index": part.index, "count": part.count,
-              "plan_sha256": sharding.digest(plan), "plan": plan}
+              "plan_sha256": sharding.digest(plan), "plan": plan,
+              "split_sha256": sharding.digest(split)}
     return kept, record
 
 

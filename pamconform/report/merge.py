@@ -163,6 +163,10 @@ def _check_together(reports: list[tuple[str, dict[str, Any]]]) -> None:
                 shard.get("count") != head.get("count"):
             raise MergeError(f"{where}: a shard of another run (other targets, cases or "
                              f"shard count than {first_where}; --force merges them anyway)")
+        if shard.get("split_sha256") != head.get("split_sha256"):
+            raise MergeError(f"{where}: the cases were split among the shards otherwise than "
+                             f"in {first_where} (another --shard-weights, or --no-lab on one "
+                             "of them); --force merges them anyway")
         if data.get("strict") != first.get("strict"):
             raise MergeError(f"{where}: strict is {data.get('strict')}, {first_where}: "
                              f"{first.get('strict')}")
