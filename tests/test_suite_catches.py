@@ -60,7 +60,12 @@ def test_reference_server_passes_every_must_case(cases: list[Case]) -> None:
            if r.verdict not in (Verdict.PASS, Verdict.INFORMATIONAL)}
     assert bad == {}
     musts = [r for r in result.results if r.case.severity is Severity.MUST]
-    assert musts and all(r.verdict is Verdict.PASS for r in musts)
+    # a server that hashes every failure is not driven to 300 failures in the long run's
+    # budget: the case says so (INFORMATIONAL "not reached"), it does not pass
+    limited = {r.case.id for r in musts
+               if r.verdict is Verdict.INFORMATIONAL and "not reached" in r.message}
+    assert limited <= {"redir.server.long-failure-run"}
+    assert musts and all(r.verdict is Verdict.PASS for r in musts if r.case.id not in limited)
 
 
 def test_gallery_covers_every_rule() -> None:
