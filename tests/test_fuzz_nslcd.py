@@ -58,6 +58,11 @@ FOUND = {
     "hangs-on-short-read": "hang",
 }
 
+#: Daemons whose findings come from stalls, which are waited out side by side: which
+#: stall answer is judged first depends on the load (a grant of a cut copy of the exact
+#: password is ``cut-grant``), so the expected kind must be among the first two.
+RACING = {"grants-after-stall"}
+
 
 class Daemon:
     """A fake daemon in a child process (a crash takes only the child)."""
@@ -114,12 +119,15 @@ def fuzz(socket: Path, *, seconds: float = BUDGET_S, max_findings: int = 1) -> F
 @pytest.mark.parametrize("name", sorted(FOUND))
 def test_finds_the_faulty_daemon(daemon, name: str) -> None:
     d = daemon(name)
-    result = fuzz(d.socket)
+    result = fuzz(d.socket, max_findings=2 if name in RACING else 1)
     assert result.findings, f"{name}: nothing found in {BUDGET_S} s ({result.summary()})"
     first = result.findings[0]
     print(f"\n{name}: {first.kind} after {first.found_after_s:.2f} s "
           f"(item {first.iteration}, {first.generator})")
-    assert first.kind == FOUND[name]
+    if name in RACING:
+        assert FOUND[name] in [f.kind for f in result.findings]
+    else:
+        assert first.kind == FOUND[name]
     assert first.found_after_s < BUDGET_S
 
 
