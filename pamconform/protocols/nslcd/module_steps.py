@@ -8,6 +8,7 @@ well-formed success entry the variants start from.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from pamconform.core.context import CaseContext
@@ -16,6 +17,7 @@ from pamconform.drivers.direct import Attempt, expect_ran
 from pamconform.drivers.login import LoginOutcome, LoginResult
 
 from .module_target import LOGIN_USER, PASSWORD, LabModuleTarget
+from .side_by_side import play_side_by_side
 
 Behaviour = tuple[str, str, dict[str, Any], str]
 #: The user name field after ["int", 0] in a success entry.
@@ -144,6 +146,24 @@ def play(ctx: CaseContext, scenario: str, args: dict[str, Any], *, valgrind: boo
     sent = [r.get("sent_hex", "")[:160] for r in proc.log(wait=1)]
     ctx.extra.setdefault("daemon_sent_hex", []).append(sent)
     return attempt
+
+
+def play_beside(ctx: CaseContext, name: str, behaviours: list[Behaviour]) -> Attempt:
+    """Behaviour ``name``'s attempt, from one side-by-side run of all ``behaviours`` per
+    target (side_by_side.py: armed in turn, so each connection gets its own behaviour)."""
+    t = target(ctx)
+    with _BESIDE_LOCK:
+        if name not in t.beside:
+            first = behaviours[0]
+            proc = t.scenario(first[1], **first[2])
+            t.beside.update(play_side_by_side(proc, behaviours, t.attempt, t.hang_bound + 30))
+    played = t.beside[name]
+    record(ctx, f"daemon {name}, {played.how}", played.attempt)
+    ctx.extra.setdefault("daemon_sent_hex", []).append(played.sent_hex)
+    return played.attempt  # type: ignore[no-any-return]
+
+
+_BESIDE_LOCK = threading.Lock()
 
 
 def expect_refused(attempt: Attempt, what: str, bound: float) -> None:

@@ -76,6 +76,8 @@ class LabModuleTarget:
     #: nslcd | down | slapd-down | scenario
     state: str = "nslcd"
     scenario_proc: ScenarioProcess | None = None
+    #: behaviours played side by side (module_steps.play_beside), by name, once per run
+    beside: dict[str, Any] = field(default_factory=dict)
 
     @property
     def box(self) -> Any:
