@@ -159,12 +159,70 @@ def docker_exec_argv(
     return [docker, "exec", *flags, *(["-u", user] if user else []), container, *argv]
 
 
-def _raw_socket(sock: Any) -> socket.socket:
-    """The real socket under what ``APIClient.exec_start(socket=True)`` returns."""
+class _SshPipes:
+    """An exec stream over an ``ssh://`` engine reached through the ``ssh`` command.
+
+    The SDK's ``SSHSocket`` is a socket in name only: the stream is the ``ssh`` process's
+    pipes, so ``shutdown`` (the end of stdin) must close its stdin and waiting must watch
+    its stdout, else stdin never ends and a deadline is never kept.
+    """
+
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+        self._proc = sock.proc
+        self._fd: int = self._proc.stdout.fileno()
+
+    def take_buffered(self) -> bytes:
+        """What the SDK's reader already holds (read with the reply's headers)."""
+        reader = self._proc.stdout
+        os.set_blocking(self._fd, False)
+        head = reader.peek() or b""  # the buffer, or one read of what the pipe holds now
+        return bytes(reader.read1(len(head))) if head else b""
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def setblocking(self, _flag: bool) -> None:
+        """No-op: the pipe is read only after ``select`` (and set non-blocking)."""
+
+    def settimeout(self, _value: float | None) -> None:
+        """No-op: ``ssh`` reads its stdin at once (stdin here is small)."""
+
+    def send(self, data: bytes | memoryview) -> int:
+        written = os.write(self._proc.stdin.fileno(), data)
+        return written
+
+    def recv(self, size: int) -> bytes:
+        return os.read(self._fd, size)
+
+    def shutdown(self, _how: int) -> None:
+        self._proc.stdin.close()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self._sock.close()
+        if self._proc.poll() is None:
+            self._proc.terminate()
+            with contextlib.suppress(Exception):
+                self._proc.wait(timeout=KILL_GRACE_S)
+        for pipe in (self._proc.stdin, self._proc.stdout):
+            with contextlib.suppress(OSError, ValueError):
+                pipe.close()
+
+
+_Stream = socket.socket | _SshPipes
+
+
+def _raw_socket(sock: Any) -> tuple[_Stream, bytes]:
+    """The stream under what ``APIClient.exec_start(socket=True)`` returns, and the bytes
+    of it already read."""
+    if hasattr(sock, "proc"):  # the ssh:// transport through the ssh command
+        pipes = _SshPipes(sock)
+        return pipes, pipes.take_buffered()
     raw = getattr(sock, "_sock", sock)
-    if not isinstance(raw, socket.socket):  # pragma: no cover - TLS or ssh transports
+    if not isinstance(raw, socket.socket):  # pragma: no cover - TLS transports
         raise TypeError(f"unsupported exec transport {type(sock).__name__}")
-    return raw
+    return raw, b""
 
 
 class LabContainer:
@@ -306,7 +364,7 @@ class LabContainer:
             workdir=workdir,
         )["Id"]
         resp = api.exec_start(exec_id, detach=False, tty=False, socket=True)
-        raw = _raw_socket(resp)
+        raw, head = _raw_socket(resp)
         out, err = bytearray(), bytearray()
         client_gave_up = False
         try:
@@ -314,7 +372,7 @@ class LabContainer:
                 _send_all(raw, stdin, deadline)
                 with contextlib.suppress(OSError):
                     raw.shutdown(socket.SHUT_WR)
-            client_gave_up = not _read_frames(raw, out, err, deadline, max_output)
+            client_gave_up = not _read_frames(raw, out, err, deadline, max_output, head)
         finally:
             with contextlib.suppress(OSError):
                 raw.close()
@@ -446,7 +504,7 @@ class LabContainer:
             return fobj.read()
 
 
-def _send_all(raw: socket.socket, data: bytes, deadline: float) -> None:
+def _send_all(raw: _Stream, data: bytes, deadline: float) -> None:
     view = memoryview(data)
     while view:
         left = deadline - time.monotonic()
@@ -461,12 +519,23 @@ def _send_all(raw: socket.socket, data: bytes, deadline: float) -> None:
 
 
 def _read_frames(
-    raw: socket.socket, out: bytearray, err: bytearray, deadline: float, cap: int
+    raw: _Stream, out: bytearray, err: bytearray, deadline: float, cap: int, head: bytes = b""
 ) -> bool:
-    """Demultiplex Docker's stdout/stderr frames until EOF; False if the deadline hit."""
-    buf = bytearray()
+    """Demultiplex Docker's stdout/stderr frames (``head``: those already read) until EOF;
+    False if the deadline hit."""
+    buf = bytearray(head)
     raw.setblocking(False)
     while True:
+        while len(buf) >= 8:
+            kind, size = buf[0], struct.unpack(">I", bytes(buf[4:8]))[0]
+            if len(buf) < 8 + size:
+                break
+            payload = bytes(buf[8 : 8 + size])
+            del buf[: 8 + size]
+            target = err if kind == 2 else out
+            room = cap - len(target)
+            if room > 0:
+                target += payload[:room]
         left = deadline - time.monotonic()
         if left <= 0:
             return False
@@ -482,16 +551,6 @@ def _read_frames(
         if not chunk:
             return True
         buf += chunk
-        while len(buf) >= 8:
-            kind, size = buf[0], struct.unpack(">I", bytes(buf[4:8]))[0]
-            if len(buf) < 8 + size:
-                break
-            payload = bytes(buf[8 : 8 + size])
-            del buf[: 8 + size]
-            target = err if kind == 2 else out
-            room = cap - len(target)
-            if room > 0:
-                target += payload[:room]
 
 
 # -- cleanup ------------------------------------------------------------------------------
