@@ -53,7 +53,8 @@ def test_server_suite_same_verdicts_with_one_job_and_with_the_pool(tmp_path: Pat
 
 
 @pytest.mark.docker
-def test_module_suites_same_verdicts_with_one_job_and_with_the_pool(tmp_path: Path) -> None:
+def test_module_suites_same_verdicts_with_one_job_and_with_the_pool(tmp_path: Path,
+                                                                   docker_client: object) -> None:
     """The redirector module suites (e2e, direct in lanes, memcheck) against the reference
     module: the pool changes no verdict."""
     module = ["module", str(ROOT / "modules" / "pam_redirector"), "--args",
