@@ -101,7 +101,7 @@ def _differences(lab: dict[str, str], host: dict[str, str]) -> tuple[int, list[A
     return len(both), [(c, lab[c], host[c]) for c in both if lab[c] != host[c]]
 
 
-def test_lab_and_rootless_tiers_agree() -> None:
+def test_lab_and_rootless_tiers_agree(docker_client: object) -> None:
     builds = _builds()
     with nobody_workdir() as workdir, ThreadPoolExecutor(1) as pool:
         nobody = Nobody(workdir)
