@@ -50,7 +50,7 @@ EXPECTED = {"silence": "timeout:", "deny": "denied", "slow-grant": "granted",
 
 def test_each_attempt_meets_its_own_behaviour_and_the_waits_overlap(server) -> None:
     start = time.monotonic()
-    played = play_side_by_side(server, BEHAVIOURS, lambda: _ask(server),  # type: ignore[arg-type, return-value]
+    played = play_side_by_side(server, BEHAVIOURS, lambda _name: _ask(server),
                                budget=5)
     took = time.monotonic() - start
     assert {name: p.attempt for name, p in played.items()} == EXPECTED
@@ -62,29 +62,29 @@ def test_each_attempt_meets_its_own_behaviour_and_the_waits_overlap(server) -> N
 
 
 def test_a_second_connection_sends_the_batch_back_to_one_at_a_time(server) -> None:
-    def twice() -> str:
+    def twice(_name: str) -> str:
         first = _ask(server)
         time.sleep(0.5)  # by now the next behaviour is armed, and this one is not its own
         return first + "|" + _ask(server)
 
-    played = play_side_by_side(server, BEHAVIOURS[2:], twice,  # type: ignore[arg-type]
+    played = play_side_by_side(server, BEHAVIOURS[2:], twice,
                                budget=5)
     assert all(p.how.startswith("one at a time") for p in played.values())
-    assert played["deny"].attempt == "denied|denied"  # type: ignore[comparison-overlap]
-    assert played["slow-grant"].attempt == "granted|granted"  # type: ignore[comparison-overlap]
+    assert played["deny"].attempt == "denied|denied"
+    assert played["slow-grant"].attempt == "granted|granted"
 
 
 def test_a_client_that_never_connects_is_waited_out_before_the_next(server) -> None:
     calls: list[str] = []
 
-    def maybe() -> str:
+    def maybe(_name: str) -> str:
         calls.append("x")
         if len(calls) == 1:
             time.sleep(0.3)
             return "no connection"
         return _ask(server)
 
-    played = play_side_by_side(server, BEHAVIOURS[2:], maybe, budget=5)  # type: ignore[arg-type]
-    assert played["deny"].attempt == "no connection"  # type: ignore[comparison-overlap]
+    played = play_side_by_side(server, BEHAVIOURS[2:], maybe, budget=5)
+    assert played["deny"].attempt == "no connection"
     assert played["deny"].sent_hex == []
-    assert played["slow-grant"].attempt == "granted"  # type: ignore[comparison-overlap]
+    assert played["slow-grant"].attempt == "granted"

@@ -12,6 +12,7 @@ from pamconform.protocols.nslcd.module_steps import (
     expect_granted,
     play,
     play_beside,
+    record,
     target,
 )
 
@@ -19,8 +20,11 @@ case = case_factory(protocol="nslcd", kind="module", exclusive="lab-server")
 
 
 def _hang(name, what, ctx):
-    # the three wait out the same 60 s bound side by side (module_steps.play_beside)
-    attempt = play_beside(ctx, name, HANGS)
+    # they wait out the same 60 s bound side by side (module_steps.play_beside)
+    played = play_beside(ctx, name)
+    attempt = played.attempt
+    record(ctx, f"daemon {name}, {played.how}", attempt)
+    ctx.extra.setdefault("daemon_sent_hex", []).append(played.sent_hex)
     expect_bounded_refusal(ctx, attempt, f"a login while the daemon {what}")
 
 

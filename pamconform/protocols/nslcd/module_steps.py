@@ -17,7 +17,7 @@ from pamconform.drivers.direct import Attempt, expect_ran
 from pamconform.drivers.login import LoginOutcome, LoginResult
 
 from .module_target import LOGIN_USER, PASSWORD, LabModuleTarget
-from .side_by_side import play_side_by_side
+from .side_by_side import Played, play_side_by_side
 
 Behaviour = tuple[str, str, dict[str, Any], str]
 #: The user name field after ["int", 0] in a success entry.
@@ -101,6 +101,11 @@ HANGS: list[Behaviour] = [
      "sends the header and RESULT_BEGIN, then stalls"),
 ]
 
+#: N-M2 end to end: an ssh login while the daemon reads and never answers.
+SSH_SILENCE: Behaviour = ("ssh-silence", "silence", {}, "reads the request and never answers")
+#: The behaviours that wait out the module's bound side by side (:func:`play_beside`).
+BESIDE: list[Behaviour] = [*HANGS, SSH_SILENCE]
+
 #: N-M3: success entries naming another spelling or another user.
 SAME_USER_OTHER_CASE = ("case-changed", "compose", _compose(authc_entry(["str", "ALICE"])),
                         "answers success naming ALICE (the same user in another case)")
@@ -148,19 +153,23 @@ def play(ctx: CaseContext, scenario: str, args: dict[str, Any], *, valgrind: boo
     return attempt
 
 
-def play_beside(ctx: CaseContext, name: str, behaviours: list[Behaviour]) -> Attempt:
-    """Behaviour ``name``'s attempt, from one side-by-side run of all ``behaviours`` per
-    target (side_by_side.py: armed in turn, so each connection gets its own behaviour)."""
+def play_beside(ctx: CaseContext, name: str) -> Played:
+    """Behaviour ``name`` of :data:`BESIDE`, from one side-by-side run of all of them per
+    target (side_by_side.py: armed in turn, so each connection gets its own behaviour).
+    A direct behaviour's ``attempt`` is an Attempt, the ssh one's a LoginResult."""
     t = target(ctx)
     with _BESIDE_LOCK:
         if name not in t.beside:
-            first = behaviours[0]
+            def login(which: str) -> Any:
+                return t.ssh(LOGIN_USER, PASSWORD) if which == SSH_SILENCE[0] else t.attempt()
+
+            t.start_sshd()  # before arming: sshd's start is no part of the login
+            first = BESIDE[0]
             proc = t.scenario(first[1], **first[2])
-            t.beside.update(play_side_by_side(proc, behaviours, t.attempt, t.hang_bound + 30))
-    played = t.beside[name]
-    record(ctx, f"daemon {name}, {played.how}", played.attempt)
-    ctx.extra.setdefault("daemon_sent_hex", []).append(played.sent_hex)
-    return played.attempt  # type: ignore[no-any-return]
+            budget = max(t.hang_bound + 30, t.login_timeout + 10)
+            t.beside.update(play_side_by_side(proc, BESIDE, login, budget))
+    played: Played = t.beside[name]
+    return played
 
 
 _BESIDE_LOCK = threading.Lock()

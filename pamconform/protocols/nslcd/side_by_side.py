@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pamconform.core.errors import HarnessError
-from pamconform.drivers.direct import Attempt
 from pamconform.lab.scenario_control import ScenarioProcess
 
 #: How long arming waits for an attempt's connection; after that the attempt is waited
@@ -38,7 +37,8 @@ Behaviour = tuple[str, str, dict[str, Any], str]
 class Played:
     """One behaviour's attempt, the bytes its daemon sent, and how it was run."""
 
-    attempt: Attempt
+    #: what the behaviour's login returned (a direct Attempt, or a LoginResult)
+    attempt: Any
     sent_hex: list[str]
     how: str
 
@@ -56,10 +56,10 @@ class _Started:
 
 
 def play_side_by_side(proc: ScenarioProcess, behaviours: Sequence[Behaviour],
-                      attempt: Callable[[], Attempt], budget: float) -> dict[str, Played]:
+                      attempt: Callable[[str], Any], budget: float) -> dict[str, Played]:
     """Play ``behaviours`` (name, scenario, args, what) at once, armed in turn; if the
     server's record shows any connection outside its own behaviour, play them again one
-    at a time. ``attempt`` runs one login; ``budget`` bounds one attempt."""
+    at a time. ``attempt(name)`` runs behaviour ``name``'s login; ``budget`` bounds one."""
     records: dict[int, dict[str, Any]] = {}
     owner: dict[int, _Started] = {}
     started: list[_Started] = []
@@ -97,12 +97,12 @@ def play_side_by_side(proc: ScenarioProcess, behaviours: Sequence[Behaviour],
             for run in started}
 
 
-def _start(name: str, armed: tuple[Any, Any], attempt: Callable[[], Attempt]) -> _Started:
+def _start(name: str, armed: tuple[Any, Any], attempt: Callable[[str], Any]) -> _Started:
     out: dict[str, Any] = {}
 
     def body() -> None:
         try:
-            out["attempt"] = attempt()
+            out["attempt"] = attempt(name)
         except BaseException as exc:  # re-raised in the case's thread by _join
             out["error"] = exc
 
@@ -122,12 +122,12 @@ def _join(run: _Started, budget: float) -> None:
 
 
 def _one_at_a_time(proc: ScenarioProcess, behaviours: Sequence[Behaviour],
-                   attempt: Callable[[], Attempt]) -> dict[str, Played]:
+                   attempt: Callable[[str], Any]) -> dict[str, Played]:
     out: dict[str, Played] = {}
     for name, scenario, args, _ in behaviours:
         proc.set(scenario, **args)
         proc.log()
-        done = attempt()
+        done = attempt(name)
         sent = [str(r.get("sent_hex", ""))[:160] for r in proc.log(wait=1)]
         out[name] = Played(done, sent, "one at a time (a side-by-side run was not clean: "
                            "a connection outside its own behaviour)")
