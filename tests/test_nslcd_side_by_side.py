@@ -14,7 +14,7 @@ import pytest
 
 from pamconform.lab.scenario_control import ScenarioProcess, scenario_server_script
 from pamconform.protocols.nslcd import client, codec
-from pamconform.protocols.nslcd.side_by_side import play_side_by_side
+from pamconform.protocols.nslcd.side_by_side import play_alone, play_side_by_side
 
 WAIT_S = 1.5
 BEHAVIOURS: list[tuple[str, str, dict[str, Any], str]] = [
@@ -50,8 +50,8 @@ EXPECTED = {"silence": "timeout:", "deny": "denied", "slow-grant": "granted",
 
 def test_each_attempt_meets_its_own_behaviour_and_the_waits_overlap(server) -> None:
     start = time.monotonic()
-    played = play_side_by_side(server, BEHAVIOURS, lambda _name: _ask(server),
-                               budget=5)
+    played = play_side_by_side(server, BEHAVIOURS, lambda _name: _ask(server), budget=5)
+    assert played is not None
     took = time.monotonic() - start
     assert {name: p.attempt for name, p in played.items()} == EXPECTED
     assert all(p.how.startswith("side by side") for p in played.values())
@@ -61,17 +61,17 @@ def test_each_attempt_meets_its_own_behaviour_and_the_waits_overlap(server) -> N
     assert played["silence"].sent_hex == [""]
 
 
-def test_a_second_connection_sends_the_batch_back_to_one_at_a_time(server) -> None:
+def test_a_second_connection_throws_the_batch_away_and_each_plays_alone(server) -> None:
     def twice(_name: str) -> str:
         first = _ask(server)
         time.sleep(0.5)  # by now the next behaviour is armed, and this one is not its own
         return first + "|" + _ask(server)
 
-    played = play_side_by_side(server, BEHAVIOURS[2:], twice,
-                               budget=5)
-    assert all(p.how.startswith("one at a time") for p in played.values())
-    assert played["deny"].attempt == "denied|denied"
-    assert played["slow-grant"].attempt == "granted|granted"
+    assert play_side_by_side(server, BEHAVIOURS[2:], twice, budget=5) is None
+    alone = {b[0]: play_alone(server, b, twice) for b in BEHAVIOURS[2:]}
+    assert alone["deny"].attempt == "denied|denied"
+    assert alone["slow-grant"].attempt == "granted|granted"
+    assert all(p.how.startswith("alone") and len(p.sent_hex) == 2 for p in alone.values())
 
 
 def test_a_client_that_never_connects_is_waited_out_before_the_next(server) -> None:
@@ -85,6 +85,55 @@ def test_a_client_that_never_connects_is_waited_out_before_the_next(server) -> N
         return _ask(server)
 
     played = play_side_by_side(server, BEHAVIOURS[2:], maybe, budget=5)
+    assert played is not None
     assert played["deny"].attempt == "no connection"
     assert played["deny"].sent_hex == []
     assert played["slow-grant"].attempt == "granted"
+
+
+class _Target:
+    """What play_beside uses of a LabModuleTarget, on a local scenario server."""
+
+    hang_bound = login_timeout = 2.0
+
+    def __init__(self, proc: ScenarioProcess, login: Any) -> None:
+        self.proc, self.login, self.beside = proc, login, {}  # type: dict[str, Any]
+
+    def start_sshd(self) -> None:
+        pass
+
+    def scenario(self, name: str, **args: Any) -> ScenarioProcess:
+        self.proc.set(name, **args)
+        self.proc.log()
+        return self.proc
+
+    def attempt(self) -> str:
+        return str(self.login())
+
+    def ssh(self, _user: str, _password: str) -> str:
+        return "ssh:" + str(self.login())
+
+
+def test_play_beside_runs_the_batch_once_and_plays_alone_when_it_was_not_clean(server) -> None:
+    from types import SimpleNamespace
+
+    from pamconform.protocols.nslcd.module_steps import BESIDE, SSH_SILENCE, play_beside
+
+    clean = _Target(server, lambda: _ask(server))
+    ctx = SimpleNamespace(target=clean)
+    first = play_beside(ctx, BESIDE[0][0])  # type: ignore[arg-type]
+    assert first.how.startswith("side by side") and first.attempt == "timeout:"
+    assert set(clean.beside) == {b[0] for b in BESIDE}
+    assert play_beside(ctx, SSH_SILENCE[0]).attempt == "ssh:timeout:"  # type: ignore[arg-type]
+
+    def twice() -> str:
+        first = _ask(server)
+        time.sleep(0.5)
+        return first + "|" + _ask(server)
+
+    unclean = _Target(server, twice)
+    ctx = SimpleNamespace(target=unclean)
+    played = play_beside(ctx, "silence")  # type: ignore[arg-type]
+    assert played.how.startswith("alone"), played.how
+    assert played.attempt == "timeout:|timeout:"
+    assert unclean.beside == dict.fromkeys(b[0] for b in BESIDE)  # each plays alone later

@@ -17,7 +17,7 @@ from pamconform.drivers.direct import Attempt, expect_ran
 from pamconform.drivers.login import LoginOutcome, LoginResult
 
 from .module_target import LOGIN_USER, PASSWORD, LabModuleTarget
-from .side_by_side import Played, play_side_by_side
+from .side_by_side import Played, play_alone, play_side_by_side
 
 Behaviour = tuple[str, str, dict[str, Any], str]
 #: The user name field after ["int", 0] in a success entry.
@@ -155,20 +155,26 @@ def play(ctx: CaseContext, scenario: str, args: dict[str, Any], *, valgrind: boo
 
 def play_beside(ctx: CaseContext, name: str) -> Played:
     """Behaviour ``name`` of :data:`BESIDE`, from one side-by-side run of all of them per
-    target (side_by_side.py: armed in turn, so each connection gets its own behaviour).
-    A direct behaviour's ``attempt`` is an Attempt, the ssh one's a LoginResult."""
+    target (side_by_side.py: armed in turn, so each connection gets its own behaviour),
+    or alone if that run was not clean. A direct behaviour's ``attempt`` is an Attempt,
+    the ssh one's a LoginResult."""
     t = target(ctx)
+
+    def login(which: str) -> Any:
+        return t.ssh(LOGIN_USER, PASSWORD) if which == SSH_SILENCE[0] else t.attempt()
+
     with _BESIDE_LOCK:
         if name not in t.beside:
-            def login(which: str) -> Any:
-                return t.ssh(LOGIN_USER, PASSWORD) if which == SSH_SILENCE[0] else t.attempt()
-
             t.start_sshd()  # before arming: sshd's start is no part of the login
             first = BESIDE[0]
             proc = t.scenario(first[1], **first[2])
             budget = max(t.hang_bound + 30, t.login_timeout + 10)
-            t.beside.update(play_side_by_side(proc, BESIDE, login, budget))
-    played: Played = t.beside[name]
+            batch = play_side_by_side(proc, BESIDE, login, budget)
+            t.beside.update(batch or dict.fromkeys(b[0] for b in BESIDE))
+        played: Played | None = t.beside[name]
+    if played is None:
+        behaviour = next(b for b in BESIDE if b[0] == name)
+        played = play_alone(t.scenario(behaviour[1], **behaviour[2]), behaviour, login)
     return played
 
 

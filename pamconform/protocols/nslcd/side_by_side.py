@@ -10,7 +10,8 @@ and so on; then all of them wait out the bound together.
 A batch counts only if it is exactly what the one-at-a-time runs would have been: every
 connection the server accepted was made while its own behaviour was armed, and was
 played with that behaviour. Anything else (a module that connects twice, or late) and the
-behaviours are played again one at a time; the evidence says which way they ran.
+batch is thrown away: each case then plays its own behaviour alone (:func:`play_alone`);
+the evidence says which way it ran.
 """
 
 from __future__ import annotations
@@ -56,10 +57,10 @@ class _Started:
 
 
 def play_side_by_side(proc: ScenarioProcess, behaviours: Sequence[Behaviour],
-                      attempt: Callable[[str], Any], budget: float) -> dict[str, Played]:
-    """Play ``behaviours`` (name, scenario, args, what) at once, armed in turn; if the
-    server's record shows any connection outside its own behaviour, play them again one
-    at a time. ``attempt(name)`` runs behaviour ``name``'s login; ``budget`` bounds one."""
+                      attempt: Callable[[str], Any], budget: float) -> dict[str, Played] | None:
+    """Play ``behaviours`` (name, scenario, args, what) at once, armed in turn; None if the
+    server's record shows any connection outside its own behaviour (then play each one
+    alone). ``attempt(name)`` runs behaviour ``name``'s login; ``budget`` bounds one."""
     records: dict[int, dict[str, Any]] = {}
     owner: dict[int, _Started] = {}
     started: list[_Started] = []
@@ -89,7 +90,7 @@ def play_side_by_side(proc: ScenarioProcess, behaviours: Sequence[Behaviour],
         _join(run, budget)
     take(wait=2.0)
     if not all(c in owner and owner[c].played(rec) for c, rec in records.items()):
-        return _one_at_a_time(proc, behaviours, attempt)
+        return None
     how = f"side by side with {len(behaviours) - 1} other behaviours (armed in turn)"
     return {run.name: Played(run.out["attempt"],
                              [str(records[c].get("sent_hex", ""))[:160]
@@ -121,14 +122,13 @@ def _join(run: _Started, budget: float) -> None:
         raise run.out["error"]
 
 
-def _one_at_a_time(proc: ScenarioProcess, behaviours: Sequence[Behaviour],
-                   attempt: Callable[[str], Any]) -> dict[str, Played]:
-    out: dict[str, Played] = {}
-    for name, scenario, args, _ in behaviours:
-        proc.set(scenario, **args)
-        proc.log()
-        done = attempt(name)
-        sent = [str(r.get("sent_hex", ""))[:160] for r in proc.log(wait=1)]
-        out[name] = Played(done, sent, "one at a time (a side-by-side run was not clean: "
-                           "a connection outside its own behaviour)")
-    return out
+def play_alone(proc: ScenarioProcess, behaviour: Behaviour,
+               attempt: Callable[[str], Any]) -> Played:
+    """Play one behaviour with nothing beside it (after a side-by-side run was not clean)."""
+    name, scenario, args, _ = behaviour
+    proc.set(scenario, **args)
+    proc.log()
+    done = attempt(name)
+    sent = [str(r.get("sent_hex", ""))[:160] for r in proc.log(wait=1)]
+    return Played(done, sent, "alone (the side-by-side run was not clean: a connection "
+                  "outside its own behaviour)")
