@@ -1,21 +1,28 @@
 """Behaviours played side by side (protocols/nslcd/side_by_side.py), against a local
-scenario server: each attempt meets its own behaviour, the waits overlap, and a client
-that connects outside its own behaviour sends the batch back to one at a time."""
+scenario server, each login from a process of its own (as pamdrive and sshd are): each
+login meets its own behaviour and the waits overlap; a login that connects twice, late,
+or not at all, or a connection left open from before, throws the batch away; and
+module_steps.play_beside then plays each behaviour alone."""
 
 from __future__ import annotations
 
+import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from pamconform.lab.scenario_control import ScenarioProcess, scenario_server_script
-from pamconform.protocols.nslcd import client, codec
+from pamconform.protocols.nslcd import codec
+from pamconform.protocols.nslcd.module_steps import BESIDE, SSH_SILENCE, play_beside
 from pamconform.protocols.nslcd.side_by_side import play_alone, play_side_by_side
 
+ROOT = Path(__file__).resolve().parents[1]
 WAIT_S = 1.5
 BEHAVIOURS: list[tuple[str, str, dict[str, Any], str]] = [
     ("silence", "silence", {}, "reads and never answers"),
@@ -24,6 +31,27 @@ BEHAVIOURS: list[tuple[str, str, dict[str, Any], str]] = [
     ("deny", "deny", {}, "answers AUTH_ERR"),
     ("slow-grant", "delay", {"seconds": 0.5}, "grants after 0.5 s"),
 ]
+HEADER = codec.header(codec.Action.PAM_AUTHC).hex()
+EXPECTED = {"silence": "timeout:", "deny": "denied", "slow-grant": "granted",
+            "stall-mid-reply": f"timeout:{HEADER}"}
+
+#: A login in a child process: connects ``times`` times, ``pause`` s apart.
+_LOGIN = """
+import sys, time
+from pamconform.protocols.nslcd import client, codec
+path, times, pause, wait = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+out = []
+for i in range(times):
+    if i:
+        time.sleep(pause)
+    req = codec.AuthcRequest(codec.PamContext("alice", "sshd"), "pc-side-pw")
+    got = client.exchange(path, req, codec.Action.PAM_AUTHC, timeout=wait)
+    if isinstance(got, client.Answer):
+        out.append("granted" if got.reply.entry.authc == 0 else "denied")
+    else:
+        out.append(got.kind + ":" + got.received.hex())
+print("|".join(out))
+"""
 
 
 @pytest.fixture()
@@ -34,61 +62,78 @@ def server(tmp_path: Path) -> Iterator[ScenarioProcess]:
         yield proc
 
 
-def _ask(server: ScenarioProcess) -> str:
-    request = codec.AuthcRequest(codec.PamContext("alice", "sshd"), "pc-side-pw")
-    out = client.exchange(server.auth_path, request, codec.Action.PAM_AUTHC, timeout=WAIT_S)
-    if isinstance(out, client.Answer):
-        entry = out.reply.entry
-        assert isinstance(entry, codec.AuthcResult)
-        return "granted" if entry.authc == 0 else "denied"
-    return f"{out.kind}:{out.received.hex()}"
+def login(server: ScenarioProcess, times: int = 1, pause: float = 0.0,
+          delay: float = 0.0) -> str:
+    if delay:
+        time.sleep(delay)
+    done = subprocess.run([sys.executable, "-c", _LOGIN, server.auth_path, str(times),
+                           str(pause), str(WAIT_S)], capture_output=True, text=True, timeout=30,
+                          cwd=ROOT, check=True)
+    return done.stdout.strip()
 
 
-EXPECTED = {"silence": "timeout:", "deny": "denied", "slow-grant": "granted",
-            "stall-mid-reply": f"timeout:{codec.header(codec.Action.PAM_AUTHC).hex()}"}
+def logins(server: ScenarioProcess, **special: Callable[[], str]) -> Callable[[str], str]:
+    return lambda name: special[name]() if name in special else login(server)
 
 
-def test_each_attempt_meets_its_own_behaviour_and_the_waits_overlap(server) -> None:
-    start = time.monotonic()
-    played = play_side_by_side(server, BEHAVIOURS, lambda _name: _ask(server), budget=5)
+def test_each_login_meets_its_own_behaviour_and_the_waits_overlap(server) -> None:
+    spans: dict[str, tuple[float, float]] = {}
+
+    def timed(name: str) -> str:
+        start = time.monotonic()
+        out = login(server)
+        spans[name] = (start, time.monotonic())
+        return out
+
+    played = play_side_by_side(server, BEHAVIOURS, timed, budget=10)
     assert played is not None
-    took = time.monotonic() - start
     assert {name: p.attempt for name, p in played.items()} == EXPECTED
-    assert all(p.how.startswith("side by side") for p in played.values())
-    # two waits of 1.5 s one after the other would take 3 s
-    assert took < 2 * WAIT_S, took
-    assert played["stall-mid-reply"].sent_hex == [codec.header(codec.Action.PAM_AUTHC).hex()]
+    assert all(p.how.startswith("side by side") and p.error is None for p in played.values())
+    # the two waits of WAIT_S overlap (one at a time, the second starts after the first)
+    (a0, a1), (b0, b1) = spans["silence"], spans["stall-mid-reply"]
+    assert b0 < a1 and a0 < b1, spans
+    assert played["stall-mid-reply"].sent_hex == [HEADER]
     assert played["silence"].sent_hex == [""]
 
 
-def test_a_second_connection_throws_the_batch_away_and_each_plays_alone(server) -> None:
-    def twice(_name: str) -> str:
-        first = _ask(server)
-        time.sleep(0.5)  # by now the next behaviour is armed, and this one is not its own
-        return first + "|" + _ask(server)
-
-    assert play_side_by_side(server, BEHAVIOURS[2:], twice, budget=5) is None
-    alone = {b[0]: play_alone(server, b, twice) for b in BEHAVIOURS[2:]}
-    assert alone["deny"].attempt == "denied|denied"
-    assert alone["slow-grant"].attempt == "granted|granted"
-    assert all(p.how.startswith("alone") and len(p.sent_hex) == 2 for p in alone.values())
+def test_a_retry_landing_in_a_later_window_does_not_count(server) -> None:
+    # deny's login connects again 0.4 s later, while the silent behaviour is armed
+    special = {"deny": lambda: login(server, times=2, pause=0.4)}
+    behaviours = [BEHAVIOURS[2], ("grant", "grant", {}, ""), BEHAVIOURS[0]]
+    special["silence"] = lambda: login(server, delay=0.3)
+    assert play_side_by_side(server, behaviours, logins(server, **special), budget=10) is None
 
 
-def test_a_client_that_never_connects_is_waited_out_before_the_next(server) -> None:
-    calls: list[str] = []
+def test_a_retry_after_the_last_window_does_not_count(server) -> None:
+    special = {"slow-grant": lambda: login(server, times=2, pause=0.5)}
+    assert play_side_by_side(server, BEHAVIOURS[2:], logins(server, **special),
+                             budget=10) is None
 
-    def maybe(_name: str) -> str:
-        calls.append("x")
-        if len(calls) == 1:
-            time.sleep(0.3)
-            return "no connection"
-        return _ask(server)
 
-    played = play_side_by_side(server, BEHAVIOURS[2:], maybe, budget=5)
+def test_a_login_that_never_connects_ends_the_batch(server) -> None:
+    special = {"deny": lambda: "no connection"}
+    assert play_side_by_side(server, BEHAVIOURS[2:], logins(server, **special),
+                             budget=10) is None
+
+
+def test_a_connection_open_from_before_is_nobody_s(server) -> None:
+    server.set("silence")
+    earlier = threading.Thread(target=login, args=(server,))
+    earlier.start()
+    deadline = time.monotonic() + 10
+    while server.ping().get("open", 0) < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    played = play_side_by_side(server, BEHAVIOURS[2:], logins(server), budget=10)
+    earlier.join(10)
     assert played is not None
-    assert played["deny"].attempt == "no connection"
-    assert played["deny"].sent_hex == []
-    assert played["slow-grant"].attempt == "granted"
+    assert {n: p.attempt for n, p in played.items()} == {"deny": "denied",
+                                                           "slow-grant": "granted"}
+
+
+def test_play_alone_keeps_only_its_own_connections(server) -> None:
+    played = play_alone(server, BEHAVIOURS[2], lambda _name: login(server, times=2))
+    assert played.attempt == "denied|denied" and len(played.sent_hex) == 2
+    assert played.how.startswith("alone")
 
 
 class _Target:
@@ -96,8 +141,9 @@ class _Target:
 
     hang_bound = login_timeout = 2.0
 
-    def __init__(self, proc: ScenarioProcess, login: Any) -> None:
-        self.proc, self.login, self.beside = proc, login, {}  # type: dict[str, Any]
+    def __init__(self, proc: ScenarioProcess, attempt: Callable[[], str]) -> None:
+        self.proc, self._attempt = proc, attempt
+        self.beside: dict[str, Any] = {}
 
     def start_sshd(self) -> None:
         pass
@@ -108,32 +154,39 @@ class _Target:
         return self.proc
 
     def attempt(self) -> str:
-        return str(self.login())
+        return self._attempt()
 
     def ssh(self, _user: str, _password: str) -> str:
-        return "ssh:" + str(self.login())
+        return "ssh:" + self._attempt()
 
 
-def test_play_beside_runs_the_batch_once_and_plays_alone_when_it_was_not_clean(server) -> None:
-    from types import SimpleNamespace
-
-    from pamconform.protocols.nslcd.module_steps import BESIDE, SSH_SILENCE, play_beside
-
-    clean = _Target(server, lambda: _ask(server))
-    ctx = SimpleNamespace(target=clean)
-    first = play_beside(ctx, BESIDE[0][0])  # type: ignore[arg-type]
+def test_play_beside_runs_the_batch_once_and_else_plays_each_alone(server) -> None:
+    clean = _Target(server, lambda: login(server))
+    ctx: Any = SimpleNamespace(target=clean)
+    first = play_beside(ctx, BESIDE[0][0])
     assert first.how.startswith("side by side") and first.attempt == "timeout:"
     assert set(clean.beside) == {b[0] for b in BESIDE}
-    assert play_beside(ctx, SSH_SILENCE[0]).attempt == "ssh:timeout:"  # type: ignore[arg-type]
+    assert play_beside(ctx, SSH_SILENCE[0]).attempt == "ssh:timeout:"
 
-    def twice() -> str:
-        first = _ask(server)
-        time.sleep(0.5)
-        return first + "|" + _ask(server)
-
-    unclean = _Target(server, twice)
+    unclean = _Target(server, lambda: login(server, times=2, pause=0.3))
     ctx = SimpleNamespace(target=unclean)
-    played = play_beside(ctx, "silence")  # type: ignore[arg-type]
+    played = play_beside(ctx, "silence")
     assert played.how.startswith("alone"), played.how
     assert played.attempt == "timeout:|timeout:"
     assert unclean.beside == dict.fromkeys(b[0] for b in BESIDE)  # each plays alone later
+
+
+def test_a_login_error_is_raised_in_its_own_case_only(server) -> None:
+    def attempt() -> str:
+        return login(server)
+
+    class Broken(_Target):
+        def ssh(self, _user: str, _password: str) -> str:
+            login(server)
+            raise RuntimeError("the ssh driver broke")
+
+    target = Broken(server, attempt)
+    ctx: Any = SimpleNamespace(target=target)
+    assert play_beside(ctx, "silence").attempt == "timeout:"
+    with pytest.raises(RuntimeError, match="ssh driver"):
+        play_beside(ctx, SSH_SILENCE[0])

@@ -11,7 +11,9 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from pamconform.core import interrupts
 from pamconform.core.context import CaseContext
+from pamconform.core.errors import HarnessError
 from pamconform.core.outcome import Fail
 from pamconform.drivers.direct import Attempt, expect_ran
 from pamconform.drivers.login import LoginOutcome, LoginResult
@@ -156,14 +158,16 @@ def play(ctx: CaseContext, scenario: str, args: dict[str, Any], *, valgrind: boo
 def play_beside(ctx: CaseContext, name: str) -> Played:
     """Behaviour ``name`` of :data:`BESIDE`, from one side-by-side run of all of them per
     target (side_by_side.py: armed in turn, so each connection gets its own behaviour),
-    or alone if that run was not clean. A direct behaviour's ``attempt`` is an Attempt,
+    or alone if that run did not count. A direct behaviour's ``attempt`` is an Attempt,
     the ssh one's a LoginResult."""
     t = target(ctx)
 
     def login(which: str) -> Any:
         return t.ssh(LOGIN_USER, PASSWORD) if which == SSH_SILENCE[0] else t.attempt()
 
-    with _BESIDE_LOCK:
+    if not _BESIDE_LOCK.acquire(timeout=BESIDE_LOCK_S):
+        raise HarnessError("the side-by-side N-M2 run of another case did not end")
+    try:
         if name not in t.beside:
             t.start_sshd()  # before arming: sshd's start is no part of the login
             first = BESIDE[0]
@@ -172,12 +176,21 @@ def play_beside(ctx: CaseContext, name: str) -> Played:
             batch = play_side_by_side(proc, BESIDE, login, budget)
             t.beside.update(batch or dict.fromkeys(b[0] for b in BESIDE))
         played: Played | None = t.beside[name]
+    finally:
+        _BESIDE_LOCK.release()
     if played is None:
+        signum = interrupts.received()
+        if signum is not None:
+            raise interrupts.Interrupted(signum)
         behaviour = next(b for b in BESIDE if b[0] == name)
         played = play_alone(t.scenario(behaviour[1], **behaviour[2]), behaviour, login)
+    if played.error is not None:
+        raise played.error
     return played
 
 
+#: How long a case waits for another case's side-by-side run (its budget, then some).
+BESIDE_LOCK_S = 200.0
 _BESIDE_LOCK = threading.Lock()
 
 
