@@ -297,7 +297,8 @@ def test_an_ssh_engine_that_does_not_answer_is_one_line(tmp_path) -> None:
     assert proc.returncode == 3, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
     ours = [line for line in proc.stderr.splitlines() if line.startswith("pamconform")]
-    assert len(ours) == 1 and "no Docker engine answers" in ours[0], proc.stderr
+    assert len(ours) == 1 and "no Docker engine answers at ssh://" in ours[0], proc.stderr
+    assert "ensure-engine" not in ours[0]  # no use for a remote engine
     assert not _ssh_left(env)
 
 

@@ -21,8 +21,18 @@ class EngineUnavailable(HarnessError, RuntimeError):
     """No Docker engine answered. Run ``containers/ensure-engine.sh`` to get one."""
 
     def __init__(self, detail: str = "") -> None:
-        super().__init__(f"{HINT} ({detail})" if detail else HINT)
+        hint = _hint()
+        super().__init__(f"{hint} ({detail})" if detail else hint)
         self.detail = detail
+
+
+def _hint() -> str:
+    """:data:`HINT`, or for a remote engine (``ssh://``, ``tcp://``) what to check there."""
+    host = os.environ.get("DOCKER_HOST", "")
+    if host.startswith(("ssh://", "tcp://")):
+        return (f"no Docker engine answers at {host}: check that engine and the ssh or TLS "
+                "settings that reach it (docs/ci.md)")
+    return HINT
 
 
 def connect(timeout: float = 10) -> docker.DockerClient:
