@@ -19,9 +19,8 @@ from pamconform.drivers.direct import Attempt, expect_ran
 from pamconform.drivers.login import LoginOutcome, LoginResult
 
 from .module_target import LOGIN_USER, PASSWORD, LabModuleTarget
-from .side_by_side import Played, play_alone, play_side_by_side
+from .side_by_side import Behaviour, Played, play_alone, play_side_by_side
 
-Behaviour = tuple[str, str, dict[str, Any], str]
 #: The user name field after ["int", 0] in a success entry.
 _HEAD: list[list[Any]] = [["version"], ["action"], ["begin"], ["int", 0]]
 

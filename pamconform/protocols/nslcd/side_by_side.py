@@ -36,6 +36,7 @@ ARM_S = 5.0
 #: How often the server's record is read while arming.
 POLL_S = 0.05
 
+#: (name, scenario, its args, what the daemon does)
 Behaviour = tuple[str, str, dict[str, Any], str]
 
 
