@@ -76,7 +76,7 @@ def test_results_keep_the_order_and_free_cases_overlap() -> None:
     took = time.monotonic() - start
     assert [r.case.id for r in out.results] == ["a", "b", "c"]
     assert [str(r.verdict) for r in out.results] == ["PASS"] * 3
-    assert took < 0.9, took  # sequential would be 1.0 s
+    assert took < 5, took  # a bound for a hang only: the overlaps below prove concurrency
     assert clock.overlap("a", "b") and clock.overlap("a", "c")
     # progress comes as each finishes, numbered 1..n, from the calling thread
     assert seen == [(1, "b"), (2, "c"), (3, "a")]

@@ -84,7 +84,8 @@ def test_gallery_server_answers_and_stops(servers: dict[str, Running], name: str
         first = sock.recv(1)  # keeps-open never closes: read the reply byte only
         assert first == (b"1" if name == "inverted-polarity" else b"0")
         r.proc.send_signal(signal.SIGTERM)  # with the connection still open
-        _, err = r.proc.communicate(timeout=5)
+        # The stop itself takes well under the 2 s grace; the margin is for a loaded CI host.
+        _, err = r.proc.communicate(timeout=30)
     assert r.proc.returncode == 0, err.decode(errors="replace")
     assert b"Traceback" not in err
     assert not r.socket.exists()

@@ -236,23 +236,24 @@ def test_idle_timeout_covers_the_whole_request(make_server: Callable[..., Any]) 
     assert time.monotonic() - start < 1.5
 
 
-def test_slow_clients_do_not_delay_others(server: Any) -> None:
+def test_slow_clients_do_not_delay_others(make_server: Callable[..., Any]) -> None:
+    server = make_server(idle_timeout=10.0)  # a serial server would make the third wait 10 s
     path = server.socket_path
     with connect(path), connect(path) as slow:  # one silent, one slow
         slow.sendall(b"al")
         start = time.monotonic()
         assert ask(path, req(b"alice", b"alice-auth-pw")) == b"0"
-        assert time.monotonic() - start < 0.5
+        assert time.monotonic() - start < 3.0
 
 
 def test_max_clients_refuses_extra_connections(make_server: Callable[..., Any]) -> None:
-    server = make_server(max_clients=2, max_per_uid=2, idle_timeout=3.0)
+    server = make_server(max_clients=2, max_per_uid=2, idle_timeout=10.0)
     path = server.socket_path
     with connect(path), connect(path):
         time.sleep(0.2)  # both slots are taken by silent clients
         start = time.monotonic()
         assert ask(path, req(b"alice", b"alice-auth-pw")) == b"1"
-        assert time.monotonic() - start < 0.5
+        assert time.monotonic() - start < 3.0  # refused at once, not after the 10 s idle
     deadline = time.monotonic() + 3
     while ask(path, req(b"alice", b"alice-auth-pw")) != b"0":
         assert time.monotonic() < deadline, "slots were not released"
@@ -500,7 +501,7 @@ def test_serve_logs_but_never_the_password_and_stops_on_sigterm(short_dir: Path)
             time.sleep(0.2)
             held.sendall(secret.encode() + b"\n")
             assert read_all(held) == b"0"
-        _, err = proc.communicate(timeout=10)
+        _, err = proc.communicate(timeout=30)
         assert proc.returncode == 0
     finally:
         if proc.poll() is None:
@@ -533,10 +534,11 @@ def test_sigterm_cuts_a_silent_client_after_the_grace_period(short_dir: Path) ->
             time.sleep(0.1)
             start = time.monotonic()
             proc.send_signal(signal.SIGTERM)
-            _, err = proc.communicate(timeout=10)
+            _, err = proc.communicate(timeout=30)
             assert read_all(silent) == b"1"
         assert proc.returncode == 0
-        assert 1.5 < time.monotonic() - start < 4.0
+        # cut after the 2 s grace, not at the 60 s idle timeout (the margin is for a loaded host)
+        assert 1.5 < time.monotonic() - start < 15.0
         assert not sock.exists()
         assert b"Traceback" not in err
     finally:

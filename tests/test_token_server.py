@@ -304,7 +304,7 @@ def test_cli_foreground_and_socket_override(short_dir: Path) -> None:
         token = ts.Token.parse(proc.stdout.readline().strip())
         assert token.pid == proc.pid and path.exists()
         assert ask(str(path), token.raw + b"x") == FAIL
-        assert proc.wait(timeout=5) == 1
+        assert proc.wait(timeout=30) == 1
         assert not path.exists()
         assert proc.stderr is not None and token.auth not in proc.stderr.read()
     finally:
