@@ -184,11 +184,15 @@ def finish(targets: list[TargetResult], args: argparse.Namespace, console: Conso
             run.shard["known_failing"] = [[k.target, k.case] for k in outcome.still_failing]
     base = Path("reports")
     directory = args.report or report.default_dir(base, run.started)
+    lane = bool(getattr(args, "lane_targets", None))  # run --parallel's parent tells
     with interrupts.shielded():  # a signal now waits until the report is whole
         report.write(run, directory)
         if args.report is None:
             report.point_latest(directory)
-        console.line(f"\nreport: {directory}/index.html (index.json, junit.xml)")
+        if not lane:
+            console.line(f"\nreport: {directory}/index.html (index.json, junit.xml)")
+    if lane:
+        return exit_code(counted)
     for line in lines:
         console.line(line)
     if getattr(args, "baseline", None) is not None:  # --baseline (pamconform.cli.diff)

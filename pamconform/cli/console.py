@@ -47,13 +47,16 @@ class Console:
         self.out = out or sys.stdout
         self.quiet = quiet
         self.colour = self.out.isatty()
+        #: put before every line (a lane of ``run --parallel`` names its target)
+        self.tag = ""
 
     def verdict(self, verdict: Verdict) -> str:
         text = f"{verdict!s:<13}"
         return f"\033[{_COLOURS[verdict]}m{text}\033[0m" if self.colour else text
 
     def line(self, text: str = "") -> None:
-        print(redact(text), file=self.out, flush=True)
+        lead = f"{self.tag} | " if self.tag else ""
+        print(lead + redact(text), file=self.out, flush=True)
 
     def progress(self, i: int, n: int, result: CaseResult) -> None:
         if self.quiet:
@@ -63,8 +66,9 @@ class Console:
         # the case id is the suite's text, never a secret: not redacted (a password
         # fragment can match part of it)
         head = redact(f"[{i:>{width}}/{n}] {self.verdict(result.verdict)} ")
-        print(f"{head}{result.case.id} ({result.duration_s:.2f} s){msg}", file=self.out,
-              flush=True)
+        lead = f"{self.tag} | " if self.tag else ""
+        print(f"{lead}{head}{result.case.id} ({result.duration_s:.2f} s){msg}",
+              file=self.out, flush=True)
 
     def summary(self, target: TargetResult) -> None:
         # a stopped run's verdicts get a column only when the target has them

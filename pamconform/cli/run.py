@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pamconform import protocols, report
-from pamconform.cli import common, project_run
+from pamconform.cli import common, parallel_run, project_run
 from pamconform.cli.console import Console
 from pamconform.cli.targets import Step, add_shard_options, list_steps, run_steps, shard_steps
 from pamconform.core import resources
@@ -56,6 +56,7 @@ def register(sub: Any) -> None:
     common.add_hang_bound(run)
     common.add_run_options(run)
     add_shard_options(run)
+    parallel_run.add_options(run)
     run.set_defaults(func=cmd_run)
 
 
@@ -72,6 +73,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         steps = plan(args, console, distros)
     common.selected([c for step in steps for c in step.cases])
     steps, shard = shard_steps(steps, args)
+    steps = parallel_run.keep_lane(steps, args)
     if args.list:
         return list_steps(steps, console)
     check_report_dir(args.report)
@@ -86,6 +88,8 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
             return format_differences(distro_differences(results), distros)
         return []
 
+    if args.parallel > 1:
+        return parallel_run.run_lanes(steps, args, console, run, after=differences)
     return run_steps(steps, args, console, run, after=differences)
 
 
@@ -138,7 +142,7 @@ def _lab_step(protocol: Protocol, pkg: LabPackage, cases: list[Case],
 
     return Step(pkg.name, pkg.kind, protocol.name, cases, check,
                 lab=None if args.no_lab else f"{protocol.name} ({pkg.package})",
-                in_lab=not args.no_lab)
+                in_lab=not args.no_lab, lane=f"{protocol.name} lab")
 
 
 def _server_step(protocol: Protocol, server: ReferenceServer, cases: list[Case],

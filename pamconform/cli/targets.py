@@ -45,6 +45,9 @@ class Step:
     lab: str | None = None
     #: whether it starts containers (a set-up cost for --shard)
     in_lab: bool = False
+    #: steps with the same lane share something (a lab) and run in one process, one after
+    #: another, under ``run --parallel``; None: a lane of its own
+    lane: str | None = None
 
     @property
     def planned(self) -> common.Planned:
@@ -82,7 +85,7 @@ def shard_steps(steps: list[Step], args: argparse.Namespace
         return steps, None
     unique_names(steps)
     plan = {s.name: [c.id for c in s.cases] for s in steps}
-    weights = _weights(getattr(args, "shard_weights", None), steps)
+    weights = case_weights(getattr(args, "shard_weights", None), steps)
     setup = {s.name: SETUP_ESTIMATE_S[s.in_lab] for s in steps}
     where = sharding.assign([(s.name, c.id) for s in steps for c in s.cases], part.count,
                             weights=weights, setup=setup)
@@ -99,7 +102,9 @@ def shard_steps(steps: list[Step], args: argparse.Namespace
     return kept, record
 
 
-def _weights(path: Path | None, steps: list[Step]) -> dict[sharding.Pair, float]:
+def case_weights(path: Path | None, steps: list[Step]) -> dict[sharding.Pair, float]:
+    """Each (target, case) pair's expected seconds: from the report at ``path`` (a
+    directory or its index.json) where it has the pair, else the static estimate."""
     weights = {(s.name, c.id): CASE_ESTIMATE_S[s.in_lab] for s in steps for c in s.cases}
     if path is None:
         return weights
@@ -128,9 +133,13 @@ def run_steps(steps: list[Step], args: argparse.Namespace, console: Console,
     unique_names(steps)
     results: list[TargetResult] = []
     began = time.monotonic()
+    lane = bool(getattr(args, "lane_targets", None))  # a lane of run --parallel: its
+    # parent shows the summaries and writes the report; its lines say whose they are
     try:
         for step in steps:
             start = time.monotonic()
+            if lane:
+                console.tag = step.name
             try:
                 result = step.check(step.cases)
             except HarnessError as exc:
@@ -141,12 +150,13 @@ def run_steps(steps: list[Step], args: argparse.Namespace, console: Console,
                 raise
             result.info["timing"] = target_timing(result, time.monotonic() - start)
             results.append(result)
-            console.summary(result)
+            if not lane:
+                console.summary(result)
         for text in after(results) if after else []:
             console.line(text)
     except Interrupted as stop:
         return common.stopped(stop, results, [s.planned for s in steps], args, console, run)
-    if len(results) > 1:
+    if len(results) > 1 and not lane:
         each = ", ".join(f"{t.name} {t.info['timing']['wall_s']:.1f} s" for t in results)
         console.line(f"\nwall time: {time.monotonic() - began:.1f} s for {len(results)} "
                      f"targets ({each})")

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pamconform.core import gate as lane_gate
 from pamconform.core import interrupts
 from pamconform.core.context import CaseContext
 from pamconform.core.errors import TargetUnreachable
@@ -26,6 +27,8 @@ CASE_BUDGET_S = 240.0
 #: How long past its budget a case still running keeps others that conflict with it
 #: waiting (its operations' own timeouts end it well before).
 OVERRUN_HOLD_S = 120.0
+#: How often a case the machine-wide gate kept out is tried again (``run --parallel``).
+GATE_RETRY_S = 0.2
 
 
 @dataclass
@@ -127,10 +130,13 @@ class _Running:
     box: dict[str, BaseException]
     #: set when the body has returned (its thread may live a moment longer)
     ended: threading.Event = field(default_factory=threading.Event)
+    #: what it holds of the machine-wide gate (``run --parallel``), released when it ends
+    gate_pass: lane_gate.Pass | None = None
 
     @classmethod
     def launch(cls, case: Case, target: Any, strict: bool,
-              done: queue.SimpleQueue[_Running] | None) -> _Running:
+              done: queue.SimpleQueue[_Running] | None,
+              gate_pass: lane_gate.Pass | None = None) -> _Running:
         ctx = CaseContext(target=target, strict=strict, exclusive=case.exclusive)
         box: dict[str, BaseException] = {}
         holder: list[_Running] = []
@@ -145,11 +151,13 @@ class _Running:
                 if failed is not None and "error" not in box:
                     box["error"] = failed
                 holder[0].ended.set()
+                if gate_pass is not None:
+                    gate_pass.release()
                 if done is not None:
                     done.put(holder[0])
 
         worker = threading.Thread(target=body, name=f"case-{case.id}", daemon=True)
-        running = cls(case, ctx, worker, time.monotonic(), box)
+        running = cls(case, ctx, worker, time.monotonic(), box, gate_pass=gate_pass)
         holder.append(running)
         worker.start()
         return running
@@ -262,11 +270,15 @@ def run_target(
     this thread, numbered by how many have finished. With ``jobs=1`` the cases run one
     after another in order.
 
+    Under ``run --parallel`` (:mod:`pamconform.core.gate`) a case also waits for the
+    machine-wide gate: what runs alone, or under valgrind, holds over the other processes.
+
     On Ctrl-C or SIGTERM, raises :class:`~pamconform.core.interrupts.Interrupted` whose
     ``partial`` is this target: the finished cases, the running ones INTERRUPTED, the
     rest NOT-RUN.
     """
     limit = jobs if jobs is not None else jobs_setting(kind)
+    gate = lane_gate.from_env()
     out = TargetResult(name=target.name, kind=kind, protocol=protocol)
     finished: dict[int, CaseResult] = {}
     running: dict[int, _Running] = {}
@@ -286,15 +298,25 @@ def run_target(
             now = time.monotonic()
             for i, r in list(overrun.items()):
                 if r.ended.is_set() or r.deadline + OVERRUN_HOLD_S <= now:
+                    if r.gate_pass is not None:
+                        r.gate_pass.release()
                     del overrun[i]
+            gated = False
             for i in _startable(cases, pending, running, limit, holding=overrun):
-                launched = _Running.launch(cases[i], target, strict, done)
+                gate_pass = gate.try_enter(i, cases[i]) if gate is not None else None
+                if gate is not None and gate_pass is None:
+                    gated = True  # the other processes hold what it needs: try again soon
+                    continue
+                launched = _Running.launch(cases[i], target, strict, done, gate_pass)
                 running[i] = launched  # a signal from here on finds it running
                 pending.remove(i)
             try:
                 waits = [r.deadline for r in running.values()] or \
-                    [min(r.deadline + OVERRUN_HOLD_S for r in overrun.values())]
-                ended = done.get(timeout=max(0.0, min(waits) - time.monotonic()))
+                    [r.deadline + OVERRUN_HOLD_S for r in overrun.values()]
+                wait = min(waits) - time.monotonic() if waits else GATE_RETRY_S
+                if gated:
+                    wait = min(wait, GATE_RETRY_S)
+                ended = done.get(timeout=max(0.0, wait))
                 # None: it was already graded as over its budget
                 at = next((k for k, r in running.items() if r is ended), None)
                 if at is not None:
@@ -320,6 +342,12 @@ def run_target(
                                    "case": cases[first].id if first is not None else None}
         stopped.partial = out
         raise stopped from None
+    finally:
+        if gate is not None:
+            gate.withdraw()
+            for r in [*running.values(), *overrun.values()]:
+                if r.gate_pass is not None:
+                    r.gate_pass.release()
     out.results = [finished[i] for i in range(len(cases))]
     return out
 

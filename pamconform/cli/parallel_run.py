@@ -1,0 +1,262 @@
+"""``run --parallel N``: the run's targets in N lanes, side by side, one report.
+
+Each lane is a ``pamconform run`` process of its own (the same command line, told which
+targets to check and where to put their report): a lab, a local server and the Ctrl-C of
+each stay in their process. Targets that share a lab (``Step.lane``) go to one lane, one
+after another. Lanes are balanced by the targets' expected durations (``--shard-weights``,
+else the last report in ``reports/latest``, else an estimate per case).
+
+The lanes share a machine-wide gate (:mod:`pamconform.core.gate`): a case that needs the
+machine alone (a timing measurement, a case graded on promptness) runs with no case of
+another lane running, and valgrind cases run one at a time over all lanes, so no verdict
+depends on what ran beside it. Each lane's lines are shown as they come, tagged with its
+target; the summaries, the report and the exit code come at the end, in plan order, as
+from a run one target after another.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from pamconform import report
+from pamconform.cli import common
+from pamconform.cli.console import Console
+from pamconform.cli.targets import SETUP_ESTIMATE_S, Step, case_weights, unique_names
+from pamconform.core import gate as lane_gate
+from pamconform.core.errors import UsageError
+from pamconform.core.interrupts import Interrupted
+from pamconform.core.runner import CaseResult, TargetResult
+from pamconform.core.verdicts import Verdict
+
+#: How long the lanes get to write their reports and remove their labs after a signal.
+STOP_WAIT_S = 180.0
+#: How long a lane that has exited gets to close its output.
+DRAIN_S = 10.0
+
+
+def add_options(p: argparse.ArgumentParser) -> None:
+    """``--parallel N`` and the hidden ``--lane-targets`` of a lane's own process."""
+    p.add_argument("--parallel", type=_count, default=1, metavar="N",
+                   help="check up to N targets at once, each lane in its own process "
+                   "(targets sharing a lab in one lane; what needs the machine alone, or "
+                   "valgrind, still runs alone over all lanes); default 1")
+    p.add_argument("--lane-targets", default=None, help=argparse.SUPPRESS)
+
+
+def _count(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: a whole number of at least 1")
+    return int(text)
+
+
+def keep_lane(steps: list[Step], args: argparse.Namespace) -> list[Step]:
+    """In a lane's process: only the targets its parent gave it (all of them known)."""
+    if not args.lane_targets:
+        return steps
+    names = json.loads(args.lane_targets)
+    known = {s.name for s in steps}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise UsageError(f"--lane-targets: {unknown[0]!r} is not a target of this run")
+    return [s for s in steps if s.name in names]
+
+
+def units(steps: list[Step]) -> list[list[Step]]:
+    """The steps grouped by what must run in one process, one after another, in plan order."""
+    groups: dict[str, list[Step]] = {}
+    for step in steps:
+        groups.setdefault(step.lane or f"target:{step.name}", []).append(step)
+    return list(groups.values())
+
+
+def assign(groups: list[list[Step]], count: int,
+           cost: Callable[[Step], float]) -> list[list[Step]]:
+    """``groups`` over at most ``count`` lanes, the longest first to the least loaded
+    lane; each lane's steps in plan order. No lane is empty."""
+    order = {id(s): i for i, s in enumerate(s for g in groups for s in g)}
+    lanes: list[list[Step]] = [[] for _ in range(min(count, len(groups)))]
+    load = [0.0] * len(lanes)
+    for group in sorted(groups, key=lambda g: -sum(cost(s) for s in g)):
+        k = load.index(min(load))
+        lanes[k] += group
+        load[k] += sum(cost(s) for s in group)
+    return [sorted(lane, key=lambda s: order[id(s)]) for lane in lanes]
+
+
+def _costs(steps: list[Step], args: argparse.Namespace) -> Callable[[Step], float]:
+    path = getattr(args, "shard_weights", None)
+    latest = Path("reports") / "latest" / "index.json"
+    if path is None and latest.is_file():
+        path = latest
+    try:
+        weights = case_weights(path, steps)
+    except UsageError:  # an unreadable last report: the estimate
+        weights = case_weights(None, steps)
+
+    def cost(step: Step) -> float:
+        return SETUP_ESTIMATE_S[step.in_lab] + sum(weights[(step.name, c.id)]
+                                                   for c in step.cases)
+
+    return cost
+
+
+@dataclass
+class _Lane:
+    """One lane's process, its targets and where its report goes."""
+
+    number: int
+    steps: list[Step]
+    report: Path
+    proc: subprocess.Popen[bytes]
+    reader: threading.Thread | None = None
+    lines: list[str] = field(default_factory=list)
+
+    @property
+    def names(self) -> list[str]:
+        return [s.name for s in self.steps]
+
+
+def run_lanes(steps: list[Step], args: argparse.Namespace, console: Console, run: report.Run,
+              after: Callable[[list[TargetResult]], list[str]] | None = None) -> int:
+    """Check ``steps`` in ``args.parallel`` lanes (see the module docstring); the exit code."""
+    from pamconform.cli.targets import run_steps
+
+    unique_names(steps)
+    groups = units(steps)
+    if args.parallel < 2 or len(groups) < 2:
+        return run_steps(steps, args, console, run, after=after)
+    lanes_steps = assign(groups, args.parallel, _costs(steps, args))
+    began = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="pamconform-lanes-") as tmp:
+        gate = Path(tmp) / "gate"
+        gate.mkdir(mode=0o700)
+        console.line(f"== {len(steps)} targets in {len(lanes_steps)} lanes: " + "; ".join(
+            f"lane {k + 1}: {', '.join(s.name for s in lane)}"
+            for k, lane in enumerate(lanes_steps)))
+        lanes = [_spawn(k + 1, lane, Path(tmp) / f"lane{k + 1}", gate, args)
+                 for k, lane in enumerate(lanes_steps)]
+        out_lock = threading.Lock()
+        for lane in lanes:
+            lane.reader = threading.Thread(target=_forward, args=(lane, console, out_lock),
+                                           name=f"lane-{lane.number}", daemon=True)
+            lane.reader.start()
+        try:
+            _wait(lanes)
+        except Interrupted as stop:
+            _stop(lanes, stop.signum)
+            results, broken = _collect(lanes, steps)
+            for result in results:
+                console.summary(result)
+            stop.partial = None
+            return common.stopped(stop, results, [s.planned for s in steps], args, console,
+                                  run)
+        results, broken = _collect(lanes, steps)
+    for result in results:
+        console.summary(result)
+    for text in after(results) if after else []:
+        console.line(text)
+    each = ", ".join(f"{t.name} {t.info['timing']['wall_s']:.1f} s" for t in results
+                     if "timing" in t.info)
+    console.line(f"\nwall time: {time.monotonic() - began:.1f} s for {len(results)} targets "
+                 f"in {len(lanes)} lanes ({each})")
+    code = common.finish(results, args, console, run)
+    for text in broken:
+        console.line(f"pamconform: {text}")
+    return 3 if broken else code
+
+
+def _spawn(number: int, steps: list[Step], where: Path, gate: Path,
+           args: argparse.Namespace) -> _Lane:
+    argv = [sys.executable, "-m", "pamconform.cli", *args.command_line,
+            "--parallel", "1", "--lane-targets", json.dumps([s.name for s in steps]),
+            "--report", str(where)]
+    env = {**os.environ, lane_gate.ENV: str(gate), "PYTHONUNBUFFERED": "1"}
+    # its own process group: a Ctrl-C reaches the parent only, which passes it on once
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, env=env, process_group=0)
+    return _Lane(number, steps, where, proc)
+
+
+def _forward(lane: _Lane, console: Console, lock: threading.Lock) -> None:
+    """Show the lane's lines as they come (already redacted by the lane's process)."""
+    stream: IO[bytes] | None = lane.proc.stdout
+    assert stream is not None
+    for raw in stream:
+        text = raw.decode("utf-8", "replace").rstrip("\n")
+        lane.lines.append(text)
+        with lock:
+            console.line(text)
+
+
+def _wait(lanes: list[_Lane]) -> None:
+    """Until every lane's process has ended (a signal raises Interrupted meanwhile)."""
+    while any(lane.proc.poll() is None for lane in lanes):
+        time.sleep(0.2)
+    for lane in lanes:
+        if lane.reader is not None:
+            lane.reader.join(DRAIN_S)
+
+
+def _stop(lanes: list[_Lane], signum: int) -> None:
+    """Pass the signal on once; wait for the lanes' reports; kill what is left."""
+    for lane in lanes:
+        if lane.proc.poll() is None:
+            lane.proc.send_signal(signum)
+    deadline = time.monotonic() + STOP_WAIT_S
+    for lane in lanes:
+        try:
+            lane.proc.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            lane.proc.kill()
+            lane.proc.wait(DRAIN_S)
+        if lane.reader is not None:
+            lane.reader.join(DRAIN_S)
+
+
+def _collect(lanes: list[_Lane], steps: list[Step]) -> tuple[list[TargetResult], list[str]]:
+    """The targets the lanes checked, in plan order; and a line per lane that broke off."""
+    found: dict[str, TargetResult] = {}
+    broken: list[str] = []
+    by_name = {s.name: s for s in steps}
+    for lane in lanes:
+        data = _lane_report(lane)
+        for target in data.get("targets", []) if data else []:
+            step = by_name.get(target.get("name"))
+            if step is not None and step.name in lane.names:
+                found[step.name] = _target(step, target)
+        missing = [n for n in lane.names if n not in found]
+        if missing or data is None:
+            broken.append(f"lane {lane.number} ended with exit code {lane.proc.returncode} "
+                          f"before it had checked {', '.join(missing) or 'its targets'} "
+                          "(its lines above say why)")
+    return [found[s.name] for s in steps if s.name in found], broken
+
+
+def _lane_report(lane: _Lane) -> dict[str, Any] | None:
+    try:
+        data = json.loads((lane.report / "index.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _target(step: Step, data: dict[str, Any]) -> TargetResult:
+    """A lane's target from its report (already redacted), with the plan's cases."""
+    cases = {c.id: c for c in step.cases}
+    results = [CaseResult(cases[c["id"]], Verdict(c["verdict"]), c.get("message", ""),
+                          float(c.get("duration_s", 0.0)), c.get("evidence", {}))
+               for c in data.get("cases", []) if c.get("id") in cases]
+    info = {k: v for k, v in data.items()
+            if k not in ("name", "kind", "protocol", "summary", "cases")}
+    return TargetResult(step.name, step.kind, step.protocol, results, info)

@@ -1,0 +1,127 @@
+"""The machine-wide gate of ``pamconform run --parallel``: what a case needs alone holds
+across the processes that check targets side by side.
+
+Inside one target the runner keeps conflicting cases apart (``exclusive=``). When several
+``pamconform`` processes run targets at once, each of them sees only its own target, so
+the gate adds what must hold across them:
+
+- a case that runs alone (``timing``, ``target``) runs with no case of any other process
+  running: its measurement (a latency, a hang bound, whether a client is served
+  promptly) sees no load of theirs;
+- ``valgrind`` cases run one at a time over all processes (CPU-bound, bounded by a
+  multiple of the hang bound).
+
+It is a set of ``flock(2)`` locks in a private directory that the parent process creates
+and names in :data:`ENV` (without it there is no gate: one process already keeps its
+cases apart). Every case holds the ``cases`` lock shared while it runs; one that runs
+alone takes it exclusively. A case that runs alone first takes the ``turnstile``, which
+every other case passes through, so a stream of short cases cannot starve it. All
+attempts are non-blocking: the runner tries again while other cases run.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import stat
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pamconform.core.registry import Case
+
+#: The environment variable naming the gate's directory.
+ENV = "PAMCONFORM_LANE_GATE"
+#: Resources held one at a time across processes.
+ONE_AT_A_TIME = ("valgrind",)
+
+
+class GateError(OSError):
+    """The gate's directory is not a private directory of this user."""
+
+
+def _try_lock(path: Path, mode: int) -> int | None:
+    """A new descriptor of ``path`` locked with ``mode``, or None when it is held."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, mode | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+@dataclass
+class Pass:
+    """What one running case holds; :meth:`release` (idempotent) lets the others in."""
+
+    fds: list[int] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def release(self) -> None:
+        with self._lock:
+            fds, self.fds = self.fds, []
+        for fd in fds:
+            os.close(fd)  # closing the last descriptor drops its flock
+
+
+class Gate:
+    """The gate in ``directory`` (see the module docstring)."""
+
+    def __init__(self, directory: Path) -> None:
+        st = os.lstat(directory)
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or \
+                st.st_mode & 0o077:
+            raise GateError(f"{directory}: the gate needs a private (0700) directory of "
+                            "this user")
+        self.directory = directory
+        #: the turnstile held by a case that waits to run alone (index in its target)
+        self._waiting: tuple[int, int] | None = None
+
+    def try_enter(self, key: int, case: Case) -> Pass | None:
+        """A pass for ``case`` (``key``: who asks, the same on each try), or None: not now."""
+        if case.alone:
+            return self._enter_alone(key)
+        turnstile = _try_lock(self.directory / "turnstile", fcntl.LOCK_SH)
+        if turnstile is None:
+            return None
+        try:
+            held = [_try_lock(self.directory / "cases", fcntl.LOCK_SH)]
+            held += [_try_lock(self.directory / name, fcntl.LOCK_EX)
+                     for name in ONE_AT_A_TIME if name in case.exclusive]
+        finally:
+            os.close(turnstile)
+        if any(fd is None for fd in held):
+            for fd in held:
+                if fd is not None:
+                    os.close(fd)
+            return None
+        return Pass([fd for fd in held if fd is not None])
+
+    def _enter_alone(self, key: int) -> Pass | None:
+        if self._waiting is None or self._waiting[0] != key:
+            self.withdraw()
+            turnstile = _try_lock(self.directory / "turnstile", fcntl.LOCK_EX)
+            if turnstile is None:
+                return None
+            self._waiting = (key, turnstile)
+        cases = _try_lock(self.directory / "cases", fcntl.LOCK_EX)
+        if cases is None:
+            return None  # others still run: keep the turnstile, try again
+        self.withdraw()
+        return Pass([cases])
+
+    def withdraw(self) -> None:
+        """Give up the turnstile held while waiting to run alone (a stopped run)."""
+        if self._waiting is not None:
+            os.close(self._waiting[1])
+            self._waiting = None
+
+
+def from_env() -> Gate | None:
+    """The gate named by :data:`ENV`, or None when this process checks targets alone."""
+    where = os.environ.get(ENV)
+    return Gate(Path(where)) if where else None

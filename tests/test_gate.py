@@ -1,0 +1,181 @@
+"""The machine-wide gate of ``run --parallel``: what runs alone, or under valgrind, holds
+across processes (two Gate objects on one directory stand for two processes: flock
+locks of separate opens conflict as between processes)."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pamconform.core import gate as lane_gate
+from pamconform.core.registry import Case
+from pamconform.core.runner import run_target
+from pamconform.core.verdicts import Severity
+
+
+def _case(cid: str, func: Callable[[Any], None] = lambda ctx: None,
+          exclusive: tuple[str, ...] = ()) -> Case:
+    return Case(cid, "R-X", Severity.MUST, cid, "test", "redirector", "server", func, "t",
+                exclusive)
+
+
+@pytest.fixture
+def gate_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "gate"
+    path.mkdir(mode=0o700)
+    return path
+
+
+def test_plain_cases_share_and_one_that_runs_alone_waits_for_them(gate_dir: Path) -> None:
+    a, b = lane_gate.Gate(gate_dir), lane_gate.Gate(gate_dir)
+    first = a.try_enter(0, _case("a"))
+    second = b.try_enter(0, _case("b"))
+    assert first is not None and second is not None
+    timing = _case("t", exclusive=("timing",))
+    assert a.try_enter(1, timing) is None  # b's case still runs
+    second.release()
+    first.release()
+    alone = a.try_enter(1, timing)
+    assert alone is not None
+    assert b.try_enter(1, _case("c")) is None  # nothing beside it
+    alone.release()
+    assert b.try_enter(1, _case("c")) is not None
+
+
+def test_a_waiting_alone_case_is_not_starved_by_new_ones(gate_dir: Path) -> None:
+    a, b = lane_gate.Gate(gate_dir), lane_gate.Gate(gate_dir)
+    running = b.try_enter(0, _case("long"))
+    assert running is not None
+    assert a.try_enter(7, _case("t", exclusive=("target",))) is None  # waits, in line
+    assert b.try_enter(1, _case("new")) is None  # may not overtake it
+    running.release()
+    alone = a.try_enter(7, _case("t", exclusive=("target",)))
+    assert alone is not None
+    alone.release()
+    assert b.try_enter(1, _case("new")) is not None
+
+
+def test_withdraw_gives_up_the_place_in_line(gate_dir: Path) -> None:
+    a, b = lane_gate.Gate(gate_dir), lane_gate.Gate(gate_dir)
+    running = b.try_enter(0, _case("long"))
+    assert running is not None
+    assert a.try_enter(3, _case("t", exclusive=("timing",))) is None
+    a.withdraw()
+    assert b.try_enter(1, _case("new")) is not None
+
+
+def test_valgrind_cases_run_one_at_a_time_over_processes(gate_dir: Path) -> None:
+    a, b = lane_gate.Gate(gate_dir), lane_gate.Gate(gate_dir)
+    vg = ("valgrind",)
+    one = a.try_enter(0, _case("m1", exclusive=vg))
+    assert one is not None
+    assert b.try_enter(0, _case("m2", exclusive=vg)) is None
+    other = b.try_enter(1, _case("plain"))
+    assert other is not None  # other cases run beside it
+    one.release()
+    again = b.try_enter(0, _case("m2", exclusive=vg))
+    assert again is not None
+    for p in (other, again):
+        p.release()
+        p.release()  # idempotent
+
+
+def test_the_gate_directory_must_be_private(tmp_path: Path) -> None:
+    open_dir = tmp_path / "open"
+    open_dir.mkdir()
+    open_dir.chmod(0o755)
+    with pytest.raises(lane_gate.GateError, match="private"):
+        lane_gate.Gate(open_dir)
+    link = tmp_path / "link"
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    link.symlink_to(private)
+    with pytest.raises(lane_gate.GateError):
+        lane_gate.Gate(link)
+
+
+def test_without_the_variable_there_is_no_gate(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(lane_gate.ENV, raising=False)
+    assert lane_gate.from_env() is None
+
+
+class _Target:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+class _Log:
+    """When each case body ran (its name, start, end)."""
+
+    def __init__(self) -> None:
+        self.spans: list[tuple[str, float, float]] = []
+        self.lock = threading.Lock()
+
+    def body(self, name: str, seconds: float) -> Callable[[Any], None]:
+        def run(ctx: Any) -> None:
+            start = time.monotonic()
+            time.sleep(seconds)
+            with self.lock:
+                self.spans.append((name, start, time.monotonic()))
+        return run
+
+    def overlaps(self, name: str) -> list[str]:
+        mine = [(s, e) for n, s, e in self.spans if n == name]
+        return [n for n, s, e in self.spans if n != name
+                for ms, me in mine if s < me and ms < e]
+
+
+def _two_targets_side_by_side(log: _Log) -> None:
+    """Target 1: a timing case among plain ones and a valgrind case; target 2: plain cases
+    and a valgrind case; each in its own thread (as the lanes run in their processes)."""
+    one = [_case("1-a", log.body("1-a", 0.3)), _case("1-timing", log.body("1-timing", 0.3),
+                                                    ("timing",)),
+           _case("1-vg", log.body("1-vg", 0.4), ("valgrind",)), _case("1-b", log.body("1-b", 0.2))]
+    two = [_case("2-vg", log.body("2-vg", 0.4), ("valgrind",))] + \
+        [_case(f"2-{i}", log.body(f"2-{i}", 0.25)) for i in range(6)]
+    results: list[Any] = []
+
+    def check(cases: list[Case], name: str) -> None:
+        results.append(run_target(cases, _Target(name), kind="module", protocol="redirector",
+                                  jobs=4))
+
+    threads = [threading.Thread(target=check, args=(c, n)) for c, n in ((one, "t1"), (two, "t2"))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(results) == 2
+    assert all(str(r.verdict) == "PASS" for t in results for r in t.results)
+
+
+def test_run_target_keeps_the_gate_across_targets(gate_dir: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(lane_gate.ENV, str(gate_dir))
+    log = _Log()
+    _two_targets_side_by_side(log)
+    assert log.overlaps("1-timing") == []  # alone on the machine
+    assert "2-vg" not in log.overlaps("1-vg")  # valgrind one at a time
+    assert log.overlaps("1-a")  # the rest does run side by side
+
+
+def test_without_the_gate_the_targets_know_nothing_of_each_other(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(lane_gate.ENV, raising=False)
+    log = _Log()
+    _two_targets_side_by_side(log)
+    assert log.overlaps("1-timing")  # what the gate is for
+
+
+def test_gate_files_are_private(gate_dir: Path) -> None:
+    p = lane_gate.Gate(gate_dir).try_enter(0, _case("x", exclusive=("valgrind",)))
+    assert p is not None
+    p.release()
+    for entry in gate_dir.iterdir():
+        assert entry.stat().st_mode & 0o777 == 0o600, entry
+    assert os.stat(gate_dir).st_mode & 0o777 == 0o700

@@ -1,0 +1,178 @@
+"""``run --parallel N``: targets in lanes side by side, one report as from one lane."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pamconform.cli import parallel_run
+from pamconform.cli.console import Console
+from pamconform.cli.targets import Step
+from pamconform.core.runner import TargetResult
+
+ROOT = Path(__file__).resolve().parents[1]
+#: Quick cases of the bundled server targets (one declared to run alone), and of the
+#: nslcd lab's targets (listed as skipped: --no-lab).
+CASES = ["--cases", "redir.server.grant-valid", "--cases", "redir.server.deny-wrong-password",
+         "--cases", "redir.server.timing-unknown-vs-wrong", "--cases",
+         "token.server.accept-exact-token", "--cases", "token.server.dead-after-failure",
+         "--cases", "nslcd.server.deny-blank-user", "--cases", "nslcd.module.daemon-b*"]
+
+
+def pamconform(*args: str, tmp: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TMPDIR=str(tmp))
+    return subprocess.run([sys.executable, "-m", "pamconform.cli", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def _report(directory: Path) -> dict[str, Any]:
+    return json.loads((directory / "index.json").read_text())  # type: ignore[no-any-return]
+
+
+def _verdicts(data: dict[str, Any]) -> list[tuple[str, list[tuple[str, str]]]]:
+    return [(t["name"], [(c["id"], c["verdict"]) for c in t["cases"]]) for t in data["targets"]]
+
+
+def test_lanes_give_the_report_of_one_lane(tmp_path: Path) -> None:
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    one, two = tmp_path / "one", tmp_path / "two"
+    seq = pamconform("run", "--no-lab", *CASES, "--report", str(one), tmp=scratch)
+    par = pamconform("run", "--no-lab", *CASES, "--parallel", "3", "--report", str(two),
+                     tmp=scratch)
+    assert seq.returncode == 0, seq.stdout + seq.stderr
+    assert par.returncode == 0, par.stdout + par.stderr
+    assert _verdicts(_report(two)) == _verdicts(_report(one))
+    # the lab targets sharing the nslcd lab went to one lane (listed, skipped: --no-lab)
+    lanes = par.stdout.splitlines()[0].split(" lanes: ", 1)[1]
+    assert " in 3 lanes: " in par.stdout.splitlines()[0]
+    members = [set(part.split(": ", 1)[1].split(", ")) for part in lanes.split("; ")]
+    assert any({"lab:nslcd", "lab:pynslcd", "lab:pam_ldap"} <= lane for lane in members), lanes
+    assert "reference-server | [" in par.stdout  # progress lines name their target
+    assert "reference-token-server | [" in par.stdout
+    assert par.stdout.count("\nreport: ") == 1 and str(two) in par.stdout
+    assert "server redirector reference-server: " in par.stdout  # the summaries, at the end
+    for path in [two, *two.iterdir()]:
+        assert path.stat().st_mode & 0o077 == 0, path
+    assert list(scratch.iterdir()) == []  # the lanes' reports and the gate are gone
+    timing = {t["name"]: t["timing"]["wall_s"] for t in _report(two)["targets"]}
+    assert timing["reference-server"] > 0
+
+
+def test_a_failing_target_sets_the_exit_code_as_in_one_lane(tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    proc = pamconform("run", "--no-lab", "--gallery", "--cases", "redir.server.grant-valid",
+                      "--cases", "redir.server.polarity", "--parallel", "4", "--report",
+                      str(out), tmp=tmp_path)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    verdicts = dict(_verdicts(_report(out)))
+    assert dict(verdicts["faulty:inverted-polarity"])["redir.server.polarity"] == "FAIL"
+    assert set(dict(verdicts["reference-server"]).values()) == {"PASS"}
+
+
+def test_ctrl_c_stops_every_lane_and_reports_what_finished(tmp_path: Path) -> None:
+    report = tmp_path / "report"
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TMPDIR=str(tmp_path), PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pamconform.cli", "run", "--no-lab", "--cases",
+         "redir.server.grant-valid", "--cases", "redir.server.silent-client-timeout",
+         "--cases", "token.server.accept-exact-token", "--cases",
+         "token.server.dead-after-failure", "--idle-limit", "60", "--parallel", "2",
+         "--report", str(report)], cwd=ROOT, env=env, text=True, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        seen = []
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            seen.append(line)
+            if "reference-server | [1/2]" in line or not line:
+                break
+        assert "reference-server | [1/2]" in seen[-1], "".join(seen)
+        lanes = _children(proc.pid)
+        assert len(lanes) == 2, lanes
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=240)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=10)
+    assert proc.returncode == 130, "".join(seen) + out + err
+    assert not any(Path(f"/proc/{pid}").exists() for pid in lanes)
+    targets = dict(_verdicts(_report(report)))
+    assert dict(targets["reference-server"]) == {
+        "redir.server.grant-valid": "PASS", "redir.server.silent-client-timeout": "INTERRUPTED"}
+    assert _report(report)["interrupted"] == "SIGINT"
+    assert "stopped by SIGINT" in out
+    assert [p for p in tmp_path.iterdir() if p.name.startswith("pamconform-lanes-")] == []
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rpartition(")")[2].split()[1]) == pid:
+                out.append(int(entry.name))
+    return out
+
+
+def test_a_lane_given_an_unknown_target_is_one_line(tmp_path: Path) -> None:
+    proc = pamconform("run", "--no-lab", "--lane-targets", '["nope"]', tmp=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == ("pamconform: error: --lane-targets: 'nope' is not a "
+                                   "target of this run")
+
+
+def _step(name: str, lane: str | None = None, cases: int = 1) -> Step:
+    def check(cases: list[Any]) -> TargetResult:
+        raise AssertionError("not run here")
+
+    return Step(name, "server", "redirector", [object()] * cases, check,  # type: ignore[list-item]
+                lane=lane)
+
+
+def test_targets_sharing_a_lab_stay_together_and_lanes_are_balanced() -> None:
+    steps = [_step("a"), _step("lab1", "lab"), _step("b"), _step("lab2", "lab"), _step("c")]
+    groups = parallel_run.units(steps)
+    assert [[s.name for s in g] for g in groups] == [["a"], ["lab1", "lab2"], ["b"], ["c"]]
+    cost = {"a": 10.0, "lab1": 30.0, "lab2": 30.0, "b": 40.0, "c": 20.0}
+    lanes = parallel_run.assign(groups, 2, lambda s: cost[s.name])
+    assert [[s.name for s in lane] for lane in lanes] == [["a", "lab1", "lab2"], ["b", "c"]]
+    assert len(parallel_run.assign(groups, 9, lambda s: 1.0)) == 4  # no empty lane
+
+
+def test_a_lane_that_broke_off_is_named(tmp_path: Path) -> None:
+    proc = subprocess.Popen(["true"])
+    proc.wait(10)
+    lane = parallel_run._Lane(2, [_step("x")], tmp_path / "none", proc)
+    results, broken = parallel_run._collect([lane], [_step("x")])
+    assert results == []
+    assert broken == ["lane 2 ended with exit code 0 before it had checked x (its lines "
+                      "above say why)"]
+
+
+def test_run_lanes_with_one_group_is_one_lane(monkeypatch: pytest.MonkeyPatch) -> None:
+    called = []
+    monkeypatch.setattr("pamconform.cli.targets.run_steps",
+                        lambda *a, **k: called.append(a) or 0)
+    steps = [_step("lab1", "lab"), _step("lab2", "lab")]
+
+    class Args:
+        parallel = 4
+
+    assert parallel_run.run_lanes(steps, Args(), Console(), None) == 0  # type: ignore[arg-type]
+    assert len(called) == 1
