@@ -2,8 +2,9 @@
 
 Each lane is a ``pamconform run`` process of its own (the same command line, told which
 targets to check and where to put their report): a lab, a local server and the Ctrl-C of
-each stay in their process. Targets that share a lab (``Step.lane``) go to one lane, one
-after another. Lanes are balanced by the targets' expected durations (``--shard-weights``,
+each stay in their process. Targets share nothing but the engine (each opens its own lab
+containers; image builds wait for each other on a lock file), so any target may go to
+any lane. Lanes are balanced by the targets' expected durations (``--shard-weights``,
 else the last report in ``reports/latest``, else an estimate per case).
 
 The lanes share a machine-wide gate (:mod:`pamconform.core.gate`): a case that needs the
@@ -48,9 +49,9 @@ DRAIN_S = 10.0
 def add_options(p: argparse.ArgumentParser) -> None:
     """``--parallel N`` and the hidden ``--lane-targets`` of a lane's own process."""
     p.add_argument("--parallel", type=_count, default=1, metavar="N",
-                   help="check up to N targets at once, each lane in its own process "
-                   "(targets sharing a lab in one lane; what needs the machine alone, or "
-                   "valgrind, still runs alone over all lanes); default 1")
+                   help="check up to N targets at once, each lane of targets in its own "
+                   "process (what needs the machine alone, or valgrind, still runs alone "
+                   "over all lanes); default 1")
     p.add_argument("--lane-targets", default=None, help=argparse.SUPPRESS)
 
 
@@ -72,25 +73,16 @@ def keep_lane(steps: list[Step], args: argparse.Namespace) -> list[Step]:
     return [s for s in steps if s.name in names]
 
 
-def units(steps: list[Step]) -> list[list[Step]]:
-    """The steps grouped by what must run in one process, one after another, in plan order."""
-    groups: dict[str, list[Step]] = {}
-    for step in steps:
-        groups.setdefault(step.lane or f"target:{step.name}", []).append(step)
-    return list(groups.values())
-
-
-def assign(groups: list[list[Step]], count: int,
-           cost: Callable[[Step], float]) -> list[list[Step]]:
-    """``groups`` over at most ``count`` lanes, the longest first to the least loaded
-    lane; each lane's steps in plan order. No lane is empty."""
-    order = {id(s): i for i, s in enumerate(s for g in groups for s in g)}
-    lanes: list[list[Step]] = [[] for _ in range(min(count, len(groups)))]
+def assign(steps: list[Step], count: int, cost: Callable[[Step], float]) -> list[list[Step]]:
+    """``steps`` over at most ``count`` lanes, the longest first to the least loaded lane;
+    each lane's steps in plan order. No lane is empty."""
+    order = {id(s): i for i, s in enumerate(steps)}
+    lanes: list[list[Step]] = [[] for _ in range(min(count, len(steps)))]
     load = [0.0] * len(lanes)
-    for group in sorted(groups, key=lambda g: -sum(cost(s) for s in g)):
+    for step in sorted(steps, key=lambda s: -cost(s)):
         k = load.index(min(load))
-        lanes[k] += group
-        load[k] += sum(cost(s) for s in group)
+        lanes[k].append(step)
+        load[k] += cost(step)
     return [sorted(lane, key=lambda s: order[id(s)]) for lane in lanes]
 
 
@@ -133,10 +125,9 @@ def run_lanes(steps: list[Step], args: argparse.Namespace, console: Console, run
     from pamconform.cli.targets import run_steps
 
     unique_names(steps)
-    groups = units(steps)
-    if args.parallel < 2 or len(groups) < 2:
+    if args.parallel < 2 or len(steps) < 2:
         return run_steps(steps, args, console, run, after=after)
-    lanes_steps = assign(groups, args.parallel, _costs(steps, args))
+    lanes_steps = assign(steps, args.parallel, _costs(steps, args))
     began = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="pamconform-lanes-") as tmp:
         gate = Path(tmp) / "gate"

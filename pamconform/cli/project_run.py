@@ -205,7 +205,7 @@ def _package_step(project: Project, target: Target, protocol: Protocol, cases: l
 
     return Step(target.name, target.kind, protocol.name, cases, check,
                 lab=None if args.no_lab else f"{protocol.name} ({pkg.package})",
-                in_lab=not args.no_lab, lane=f"{protocol.name} lab")
+                in_lab=not args.no_lab)
 
 
 def _module_steps(project: Project, target: Target, protocol: Protocol, cases: list[Case],

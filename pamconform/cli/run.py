@@ -142,7 +142,7 @@ def _lab_step(protocol: Protocol, pkg: LabPackage, cases: list[Case],
 
     return Step(pkg.name, pkg.kind, protocol.name, cases, check,
                 lab=None if args.no_lab else f"{protocol.name} ({pkg.package})",
-                in_lab=not args.no_lab, lane=f"{protocol.name} lab")
+                in_lab=not args.no_lab)
 
 
 def _server_step(protocol: Protocol, server: ReferenceServer, cases: list[Case],

@@ -45,9 +45,6 @@ class Step:
     lab: str | None = None
     #: whether it starts containers (a set-up cost for --shard)
     in_lab: bool = False
-    #: steps with the same lane share something (a lab) and run in one process, one after
-    #: another, under ``run --parallel``; None: a lane of its own
-    lane: str | None = None
 
     @property
     def planned(self) -> common.Planned:
