@@ -52,13 +52,50 @@ def test_a_waiting_alone_case_is_not_starved_by_new_ones(gate_dir: Path) -> None
     a, b = lane_gate.Gate(gate_dir), lane_gate.Gate(gate_dir)
     running = b.try_enter(0, _case("long"))
     assert running is not None
-    assert a.try_enter(7, _case("t", exclusive=("target",))) is None  # waits, in line
+    assert a.try_enter(7, _case("t", exclusive=("timing",))) is None  # waits, in line
     assert b.try_enter(1, _case("new")) is None  # may not overtake it
     running.release()
-    alone = a.try_enter(7, _case("t", exclusive=("target",)))
+    alone = a.try_enter(7, _case("t", exclusive=("timing",)))
     assert alone is not None
     alone.release()
     assert b.try_enter(1, _case("new")) is not None
+
+
+def test_a_case_alone_in_its_own_target_does_not_hold_the_others(gate_dir: Path) -> None:
+    a, b = lane_gate.Gate(gate_dir), lane_gate.Gate(gate_dir)
+    whole_target = a.try_enter(0, _case("stack", exclusive=("target",)))
+    assert whole_target is not None
+    beside = b.try_enter(0, _case("other"))
+    assert beside is not None
+    for p in (whole_target, beside):
+        p.release()
+
+
+def test_the_turnstile_is_let_go_while_a_long_case_runs_elsewhere(gate_dir: Path) -> None:
+    now = [100.0]
+    a, b = lane_gate.Gate(gate_dir, clock=lambda: now[0]), lane_gate.Gate(gate_dir)
+    timing = _case("t", exclusive=("timing",))
+    long_case = b.try_enter(0, _case("long"))
+    assert long_case is not None
+    assert a.try_enter(5, timing) is None
+    assert b.try_enter(1, _case("short")) is None  # held up behind the timing case
+    now[0] += lane_gate.TURNSTILE_HOLD_S
+    assert a.try_enter(5, timing) is None  # gives up its place for as long
+    short = b.try_enter(1, _case("short"))
+    assert short is not None
+    short.release()
+    now[0] += lane_gate.TURNSTILE_HOLD_S / 2
+    assert a.try_enter(5, timing) is None
+    second = b.try_enter(2, _case("short"))
+    assert second is not None  # still let go
+    second.release()
+    now[0] += lane_gate.TURNSTILE_HOLD_S / 2
+    assert a.try_enter(5, timing) is None  # in line again
+    assert b.try_enter(3, _case("short")) is None
+    long_case.release()
+    alone = a.try_enter(5, timing)  # nothing runs elsewhere any more
+    assert alone is not None
+    alone.release()
 
 
 def test_withdraw_gives_up_the_place_in_line(gate_dir: Path) -> None:

@@ -170,3 +170,22 @@ def test_run_lanes_with_one_target_is_one_lane(monkeypatch: pytest.MonkeyPatch) 
 
     assert parallel_run.run_lanes(steps, Args(), Console(), None) == 0  # type: ignore[arg-type]
     assert len(called) == 1
+
+
+def test_a_lab_lane_that_cannot_run_is_exit_3_with_the_others_reported(tmp_path: Path) -> None:
+    env_tmp = tmp_path / "tmp"
+    env_tmp.mkdir()
+    out = tmp_path / "report"
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TMPDIR=str(env_tmp),
+               DOCKER_HOST=f"unix://{tmp_path}/no-engine.sock")
+    proc = subprocess.run(
+        [sys.executable, "-m", "pamconform.cli", "run", "--parallel", "2", "--cases",
+         "redir.server.grant-valid", "--cases", "redir.e2e.ssh-grant", "--cases",
+         "token.server.accept-exact-token", "--report", str(out)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert "no Docker engine answers" in proc.stdout  # the lane's own line, passed on
+    assert "before it had checked reference-module" in proc.stdout
+    assert [t["name"] for t in _report(out)["targets"]] == ["reference-server",
+                                                            "reference-token-server"]
+    assert list(env_tmp.iterdir()) == []

@@ -5,18 +5,22 @@ Inside one target the runner keeps conflicting cases apart (``exclusive=``). Whe
 ``pamconform`` processes run targets at once, each of them sees only its own target, so
 the gate adds what must hold across them:
 
-- a case that runs alone (``timing``, ``target``) runs with no case of any other process
-  running: its measurement (a latency, a hang bound, whether a client is served
-  promptly) sees no load of theirs;
+- a ``timing`` case runs with no case of any other process running: its measurement (a
+  latency comparison, a hang bound) sees no load of theirs. ``target`` stays what it is,
+  the case's own target alone (the stack suite names it on every case: holding the
+  machine for each would undo the lanes);
 - ``valgrind`` cases run one at a time over all processes (CPU-bound, bounded by a
   multiple of the hang bound).
 
 It is a set of ``flock(2)`` locks in a private directory that the parent process creates
 and names in :data:`ENV` (without it there is no gate: one process already keeps its
-cases apart). Every case holds the ``cases`` lock shared while it runs; one that runs
-alone takes it exclusively. A case that runs alone first takes the ``turnstile``, which
-every other case passes through, so a stream of short cases cannot starve it. All
-attempts are non-blocking: the runner tries again while other cases run.
+cases apart). Every case holds the ``cases`` lock shared while it runs; a timing case
+takes it exclusively. A timing case first takes the ``turnstile``, which every other case
+passes through, so a stream of short cases cannot starve it. While one long case of
+another process runs (nslcd's side-by-side hang cases wait a minute) the turnstile would
+hold every process up: so it is held at most :data:`TURNSTILE_HOLD_S` at a time, then let
+go as long again. All attempts are non-blocking: the runner tries again while other
+cases run.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ import fcntl
 import os
 import stat
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,8 +38,12 @@ from pamconform.core.registry import Case
 
 #: The environment variable naming the gate's directory.
 ENV = "PAMCONFORM_LANE_GATE"
+#: Resources whose cases run with no case of another process running.
+MACHINE_ALONE = frozenset({"timing"})
 #: Resources held one at a time across processes.
 ONE_AT_A_TIME = ("valgrind",)
+#: How long a timing case holds the turnstile while others still run, and then lets go.
+TURNSTILE_HOLD_S = 10.0
 
 
 class GateError(OSError):
@@ -71,19 +81,24 @@ class Pass:
 class Gate:
     """The gate in ``directory`` (see the module docstring)."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         st = os.lstat(directory)
         if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or \
                 st.st_mode & 0o077:
             raise GateError(f"{directory}: the gate needs a private (0700) directory of "
                             "this user")
         self.directory = directory
-        #: the turnstile held by a case that waits to run alone (index in its target)
-        self._waiting: tuple[int, int] | None = None
+        self.clock = clock
+        #: the turnstile held by a case that waits to run alone: (its key, the lock's
+        #: descriptor, since when)
+        self._waiting: tuple[int, int, float] | None = None
+        #: a timing case let go of the turnstile: not taken again before this time
+        self._pause_until = 0.0
 
     def try_enter(self, key: int, case: Case) -> Pass | None:
         """A pass for ``case`` (``key``: who asks, the same on each try), or None: not now."""
-        if case.alone:
+        if not MACHINE_ALONE.isdisjoint(case.exclusive):
             return self._enter_alone(key)
         turnstile = _try_lock(self.directory / "turnstile", fcntl.LOCK_SH)
         if turnstile is None:
@@ -102,17 +117,21 @@ class Gate:
         return Pass([fd for fd in held if fd is not None])
 
     def _enter_alone(self, key: int) -> Pass | None:
-        if self._waiting is None or self._waiting[0] != key:
+        now = self.clock()
+        if self._waiting is not None and self._waiting[0] != key:
             self.withdraw()
+        if self._waiting is None and now >= self._pause_until:
             turnstile = _try_lock(self.directory / "turnstile", fcntl.LOCK_EX)
-            if turnstile is None:
-                return None
-            self._waiting = (key, turnstile)
+            if turnstile is not None:
+                self._waiting = (key, turnstile, now)
         cases = _try_lock(self.directory / "cases", fcntl.LOCK_EX)
-        if cases is None:
-            return None  # others still run: keep the turnstile, try again
-        self.withdraw()
-        return Pass([cases])
+        if cases is not None:
+            self.withdraw()
+            return Pass([cases])
+        if self._waiting is not None and now - self._waiting[2] >= TURNSTILE_HOLD_S:
+            self.withdraw()  # a long case runs elsewhere: let the others go on a while
+            self._pause_until = now + TURNSTILE_HOLD_S
+        return None
 
     def withdraw(self) -> None:
         """Give up the turnstile held while waiting to run alone (a stopped run)."""
