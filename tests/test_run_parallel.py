@@ -189,3 +189,38 @@ def test_a_lab_lane_that_cannot_run_is_exit_3_with_the_others_reported(tmp_path:
     assert [t["name"] for t in _report(out)["targets"]] == ["reference-server",
                                                             "reference-token-server"]
     assert list(env_tmp.iterdir()) == []
+
+
+def test_a_lane_stopped_on_its_own_is_no_verdict(tmp_path: Path) -> None:
+    report = tmp_path / "report"
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TMPDIR=str(tmp_path), PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pamconform.cli", "run", "--no-lab", "--cases",
+         "redir.server.grant-valid", "--cases", "redir.server.silent-client-timeout",
+         "--cases", "token.server.accept-exact-token", "--idle-limit", "60",
+         "--parallel", "2", "--report", str(report)], cwd=ROOT, env=env, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        seen = []
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            seen.append(proc.stdout.readline())
+            if "reference-server | [1/2]" in seen[-1] or not seen[-1]:
+                break
+        lane = [pid for pid in _children(proc.pid)
+                if b"reference-server" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+        assert len(lane) == 1, "".join(seen)
+        os.kill(lane[0], signal.SIGTERM)  # the lane alone, not the run
+        out, err = proc.communicate(timeout=240)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=10)
+    assert proc.returncode == 3, "".join(seen) + out + err
+    assert ("was stopped by SIGTERM: the cases of reference-server it had not finished are "
+            "INTERRUPTED or NOT-RUN") in out
+    targets = dict(_verdicts(_report(report)))
+    assert dict(targets["reference-server"])["redir.server.silent-client-timeout"] == \
+        "INTERRUPTED"
+    assert dict(targets["reference-token-server"]) == {"token.server.accept-exact-token": "PASS"}

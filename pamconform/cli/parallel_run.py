@@ -135,14 +135,15 @@ def run_lanes(steps: list[Step], args: argparse.Namespace, console: Console, run
         console.line(f"== {len(steps)} targets in {len(lanes_steps)} lanes: " + "; ".join(
             f"lane {k + 1}: {', '.join(s.name for s in lane)}"
             for k, lane in enumerate(lanes_steps)))
-        lanes = [_spawn(k + 1, lane, Path(tmp) / f"lane{k + 1}", gate, args)
-                 for k, lane in enumerate(lanes_steps)]
+        lanes: list[_Lane] = []
         out_lock = threading.Lock()
-        for lane in lanes:
-            lane.reader = threading.Thread(target=_forward, args=(lane, console, out_lock),
-                                           name=f"lane-{lane.number}", daemon=True)
-            lane.reader.start()
         try:
+            for k, lane_steps in enumerate(lanes_steps):
+                lanes.append(_spawn(k + 1, lane_steps, Path(tmp) / f"lane{k + 1}", gate, args))
+            for lane in lanes:
+                lane.reader = threading.Thread(target=_forward, args=(lane, console, out_lock),
+                                               name=f"lane-{lane.number}", daemon=True)
+                lane.reader.start()
             _wait(lanes)
         except Interrupted as stop:
             _stop(lanes, stop.signum)
@@ -169,7 +170,8 @@ def run_lanes(steps: list[Step], args: argparse.Namespace, console: Console, run
 
 def _spawn(number: int, steps: list[Step], where: Path, gate: Path,
            args: argparse.Namespace) -> _Lane:
-    argv = [sys.executable, "-m", "pamconform.cli", *args.command_line,
+    typed = getattr(args, "command_line", None) or sys.argv[1:]
+    argv = [sys.executable, "-m", "pamconform.cli", *typed,
             "--parallel", "1", "--lane-targets", json.dumps([s.name for s in steps]),
             "--report", str(where)]
     env = {**os.environ, lane_gate.ENV: str(gate), "PYTHONUNBUFFERED": "1"}
@@ -231,6 +233,10 @@ def _collect(lanes: list[_Lane], steps: list[Step]) -> tuple[list[TargetResult],
             broken.append(f"lane {lane.number} ended with exit code {lane.proc.returncode} "
                           f"before it had checked {', '.join(missing) or 'its targets'} "
                           "(its lines above say why)")
+        elif data.get("interrupted"):  # a signal sent to the lane alone: no verdict
+            broken.append(f"lane {lane.number} was stopped by {data['interrupted']}: the "
+                          f"cases of {', '.join(lane.names)} it had not finished are "
+                          "INTERRUPTED or NOT-RUN")
     return [found[s.name] for s in steps if s.name in found], broken
 
 
