@@ -230,3 +230,20 @@ def test_a_lane_stopped_on_its_own_is_no_verdict(tmp_path: Path) -> None:
     assert dict(targets["reference-server"])["redir.server.silent-client-timeout"] == \
         "INTERRUPTED"
     assert dict(targets["reference-token-server"]) == {"token.server.accept-exact-token": "PASS"}
+
+
+def test_shards_run_in_lanes_merge_into_the_unsharded_run(tmp_path: Path) -> None:
+    picks = [*CASES[:10], "--cases", "nslcd.server.deny-blank-user"]
+    parts = []
+    for k in (1, 2):
+        parts.append(tmp_path / f"part{k}")
+        proc = pamconform("run", "--no-lab", *picks, "--shard", f"{k}/2", "--parallel", "2",
+                          "--report", str(parts[-1]), tmp=tmp_path)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert _report(parts[-1])["shard"]["part"] == f"{k}/2"
+    merged, whole = tmp_path / "merged", tmp_path / "whole"
+    assert pamconform("merge", *map(str, parts), "--report", str(merged),
+                      tmp=tmp_path).returncode == 0
+    assert pamconform("run", "--no-lab", *picks, "--report", str(whole),
+                      tmp=tmp_path).returncode == 0
+    assert _verdicts(_report(merged)) == _verdicts(_report(whole))
