@@ -216,3 +216,37 @@ def test_gate_files_are_private(gate_dir: Path) -> None:
     for entry in gate_dir.iterdir():
         assert entry.stat().st_mode & 0o777 == 0o600, entry
     assert os.stat(gate_dir).st_mode & 0o777 == 0o700
+
+
+def test_setting_a_target_up_holds_a_pass_until_its_cases_start(
+        gate_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(lane_gate.ENV, str(gate_dir))
+    other = lane_gate.Gate(gate_dir)
+    timing = _case("t", exclusive=("timing",))
+    seen: list[bool] = []
+
+    def first_case(ctx: Any) -> None:  # by now the set-up pass is gone
+        probe = lane_gate.Gate(gate_dir)
+        seen.append(probe.try_enter(99, timing) is None)  # this case's own pass holds it
+        probe.withdraw()
+
+    with lane_gate.setting_up():
+        assert other.try_enter(1, timing) is None  # a build runs: no timing case beside it
+        other.withdraw()
+        run_target([_case("only", first_case)], _Target("t"), kind="module",
+                   protocol="redirector")
+        alone = other.try_enter(2, timing)
+        assert alone is not None  # the cases ran and ended: nothing held any more
+        alone.release()
+    assert seen == [True]
+
+
+def test_setting_up_waits_for_a_timing_case_elsewhere_then_goes_on(
+        gate_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(lane_gate.ENV, str(gate_dir))
+    timing = lane_gate.Gate(gate_dir).try_enter(0, _case("t", exclusive=("timing",)))
+    assert timing is not None
+    start = time.monotonic()
+    with lane_gate.setting_up(wait_s=0.6):
+        assert time.monotonic() - start >= 0.5  # waited, bounded
+    timing.release()

@@ -16,7 +16,9 @@ import pytest
 from pamconform.cli import parallel_run
 from pamconform.cli.console import Console
 from pamconform.cli.targets import Step
+from pamconform.core.registry import Case
 from pamconform.core.runner import TargetResult
+from pamconform.core.verdicts import Severity
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Quick cases of the bundled server targets (one declared to run alone), and of the
@@ -145,7 +147,9 @@ def _step(name: str, cases: int = 1) -> Step:
     def check(cases: list[Any]) -> TargetResult:
         raise AssertionError("not run here")
 
-    return Step(name, "server", "redirector", [object()] * cases, check)  # type: ignore[list-item]
+    fake = [Case(f"c{i}", "R-X", Severity.MUST, "t", "r", "redirector", "server",
+                 lambda ctx: None, "t") for i in range(cases)]
+    return Step(name, "server", "redirector", fake, check)
 
 
 def test_lanes_are_balanced_and_keep_the_plan_order() -> None:
@@ -160,10 +164,13 @@ def test_a_lane_that_broke_off_is_named(tmp_path: Path) -> None:
     proc = subprocess.Popen(["true"])
     proc.wait(10)
     lane = parallel_run._Lane(2, [_step("x")], tmp_path / "none", proc)
-    results, broken = parallel_run._collect([lane], [_step("x")])
-    assert results == []
+    results, broken = parallel_run._collect([lane], [_step("x", cases=2)])
     assert broken == ["lane 2 ended with exit code 0 before it had checked x (its lines "
                       "above say why)"]
+    # in the report all the same, every case ERROR: never a smaller run that looks clean
+    assert [(t.name, [str(r.verdict) for r in t.results]) for t in results] == \
+        [("x", ["ERROR", "ERROR"])]
+    assert results[0].results[0].message.startswith("not checked: lane 2 ended with exit")
 
 
 def test_run_lanes_with_one_target_is_one_lane(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -193,8 +200,9 @@ def test_a_lab_lane_that_cannot_run_is_exit_3_with_the_others_reported(tmp_path:
     assert proc.returncode == 3, proc.stdout + proc.stderr
     assert "no Docker engine answers" in proc.stdout  # the lane's own line, passed on
     assert "before it had checked reference-module" in proc.stdout
-    assert [t["name"] for t in _report(out)["targets"]] == ["reference-server",
-                                                            "reference-token-server"]
+    targets = dict(_verdicts(_report(out)))
+    assert list(targets) == ["reference-server", "reference-token-server", "reference-module"]
+    assert dict(targets["reference-module"]) == {"redir.e2e.ssh-grant": "ERROR"}
     assert list(env_tmp.iterdir()) == []
 
 
@@ -247,3 +255,16 @@ def test_shards_run_in_lanes_merge_into_the_unsharded_run(tmp_path: Path) -> Non
     assert pamconform("run", "--no-lab", *picks, "--report", str(whole),
                       tmp=tmp_path).returncode == 0
     assert _verdicts(_report(merged)) == _verdicts(_report(whole))
+
+
+def test_output_that_goes_away_does_not_hang_the_lanes(tmp_path: Path) -> None:
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TMPDIR=str(tmp_path))
+    started = time.monotonic()
+    proc = subprocess.run(
+        f"{sys.executable} -m pamconform.cli run --no-lab --parallel 2 "
+        "--cases 'redir.server.deny-*' --cases 'token.server.*' "
+        f"--report {tmp_path}/report | head -1", shell=True, cwd=ROOT, env=env,
+        capture_output=True, text=True, timeout=300, check=False)
+    assert proc.stdout.startswith("== 2 targets in 2 lanes"), proc.stdout + proc.stderr
+    assert time.monotonic() - started < 240
+    assert [p for p in tmp_path.iterdir() if p.name.startswith("pamconform-lanes-")] == []

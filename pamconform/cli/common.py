@@ -206,7 +206,8 @@ def stopped(stop: Interrupted, results: list[TargetResult], planned: list[Planne
     """Write the report of a run stopped by Ctrl-C or SIGTERM; 130 or 143."""
     if isinstance(stop.partial, TargetResult):
         results.append(stop.partial)
-        console.summary(stop.partial)
+        if not getattr(args, "lane_targets", None):  # run --parallel's parent shows it
+            console.summary(stop.partial)
     done = {t.name for t in results}
     results += [not_run_target(name, cases, stop, kind=kind, protocol=protocol)
                 for name, kind, protocol, cases in planned if name not in done]

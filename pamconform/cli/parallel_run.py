@@ -18,15 +18,17 @@ from a run one target after another.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -35,9 +37,10 @@ from pamconform.cli import common
 from pamconform.cli.console import Console
 from pamconform.cli.targets import SETUP_ESTIMATE_S, Step, case_weights, unique_names
 from pamconform.core import gate as lane_gate
+from pamconform.core import interrupts
 from pamconform.core.errors import UsageError
 from pamconform.core.interrupts import Interrupted
-from pamconform.core.runner import CaseResult, TargetResult
+from pamconform.core.runner import CaseResult, TargetResult, not_run_target
 from pamconform.core.verdicts import Verdict
 
 #: How long the lanes get to write their reports and remove their labs after a signal.
@@ -112,7 +115,6 @@ class _Lane:
     report: Path
     proc: subprocess.Popen[bytes]
     reader: threading.Thread | None = None
-    lines: list[str] = field(default_factory=list)
 
     @property
     def names(self) -> list[str]:
@@ -138,22 +140,27 @@ def run_lanes(steps: list[Step], args: argparse.Namespace, console: Console, run
         lanes: list[_Lane] = []
         out_lock = threading.Lock()
         try:
-            for k, lane_steps in enumerate(lanes_steps):
-                lanes.append(_spawn(k + 1, lane_steps, Path(tmp) / f"lane{k + 1}", gate, args))
+            with interrupts.shielded():  # a signal now: after every lane is known
+                for k, lane_steps in enumerate(lanes_steps):
+                    lanes.append(_spawn(k + 1, lane_steps, Path(tmp) / f"lane{k + 1}", gate,
+                                        args))
             for lane in lanes:
                 lane.reader = threading.Thread(target=_forward, args=(lane, console, out_lock),
                                                name=f"lane-{lane.number}", daemon=True)
                 lane.reader.start()
             _wait(lanes)
+            results, broken = _collect(lanes, steps)
         except Interrupted as stop:
             _stop(lanes, stop.signum)
-            results, broken = _collect(lanes, steps)
+            results, broken = _collect(lanes, steps, stopped=stop)
             for result in results:
                 console.summary(result)
             stop.partial = None
             return common.stopped(stop, results, [s.planned for s in steps], args, console,
                                   run)
-        results, broken = _collect(lanes, steps)
+        except BaseException:
+            _stop(lanes, signal.SIGTERM)  # nothing of this run may go on without it
+            raise
     for result in results:
         console.summary(result)
     for text in after(results) if after else []:
@@ -162,6 +169,10 @@ def run_lanes(steps: list[Step], args: argparse.Namespace, console: Console, run
                      if "timing" in t.info)
     console.line(f"\nwall time: {time.monotonic() - began:.1f} s for {len(results)} targets "
                  f"in {len(lanes)} lanes ({each})")
+    if run.shard is not None:
+        console.line(f"shard {run.shard['part']}: {sum(len(s.cases) for s in steps)} of "
+                     f"{sum(len(ids) for ids in run.shard['plan'].values())} (target, case) "
+                     "pairs")
     code = common.finish(results, args, console, run)
     for text in broken:
         console.line(f"pamconform: {text}")
@@ -182,14 +193,21 @@ def _spawn(number: int, steps: list[Step], where: Path, gate: Path,
 
 
 def _forward(lane: _Lane, console: Console, lock: threading.Lock) -> None:
-    """Show the lane's lines as they come (already redacted by the lane's process)."""
+    """Show the lane's lines as they come: as they are (the lane's process redacted them;
+    redacting again could cut a case id). Drained to the end even when our output is gone,
+    so a lane never blocks on a full pipe."""
     stream: IO[bytes] | None = lane.proc.stdout
     assert stream is not None
+    shown = True
     for raw in stream:
-        text = raw.decode("utf-8", "replace").rstrip("\n")
-        lane.lines.append(text)
-        with lock:
-            console.line(text)
+        if not shown:
+            continue
+        try:
+            with lock:
+                console.out.write(raw.decode("utf-8", "replace"))
+                console.out.flush()
+        except (OSError, ValueError):  # a closed pipe (| head): keep draining
+            shown = False
 
 
 def _wait(lanes: list[_Lane]) -> None:
@@ -202,7 +220,8 @@ def _wait(lanes: list[_Lane]) -> None:
 
 
 def _stop(lanes: list[_Lane], signum: int) -> None:
-    """Pass the signal on once; wait for the lanes' reports; kill what is left."""
+    """Pass the signal on once; wait for the lanes' reports; kill what is left (the
+    lane's whole process group)."""
     for lane in lanes:
         if lane.proc.poll() is None:
             lane.proc.send_signal(signum)
@@ -211,14 +230,22 @@ def _stop(lanes: list[_Lane], signum: int) -> None:
         try:
             lane.proc.wait(max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            lane.proc.kill()
+            with contextlib.suppress(OSError):
+                os.killpg(lane.proc.pid, signal.SIGKILL)
             lane.proc.wait(DRAIN_S)
         if lane.reader is not None:
             lane.reader.join(DRAIN_S)
 
 
-def _collect(lanes: list[_Lane], steps: list[Step]) -> tuple[list[TargetResult], list[str]]:
-    """The targets the lanes checked, in plan order; and a line per lane that broke off."""
+def _collect(lanes: list[_Lane], steps: list[Step], stopped: Interrupted | None = None
+             ) -> tuple[list[TargetResult], list[str]]:
+    """The targets of the run in plan order, and a line per lane that broke off.
+
+    A target its lane did not report whole (the lane ended before it, or reported other
+    cases than planned) is in the report with every case ERROR, or NOT-RUN when the run
+    was stopped: never left out, so no report of a broken run looks like a smaller clean
+    one.
+    """
     found: dict[str, TargetResult] = {}
     broken: list[str] = []
     by_name = {s.name: s for s in steps}
@@ -227,13 +254,22 @@ def _collect(lanes: list[_Lane], steps: list[Step]) -> tuple[list[TargetResult],
         for target in data.get("targets", []) if data else []:
             step = by_name.get(target.get("name"))
             if step is not None and step.name in lane.names:
-                found[step.name] = _target(step, target)
+                result = _target(step, target)
+                if [r.case.id for r in result.results] == [c.id for c in step.cases]:
+                    found[step.name] = result
         missing = [n for n in lane.names if n not in found]
-        if missing or data is None:
-            broken.append(f"lane {lane.number} ended with exit code {lane.proc.returncode} "
-                          f"before it had checked {', '.join(missing) or 'its targets'} "
-                          "(its lines above say why)")
-        elif data.get("interrupted"):  # a signal sent to the lane alone: no verdict
+        if missing:
+            why = (f"lane {lane.number} ended with exit code {lane.proc.returncode} before it "
+                   f"had checked {', '.join(missing)}")
+            broken.append(f"{why} (its lines above say why)")
+            for name in missing:
+                step = by_name[name]
+                found[name] = (not_run_target(name, step.cases, stopped, kind=step.kind,
+                                              protocol=step.protocol) if stopped else
+                               TargetResult(name, step.kind, step.protocol, [CaseResult(
+                                   c, Verdict.ERROR, f"not checked: {why}", 0.0)
+                                   for c in step.cases]))
+        elif data is not None and data.get("interrupted") and stopped is None:
             broken.append(f"lane {lane.number} was stopped by {data['interrupted']}: the "
                           f"cases of {', '.join(lane.names)} it had not finished are "
                           "INTERRUPTED or NOT-RUN")

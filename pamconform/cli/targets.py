@@ -18,6 +18,7 @@ from typing import Any
 from pamconform import report
 from pamconform.cli import common
 from pamconform.cli.console import Console
+from pamconform.core import gate as lane_gate
 from pamconform.core import shard as sharding
 from pamconform.core.errors import HarnessError, UsageError
 from pamconform.core.interrupts import Interrupted
@@ -131,14 +132,16 @@ def run_steps(steps: list[Step], args: argparse.Namespace, console: Console,
     results: list[TargetResult] = []
     began = time.monotonic()
     lane = bool(getattr(args, "lane_targets", None))  # a lane of run --parallel: its
-    # parent shows the summaries and writes the report; its lines say whose they are
+    # parent shows the summaries and closing lines and writes the report; its lines say
+    # whose they are
     try:
         for step in steps:
             start = time.monotonic()
             if lane:
                 console.tag = step.name
             try:
-                result = step.check(step.cases)
+                with lane_gate.setting_up():  # no other lane's timing case beside a build
+                    result = step.check(step.cases)
             except HarnessError as exc:
                 if step.lab is None or not results:
                     raise
@@ -149,11 +152,15 @@ def run_steps(steps: list[Step], args: argparse.Namespace, console: Console,
             results.append(result)
             if not lane:
                 console.summary(result)
+        console.tag = ""
+        if lane:
+            return common.finish(results, args, console, run)
         for text in after(results) if after else []:
             console.line(text)
     except Interrupted as stop:
+        console.tag = ""
         return common.stopped(stop, results, [s.planned for s in steps], args, console, run)
-    if len(results) > 1 and not lane:
+    if len(results) > 1:
         each = ", ".join(f"{t.name} {t.info['timing']['wall_s']:.1f} s" for t in results)
         console.line(f"\nwall time: {time.monotonic() - began:.1f} s for {len(results)} "
                      f"targets ({each})")

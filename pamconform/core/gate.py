@@ -10,7 +10,9 @@ the gate adds what must hold across them:
   the case's own target alone (the stack suite names it on every case: holding the
   machine for each would undo the lanes);
 - ``valgrind`` cases run one at a time over all processes (CPU-bound, bounded by a
-  multiple of the hang bound).
+  multiple of the hang bound);
+- setting a target up (a module build, containers starting) counts as a case beside
+  the others (:func:`setting_up`); taking it down does not.
 
 It is a set of ``flock(2)`` locks in a private directory that the parent process creates
 and names in :data:`ENV` (without it there is no gate: one process already keeps its
@@ -25,12 +27,13 @@ cases run.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import stat
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +47,8 @@ MACHINE_ALONE = frozenset({"timing"})
 ONE_AT_A_TIME = ("valgrind",)
 #: How long a timing case holds the turnstile while others still run, and then lets go.
 TURNSTILE_HOLD_S = 10.0
+#: How long setting a target up waits for timing cases elsewhere before it goes on.
+SETUP_WAIT_S = 300.0
 
 
 class GateError(OSError):
@@ -100,13 +105,17 @@ class Gate:
         """A pass for ``case`` (``key``: who asks, the same on each try), or None: not now."""
         if not MACHINE_ALONE.isdisjoint(case.exclusive):
             return self._enter_alone(key)
+        return self.try_enter_shared([n for n in ONE_AT_A_TIME if n in case.exclusive])
+
+    def try_enter_shared(self, one_at_a_time: list[str] | None = None) -> Pass | None:
+        """A pass beside others (and holding ``one_at_a_time``), or None: not now."""
         turnstile = _try_lock(self.directory / "turnstile", fcntl.LOCK_SH)
         if turnstile is None:
             return None
         try:
             held = [_try_lock(self.directory / "cases", fcntl.LOCK_SH)]
             held += [_try_lock(self.directory / name, fcntl.LOCK_EX)
-                     for name in ONE_AT_A_TIME if name in case.exclusive]
+                     for name in one_at_a_time or []]
         finally:
             os.close(turnstile)
         if any(fd is None for fd in held):
@@ -144,3 +153,35 @@ def from_env() -> Gate | None:
     """The gate named by :data:`ENV`, or None when this process checks targets alone."""
     where = os.environ.get(ENV)
     return Gate(Path(where)) if where else None
+
+
+#: The pass held while this process sets a target up (see :func:`setting_up`).
+_setup: Pass | None = None
+
+
+@contextlib.contextmanager
+def setting_up(wait_s: float = SETUP_WAIT_S) -> Iterator[None]:
+    """Hold a pass beside others while a target is set up (a module build, containers
+    starting), so a timing case of another process does not run beside that load; the
+    runner ends it (:func:`end_setup`) when the target's cases start. Waits at most
+    ``wait_s`` for a timing case elsewhere, then goes on without (never a hung run).
+    Without a gate, nothing."""
+    global _setup
+    gate = from_env()
+    if gate is not None:
+        deadline = time.monotonic() + wait_s
+        while (held := gate.try_enter_shared()) is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        _setup = held
+    try:
+        yield
+    finally:
+        end_setup()
+
+
+def end_setup() -> None:
+    """Let go of the set-up pass, if this process holds one."""
+    global _setup
+    held, _setup = _setup, None
+    if held is not None:
+        held.release()

@@ -279,6 +279,7 @@ def run_target(
     """
     limit = jobs if jobs is not None else jobs_setting(kind)
     gate = lane_gate.from_env()
+    lane_gate.end_setup()  # the target is set up: its cases take passes of their own
     out = TargetResult(name=target.name, kind=kind, protocol=protocol)
     finished: dict[int, CaseResult] = {}
     running: dict[int, _Running] = {}
@@ -345,9 +346,15 @@ def run_target(
     finally:
         if gate is not None:
             gate.withdraw()
-            for r in [*running.values(), *overrun.values()]:
+            for r in running.values():  # interrupted: their bodies are being abandoned
                 if r.gate_pass is not None:
                     r.gate_pass.release()
+            for r in overrun.values():  # still running past their budget: held as long
+                if r.gate_pass is not None:  # as they would hold their own target
+                    hold = max(0.0, r.deadline + OVERRUN_HOLD_S - time.monotonic())
+                    timer = threading.Timer(hold, r.gate_pass.release)
+                    timer.daemon = True
+                    timer.start()
     out.results = [finished[i] for i in range(len(cases))]
     return out
 
