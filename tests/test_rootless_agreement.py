@@ -6,9 +6,8 @@ once in the lab (ONE lab container: each build is installed in turn) and once on
 host under pam_wrapper as ``nobody`` (one run per build).  Every case that ran in both
 tiers (neither SKIPPED) must have the same verdict.  Memcheck cases are compared on the
 reference and the R-M3 faults only (two of them each): valgrind makes every attempt cost
-~1-2 s per tier.  The lab side takes the command's pool (``--jobs`` default), as the
-host runs do.  Figure (2 cores): 4.6 minutes for 17 builds alone; one at a time in the
-lab it was 6-8 minutes, 9 in CI beside the other xdist worker (benchmarks/README.md).
+~1-2 s per tier.  Figure (2 cores, shared): about 6-8 minutes for 16 builds
+(benchmarks/README.md).
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ import pytest
 from rootless_user import Nobody, can_drop, nobody_workdir, verdicts
 
 from pamconform.core import resources
-from pamconform.core.runner import default_jobs, run_target, select
+from pamconform.core.runner import run_target, select
 from pamconform.drivers.direct import driver
 from pamconform.drivers.host_runner import find_pam_wrapper
 from pamconform.lab.module_run import module_cases, module_lab
@@ -80,9 +79,7 @@ def _lab(builds: list[tuple[str, ModuleSpec]]) -> dict[str, dict[str, str]]:
                 target.install()
             cases = [every[i] for i in _case_ids(name)]
             try:
-                # the pool, as the command runs them (host runs take its default too)
-                result = run_target(cases, target, kind="module", protocol="redirector",
-                                    jobs=default_jobs())
+                result = run_target(cases, target, kind="module", protocol="redirector")
             finally:
                 driver(target).stop_scenarios()
             out[name] = {r.case.id: str(r.verdict) for r in result.results}
