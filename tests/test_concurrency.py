@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from case_clock import CaseClock
 
 from pamconform.core import interrupts, runner
 from pamconform.core.registry import RESOURCES, Case, case_factory
@@ -24,26 +25,6 @@ class _Target:
 def _case(cid: str, body: Callable[[Any], None], *exclusive: str) -> Case:
     return Case(cid, "R-S1", Severity.MUST, cid, "r.", "redirector", "server", body, "t",
                 tuple(exclusive))
-
-
-class _Clock:
-    """Records when each case body ran, to check what overlapped."""
-
-    def __init__(self) -> None:
-        self.spans: dict[str, tuple[float, float]] = {}
-        self.lock = threading.Lock()
-
-    def body(self, cid: str, seconds: float) -> Callable[[Any], None]:
-        def run(ctx: Any) -> None:
-            start = time.monotonic()
-            time.sleep(seconds)
-            with self.lock:
-                self.spans[cid] = (start, time.monotonic())
-        return run
-
-    def overlap(self, a: str, b: str) -> bool:
-        (a0, a1), (b0, b1) = self.spans[a], self.spans[b]
-        return a0 < b1 and b0 < a1
 
 
 def test_unknown_resource_is_refused_and_a_file_default_is_merged() -> None:
@@ -66,7 +47,7 @@ def test_conflicts() -> None:
 
 
 def test_results_keep_the_order_and_free_cases_overlap() -> None:
-    clock = _Clock()
+    clock = CaseClock()
     cases = [_case("a", clock.body("a", 0.6)), _case("b", clock.body("b", 0.1)),
              _case("c", clock.body("c", 0.3))]
     seen: list[tuple[int, str]] = []
@@ -83,7 +64,7 @@ def test_results_keep_the_order_and_free_cases_overlap() -> None:
 
 
 def test_jobs_one_runs_in_order_one_at_a_time() -> None:
-    clock = _Clock()
+    clock = CaseClock()
     cases = [_case(c, clock.body(c, 0.05)) for c in "abc"]
     run_target(cases, _Target(), kind="server", protocol="redirector", jobs=1)
     starts = sorted(clock.spans, key=lambda c: clock.spans[c][0])
@@ -137,7 +118,7 @@ def test_the_cli_defaults_the_pool_without_marking_it_given() -> None:
 
 
 def test_exclusive_cases_never_overlap() -> None:
-    clock = _Clock()
+    clock = CaseClock()
     cases = [
         _case("free1", clock.body("free1", 0.3)),
         _case("timing", clock.body("timing", 0.2), "timing"),
@@ -216,7 +197,7 @@ def test_a_case_that_just_ended_is_never_graded_as_over_its_budget(
 
 
 def test_the_pool_starts_alone_cases_then_groups_then_resource_chains() -> None:
-    clock = _Clock()
+    clock = CaseClock()
     cases = [_case("free", clock.body("free", 0.05)),
              _case("user", clock.body("user", 0.05), "user-state"),
              _case("idle", clock.body("idle", 0.05), "idle-clients"),
@@ -327,7 +308,7 @@ def test_ctrl_c_while_a_case_is_launched_marks_it_not_run(monkeypatch: pytest.Mo
 def test_a_case_over_budget_still_blocks_what_it_conflicts_with(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(runner, "CASE_BUDGET_S", 0.3)
-    clock = _Clock()
+    clock = CaseClock()
     cases = [_case("stuck", clock.body("stuck", 1.0), "user-state"),
              _case("free", clock.body("free", 0.05)),
              _case("after", clock.body("after", 0.05), "user-state")]

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from case_clock import CaseClock
 
 from pamconform.core import gate as lane_gate
 from pamconform.core.registry import Case
@@ -147,28 +148,7 @@ class _Target:
         self.name = name
 
 
-class _Log:
-    """When each case body ran (its name, start, end)."""
-
-    def __init__(self) -> None:
-        self.spans: list[tuple[str, float, float]] = []
-        self.lock = threading.Lock()
-
-    def body(self, name: str, seconds: float) -> Callable[[Any], None]:
-        def run(ctx: Any) -> None:
-            start = time.monotonic()
-            time.sleep(seconds)
-            with self.lock:
-                self.spans.append((name, start, time.monotonic()))
-        return run
-
-    def overlaps(self, name: str) -> list[str]:
-        mine = [(s, e) for n, s, e in self.spans if n == name]
-        return [n for n, s, e in self.spans if n != name
-                for ms, me in mine if s < me and ms < e]
-
-
-def _two_targets_side_by_side(log: _Log) -> None:
+def _two_targets_side_by_side(log: CaseClock) -> None:
     """Target 1: a timing case among plain ones and a valgrind case; target 2: plain cases
     and a valgrind case; each in its own thread (as the lanes run in their processes)."""
     one = [_case("1-a", log.body("1-a", 0.3)), _case("1-timing", log.body("1-timing", 0.3),
@@ -194,7 +174,7 @@ def _two_targets_side_by_side(log: _Log) -> None:
 def test_run_target_keeps_the_gate_across_targets(gate_dir: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(lane_gate.ENV, str(gate_dir))
-    log = _Log()
+    log = CaseClock()
     _two_targets_side_by_side(log)
     assert log.overlaps("1-timing") == []  # alone on the machine
     assert "2-vg" not in log.overlaps("1-vg")  # valgrind one at a time
@@ -204,7 +184,7 @@ def test_run_target_keeps_the_gate_across_targets(gate_dir: Path,
 def test_without_the_gate_the_targets_know_nothing_of_each_other(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(lane_gate.ENV, raising=False)
-    log = _Log()
+    log = CaseClock()
     _two_targets_side_by_side(log)
     assert log.overlaps("1-timing")  # what the gate is for
 

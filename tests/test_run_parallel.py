@@ -77,25 +77,34 @@ def test_a_failing_target_sets_the_exit_code_as_in_one_lane(tmp_path: Path) -> N
     assert set(dict(verdicts["reference-server"]).values()) == {"PASS"}
 
 
-def test_ctrl_c_stops_every_lane_and_reports_what_finished(tmp_path: Path) -> None:
-    report = tmp_path / "report"
+#: The reference server's second case waits out a 60 s idle limit: a run to stop there.
+STOPPABLE = ["--cases", "redir.server.grant-valid", "--cases",
+             "redir.server.silent-client-timeout", "--cases", "token.server.accept-exact-token",
+             "--idle-limit", "60", "--parallel", "2"]
+
+
+def _started(tmp_path: Path, report: Path, *extra: str) -> tuple[subprocess.Popen[str], list[str]]:
+    """A 2-lane run, once the reference server's first case has finished (its second
+    now waits); and the lines seen so far."""
     env = dict(os.environ, PYTHONPATH=str(ROOT), TMPDIR=str(tmp_path), PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pamconform.cli", "run", "--no-lab", "--cases",
-         "redir.server.grant-valid", "--cases", "redir.server.silent-client-timeout",
-         "--cases", "token.server.accept-exact-token", "--cases",
-         "token.server.dead-after-failure", "--idle-limit", "60", "--parallel", "2",
+        [sys.executable, "-m", "pamconform.cli", "run", "--no-lab", *STOPPABLE, *extra,
          "--report", str(report)], cwd=ROOT, env=env, text=True, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE)
+    assert proc.stdout is not None
+    seen: list[str] = []
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        seen.append(proc.stdout.readline())
+        if "reference-server | [1/2]" in seen[-1] or not seen[-1]:
+            break
+    return proc, seen
+
+
+def test_ctrl_c_stops_every_lane_and_reports_what_finished(tmp_path: Path) -> None:
+    report = tmp_path / "report"
+    proc, seen = _started(tmp_path, report, "--cases", "token.server.dead-after-failure")
     try:
-        assert proc.stdout is not None
-        seen = []
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            seen.append(line)
-            if "reference-server | [1/2]" in line or not line:
-                break
         assert "reference-server | [1/2]" in seen[-1], "".join(seen)
         lanes = _children(proc.pid)
         assert len(lanes) == 2, lanes
@@ -208,21 +217,8 @@ def test_a_lab_lane_that_cannot_run_is_exit_3_with_the_others_reported(tmp_path:
 
 def test_a_lane_stopped_on_its_own_is_no_verdict(tmp_path: Path) -> None:
     report = tmp_path / "report"
-    env = dict(os.environ, PYTHONPATH=str(ROOT), TMPDIR=str(tmp_path), PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pamconform.cli", "run", "--no-lab", "--cases",
-         "redir.server.grant-valid", "--cases", "redir.server.silent-client-timeout",
-         "--cases", "token.server.accept-exact-token", "--idle-limit", "60",
-         "--parallel", "2", "--report", str(report)], cwd=ROOT, env=env, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc, seen = _started(tmp_path, report)
     try:
-        assert proc.stdout is not None
-        seen = []
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            seen.append(proc.stdout.readline())
-            if "reference-server | [1/2]" in seen[-1] or not seen[-1]:
-                break
         lane = [pid for pid in _children(proc.pid) if b"reference-server" in _cmdline(pid)]
         assert len(lane) == 1, "".join(seen)
         os.kill(lane[0], signal.SIGTERM)  # the lane alone, not the run

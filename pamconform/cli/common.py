@@ -172,6 +172,12 @@ def list_cases(cases: list[Case], console: Console) -> int:
     return 0
 
 
+def in_lane(args: argparse.Namespace) -> bool:
+    """Whether this process is a lane of ``run --parallel``: its parent shows the
+    summaries and closing lines and writes the report."""
+    return bool(getattr(args, "lane_targets", None))
+
+
 def finish(targets: list[TargetResult], args: argparse.Namespace, console: Console,
            run: report.Run) -> int:
     """Write the report (and compare it with ``--baseline``); the exit code."""
@@ -184,7 +190,7 @@ def finish(targets: list[TargetResult], args: argparse.Namespace, console: Conso
             run.shard["known_failing"] = [[k.target, k.case] for k in outcome.still_failing]
     base = Path("reports")
     directory = args.report or report.default_dir(base, run.started)
-    lane = bool(getattr(args, "lane_targets", None))  # run --parallel's parent tells
+    lane = in_lane(args)
     with interrupts.shielded():  # a signal now waits until the report is whole
         report.write(run, directory)
         if args.report is None:
@@ -206,7 +212,7 @@ def stopped(stop: Interrupted, results: list[TargetResult], planned: list[Planne
     """Write the report of a run stopped by Ctrl-C or SIGTERM; 130 or 143."""
     if isinstance(stop.partial, TargetResult):
         results.append(stop.partial)
-        if not getattr(args, "lane_targets", None):  # run --parallel's parent shows it
+        if not in_lane(args):
             console.summary(stop.partial)
     done = {t.name for t in results}
     results += [not_run_target(name, cases, stop, kind=kind, protocol=protocol)

@@ -54,9 +54,12 @@ class Console:
         text = f"{verdict!s:<13}"
         return f"\033[{_COLOURS[verdict]}m{text}\033[0m" if self.colour else text
 
+    @property
+    def _lead(self) -> str:
+        return f"{self.tag} | " if self.tag else ""
+
     def line(self, text: str = "") -> None:
-        lead = f"{self.tag} | " if self.tag else ""
-        print(lead + redact(text), file=self.out, flush=True)
+        print(self._lead + redact(text), file=self.out, flush=True)
 
     def progress(self, i: int, n: int, result: CaseResult) -> None:
         if self.quiet:
@@ -66,8 +69,7 @@ class Console:
         # the case id is the suite's text, never a secret: not redacted (a password
         # fragment can match part of it)
         head = redact(f"[{i:>{width}}/{n}] {self.verdict(result.verdict)} ")
-        lead = f"{self.tag} | " if self.tag else ""
-        print(f"{lead}{head}{result.case.id} ({result.duration_s:.2f} s){msg}",
+        print(f"{self._lead}{head}{result.case.id} ({result.duration_s:.2f} s){msg}",
               file=self.out, flush=True)
 
     def summary(self, target: TargetResult) -> None:

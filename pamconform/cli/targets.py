@@ -131,9 +131,7 @@ def run_steps(steps: list[Step], args: argparse.Namespace, console: Console,
     unique_names(steps)
     results: list[TargetResult] = []
     began = time.monotonic()
-    lane = bool(getattr(args, "lane_targets", None))  # a lane of run --parallel: its
-    # parent shows the summaries and closing lines and writes the report; its lines say
-    # whose they are
+    lane = common.in_lane(args)  # its lines say whose they are
     try:
         for step in steps:
             start = time.monotonic()
