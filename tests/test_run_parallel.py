@@ -83,9 +83,10 @@ STOPPABLE = ["--cases", "redir.server.grant-valid", "--cases",
              "--idle-limit", "60", "--parallel", "2"]
 
 
-def _started(tmp_path: Path, report: Path, *extra: str) -> tuple[subprocess.Popen[str], list[str]]:
+def _started(tmp_path: Path, report: Path,
+             *extra: str) -> tuple[subprocess.Popen[str], list[str], list[int]]:
     """A 2-lane run, once the reference server's first case has finished (its second
-    now waits); and the lines seen so far."""
+    now waits); the lines seen so far and the lanes' processes then."""
     env = dict(os.environ, PYTHONPATH=str(ROOT), TMPDIR=str(tmp_path), PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(
         [sys.executable, "-m", "pamconform.cli", "run", "--no-lab", *STOPPABLE, *extra,
@@ -98,17 +99,18 @@ def _started(tmp_path: Path, report: Path, *extra: str) -> tuple[subprocess.Pope
         seen.append(proc.stdout.readline())
         if "reference-server | [1/2]" in seen[-1] or not seen[-1]:
             break
-    return proc, seen
+    lanes = _children(proc.pid)
+    time.sleep(0.5)  # the second case under way
+    return proc, seen, lanes
 
 
 def test_ctrl_c_stops_every_lane_and_reports_what_finished(tmp_path: Path) -> None:
     report = tmp_path / "report"
-    proc, seen = _started(tmp_path, report, "--cases", "token.server.dead-after-failure")
+    proc, seen, lanes = _started(tmp_path, report, "--cases",
+                                 "token.server.dead-after-failure")
     try:
         assert "reference-server | [1/2]" in seen[-1], "".join(seen)
-        lanes = _children(proc.pid)
         assert len(lanes) == 2, lanes
-        time.sleep(0.5)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=240)
     finally:
@@ -217,7 +219,7 @@ def test_a_lab_lane_that_cannot_run_is_exit_3_with_the_others_reported(tmp_path:
 
 def test_a_lane_stopped_on_its_own_is_no_verdict(tmp_path: Path) -> None:
     report = tmp_path / "report"
-    proc, seen = _started(tmp_path, report)
+    proc, seen, _ = _started(tmp_path, report)
     try:
         lane = [pid for pid in _children(proc.pid) if b"reference-server" in _cmdline(pid)]
         assert len(lane) == 1, "".join(seen)
