@@ -35,21 +35,31 @@ def _verdicts(report: Path) -> dict[tuple[str, str], str]:
 
 
 def test_server_suite_same_verdicts_with_one_job_and_with_the_pool(tmp_path: Path) -> None:
+    """``--jobs 1``; the default (one at a time, the idle-client cases side by side); and
+    the pool: the same verdicts."""
     assert default_jobs() > 1, "the default pool runs cases at once"
-    one, pool = tmp_path / "jobs-1", tmp_path / "jobs-default"
+    one = tmp_path / "jobs-1"
     first = _pamconform("run", "--no-lab", *SELECTION, "--jobs", "1", "--quiet",
                         "--report", str(one))
+    assert first.returncode == 0, first.stdout
+    a = _verdicts(one)
+    assert len(a) >= 40
     # a server target takes the pool only when --jobs is given (runner.SHARED_STATE_KINDS)
-    second = _pamconform("run", "--no-lab", *SELECTION, "--jobs", str(default_jobs()),
-                         "--quiet", "--report", str(pool))
-    assert first.returncode == second.returncode == 0, first.stdout + second.stdout
-    a, b = _verdicts(one), _verdicts(pool)
-    assert len(a) >= 40 and list(a) == list(b)  # same cases, same order
-    changed = {k: (a[k], b[k]) for k in a if a[k] != b[k]}
-    assert not changed
-    diff = _pamconform("diff", str(one), str(pool), "--time-threshold", "1000")
-    assert diff.returncode == 0, diff.stdout + diff.stderr
-    assert "no changes (" in diff.stdout, diff.stdout
+    for name, jobs in (("default", []), ("pool", ["--jobs", str(default_jobs())])):
+        other = tmp_path / f"jobs-{name}"
+        run = _pamconform("run", "--no-lab", *SELECTION, *jobs, "--quiet",
+                          "--report", str(other))
+        assert run.returncode == 0, run.stdout
+        b = _verdicts(other)
+        assert list(a) == list(b)  # same cases, same order
+        assert {k: (a[k], b[k]) for k in a if a[k] != b[k]} == {}, name
+        diff = _pamconform("diff", str(one), str(other), "--time-threshold", "1000")
+        assert diff.returncode == 0, diff.stdout + diff.stderr
+        assert "no changes (" in diff.stdout, diff.stdout
+    batched = json.loads((tmp_path / "jobs-default" / "index.json").read_text())
+    notes = [" ".join(c["evidence"].get("notes", [])) for t in batched["targets"]
+             for c in t["cases"] if c["id"].startswith("redir.server.deny-stalled-")]
+    assert len(notes) == 3 and all("ran side by side" in n for n in notes), notes
 
 
 @pytest.mark.docker
@@ -75,7 +85,7 @@ def test_module_suites_same_verdicts_with_one_job_and_with_the_pool(tmp_path: Pa
 
 #: Gallery servers whose verdicts could depend on what runs beside a case: the one that
 #: serves a client at a time with no idle timeout (a stalled client holds it for good).
-#: The whole server suite runs against it (~80 s for both runs). keeps-open (120 s) and
+#: The whole server suite runs against it (~120 s for the three runs). keeps-open (120 s) and
 #: unbounded-read (65 s) gave the same verdicts both ways when checked, and are left out
 #: to keep the test's time bounded.
 POOL_SENSITIVE = ("serial-no-timeout",)
@@ -95,7 +105,9 @@ def test_faulty_server_same_verdicts_with_one_job_and_with_the_pool(name: str) -
     cases = all_cases(protocol="redirector", kind="server")
     pairs = [(u.encode(), p.encode()) for u, p in REFERENCE_CREDENTIALS]
     verdicts = []
-    for jobs in (1, default_jobs()):
+    # one at a time; the library default (consecutive idle-client cases side by side); the
+    # pool
+    for jobs in (1, None, default_jobs()):
         with LocalServer(gallery.commands()[name], REFERENCE_CREDENTIALS,
                          name=f"faulty:{name}") as server:
             pid = server.proc.pid if server.proc is not None else None
@@ -103,6 +115,12 @@ def test_faulty_server_same_verdicts_with_one_job_and_with_the_pool(name: str) -
                                   timeout=3.0, idle_limit=4.0, pid=pid)
             out = run_target(cases, target, kind="server", protocol="redirector", jobs=jobs)
         verdicts.append({r.case.id: str(r.verdict) for r in out.results})
-    one, pool = verdicts
-    assert len(one) >= 40 and list(one) == list(pool)
-    assert {k: (one[k], pool[k]) for k in one if one[k] != pool[k]} == {}
+        if jobs is None:  # it never drops a stalled client, nor grants one: the trio
+            trio = [r for r in out.results if r.case.id.startswith("redir.server.deny-stalled-")]
+            assert len(trio) == 3 and all("ran side by side" in " ".join(
+                r.evidence.get("notes", [])) for r in trio)  # passes side by side
+    one = verdicts[0]
+    assert len(one) >= 40
+    for other in verdicts[1:]:
+        assert list(one) == list(other)
+        assert {k: (one[k], other[k]) for k in one if one[k] != other[k]} == {}

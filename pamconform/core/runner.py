@@ -240,7 +240,7 @@ def set_jobs(jobs: int | None, *, given: bool = True) -> None:
     global _jobs, _jobs_given
     if jobs is not None and jobs < 1:
         raise ValueError("jobs must be at least 1")
-    _jobs, _jobs_given = jobs, given
+    _jobs, _jobs_given = jobs, given and jobs is not None
 
 
 def jobs_setting(kind: str | None = None) -> int:
@@ -278,6 +278,18 @@ def run_target(
     rest NOT-RUN.
     """
     limit = jobs if jobs is not None else jobs_setting(kind)
+    if limit == 1 and jobs is None and not _jobs_given:
+        segments = _segments(cases)
+        if any(len(s) > 1 for s in segments):
+            return _run_segments(cases, segments, target, kind=kind, protocol=protocol,
+                                 strict=strict, progress=progress)
+    return _run_pool(cases, target, kind=kind, protocol=protocol, strict=strict,
+                     progress=progress, limit=limit)
+
+
+def _run_pool(cases: list[Case], target: Any, *, kind: str, protocol: str, strict: bool,
+              progress: Progress | None, limit: int) -> TargetResult:
+    """:func:`run_target`'s scheduler: up to ``limit`` cases at once."""
     gate = lane_gate.from_env()
     lane_gate.end_setup()  # the target is set up: its cases take passes of their own
     out = TargetResult(name=target.name, kind=kind, protocol=protocol)
@@ -357,6 +369,107 @@ def run_target(
                     timer.start()
     out.results = [finished[i] for i in range(len(cases))]
     return out
+
+
+#: A case of a side-by-side batch that ended sooner than this may have been ended by the
+#: batch's other connections (a server that drops its oldest client when a new one
+#: comes), not by its own behaviour: the batch does not count.
+BATCH_MIN_S = 1.0
+
+
+def _segments(cases: list[Case]) -> list[list[int]]:
+    """The cases in order, cut into runs: each run of two or more consecutive cases of one
+    group (:data:`GROUPS`, e.g. ``idle-clients``) that may run side by side, else one case."""
+    out: list[list[int]] = []
+    for i, case in enumerate(cases):
+        group = _group(case)
+        last = out[-1] if out else []
+        if group and last and _group(cases[last[0]]) == group and \
+                not any(case.conflicts(cases[k]) for k in last):
+            last.append(i)
+        else:
+            out.append([i])
+    return out
+
+
+def _group(case: Case) -> str:
+    groups = sorted(GROUPS.intersection(case.exclusive))
+    return groups[0] if groups and not case.alone else ""
+
+
+def _run_segments(cases: list[Case], segments: list[list[int]], target: Any, *, kind: str,
+                  protocol: str, strict: bool, progress: Progress | None) -> TargetResult:
+    """One case after another, but each run of group cases side by side when that is
+    exactly what one after another would have given (:func:`_batch_counts`); else they
+    too run one after another. A group's cases each wait out a slow server (idle and
+    stalled clients), so a batch takes the time of one."""
+    out = TargetResult(name=target.name, kind=kind, protocol=protocol)
+    finished: dict[int, CaseResult] = {}
+
+    def report_as(indices: list[int]) -> Progress:
+        def report(_n: int, _total: int, result: CaseResult) -> None:
+            i = next(k for k in indices if cases[k] is result.case and k not in finished)
+            finished[i] = result
+            if progress:
+                progress(len(finished), len(cases), result)
+        return report
+
+    def run(indices: list[int], limit: int, report: Progress | None) -> TargetResult:
+        return _run_pool([cases[i] for i in indices], target, kind=kind, protocol=protocol,
+                         strict=strict, progress=report, limit=limit)
+
+    try:
+        for seg in segments:
+            if len(seg) > 1:
+                batch = run(seg, len(seg), None)
+                reason = _batch_counts(batch.results)
+                if reason is None:
+                    others = ", ".join(cases[i].id for i in seg)
+                    for result in batch.results:
+                        result.evidence.setdefault("notes", []).append(
+                            f"ran side by side with the other cases of its group ({others}): "
+                            "the batch counts because every case passed and none ended "
+                            f"within {BATCH_MIN_S:g} s; otherwise each runs alone")
+                    for result in batch.results:
+                        report_as(seg)(0, 0, result)
+                    continue
+                rerun = run(seg, 1, report_as(seg))
+                for result in rerun.results:
+                    result.evidence.setdefault("notes", []).append(
+                        f"run alone: side by side with its group, {reason}")
+                continue
+            run(seg, 1, report_as(seg))
+    except KeyboardInterrupt as exc:
+        stopped = interrupts.as_interrupted(exc)
+        partial = stopped.partial
+        if partial is not None:
+            for result in partial.results:
+                if not any(r is result for r in finished.values()):
+                    report_as([i for s in segments for i in s])(0, 0, result)
+            out.info.update(partial.info)
+        rest = [i for i in range(len(cases)) if i not in finished]
+        finished.update(zip(rest, not_run_results([cases[i] for i in rest], stopped),
+                            strict=True))
+        out.results = [finished[i] for i in range(len(cases))]
+        out.info.setdefault("interrupted", {"signal": stopped.signame, "case": None})
+        stopped.partial = out
+        raise stopped from None
+    out.results = [finished[i] for i in range(len(cases))]
+    return out
+
+
+def _batch_counts(results: list[CaseResult]) -> str | None:
+    """None when a side-by-side batch gave what one case after another would have: every
+    case passed, and none so soon that another's connection may have ended it. Else why
+    not. (A FAIL, ERROR or note beside others proves nothing about the case alone, so it
+    is run again alone.)"""
+    for result in results:
+        if result.verdict is not Verdict.PASS:
+            return f"{result.case.id} was {result.verdict}"
+    for result in results:
+        if result.duration_s < BATCH_MIN_S:
+            return f"{result.case.id} ended after {result.duration_s:.2f} s"
+    return None
 
 
 def _start_order(cases: list[Case]) -> list[int]:
