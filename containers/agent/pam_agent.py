@@ -15,10 +15,13 @@ PATH; ``--jobs`` (attempts run at once) to the CPU count.
 Requests, one JSON object per stdin line::
 
     {"id": ANY, "argv": [PAMDRIVE ARGS...], "timeout": 5, "valgrind": false,
-     "asan": false, "env": {"NAME": "VALUE"}}
+     "asan": false, "env": {"NAME": "VALUE"}, "busy_limit": 10}
 
 ``timeout`` defaults to 5 s (60 s under valgrind); ``env`` is added to the agent's
-environment.  Results, one JSON line per attempt, flushed as each attempt ends (in
+environment.  ``busy_limit`` (at least ``timeout``): an attempt still running at
+``timeout`` that is using the CPU (valgrind slowed by a loaded machine, not a module
+blocked on a socket) is given until ``busy_limit``; it then says ``"busy_at_timeout":
+true``.  A process that waits (no CPU in the last half second) is hung at ``timeout``.  Results, one JSON line per attempt, flushed as each attempt ends (in
 completion order; match them by ``id``)::
 
     {"id": ANY, "status": "ran" | "crashed" | "exited" | "hung" | "error",
@@ -33,7 +36,8 @@ completion order; match them by ``id``)::
 - exited: a module ended the process: pamdrive's atexit report says
   ``"exit_called": true`` (``result`` holds it, with ``in_step``), or the process
   ended without a report and without a signal (e.g. ``_exit()``).
-- hung: still running at ``timeout``; its process group was killed (signal 9).
+- hung: still running at ``timeout`` (or ``busy_limit``); its process group was killed
+  (signal 9).
 - error: the harness side failed: bad request, pamdrive missing, or a pamdrive
   usage error (exit 2 with "pamdrive: usage error" on stderr).
 
@@ -91,6 +95,10 @@ from typing import Any
 DEFAULT_TIMEOUT_S = 5.0
 DEFAULT_VALGRIND_TIMEOUT_S = 60.0
 MAX_TIMEOUT_S = 600.0
+#: How long a process is watched for CPU use when its timeout is reached, and how much
+#: more time a busy one is given before it is looked at again (up to its busy_limit).
+BUSY_WINDOW_S = 0.5
+BUSY_STEP_S = 2.0
 STDERR_TAIL = 2000
 EXCERPT_MAX = 3000
 VALGRIND_ERROR_EXIT = 99
@@ -307,8 +315,9 @@ class Agent:
             extra = env.get("ASAN_OPTIONS", "")
             env["ASAN_OPTIONS"] = ":".join(
                 o for o in (ASAN_OPTIONS, extra, f"log_path={asan_dir}/asan") if o)
+        busy_limit = max(timeout, float(request.get("busy_limit") or timeout))
         try:
-            report = self._run(argv, env, timeout)
+            report = self._run(argv, env, timeout, busy_limit)
             if xml_path is not None:
                 with open(xml_path, "rb") as f:
                     report["valgrind"] = parse_valgrind_xml(f.read())
@@ -322,18 +331,29 @@ class Agent:
                 shutil.rmtree(asan_dir, ignore_errors=True)
         return report
 
-    def _run(self, argv: list[str], env: dict[str, str], timeout: float) -> dict[str, Any]:
+    def _run(self, argv: list[str], env: dict[str, str], timeout: float,
+             busy_limit: float | None = None) -> dict[str, Any]:
         start = time.monotonic()
         try:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE, env=env, start_new_session=True)
         except OSError as exc:
             return _error(f"cannot run {argv[0]}: {exc}")
-        hung = False
-        try:
-            out, err = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            hung = True
+        hung = busy = False
+        limit = start + max(timeout, busy_limit or timeout)
+        wait = timeout
+        while True:
+            try:
+                out, err = proc.communicate(timeout=wait)
+                break
+            except subprocess.TimeoutExpired:
+                left = limit - time.monotonic()
+                if left > 0 and _using_cpu(proc.pid):
+                    busy, wait = True, min(left, BUSY_STEP_S)
+                    continue
+                hung = True
+                break
+        if hung:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             try:
@@ -354,6 +374,8 @@ class Agent:
             "wall_ms": wall_ms,
             "stderr": err[-STDERR_TAIL:].decode("utf-8", "replace"),
         }
+        if busy:
+            report["busy_at_timeout"] = True
         if hung:
             report["status"] = "hung"
         elif sig is not None:
@@ -367,6 +389,26 @@ class Agent:
             else:
                 report["status"] = "exited"
         return report
+
+
+def _using_cpu(pid: int, window: float = BUSY_WINDOW_S) -> bool:
+    """Whether ``pid`` used the CPU over ``window`` seconds: a slow process, not one that
+    waits (a module blocked on a socket uses none)."""
+    before = _cpu_ticks(pid)
+    time.sleep(window)
+    after = _cpu_ticks(pid)
+    return before is not None and after is not None and after > before
+
+
+def _cpu_ticks(pid: int) -> int | None:
+    """User + system CPU ticks of ``pid`` (``/proc/PID/stat``), None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(b")") + 2:].split()  # after "pid (comm) "
+    return int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15
 
 
 def _read_all(directory: str) -> list[str]:
@@ -399,6 +441,11 @@ def _request_problem(request: Any) -> str | None:
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float)
                                 or not 0 < timeout <= MAX_TIMEOUT_S):
         return f"timeout must be a number in (0, {MAX_TIMEOUT_S:.0f}]"
+    busy_limit = request.get("busy_limit")
+    if busy_limit is not None and (isinstance(busy_limit, bool)
+                                   or not isinstance(busy_limit, int | float)
+                                   or not 0 < busy_limit <= 2 * MAX_TIMEOUT_S):
+        return f"busy_limit must be a number in (0, {2 * MAX_TIMEOUT_S:.0f}]"
     return None
 
 

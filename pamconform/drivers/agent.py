@@ -87,6 +87,24 @@ def kill_and_collect(proc: subprocess.Popen[bytes]) -> tuple[bytes, bytes]:
         return b"", b""
 
 
+#: An attempt under valgrind still using the CPU at its timeout (valgrind slowed by a
+#: loaded machine) is given up to this many times its timeout before it is called hung;
+#: one that waits (a module blocked on a socket) is hung at its timeout.
+VALGRIND_BUSY_FACTOR = 2.0
+
+
+def valgrind_limits(request: dict[str, Any]) -> dict[str, Any]:
+    """``request`` with its ``busy_limit`` when it runs under valgrind."""
+    if not request.get("valgrind"):
+        return request
+    return dict(request, busy_limit=float(request["timeout"]) * VALGRIND_BUSY_FACTOR)
+
+
+def attempt_limit(request: dict[str, Any]) -> float:
+    """The longest one attempt of ``request`` may take (for a batch's budget)."""
+    return float(request.get("busy_limit") or request["timeout"])
+
+
 def run_batch(exec_fn: ExecFn, requests: list[dict[str, Any]], timeout: float, *,
               agent_argv: list[str] | None = None) -> list[dict[str, Any]]:
     """Run ``requests`` through one agent process; results in request order.

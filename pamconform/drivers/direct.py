@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pamconform.core.outcome import Fail, Skip
-from pamconform.drivers.agent import run_batch
+from pamconform.drivers.agent import attempt_limit, run_batch, valgrind_limits
 from pamconform.drivers.direct_runner import ContainerRunner, DirectRunner
 from pamconform.drivers.lanes import Lanes
 from pamconform.lab.module_target import AUTH_PASSWORDS, SOCKET, ModuleTarget
@@ -226,9 +226,10 @@ class DirectDriver:
     def run(self, requests: list[dict[str, Any]], jobs: int | None = None) -> list[Attempt]:
         """Run requests as one agent batch in the container (``jobs`` in parallel)."""
         env = self.host.attempt_env()
-        reqs = [dict(self.lanes.rename(r), id=i, **({"env": env} if env else {}))
+        # valgrind's limits here, for every request (memcheck repeats scale the timeout)
+        reqs = [valgrind_limits(dict(self.lanes.rename(r), id=i, **({"env": env} if env else {})))
                 for i, r in enumerate(requests)]
-        budget = sum(r["timeout"] for r in reqs) + 30
+        budget = sum(attempt_limit(r) for r in reqs) + 30
         exec_fn, argv = self.host.agent(jobs)
         results = run_batch(exec_fn, reqs, budget, agent_argv=argv)
         return [Attempt(r) for r in results]

@@ -49,6 +49,9 @@ def asan_errors(asan: dict[str, Any]) -> list[str]:
 def survival_problem(attempt: Attempt) -> str | None:
     """How the process failed to survive the attempt, or None."""
     if attempt.status == "hung":
+        if attempt.raw.get("busy_at_timeout"):
+            return f"still running after {attempt.wall_s:.1f} s, using the CPU past its " \
+                "timeout and past the time a busy run is given, then killed (hung)"
         return f"still running after {attempt.wall_s:.1f} s, then killed (hung)"
     if attempt.status == "crashed":
         return f"pamdrive died of signal {attempt.raw.get('signal')}"
@@ -141,6 +144,9 @@ def judge_memcheck(ctx: CaseContext, m: MemcheckRun) -> None:
     if not vg.valgrind:
         raise RuntimeError("the agent returned no valgrind report")
     problems = attempt_problems(vg)
+    if vg.raw.get("busy_at_timeout") and vg.status != "hung":
+        ctx.note(f"valgrind's run was still using the CPU at its timeout (a loaded machine, "
+                 f"not a wait); it was given more time and ended after {vg.wall_s:.1f} s")
     summary: dict[str, Any] = {"valgrind": memory_errors(vg.valgrind,
                                                          killed=vg.status != "ran")}
     if vg.valgrind.get("errors") is None:

@@ -16,7 +16,13 @@ from typing import Any
 
 from pamconform.core.errors import HarnessError
 from pamconform.core.redaction import register_login
-from pamconform.drivers.agent import CONTAINER_AGENT_ARGV, container_exec, run_batch
+from pamconform.drivers.agent import (
+    CONTAINER_AGENT_ARGV,
+    attempt_limit,
+    container_exec,
+    run_batch,
+    valgrind_limits,
+)
 from pamconform.drivers.direct import Attempt
 from pamconform.drivers.login import LoginResult, ssh_login, su_login
 from pamconform.lab.module_target import HANG_MARGIN
@@ -167,11 +173,12 @@ class LabModuleTarget:
                  service: str = PROBE_SERVICE, jobs: int | None = None) -> list[Attempt]:
         """One pamdrive transaction (authenticate) per (user, password), as one batch."""
         timeout = self.hang_bound * (6 if valgrind else 1)
-        reqs = [{"id": i, "argv": ["--service", service, "--user", user, "--password", pw,
-                                   "--steps", "authenticate"],
-                 "timeout": timeout, "valgrind": valgrind}
+        reqs = [valgrind_limits({"id": i, "argv": ["--service", service, "--user", user,
+                                                   "--password", pw, "--steps", "authenticate"],
+                                 "timeout": timeout, "valgrind": valgrind})
                 for i, (user, pw) in enumerate(tries)]
-        budget = (timeout if jobs else timeout * len(reqs)) + 30
+        longest = attempt_limit(reqs[0]) if reqs else timeout
+        budget = (longest if jobs else longest * len(reqs)) + 30
         argv = CONTAINER_AGENT_ARGV + (["--jobs", str(jobs)] if jobs else [])
         results = run_batch(container_exec(self.box), reqs, budget, agent_argv=argv)
         return [Attempt(r) for r in results]
