@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from case_clock import CaseClock
 
-from pamconform.core import interrupts, runner
+from pamconform.core import interrupts, registry, runner
 from pamconform.core.registry import RESOURCES, Case, case_factory
 from pamconform.core.runner import run_target
 from pamconform.core.verdicts import Severity
@@ -316,3 +316,18 @@ def test_a_case_over_budget_still_blocks_what_it_conflicts_with(
     assert [str(r.verdict) for r in out.results] == ["ERROR", "PASS", "PASS"]
     assert not clock.overlap("stuck", "after")  # it waited for stuck's body to end
     assert clock.overlap("stuck", "free")
+
+
+@pytest.mark.parametrize("slots", [1, 2])
+def test_valgrind_cases_take_at_most_its_slots_at_once(slots: int,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(registry.SLOTS, "valgrind", slots)
+    clock = CaseClock()
+    vg = [_case(f"v{i}", clock.body(f"v{i}", 0.3), "valgrind") for i in range(4)]
+    plain = [_case(f"p{i}", clock.body(f"p{i}", 0.3)) for i in range(2)]
+    run_target(vg + plain, _Target(), kind="module", protocol="redirector", jobs=8)
+    spans = [clock.spans[f"v{i}"] for i in range(4)]
+    most = max(sum(1 for a, b in spans if a <= start < b) for start, _ in spans)
+    assert most == slots  # as many as it has, never more
+    assert clock.overlaps("p0")  # the others run beside them
+    assert not registry.Case.conflicts(vg[0], vg[1])  # counted, not paired

@@ -15,6 +15,7 @@ import pytest
 from case_clock import CaseClock
 
 from pamconform.core import gate as lane_gate
+from pamconform.core import registry
 from pamconform.core.registry import Case
 from pamconform.core.runner import run_target
 from pamconform.core.verdicts import Severity
@@ -108,18 +109,24 @@ def test_withdraw_gives_up_the_place_in_line(gate_dir: Path) -> None:
     assert b.try_enter(1, _case("new")) is not None
 
 
-def test_valgrind_cases_run_one_at_a_time_over_processes(gate_dir: Path) -> None:
+@pytest.mark.parametrize("slots", [1, 2])
+def test_valgrind_cases_take_its_slots_over_processes(gate_dir: Path, slots: int,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(registry.SLOTS, "valgrind", slots)
     a, b = lane_gate.Gate(gate_dir), lane_gate.Gate(gate_dir)
     vg = ("valgrind",)
-    one = a.try_enter(0, _case("m1", exclusive=vg))
-    assert one is not None
-    assert b.try_enter(0, _case("m2", exclusive=vg)) is None
+    held = [a.try_enter(i, _case(f"m{i}", exclusive=vg)) for i in range(slots)]
+    assert all(p is not None for p in held)
+    assert b.try_enter(0, _case("over", exclusive=vg)) is None  # every slot is taken
     other = b.try_enter(1, _case("plain"))
-    assert other is not None  # other cases run beside it
-    one.release()
-    again = b.try_enter(0, _case("m2", exclusive=vg))
+    assert other is not None  # other cases run beside them
+    first = held[0]
+    assert first is not None
+    first.release()
+    again = b.try_enter(0, _case("over", exclusive=vg))
     assert again is not None
-    for p in (other, again):
+    for p in (other, again, *held[1:]):
+        assert p is not None
         p.release()
         p.release()  # idempotent
 
@@ -174,10 +181,11 @@ def _two_targets_side_by_side(log: CaseClock) -> None:
 def test_run_target_keeps_the_gate_across_targets(gate_dir: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(lane_gate.ENV, str(gate_dir))
+    monkeypatch.setitem(registry.SLOTS, "valgrind", 1)
     log = CaseClock()
     _two_targets_side_by_side(log)
     assert log.overlaps("1-timing") == []  # alone on the machine
-    assert "2-vg" not in log.overlaps("1-vg")  # valgrind one at a time
+    assert "2-vg" not in log.overlaps("1-vg")  # one valgrind slot
     assert log.overlaps("1-a")  # the rest does run side by side
 
 

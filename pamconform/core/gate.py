@@ -37,14 +37,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pamconform.core.registry import Case
+from pamconform.core.registry import SLOTS, Case
 
 #: The environment variable naming the gate's directory.
 ENV = "PAMCONFORM_LANE_GATE"
 #: Resources whose cases run with no case of another process running.
 MACHINE_ALONE = frozenset({"timing"})
-#: Resources held one at a time across processes.
-ONE_AT_A_TIME = ("valgrind",)
+#: Resources held by at most ``registry.SLOTS[name]`` cases at once across processes.
+COUNTED = ("valgrind",)
 #: How long a timing case holds the turnstile while others still run, and then lets go.
 TURNSTILE_HOLD_S = 10.0
 #: How long setting a target up waits for timing cases elsewhere before it goes on.
@@ -105,17 +105,17 @@ class Gate:
         """A pass for ``case`` (``key``: who asks, the same on each try), or None: not now."""
         if not MACHINE_ALONE.isdisjoint(case.exclusive):
             return self._enter_alone(key)
-        return self.try_enter_shared([n for n in ONE_AT_A_TIME if n in case.exclusive])
+        return self.try_enter_shared([n for n in COUNTED if n in case.exclusive])
 
-    def try_enter_shared(self, one_at_a_time: list[str] | None = None) -> Pass | None:
-        """A pass beside others (and holding ``one_at_a_time``), or None: not now."""
+    def try_enter_shared(self, counted: list[str] | None = None) -> Pass | None:
+        """A pass beside others (and holding a slot of each of ``counted``), or None: not
+        now."""
         turnstile = _try_lock(self.directory / "turnstile", fcntl.LOCK_SH)
         if turnstile is None:
             return None
         try:
             held = [_try_lock(self.directory / "cases", fcntl.LOCK_SH)]
-            held += [_try_lock(self.directory / name, fcntl.LOCK_EX)
-                     for name in one_at_a_time or []]
+            held += [self._try_slot(name) for name in counted or []]
         finally:
             os.close(turnstile)
         if any(fd is None for fd in held):
@@ -124,6 +124,14 @@ class Gate:
                     os.close(fd)
             return None
         return Pass([fd for fd in held if fd is not None])
+
+    def _try_slot(self, name: str) -> int | None:
+        """One of the ``SLOTS[name]`` locks of ``name`` that is free, held; else None."""
+        for slot in range(SLOTS.get(name, 1)):
+            fd = _try_lock(self.directory / f"{name}.{slot}", fcntl.LOCK_EX)
+            if fd is not None:
+                return fd
+        return None
 
     def _enter_alone(self, key: int) -> Pass | None:
         now = self.clock()

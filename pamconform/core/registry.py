@@ -20,6 +20,7 @@ at once, ``exclusive=("user-state",)`` never beside another case that names
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from collections.abc import Callable
@@ -46,8 +47,9 @@ RESOURCES: dict[str, str] = {
                   "or replaced by the case)",
     "scenario": "the lab's scenario server and its current scenario (direct driver)",
     "sshd": "the lab's sshd and its log",
-    "valgrind": "runs under valgrind (CPU-heavy, bounded by six times the hang bound): one "
-                "such case at a time, so others' load cannot make it look hung",
+    "valgrind": "runs under valgrind (CPU-heavy, bounded by six times the hang bound): at "
+                "most as many such cases at once as SLOTS says (one per CPU, at most two), "
+                "so others' load cannot make it look hung",
     "idle-clients": "clients the case keeps idle or stalled on the server (a server that "
                     "serves one client at a time would hold up other cases): runs only "
                     "beside cases that name it too. A case whose verdict is whether it is "
@@ -58,6 +60,9 @@ RESOURCES: dict[str, str] = {
 ALONE = frozenset({"target", "timing"})
 #: Groups: a case naming one runs only beside cases naming the same group.
 GROUPS = frozenset({"idle-clients"})
+#: Resources held by up to this many cases at once (all others: one). ``valgrind``: one
+#: per CPU, at most two, so each run has a CPU of its own and e2e cases still get one.
+SLOTS: dict[str, int] = {"valgrind": max(1, min(2, os.cpu_count() or 1))}
 
 
 def add_resource(name: str, meaning: str) -> None:
@@ -104,7 +109,8 @@ class Case:
         mine, theirs = set(self.exclusive), set(other.exclusive)
         if mine & GROUPS != theirs & GROUPS:
             return True
-        return not (mine - GROUPS).isdisjoint(theirs - GROUPS)
+        shared = SLOTS.keys() | GROUPS  # slots are counted by the runner, not paired
+        return not (mine - shared).isdisjoint(theirs - shared)
 
     def as_dict(self) -> dict[str, str]:
         return {

@@ -17,7 +17,7 @@ from pamconform.core import interrupts
 from pamconform.core.context import CaseContext
 from pamconform.core.errors import TargetUnreachable
 from pamconform.core.outcome import Fail, Skip
-from pamconform.core.registry import GROUPS, Case
+from pamconform.core.registry import GROUPS, SLOTS, Case
 from pamconform.core.verdicts import Severity, Verdict, effective
 
 #: A case that runs longer than this is cut off and graded ERROR (its own timeouts failed).
@@ -508,6 +508,9 @@ def _startable(cases: list[Case], pending: list[int], running: dict[int, _Runnin
             if case.alone:
                 break  # nothing after it starts until it has run
             continue
+        if any(sum(name in other.exclusive for other in busy) >= SLOTS[name]
+               for name in SLOTS if name in case.exclusive):
+            continue  # every slot of a resource it names is taken
         earlier = [cases[k] for k in pending[:pending.index(i)] if k not in chosen]
         if any(case.conflicts(other) for other in earlier):
             continue
