@@ -4,25 +4,15 @@ hung at its timeout."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 from typing import Any
 
-from pamconform.core import resources
+from agent_module import load_agent
+
 from pamconform.drivers.agent import VALGRIND_BUSY_FACTOR, attempt_limit, valgrind_limits
 
-
-def _agent() -> Any:
-    spec = importlib.util.spec_from_file_location(
-        "pam_agent_busy", resources.containers_dir() / "agent" / "pam_agent.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-AGENT = _agent()
+AGENT = load_agent("pam_agent_busy")
 WAITS = "import time; time.sleep(30)"
 SPINS = "import time\nend = time.monotonic() + {s}\nwhile time.monotonic() < end: pass"
 

@@ -8,7 +8,6 @@ every defect must fail the verdict, the correct build must pass it.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import subprocess
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from agent_module import load_agent
 
 from pamconform.core import resources
 from pamconform.core.context import CaseContext
@@ -36,16 +36,7 @@ from pamconform.lab.scenario_control import ScenarioProcess
 FAULTY = Path(__file__).resolve().parent / "fixtures" / "faulty_modules"
 
 
-def _agent() -> Any:
-    spec = importlib.util.spec_from_file_location(
-        "pam_agent", resources.containers_dir() / "agent" / "pam_agent.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-AGENT = _agent()
+AGENT = load_agent()
 
 
 def _error(kind: str, what: str, *frames: str, unique: str = "0x1") -> str:
