@@ -82,6 +82,7 @@ def _run(lab: NslcdLab, module: LabModule, name: str, ids: set[str] | None = Non
         result: TargetResult = run_target(_cases(ids), target, kind="module", protocol="nslcd")
     finally:
         target.restore()
+        target.close()
     return {r.case.id: r for r in result.results}
 
 

@@ -148,6 +148,12 @@ class _Target:
     def start_sshd(self) -> None:
         pass
 
+    def twin(self) -> _Target:
+        return self
+
+    def twin_evidence(self) -> dict[str, str]:
+        return {"container": "local"}
+
     def scenario(self, name: str, **args: Any) -> ScenarioProcess:
         self.proc.set(name, **args)
         self.proc.log()
@@ -162,14 +168,14 @@ class _Target:
 
 def test_play_beside_runs_the_batch_once_and_else_plays_each_alone(server) -> None:
     clean = _Target(server, lambda: login(server))
-    ctx: Any = SimpleNamespace(target=clean)
+    ctx: Any = SimpleNamespace(target=clean, extra={})
     first = play_beside(ctx, BESIDE[0][0])
     assert first.how.startswith("side by side") and first.attempt == "timeout:"
     assert set(clean.beside) == {b[0] for b in BESIDE}
     assert play_beside(ctx, SSH_SILENCE[0]).attempt == "ssh:timeout:"
 
     unclean = _Target(server, lambda: login(server, times=2, pause=0.3))
-    ctx = SimpleNamespace(target=unclean)
+    ctx = SimpleNamespace(target=unclean, extra={})
     played = play_beside(ctx, "silence")
     assert played.how.startswith("alone"), played.how
     assert played.attempt == "timeout:|timeout:"
@@ -186,7 +192,31 @@ def test_a_login_error_is_raised_in_its_own_case_only(server) -> None:
             raise RuntimeError("the ssh driver broke")
 
     target = Broken(server, attempt)
-    ctx: Any = SimpleNamespace(target=target)
+    ctx: Any = SimpleNamespace(target=target, extra={})
     assert play_beside(ctx, "silence").attempt == "timeout:"
     with pytest.raises(RuntimeError, match="ssh driver"):
         play_beside(ctx, SSH_SILENCE[0])
+
+
+def test_play_beside_plays_in_the_twin_and_never_on_the_targets_own_socket(server) -> None:
+    twin = _Target(server, lambda: login(server))
+
+    class Main:
+        """The target: its own scenario server and logins must not be touched."""
+
+        beside: dict[str, Any] = {}
+
+        def twin(self) -> _Target:
+            return twin
+
+        def twin_evidence(self) -> dict[str, str]:
+            return {"container": "twin-box"}
+
+        def __getattr__(self, name: str) -> Any:
+            raise AssertionError(f"played on the target's own container: {name}")
+
+    ctx: Any = SimpleNamespace(target=Main(), extra={})
+    played = play_beside(ctx, "silence")
+    assert played.how.startswith("side by side") and played.attempt == "timeout:"
+    assert set(twin.beside) == {b[0] for b in BESIDE} and not Main.beside
+    assert ctx.extra["twin"] == {"container": "twin-box"}

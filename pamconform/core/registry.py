@@ -45,6 +45,9 @@ RESOURCES: dict[str, str] = {
     "server-process": "the server process itself (a case that may stop, crash or restart it)",
     "lab-server": "the auth server behind the module's socket in the lab (started, stopped "
                   "or replaced by the case)",
+    "lab-twin": "the target's second lab container (same image, same module file), where "
+                "cases wait out the module's bound beside the cases on the first one "
+                "(nslcd N-M2)",
     "scenario": "the lab's scenario server and its current scenario (direct driver)",
     "sshd": "the lab's sshd and its log",
     "valgrind": "runs under valgrind (CPU-heavy, bounded by six times the hang bound): at "

@@ -16,6 +16,8 @@ from pamconform.protocols.nslcd.module_steps import (
 from pamconform.protocols.nslcd.module_target import LDAP_LOGIN_USER, LOGIN_USER
 
 case = case_factory(protocol="nslcd", kind="module", exclusive="lab-server")
+#: played in the target's twin container, beside the cases on its own socket
+twin_case = case_factory(protocol="nslcd", kind="module", exclusive="lab-twin")
 
 LDAP_PASSWORD = "nancy-ldap-pw"
 
@@ -75,7 +77,7 @@ for _via in ("ssh", "su"):
                                 f"a {_via} login while the daemon {_what}")
 
 
-@case(
+@twin_case(
     "nslcd.module.e2e-ssh-daemon-silence",
     rule="N-M2",
     severity=Severity.MUST,
@@ -84,8 +86,9 @@ for _via in ("ssh", "su"):
     "denied within the module's longest wait plus the login's own time; sshd keeps running.",
 )
 def ssh_silence(ctx):
-    t = target(ctx)
-    # beside the direct N-M2 hangs: one 60 s wait for all (module_steps.play_beside)
+    t = target(ctx).twin()
+    # beside the direct N-M2 hangs, in the twin container: one 60 s wait for all
+    # (module_steps.play_beside)
     played = play_beside(ctx, SSH_SILENCE[0])
     result = played.attempt
     record_login(ctx, f"ssh: daemon silent, {played.how}", result)
@@ -93,4 +96,4 @@ def ssh_silence(ctx):
     ctx.extra["daemon_sent_hex"] = [played.sent_hex]
     ctx.extra["hang"] = {"outcome": str(result.outcome), "seconds": round(result.latency_s, 3),
                          "bound_s": t.login_timeout}
-    expect_login_denied(ctx, result, "an ssh login while the daemon is silent")
+    expect_login_denied(ctx, result, "an ssh login while the daemon is silent", where=t)

@@ -16,11 +16,13 @@ from pamconform.protocols.nslcd.module_steps import (
     target,
 )
 
-case = case_factory(protocol="nslcd", kind="module", exclusive="lab-server")
+case = case_factory(protocol="nslcd", kind="module")
+server = case_factory(protocol="nslcd", kind="module", exclusive="lab-server")
 
 
 def _hang(name, what, ctx):
-    # they wait out the same 60 s bound side by side (module_steps.play_beside)
+    # they wait out the same 60 s bound side by side, in the twin container
+    # (module_steps.play_beside), while the other cases use the target's own socket
     played = play_beside(ctx, name)
     attempt = played.attempt
     record(ctx, f"daemon {name}, {played.how}", attempt)
@@ -36,10 +38,11 @@ for _name, _scenario, _args, _what in HANGS:
         title=f"Bounded refusal when the daemon {_what}",
         requirement=f"When the daemon {_what}, pam_authenticate returns a refusal within the "
         "module's longest wait plus the harness margin, instead of blocking the application.",
+        exclusive="lab-twin",
     )(partial(_hang, _name, _what))
 
 
-@case(
+@server(
     "nslcd.module.daemon-slow-grant",
     rule="N-M2",
     severity=Severity.SHOULD,

@@ -187,4 +187,7 @@ def _lab_module(options: LabOptions, say: Say) -> Iterator[Any]:
         try:
             yield target
         finally:
-            target.restore()
+            try:
+                target.restore()
+            finally:
+                target.close()

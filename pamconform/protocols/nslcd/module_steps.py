@@ -157,32 +157,36 @@ def play(ctx: CaseContext, scenario: str, args: dict[str, Any], *, valgrind: boo
 def play_beside(ctx: CaseContext, name: str) -> Played:
     """Behaviour ``name`` of :data:`BESIDE`, from one side-by-side run of all of them per
     target (side_by_side.py: armed in turn, so each connection gets its own behaviour),
-    or alone if that run did not count. A direct behaviour's ``attempt`` is an Attempt,
-    the ssh one's a LoginResult."""
-    t = target(ctx)
-
-    def login(which: str) -> Any:
-        return t.ssh(LOGIN_USER, PASSWORD) if which == SSH_SILENCE[0] else t.attempt()
-
+    or alone if that run did not count. All of it is played in the target's twin
+    container (:meth:`~.module_target.LabModuleTarget.twin`), so the minute it waits
+    does not hold up the cases on the target's own socket. A direct behaviour's
+    ``attempt`` is an Attempt, the ssh one's a LoginResult."""
     if not _BESIDE_LOCK.acquire(timeout=BESIDE_LOCK_S):
         raise HarnessError("the side-by-side N-M2 run of another case did not end")
     try:
-        if name not in t.beside:
-            t.start_sshd()  # before arming: sshd's start is no part of the login
+        t = target(ctx)
+        tw = t.twin()
+
+        def login(which: str) -> Any:
+            return tw.ssh(LOGIN_USER, PASSWORD) if which == SSH_SILENCE[0] else tw.attempt()
+
+        if name not in tw.beside:
+            tw.start_sshd()  # before arming: sshd's start is no part of the login
             first = BESIDE[0]
-            proc = t.scenario(first[1], **first[2])
-            budget = max(t.hang_bound + 30, t.login_timeout + 10)
+            proc = tw.scenario(first[1], **first[2])
+            budget = max(tw.hang_bound + 30, tw.login_timeout + 10)
             batch = play_side_by_side(proc, BESIDE, login, budget)
-            t.beside.update(batch or dict.fromkeys(b[0] for b in BESIDE))
-        played: Played | None = t.beside[name]
+            tw.beside.update(batch or dict.fromkeys(b[0] for b in BESIDE))
+        played: Played | None = tw.beside[name]
+        if played is None:
+            signum = interrupts.received()
+            if signum is not None:
+                raise interrupts.Interrupted(signum)
+            behaviour = next(b for b in BESIDE if b[0] == name)
+            played = play_alone(tw.scenario(behaviour[1], **behaviour[2]), behaviour, login)
     finally:
         _BESIDE_LOCK.release()
-    if played is None:
-        signum = interrupts.received()
-        if signum is not None:
-            raise interrupts.Interrupted(signum)
-        behaviour = next(b for b in BESIDE if b[0] == name)
-        played = play_alone(t.scenario(behaviour[1], **behaviour[2]), behaviour, login)
+    ctx.extra["twin"] = t.twin_evidence()
     if played.error is not None:
         raise played.error
     return played
@@ -246,8 +250,11 @@ def record_login(ctx: CaseContext, label: str, result: LoginResult) -> None:
     ctx.extra.setdefault("logins", []).append(ev)
 
 
-def expect_login_denied(ctx: CaseContext, result: LoginResult, what: str) -> None:
-    t = target(ctx)
+def expect_login_denied(ctx: CaseContext, result: LoginResult, what: str, *,
+                        where: LabModuleTarget | None = None) -> None:
+    """Denied within the login bound, and sshd (of ``where``: default the target's
+    own container) still running."""
+    t = where or target(ctx)
     if result.outcome is LoginOutcome.GRANTED:
         raise Fail(f"{what} to be denied", result.detail)
     if result.outcome is LoginOutcome.HUNG:

@@ -25,6 +25,7 @@ from pamconform.drivers.agent import (
 )
 from pamconform.drivers.direct import Attempt
 from pamconform.drivers.login import LoginResult, ssh_login, su_login
+from pamconform.lab.containers import LabContainer
 from pamconform.lab.module_target import HANG_MARGIN
 from pamconform.lab.scenario_control import ScenarioProcess, scenario_server_script
 
@@ -50,6 +51,8 @@ LDAP_LOGIN_USER = "nancy"
 PASSWORD = "pc-any-pw-7Kq2"
 #: A bound on one login (ssh or su) beyond the module's own wait.
 LOGIN_SLACK_S = 15.0
+#: Where PAM modules are installed in the lab image.
+SECURITY_DIR = "/lib/x86_64-linux-gnu/security"
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,8 @@ class LabModuleTarget:
     scenario_proc: ScenarioProcess | None = None
     #: behaviours played side by side (module_steps.play_beside), by name, once per run
     beside: dict[str, Any] = field(default_factory=dict)
+    #: the second container those are played in (:meth:`twin`), once started
+    twin_target: LabModuleTarget | None = None
 
     @property
     def box(self) -> Any:
@@ -145,6 +150,44 @@ class LabModuleTarget:
     def restore(self) -> None:
         """Back to the real nslcd with its directory up."""
         self.daemon("nslcd")
+
+    def twin_evidence(self) -> dict[str, str]:
+        """Where the twin's cases ran, for their evidence."""
+        if self.twin_target is None:
+            return {}
+        return {"container": self.twin_target.box.name,
+                "image": str(self.box.container.image.id)[:19],
+                "module": f"{SECURITY_DIR}/{self.module.so} (copied from {self.box.name})"}
+
+    def close(self) -> None:
+        """Remove the twin container, if one was started (:meth:`twin`)."""
+        if self.twin_target is not None:
+            self.twin_target._stop_scenario()
+            self.twin_target.box.remove()
+
+    def twin(self) -> LabModuleTarget:
+        """A second container of this lab's image (``--network none``, same run, removed
+        with it) with this container's module file, stacks and login users, for cases
+        that wait out the module's bound while this container's cases go on
+        (docs/nslcd.md#N-M2). Started on first use; its daemon is the scenario server
+        only."""
+        if self.twin_target is None:
+            box = LabContainer.start(self.box.client, self.box.container.image.id,
+                                     run_id=self.box.run_id, keep=self.box.keep)
+            twin = LabModuleTarget(NslcdLab(box), self.module, name=self.name,
+                                   state="down")
+            try:
+                twin.setup()
+                # as the lab's control script makes it before it starts nslcd
+                box.run('mkdir -p "$(dirname "$1")" && chown nslcd:nslcd "$(dirname "$1")"',
+                        args=[SOCKET], timeout=15).check()
+                so = f"{SECURITY_DIR}/{self.module.so}"
+                box.put_file(so, self.box.get_file(so), 0o644)
+            except BaseException:
+                box.remove()
+                raise
+            self.twin_target = twin
+        return self.twin_target
 
     def _stop_scenario(self) -> None:
         if self.scenario_proc is not None:
@@ -223,4 +266,4 @@ class LabModuleTarget:
     def install_built(self, so_path: str) -> None:
         """Install a module built in the container as :attr:`LabModule.so`."""
         self.box.run(["install", "-o", "root", "-g", "root", "-m", "0644", so_path,
-                      f"/lib/x86_64-linux-gnu/security/{self.module.so}"], timeout=20).check()
+                      f"{SECURITY_DIR}/{self.module.so}"], timeout=20).check()
