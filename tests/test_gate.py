@@ -238,3 +238,29 @@ def test_setting_up_waits_for_a_timing_case_elsewhere_then_goes_on(
     with lane_gate.setting_up(wait_s=0.6):
         assert time.monotonic() - start >= 0.5  # waited, bounded
     timing.release()
+
+
+@pytest.mark.parametrize("only_waits", [True, False])
+def test_a_case_that_only_waits_lets_timing_cases_elsewhere_run(
+        gate_dir: Path, monkeypatch: pytest.MonkeyPatch, only_waits: bool) -> None:
+    monkeypatch.setenv(lane_gate.ENV, str(gate_dir))
+    log = CaseClock()
+    waiting = log.body("1-wait", 1.5)
+
+    def wait(ctx: Any) -> None:
+        if only_waits:
+            ctx.only_waits()  # as the nslcd N-M2 hangs do once their logins are armed
+        waiting(ctx)
+
+    def second_target() -> None:
+        time.sleep(0.3)  # the waiting case runs by then
+        run_target([_case("2-timing", log.body("2-timing", 0.2), ("timing",))],
+                   _Target("t2"), kind="module", protocol="redirector", jobs=2)
+
+    other = threading.Thread(target=second_target)
+    other.start()
+    result = run_target([_case("1-wait", wait)], _Target("t1"), kind="module",
+                        protocol="redirector", jobs=2)
+    other.join(30)
+    assert [str(r.verdict) for r in result.results] == ["PASS"]
+    assert log.overlap("1-wait", "2-timing") is only_waits

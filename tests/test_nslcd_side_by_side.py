@@ -168,18 +168,21 @@ class _Target:
 
 def test_play_beside_runs_the_batch_once_and_else_plays_each_alone(server) -> None:
     clean = _Target(server, lambda: login(server))
-    ctx: Any = SimpleNamespace(target=clean, extra={})
+    waits: list[None] = []
+    ctx: Any = SimpleNamespace(target=clean, extra={}, only_waits=lambda: waits.append(None))
     first = play_beside(ctx, BESIDE[0][0])
     assert first.how.startswith("side by side") and first.attempt == "timeout:"
     assert set(clean.beside) == {b[0] for b in BESIDE}
+    assert len(waits) == 1  # armed: from then on it only waited
     assert play_beside(ctx, SSH_SILENCE[0]).attempt == "ssh:timeout:"
 
     unclean = _Target(server, lambda: login(server, times=2, pause=0.3))
-    ctx = SimpleNamespace(target=unclean, extra={})
+    ctx = SimpleNamespace(target=unclean, extra={}, only_waits=lambda: waits.append(None))
     played = play_beside(ctx, "silence")
     assert played.how.startswith("alone"), played.how
     assert played.attempt == "timeout:|timeout:"
     assert unclean.beside == dict.fromkeys(b[0] for b in BESIDE)  # each plays alone later
+    assert len(waits) == 2  # it armed too: the second connections came after
 
 
 def test_a_login_error_is_raised_in_its_own_case_only(server) -> None:
@@ -192,7 +195,7 @@ def test_a_login_error_is_raised_in_its_own_case_only(server) -> None:
             raise RuntimeError("the ssh driver broke")
 
     target = Broken(server, attempt)
-    ctx: Any = SimpleNamespace(target=target, extra={})
+    ctx: Any = SimpleNamespace(target=target, extra={}, only_waits=lambda: None)
     assert play_beside(ctx, "silence").attempt == "timeout:"
     with pytest.raises(RuntimeError, match="ssh driver"):
         play_beside(ctx, SSH_SILENCE[0])
@@ -204,7 +207,8 @@ def test_play_beside_plays_in_the_twin_and_never_on_the_targets_own_socket(serve
     class Main:
         """The target: its own scenario server and logins must not be touched."""
 
-        beside: dict[str, Any] = {}
+        def __init__(self) -> None:
+            self.beside: dict[str, Any] = {}
 
         def twin(self) -> _Target:
             return twin
@@ -215,8 +219,9 @@ def test_play_beside_plays_in_the_twin_and_never_on_the_targets_own_socket(serve
         def __getattr__(self, name: str) -> Any:
             raise AssertionError(f"played on the target's own container: {name}")
 
-    ctx: Any = SimpleNamespace(target=Main(), extra={})
+    main = Main()
+    ctx: Any = SimpleNamespace(target=main, extra={}, only_waits=lambda: None)
     played = play_beside(ctx, "silence")
     assert played.how.startswith("side by side") and played.attempt == "timeout:"
-    assert set(twin.beside) == {b[0] for b in BESIDE} and not Main.beside
+    assert set(twin.beside) == {b[0] for b in BESIDE} and not main.beside
     assert ctx.extra["twin"] == {"container": "twin-box"}

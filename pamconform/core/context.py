@@ -54,6 +54,9 @@ class CaseContext:
     exclusive: tuple[str, ...] = ()
     #: called when the body has ended, last first (:meth:`on_end`)
     cleanups: list[Callable[[], None]] = field(default_factory=list)
+    #: lets go of what the case holds of the machine-wide gate (``run --parallel``);
+    #: set by the runner (:meth:`only_waits`)
+    release_gate: Callable[[], None] | None = None
 
     def on_end(self, cleanup: Callable[[], None]) -> None:
         """Call ``cleanup`` when the case body has ended (the runner does)."""
@@ -68,6 +71,14 @@ class CaseContext:
             except Exception as exc:  # every cleanup runs; the first error is graded
                 first = first or exc
         return first
+
+    def only_waits(self) -> None:
+        """From here on the case only waits (its processes blocked on a socket, no CPU):
+        under ``run --parallel`` it stops holding the machine-wide gate, so a timing case
+        of another target need not wait for it (pamconform.core.gate). What the case
+        holds of its own target (``exclusive=``) it keeps."""
+        if self.release_gate is not None:
+            self.release_gate()
 
     def note(self, text: str) -> None:
         """Add a line of evidence in prose."""

@@ -21,8 +21,10 @@ takes it exclusively. A timing case first takes the ``turnstile``, which every o
 passes through, so a stream of short cases cannot starve it. While one long case of
 another process runs (nslcd's side-by-side hang cases wait a minute) the turnstile would
 hold every process up: so it is held at most :data:`TURNSTILE_HOLD_S` at a time, then let
-go as long again. All attempts are non-blocking: the runner tries again while other
-cases run.
+go as long again. Those hang cases let go of their pass once their logins are armed
+(:meth:`~pamconform.core.context.CaseContext.only_waits`): blocked processes load nothing
+a timing case could see. All attempts are non-blocking: the runner tries again while
+other cases run.
 """
 
 from __future__ import annotations

@@ -138,6 +138,8 @@ class _Running:
               done: queue.SimpleQueue[_Running] | None,
               gate_pass: lane_gate.Pass | None = None) -> _Running:
         ctx = CaseContext(target=target, strict=strict, exclusive=case.exclusive)
+        if gate_pass is not None:
+            ctx.release_gate = gate_pass.release
         box: dict[str, BaseException] = {}
         holder: list[_Running] = []
 

@@ -175,7 +175,8 @@ def play_beside(ctx: CaseContext, name: str) -> Played:
             first = BESIDE[0]
             proc = tw.scenario(first[1], **first[2])
             budget = max(tw.hang_bound + 30, tw.login_timeout + 10)
-            batch = play_side_by_side(proc, BESIDE, login, budget)
+            # once armed, the logins only wait: timing cases of other targets may run
+            batch = play_side_by_side(proc, BESIDE, login, budget, armed=ctx.only_waits)
             tw.beside.update(batch or dict.fromkeys(b[0] for b in BESIDE))
         played: Played | None = tw.beside[name]
         if played is None:

@@ -84,12 +84,14 @@ class _Record:
 
 
 def play_side_by_side(proc: ScenarioProcess, behaviours: Sequence[Behaviour],
-                      attempt: Callable[[str], Any], budget: float) -> dict[str, Played] | None:
+                      attempt: Callable[[str], Any], budget: float,
+                      armed: Callable[[], None] | None = None) -> dict[str, Played] | None:
     """Play ``behaviours`` (name, scenario, args, what) at once, armed in turn; None if the
     batch does not count (module docstring), and then each is played alone.
     ``attempt(name)`` runs behaviour ``name``'s login, which ends within ``budget``
     seconds (its own bound; one still running after the arming and that is a harness
-    error of that behaviour)."""
+    error of that behaviour). ``armed`` is called once every login has connected, when
+    what is left is waiting for them."""
     record = _Record(proc)
     started: list[_Started] = []
     deadline = time.monotonic() + budget + len(behaviours) * ARM_S
@@ -105,6 +107,8 @@ def play_side_by_side(proc: ScenarioProcess, behaviours: Sequence[Behaviour],
             if not _arm(record, run, started):
                 clean = False
                 break
+        if clean and armed is not None:
+            armed()
     finally:
         for run in started:
             run.thread.join(max(0.0, deadline - time.monotonic()))
