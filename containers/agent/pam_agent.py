@@ -99,6 +99,11 @@ MAX_TIMEOUT_S = 600.0
 #: more time a busy one is given before it is looked at again (up to its busy_limit).
 BUSY_WINDOW_S = 0.5
 BUSY_STEP_S = 2.0
+#: How much a valgrind run yields the CPU to what runs beside it (logins, servers; it
+#: still gets any CPU they leave): its nice value, and its session's autogroup nice
+#: (each run is a session of its own, and with autogroups a plain nice only ranks
+#: processes of one session).
+VALGRIND_NICE = 10
 STDERR_TAIL = 2000
 EXCERPT_MAX = 3000
 VALGRIND_ERROR_EXIT = 99
@@ -317,7 +322,7 @@ class Agent:
                 o for o in (ASAN_OPTIONS, extra, f"log_path={asan_dir}/asan") if o)
         busy_limit = max(timeout, float(request.get("busy_limit") or timeout))
         try:
-            report = self._run(argv, env, timeout, busy_limit)
+            report = self._run(argv, env, timeout, busy_limit, yield_cpu=use_valgrind)
             if xml_path is not None:
                 with open(xml_path, "rb") as f:
                     report["valgrind"] = parse_valgrind_xml(f.read())
@@ -332,13 +337,15 @@ class Agent:
         return report
 
     def _run(self, argv: list[str], env: dict[str, str], timeout: float,
-             busy_limit: float | None = None) -> dict[str, Any]:
+             busy_limit: float | None = None, yield_cpu: bool = False) -> dict[str, Any]:
         start = time.monotonic()
         try:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE, env=env, start_new_session=True)
         except OSError as exc:
             return _error(f"cannot run {argv[0]}: {exc}")
+        if yield_cpu:
+            _yield_cpu(proc.pid)
         hung = busy = False
         limit = start + max(timeout, busy_limit or timeout)
         wait = timeout
@@ -389,6 +396,14 @@ class Agent:
             else:
                 report["status"] = "exited"
         return report
+
+
+def _yield_cpu(pid: int) -> None:
+    """Lower ``pid``'s priority (:data:`VALGRIND_NICE`); best effort, never an error."""
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, pid, VALGRIND_NICE)
+    with contextlib.suppress(OSError), open(f"/proc/{pid}/autogroup", "w") as f:
+        f.write(str(VALGRIND_NICE))
 
 
 def _using_cpu(pid: int, window: float = BUSY_WINDOW_S) -> bool:
