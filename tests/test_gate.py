@@ -131,6 +131,49 @@ def test_valgrind_cases_take_its_slots_over_processes(gate_dir: Path, slots: int
         p.release()  # idempotent
 
 
+@pytest.mark.parametrize("slots", [1, 2])
+def test_a_process_waiting_for_a_slot_gets_the_next_one_freed(
+        gate_dir: Path, slots: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(registry.SLOTS, "valgrind", slots)
+    now = [0.0]
+    a, b = lane_gate.Gate(gate_dir, clock=lambda: now[0]), lane_gate.Gate(gate_dir)
+    vg = ("valgrind",)
+    held = [a.try_enter(i, _case(f"a{i}", exclusive=vg)) for i in range(slots)]
+    assert all(p is not None for p in held)
+    assert b.try_enter(0, _case("b", exclusive=vg)) is None  # b now waits in line
+    freed = held.pop()
+    assert freed is not None
+    freed.release()
+    assert a.try_enter(9, _case("a-more", exclusive=vg)) is None  # b is first in line
+    got = b.try_enter(0, _case("b", exclusive=vg))
+    assert got is not None  # the slot freed is b's
+    assert b.try_enter(1, _case("b2", exclusive=vg)) is None  # nothing free: b queues again
+    b.withdraw()  # a target done gives up its place
+    got.release()
+    again = a.try_enter(9, _case("a-more", exclusive=vg))
+    assert again is not None
+    for p in (again, *held):
+        assert p is not None
+        p.release()
+
+
+def test_a_place_in_a_slots_line_is_let_go_after_a_while(
+        gate_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(registry.SLOTS, "valgrind", 1)
+    now = [0.0]
+    a, b = lane_gate.Gate(gate_dir), lane_gate.Gate(gate_dir, clock=lambda: now[0])
+    vg = ("valgrind",)
+    long_run = a.try_enter(0, _case("long", exclusive=vg))
+    assert long_run is not None
+    assert b.try_enter(0, _case("b", exclusive=vg)) is None  # in line
+    now[0] = lane_gate.TURNSTILE_HOLD_S
+    assert b.try_enter(0, _case("b", exclusive=vg)) is None  # lets go of its place
+    long_run.release()
+    got = a.try_enter(1, _case("a", exclusive=vg))
+    assert got is not None  # nobody in line: a may take it
+    got.release()
+
+
 def test_the_gate_directory_must_be_private(tmp_path: Path) -> None:
     open_dir = tmp_path / "open"
     open_dir.mkdir()

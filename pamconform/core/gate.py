@@ -9,8 +9,9 @@ the gate adds what must hold across them:
   latency comparison, a hang bound) sees no load of theirs. ``target`` stays what it is,
   the case's own target alone (the stack suite names it on every case: holding the
   machine for each would undo the lanes);
-- ``valgrind`` cases run one at a time over all processes (CPU-bound, bounded by a
-  multiple of the hang bound);
+- ``valgrind`` cases take one of its ``registry.SLOTS`` over all processes (CPU-bound,
+  bounded by a multiple of the hang bound), fairly: a process that found none free
+  waits in line for the next one (:meth:`Gate._try_slot`);
 - setting a target up (a module build, containers starting) counts as a case beside
   the others (:func:`setting_up`); taking it down does not.
 
@@ -102,6 +103,10 @@ class Gate:
         self._waiting: tuple[int, int, float] | None = None
         #: a timing case let go of the turnstile: not taken again before this time
         self._pause_until = 0.0
+        #: the line of a counted resource this process waits in for a slot: name ->
+        #: (the line lock's descriptor, since when); and when it may queue again
+        self._in_line: dict[str, tuple[int, float]] = {}
+        self._line_pause: dict[str, float] = {}
 
     def try_enter(self, key: int, case: Case) -> Pass | None:
         """A pass for ``case`` (``key``: who asks, the same on each try), or None: not now."""
@@ -117,7 +122,8 @@ class Gate:
             return None
         try:
             held = [_try_lock(self.directory / "cases", fcntl.LOCK_SH)]
-            held += [self._try_slot(name) for name in counted or []]
+            if held[0] is not None:  # a slot taken only to be let go would lose its line
+                held += [self._try_slot(name) for name in counted or []]
         finally:
             os.close(turnstile)
         if any(fd is None for fd in held):
@@ -128,32 +134,65 @@ class Gate:
         return Pass([fd for fd in held if fd is not None])
 
     def _try_slot(self, name: str) -> int | None:
-        """One of the ``SLOTS[name]`` locks of ``name`` that is free, held; else None."""
+        """One of the ``SLOTS[name]`` locks of ``name`` that is free, held; else None.
+
+        Fair between processes: one that found no free slot waits in the resource's
+        line, and while it does no other process takes a slot, so the next one freed
+        is its own (one whose cases start one after another is not beaten to every
+        slot by one that runs many at once). Held at most :data:`TURNSTILE_HOLD_S` at a
+        time, then let go as long again."""
+        now = self.clock()
+        line = self.directory / f"{name}.line"
+        if name not in self._in_line:
+            passing = _try_lock(line, fcntl.LOCK_SH)
+            if passing is None:
+                return None  # another process waits for the next slot
+            os.close(passing)
         for slot in range(SLOTS.get(name, 1)):
             fd = _try_lock(self.directory / f"{name}.{slot}", fcntl.LOCK_EX)
             if fd is not None:
+                self._leave_line(name)
                 return fd
+        waiting = self._in_line.get(name)
+        if waiting is None and now >= self._line_pause.get(name, 0.0):
+            queued = _try_lock(line, fcntl.LOCK_EX)
+            if queued is not None:
+                self._in_line[name] = (queued, now)
+        elif waiting is not None and now - waiting[1] >= TURNSTILE_HOLD_S:
+            self._leave_line(name)  # no slot freed for long: let the others try too
+            self._line_pause[name] = now + TURNSTILE_HOLD_S
         return None
+
+    def _leave_line(self, name: str) -> None:
+        waiting = self._in_line.pop(name, None)
+        if waiting is not None:
+            os.close(waiting[0])
 
     def _enter_alone(self, key: int) -> Pass | None:
         now = self.clock()
         if self._waiting is not None and self._waiting[0] != key:
-            self.withdraw()
+            self._leave_turnstile()
         if self._waiting is None and now >= self._pause_until:
             turnstile = _try_lock(self.directory / "turnstile", fcntl.LOCK_EX)
             if turnstile is not None:
                 self._waiting = (key, turnstile, now)
         cases = _try_lock(self.directory / "cases", fcntl.LOCK_EX)
         if cases is not None:
-            self.withdraw()
+            self._leave_turnstile()
             return Pass([cases])
         if self._waiting is not None and now - self._waiting[2] >= TURNSTILE_HOLD_S:
-            self.withdraw()  # a long case runs elsewhere: let the others go on a while
+            self._leave_turnstile()  # a long case runs elsewhere: let the others go on a while
             self._pause_until = now + TURNSTILE_HOLD_S
         return None
 
     def withdraw(self) -> None:
-        """Give up the turnstile held while waiting to run alone (a stopped run)."""
+        """Give up the turnstile held while waiting to run alone, and any place in a
+        slot's line (a stopped run, or a target done)."""
+        self._leave_turnstile()
+        for name in list(self._in_line):
+            self._leave_line(name)
+
+    def _leave_turnstile(self) -> None:
         if self._waiting is not None:
             os.close(self._waiting[1])
             self._waiting = None
