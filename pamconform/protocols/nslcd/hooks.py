@@ -191,3 +191,6 @@ def _lab_module(options: LabOptions, say: Say) -> Iterator[Any]:
                 target.restore()
             finally:
                 target.close()
+                if options.keep and target.twin_target is not None:
+                    say(f"--keep: container {target.twin_target.box.name} (the N-M2 twin) "
+                        "left running")

@@ -160,10 +160,12 @@ class LabModuleTarget:
                 "module": f"{SECURITY_DIR}/{self.module.so} (copied from {self.box.name})"}
 
     def close(self) -> None:
-        """Remove the twin container, if one was started (:meth:`twin`)."""
-        if self.twin_target is not None:
-            self.twin_target._stop_scenario()
-            self.twin_target.box.remove()
+        """Remove the twin container, if one was started (:meth:`twin`), unless the run
+        keeps its containers (``--keep``)."""
+        twin = self.twin_target
+        if twin is not None and not twin.box.keep:
+            twin._stop_scenario()
+            twin.box.remove()
 
     def twin(self) -> LabModuleTarget:
         """A second container of this lab's image (``--network none``, same run, removed
