@@ -307,3 +307,48 @@ def test_a_case_that_only_waits_lets_timing_cases_elsewhere_run(
     other.join(30)
     assert [str(r.verdict) for r in result.results] == ["PASS"]
     assert log.overlap("1-wait", "2-timing") is only_waits
+
+
+def test_a_case_that_works_again_waits_for_a_timing_case_elsewhere(
+        gate_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(lane_gate.ENV, str(gate_dir))
+    log = CaseClock()
+    regained: list[float] = []
+
+    def waits_then_works(ctx: Any) -> None:
+        ctx.only_waits()
+        time.sleep(0.6)  # the timing case elsewhere starts meanwhile
+        ctx.works_again()
+        regained.append(time.monotonic())
+
+    def second_target() -> None:
+        time.sleep(0.3)
+        run_target([_case("2-timing", log.body("2-timing", 1.0), ("timing",))],
+                   _Target("t2"), kind="module", protocol="redirector", jobs=2)
+
+    other = threading.Thread(target=second_target)
+    other.start()
+    result = run_target([_case("1", waits_then_works)], _Target("t1"), kind="module",
+                        protocol="redirector", jobs=2)
+    other.join(30)
+    assert [str(r.verdict) for r in result.results] == ["PASS"]
+    assert regained and regained[0] >= log.spans["2-timing"][1]  # not beside it
+
+
+def test_a_line_no_case_asks_for_is_let_go_at_the_end_of_a_round(
+        gate_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(registry.SLOTS, "valgrind", 1)
+    a, b = lane_gate.Gate(gate_dir), lane_gate.Gate(gate_dir)
+    vg = ("valgrind",)
+    held = a.try_enter(0, _case("a", exclusive=vg))
+    assert held is not None
+    b.begin_round()
+    assert b.try_enter(0, _case("b", exclusive=vg)) is None  # in line
+    b.end_round()
+    held.release()
+    assert a.try_enter(1, _case("a2", exclusive=vg)) is None  # b keeps its place
+    b.begin_round()
+    b.end_round()  # b's valgrind case was not tried this round (its own target's reasons)
+    again = a.try_enter(1, _case("a2", exclusive=vg))
+    assert again is not None
+    again.release()

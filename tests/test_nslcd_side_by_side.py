@@ -169,20 +169,24 @@ class _Target:
 def test_play_beside_runs_the_batch_once_and_else_plays_each_alone(server) -> None:
     clean = _Target(server, lambda: login(server))
     waits: list[None] = []
-    ctx: Any = SimpleNamespace(target=clean, extra={}, only_waits=lambda: waits.append(None))
+    again: list[None] = []
+    ctx: Any = SimpleNamespace(target=clean, extra={}, only_waits=lambda: waits.append(None),
+                               works_again=lambda: again.append(None))
     first = play_beside(ctx, BESIDE[0][0])
     assert first.how.startswith("side by side") and first.attempt == "timeout:"
     assert set(clean.beside) == {b[0] for b in BESIDE}
-    assert len(waits) == 1  # armed: from then on it only waited
+    assert len(waits) == 1 and again == []  # armed: from then on it only waited
     assert play_beside(ctx, SSH_SILENCE[0]).attempt == "ssh:timeout:"
 
     unclean = _Target(server, lambda: login(server, times=2, pause=0.3))
-    ctx = SimpleNamespace(target=unclean, extra={}, only_waits=lambda: waits.append(None))
+    ctx = SimpleNamespace(target=unclean, extra={}, only_waits=lambda: waits.append(None),
+                          works_again=lambda: again.append(None))
     played = play_beside(ctx, "silence")
     assert played.how.startswith("alone"), played.how
     assert played.attempt == "timeout:|timeout:"
     assert unclean.beside == dict.fromkeys(b[0] for b in BESIDE)  # each plays alone later
     assert len(waits) == 2  # it armed too: the second connections came after
+    assert len(again) == 1  # so it took the gate again before its own login alone
 
 
 def test_a_login_error_is_raised_in_its_own_case_only(server) -> None:
@@ -223,5 +227,5 @@ def test_play_beside_plays_in_the_twin_and_never_on_the_targets_own_socket(serve
     ctx: Any = SimpleNamespace(target=main, extra={}, only_waits=lambda: None)
     played = play_beside(ctx, "silence")
     assert played.how.startswith("side by side") and played.attempt == "timeout:"
-    assert set(twin.beside) == {b[0] for b in BESIDE} and not main.beside
+    assert set(twin.beside) == {b[0] for b in BESIDE}
     assert ctx.extra["twin"] == {"container": "twin-box"}

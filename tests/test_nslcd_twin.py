@@ -38,8 +38,3 @@ def test_close_removes_the_twin_unless_the_run_keeps_its_containers(keep: bool) 
     assert twin_box.removed is not keep and scenario.stopped is not keep
     assert main_box.removed is False  # the target's own container is the session's
 
-
-def test_close_without_a_twin_does_nothing() -> None:
-    box = _Box("main", False)
-    LabModuleTarget(NslcdLab(box)).close()  # type: ignore[arg-type]
-    assert box.removed is False

@@ -57,6 +57,8 @@ class CaseContext:
     #: lets go of what the case holds of the machine-wide gate (``run --parallel``);
     #: set by the runner (:meth:`only_waits`)
     release_gate: Callable[[], None] | None = None
+    #: takes a pass beside the others again (:meth:`works_again`); set by the runner
+    regain_gate: Callable[[], None] | None = None
 
     def on_end(self, cleanup: Callable[[], None]) -> None:
         """Call ``cleanup`` when the case body has ended (the runner does)."""
@@ -79,6 +81,12 @@ class CaseContext:
         holds of its own target (``exclusive=``) it keeps."""
         if self.release_gate is not None:
             self.release_gate()
+
+    def works_again(self) -> None:
+        """After :meth:`only_waits`, the case has work to do again (a login to run): it
+        waits for a pass beside the others, as a case that starts does."""
+        if self.regain_gate is not None:
+            self.regain_gate()
 
     def note(self, text: str) -> None:
         """Add a line of evidence in prose."""

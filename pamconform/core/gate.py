@@ -24,8 +24,8 @@ another process runs (nslcd's side-by-side hang cases wait a minute) the turnsti
 hold every process up: so it is held at most :data:`TURNSTILE_HOLD_S` at a time, then let
 go as long again. Those hang cases let go of their pass once their logins are armed
 (:meth:`~pamconform.core.context.CaseContext.only_waits`): blocked processes load nothing
-a timing case could see. All attempts are non-blocking: the runner tries again while
-other cases run.
+a timing case could see; one with work again takes a pass first (``works_again``).
+All attempts are non-blocking: the runner tries again while other cases run.
 """
 
 from __future__ import annotations
@@ -85,6 +85,13 @@ class Pass:
         for fd in fds:
             os.close(fd)  # closing the last descriptor drops its flock
 
+    def adopt(self, other: Pass) -> None:
+        """Hold what ``other`` holds too (released with this pass)."""
+        with other._lock:
+            fds, other.fds = other.fds, []
+        with self._lock:
+            self.fds += fds
+
 
 class Gate:
     """The gate in ``directory`` (see the module docstring)."""
@@ -107,6 +114,8 @@ class Gate:
         #: (the line lock's descriptor, since when); and when it may queue again
         self._in_line: dict[str, tuple[int, float]] = {}
         self._line_pause: dict[str, float] = {}
+        #: the counted resources asked for since :meth:`begin_round`
+        self._asked: set[str] = set()
 
     def try_enter(self, key: int, case: Case) -> Pass | None:
         """A pass for ``case`` (``key``: who asks, the same on each try), or None: not now."""
@@ -142,6 +151,7 @@ class Gate:
         slot by one that runs many at once). Held at most :data:`TURNSTILE_HOLD_S` at a
         time, then let go as long again."""
         now = self.clock()
+        self._asked.add(name)
         line = self.directory / f"{name}.line"
         if name not in self._in_line:
             passing = _try_lock(line, fcntl.LOCK_SH)
@@ -162,6 +172,17 @@ class Gate:
             self._leave_line(name)  # no slot freed for long: let the others try too
             self._line_pause[name] = now + TURNSTILE_HOLD_S
         return None
+
+    def begin_round(self) -> None:
+        """The runner is about to try its startable cases."""
+        self._asked.clear()
+
+    def end_round(self) -> None:
+        """It tried them: a line none of them asked a slot of is let go (its case may
+        not start for reasons of its own target, and must not keep others waiting)."""
+        for name in list(self._in_line):
+            if name not in self._asked:
+                self._leave_line(name)
 
     def _leave_line(self, name: str) -> None:
         waiting = self._in_line.pop(name, None)

@@ -10,6 +10,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from pamconform.core import gate as lane_gate
@@ -140,6 +141,7 @@ class _Running:
         ctx = CaseContext(target=target, strict=strict, exclusive=case.exclusive)
         if gate_pass is not None:
             ctx.release_gate = gate_pass.release
+            ctx.regain_gate = partial(_regain, gate_pass, case)
         box: dict[str, BaseException] = {}
         holder: list[_Running] = []
 
@@ -183,6 +185,22 @@ class _Running:
 
     def interrupted(self, stopped: interrupts.Interrupted) -> CaseResult:
         return interrupted_result(self.case, stopped, time.monotonic() - self.start, self.ctx)
+
+
+def _regain(held: lane_gate.Pass, case: Case) -> None:
+    """Take a pass beside the others again for a case that let go of its own
+    (:meth:`CaseContext.works_again`); after SETUP_WAIT_S it goes on without."""
+    gate = lane_gate.from_env()
+    if gate is None:
+        return
+    counted = [n for n in lane_gate.COUNTED if n in case.exclusive]
+    deadline = time.monotonic() + lane_gate.SETUP_WAIT_S
+    while time.monotonic() < deadline and interrupts.received() is None:
+        again = gate.try_enter_shared(counted)
+        if again is not None:
+            held.adopt(again)
+            return
+        time.sleep(GATE_RETRY_S)
 
 
 def interrupted_result(case: Case, stopped: interrupts.Interrupted, duration: float,
@@ -317,6 +335,8 @@ def _run_pool(cases: list[Case], target: Any, *, kind: str, protocol: str, stric
                         r.gate_pass.release()
                     del overrun[i]
             gated = False
+            if gate is not None:
+                gate.begin_round()
             for i in _startable(cases, pending, running, limit, holding=overrun):
                 gate_pass = gate.try_enter(i, cases[i]) if gate is not None else None
                 if gate is not None and gate_pass is None:
@@ -325,6 +345,8 @@ def _run_pool(cases: list[Case], target: Any, *, kind: str, protocol: str, stric
                 launched = _Running.launch(cases[i], target, strict, done, gate_pass)
                 running[i] = launched  # a signal from here on finds it running
                 pending.remove(i)
+            if gate is not None:
+                gate.end_round()
             try:
                 waits = [r.deadline for r in running.values()] or \
                     [r.deadline + OVERRUN_HOLD_S for r in overrun.values()]

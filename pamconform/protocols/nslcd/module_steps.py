@@ -170,19 +170,26 @@ def play_beside(ctx: CaseContext, name: str) -> Played:
         def login(which: str) -> Any:
             return tw.ssh(LOGIN_USER, PASSWORD) if which == SSH_SILENCE[0] else tw.attempt()
 
+        armed: list[bool] = []
         if name not in tw.beside:
             tw.start_sshd()  # before arming: sshd's start is no part of the login
             first = BESIDE[0]
             proc = tw.scenario(first[1], **first[2])
             budget = max(tw.hang_bound + 30, tw.login_timeout + 10)
-            # once armed, the logins only wait: timing cases of other targets may run
-            batch = play_side_by_side(proc, BESIDE, login, budget, armed=ctx.only_waits)
+
+            def only_waits() -> None:  # the logins are armed: timing cases elsewhere may run
+                armed.append(True)
+                ctx.only_waits()
+
+            batch = play_side_by_side(proc, BESIDE, login, budget, armed=only_waits)
             tw.beside.update(batch or dict.fromkeys(b[0] for b in BESIDE))
         played: Played | None = tw.beside[name]
         if played is None:
             signum = interrupts.received()
             if signum is not None:
                 raise interrupts.Interrupted(signum)
+            if armed:
+                ctx.works_again()  # a login of its own to run now
             behaviour = next(b for b in BESIDE if b[0] == name)
             played = play_alone(tw.scenario(behaviour[1], **behaviour[2]), behaviour, login)
     finally:

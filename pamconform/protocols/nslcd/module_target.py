@@ -11,6 +11,7 @@ nslcd``) standing in for nslcd for one case. The suite drives the module directl
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,6 +90,8 @@ class LabModuleTarget:
     beside: dict[str, Any] = field(default_factory=dict)
     #: the second container those are played in (:meth:`twin`), once started
     twin_target: LabModuleTarget | None = None
+    _twin_lock: threading.Lock = field(default_factory=threading.Lock, repr=False,
+                                       compare=False)
 
     @property
     def box(self) -> Any:
@@ -164,8 +167,10 @@ class LabModuleTarget:
         keeps its containers (``--keep``)."""
         twin = self.twin_target
         if twin is not None and not twin.box.keep:
-            twin._stop_scenario()
-            twin.box.remove()
+            try:
+                twin._stop_scenario()
+            finally:
+                twin.box.remove()
 
     def twin(self) -> LabModuleTarget:
         """A second container of this lab's image (``--network none``, same run, removed
@@ -173,6 +178,10 @@ class LabModuleTarget:
         that wait out the module's bound while this container's cases go on
         (docs/nslcd.md#N-M2). Started on first use; its daemon is the scenario server
         only."""
+        with self._twin_lock:
+            return self._start_twin()
+
+    def _start_twin(self) -> LabModuleTarget:
         if self.twin_target is None:
             box = LabContainer.start(self.box.client, self.box.container.image.id,
                                      run_id=self.box.run_id, keep=self.box.keep)
