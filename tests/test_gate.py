@@ -283,6 +283,25 @@ def test_setting_up_waits_for_a_timing_case_elsewhere_then_goes_on(
     timing.release()
 
 
+def _beside_a_timing_case(case: Case, timing_body: Callable[[Any], None]) -> None:
+    """Run ``case`` (target t1) while target t2, started 0.3 s later in another thread
+    (as another lane), runs one timing case; both targets PASS."""
+    results: list[Any] = []
+
+    def second_target() -> None:
+        time.sleep(0.3)  # the first target's case runs by then
+        results.append(run_target([_case("2-timing", timing_body, ("timing",))],
+                                  _Target("t2"), kind="module", protocol="redirector",
+                                  jobs=2))
+
+    other = threading.Thread(target=second_target)
+    other.start()
+    results.append(run_target([case], _Target("t1"), kind="module", protocol="redirector",
+                              jobs=2))
+    other.join(30)
+    assert [str(r.verdict) for t in results for r in t.results] == ["PASS", "PASS"]
+
+
 @pytest.mark.parametrize("only_waits", [True, False])
 def test_a_case_that_only_waits_lets_timing_cases_elsewhere_run(
         gate_dir: Path, monkeypatch: pytest.MonkeyPatch, only_waits: bool) -> None:
@@ -295,17 +314,7 @@ def test_a_case_that_only_waits_lets_timing_cases_elsewhere_run(
             ctx.only_waits()  # as the nslcd N-M2 hangs do once their logins are armed
         waiting(ctx)
 
-    def second_target() -> None:
-        time.sleep(0.3)  # the waiting case runs by then
-        run_target([_case("2-timing", log.body("2-timing", 0.2), ("timing",))],
-                   _Target("t2"), kind="module", protocol="redirector", jobs=2)
-
-    other = threading.Thread(target=second_target)
-    other.start()
-    result = run_target([_case("1-wait", wait)], _Target("t1"), kind="module",
-                        protocol="redirector", jobs=2)
-    other.join(30)
-    assert [str(r.verdict) for r in result.results] == ["PASS"]
+    _beside_a_timing_case(_case("1-wait", wait), log.body("2-timing", 0.2))
     assert log.overlap("1-wait", "2-timing") is only_waits
 
 
@@ -321,17 +330,7 @@ def test_a_case_that_works_again_waits_for_a_timing_case_elsewhere(
         ctx.works_again()
         regained.append(time.monotonic())
 
-    def second_target() -> None:
-        time.sleep(0.3)
-        run_target([_case("2-timing", log.body("2-timing", 1.0), ("timing",))],
-                   _Target("t2"), kind="module", protocol="redirector", jobs=2)
-
-    other = threading.Thread(target=second_target)
-    other.start()
-    result = run_target([_case("1", waits_then_works)], _Target("t1"), kind="module",
-                        protocol="redirector", jobs=2)
-    other.join(30)
-    assert [str(r.verdict) for r in result.results] == ["PASS"]
+    _beside_a_timing_case(_case("1", waits_then_works), log.body("2-timing", 1.0))
     assert regained and regained[0] >= log.spans["2-timing"][1]  # not beside it
 
 

@@ -40,6 +40,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pamconform.core import interrupts
 from pamconform.core.registry import SLOTS, Case
 
 #: The environment variable naming the gate's directory.
@@ -225,6 +226,25 @@ def from_env() -> Gate | None:
     return Gate(Path(where)) if where else None
 
 
+#: How often :func:`wait_shared` tries again.
+RETRY_S = 0.2
+
+
+def wait_shared(counted: list[str] | None = None, *,
+                wait_s: float = SETUP_WAIT_S) -> Pass | None:
+    """A pass beside others (:meth:`Gate.try_enter_shared`), tried until one is had, at
+    most ``wait_s``, or a signal arrives; None then, or when there is no gate."""
+    gate = from_env()
+    if gate is None:
+        return None
+    deadline = time.monotonic() + wait_s
+    while (held := gate.try_enter_shared(counted)) is None:
+        if time.monotonic() >= deadline or interrupts.received() is not None:
+            return None
+        time.sleep(RETRY_S)
+    return held
+
+
 #: The pass held while this process sets a target up (see :func:`setting_up`).
 _setup: Pass | None = None
 
@@ -237,12 +257,7 @@ def setting_up(wait_s: float = SETUP_WAIT_S) -> Iterator[None]:
     ``wait_s`` for a timing case elsewhere, then goes on without (never a hung run).
     Without a gate, nothing."""
     global _setup
-    gate = from_env()
-    if gate is not None:
-        deadline = time.monotonic() + wait_s
-        while (held := gate.try_enter_shared()) is None and time.monotonic() < deadline:
-            time.sleep(0.2)
-        _setup = held
+    _setup = wait_shared(wait_s=wait_s)
     try:
         yield
     finally:

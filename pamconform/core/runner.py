@@ -190,17 +190,9 @@ class _Running:
 def _regain(held: lane_gate.Pass, case: Case) -> None:
     """Take a pass beside the others again for a case that let go of its own
     (:meth:`CaseContext.works_again`); after SETUP_WAIT_S it goes on without."""
-    gate = lane_gate.from_env()
-    if gate is None:
-        return
-    counted = [n for n in lane_gate.COUNTED if n in case.exclusive]
-    deadline = time.monotonic() + lane_gate.SETUP_WAIT_S
-    while time.monotonic() < deadline and interrupts.received() is None:
-        again = gate.try_enter_shared(counted)
-        if again is not None:
-            held.adopt(again)
-            return
-        time.sleep(GATE_RETRY_S)
+    again = lane_gate.wait_shared([n for n in lane_gate.COUNTED if n in case.exclusive])
+    if again is not None:
+        held.adopt(again)
 
 
 def interrupted_result(case: Case, stopped: interrupts.Interrupted, duration: float,

@@ -16,8 +16,9 @@ from pamconform.protocols.nslcd.module_steps import (
     target,
 )
 
-case = case_factory(protocol="nslcd", kind="module")
-server = case_factory(protocol="nslcd", kind="module", exclusive="lab-server")
+case = case_factory(protocol="nslcd", kind="module", exclusive="lab-server")
+#: played in the target's twin container, beside the cases on its own socket
+twin_case = case_factory(protocol="nslcd", kind="module", exclusive="lab-twin")
 
 
 def _hang(name, what, ctx):
@@ -31,18 +32,17 @@ def _hang(name, what, ctx):
 
 
 for _name, _scenario, _args, _what in HANGS:
-    case(
+    twin_case(
         f"nslcd.module.daemon-{_name}",
         rule="N-M2",
         severity=Severity.MUST,
         title=f"Bounded refusal when the daemon {_what}",
         requirement=f"When the daemon {_what}, pam_authenticate returns a refusal within the "
         "module's longest wait plus the harness margin, instead of blocking the application.",
-        exclusive="lab-twin",
     )(partial(_hang, _name, _what))
 
 
-@server(
+@case(
     "nslcd.module.daemon-slow-grant",
     rule="N-M2",
     severity=Severity.SHOULD,
