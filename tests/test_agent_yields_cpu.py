@@ -12,6 +12,8 @@ import pytest
 from agent_module import load_agent
 
 AGENT = load_agent("pam_agent_yield")
+
+
 def test_a_run_that_yields_has_a_lower_priority_and_one_that_does_not_keeps_its_own(
         monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[int] = []

@@ -211,9 +211,6 @@ def test_play_beside_plays_in_the_twin_and_never_on_the_targets_own_socket(serve
     class Main:
         """The target: its own scenario server and logins must not be touched."""
 
-        def __init__(self) -> None:
-            self.beside: dict[str, Any] = {}
-
         def twin(self) -> _Target:
             return twin
 
@@ -223,8 +220,7 @@ def test_play_beside_plays_in_the_twin_and_never_on_the_targets_own_socket(serve
         def __getattr__(self, name: str) -> Any:
             raise AssertionError(f"played on the target's own container: {name}")
 
-    main = Main()
-    ctx: Any = SimpleNamespace(target=main, extra={}, only_waits=lambda: None)
+    ctx: Any = SimpleNamespace(target=Main(), extra={}, only_waits=lambda: None)
     played = play_beside(ctx, "silence")
     assert played.how.startswith("side by side") and played.attempt == "timeout:"
     assert set(twin.beside) == {b[0] for b in BESIDE}
