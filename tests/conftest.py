@@ -5,12 +5,33 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import subprocess
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+
+@pytest.fixture
+def in_process_cli(capsys: pytest.CaptureFixture[str],
+                   ) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """``pamconform ARGS`` through ``main()`` in this process, as a completed process: what
+    the entry point runs, without an interpreter start per call (for the tables of bad
+    inputs; each table keeps a case through the real entry point)."""
+    from pamconform.cli.main import main
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        capsys.readouterr()
+        try:
+            code = main(list(args))
+        except SystemExit as exc:  # argparse's exit after its one line
+            code = exc.code if isinstance(exc.code, int) else 2
+        out = capsys.readouterr()
+        return subprocess.CompletedProcess(["pamconform", *args], code, out.out, out.err)
+
+    return run
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from pamconform.core.credentials import parse_credentials
 from pamconform.lab.localserver import LocalServer, reference_command
 
 GOOD = "alice:alice-auth-pw"
+CliRun = Callable[..., subprocess.CompletedProcess[str]]  # the in_process_cli fixture
 
 
 @pytest.fixture(scope="module")
@@ -61,9 +62,8 @@ SOCKET_ARGS = ["/tmp/pc-no-such-socket", "--credentials", "a:bbbb"]
         ["run", "--timeout"],
     ],
 )
-def test_bad_seconds(command: list[str], value: str) -> None:
-    proc = _run(*command, value, timeout=20)
-    _one_line_exit_2(proc, f"argument {command[-1]}:")
+def test_bad_seconds(command: list[str], value: str, in_process_cli: CliRun) -> None:
+    _one_line_exit_2(in_process_cli(*command, value), f"argument {command[-1]}:")
 
 
 @pytest.mark.parametrize("value", ["-1", "0", "1.5", "nan", "10000000000000"])
@@ -79,9 +79,15 @@ def test_bad_seconds(command: list[str], value: str) -> None:
         ["fuzz", "module", "/tmp", "--max-examples"],
     ],
 )
-def test_bad_counts(command: list[str], value: str) -> None:
-    proc = _run(*command, value, timeout=20)
-    _one_line_exit_2(proc, f"argument {command[-1]}:")
+def test_bad_counts(command: list[str], value: str, in_process_cli: CliRun) -> None:
+    _one_line_exit_2(in_process_cli(*command, value), f"argument {command[-1]}:")
+
+
+@pytest.mark.parametrize("args", [["bench", *SOCKET_ARGS, "--seconds", "nan"],
+                                  ["fuzz", "module", "/tmp", "--max-examples", "0"]])
+def test_bad_numbers_through_the_entry_point(args: list[str]) -> None:
+    """The matrices above call ``main()``; the installed entry point says the same."""
+    _one_line_exit_2(_run(*args, timeout=20), f"argument {args[-2]}:")
 
 
 @pytest.mark.parametrize("option", ["--max-findings", "--shrink-replays"])

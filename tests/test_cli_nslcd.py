@@ -132,8 +132,8 @@ def test_a_wrong_password_is_one_line_before_any_case(
     (["server", "--expired-user", "oscar", "/tmp", "--credentials", "nancy:nancy-ldap-pw"],
      "--expired-user need --protocol nslcd"),
 ])
-def test_bad_input_is_one_line_exit_2(argv: list[str], says: str) -> None:
-    proc = cli(*argv, timeout=60)
+def test_bad_input_is_one_line_exit_2(argv: list[str], says: str, in_process_cli) -> None:  # type: ignore[no-untyped-def]
+    proc = in_process_cli(*argv)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     assert says in proc.stderr

@@ -20,13 +20,9 @@ from pamconform.core.errors import UsageError
 from pamconform.core.registry import Case
 from pamconform.core.runner import CaseResult, TargetResult
 from pamconform.core.verdicts import Severity, Verdict
+from pamconform.lab.distros import parse_distros
 from pamconform.lab.images import LabBuildError, _tag_for, base_tag, tag_distro
-from pamconform.lab.module_run import (
-    distro_differences,
-    distro_target_name,
-    format_differences,
-    parse_distros,
-)
+from pamconform.lab.module_run import distro_differences, distro_target_name, format_differences
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = ["redir.e2e.ssh-grant", "redir.module.grant"]

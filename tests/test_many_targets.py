@@ -171,9 +171,12 @@ credentials_env = "THEIR_LOGINS"
     ('colour = "blue"\n', "colour: unknown key"),
     ("[targets\n", "not valid TOML"),
 ])
-def test_invalid_project_file_is_one_line_naming_the_key(tmp_path, text, needle) -> None:
+def test_invalid_project_file_is_one_line_naming_the_key(tmp_path, text, needle, monkeypatch,
+                                                        in_process_cli) -> None:
     (tmp_path / "pamconform.toml").write_text(text)
-    proc = pamconform("run", "--list", cwd=tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("PAMCONFORM_CREDENTIALS", raising=False)
+    proc = in_process_cli("run", "--list")
     assert proc.returncode == 2, proc.stdout
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0] and "pamconform.toml" in lines[0], lines

@@ -138,9 +138,9 @@ def test_credentials_file_with_a_wrong_password(reference: LocalServer, tmp_path
         (lambda p: _private_file(p, WRONG_PW + "\n"), "line 1: expected USER:PASSWORD"),
     ],
 )
-def test_credentials_file_refused(make, needle: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_credentials_file_refused(make, needle: str, tmp_path: Path, in_process_cli) -> None:  # type: ignore[no-untyped-def]
     path = make(tmp_path / "creds")
-    proc = _run("server", "/tmp/pc-no-such-socket", "--credentials-file", str(path), timeout=20)
+    proc = in_process_cli("server", "/tmp/pc-no-such-socket", "--credentials-file", str(path))
     _one_line_exit_2(proc, needle)
 
 

@@ -261,6 +261,9 @@ def test_output_that_goes_away_does_not_hang_the_lanes(tmp_path: Path) -> None:
     proc = subprocess.run(
         f"{sys.executable} -m pamconform.cli run --no-lab --parallel 2 "
         "--cases 'redir.server.deny-*' --cases 'token.server.*' "
+        "--exclude-cases 'redir.server.deny-stalled-*' "
+        "--exclude-cases 'redir.server.deny-lookalike-*' --exclude-cases token.server.expiry "
+        "--exclude-cases 'token.server.s*-client-*' "
         f"--report {tmp_path}/report | head -1", shell=True, cwd=ROOT, env=env,
         capture_output=True, text=True, timeout=300, check=False)
     assert proc.stdout.startswith("== 2 targets in 2 lanes"), proc.stdout + proc.stderr

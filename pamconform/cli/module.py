@@ -86,11 +86,11 @@ def _default_args() -> str:
 
 
 def cmd_module(args: argparse.Namespace, console: Console) -> int:
-    from pamconform.lab import module_run
+    from pamconform.lab.distros import parse_distros
     from pamconform.lab.module_target import ModuleSpec
 
     protocol = protocols.get(args.protocol)
-    distros = module_run.parse_distros(args.distro)
+    distros = parse_distros(args.distro)
     cases = common.selected(common.protocol_cases(protocol, KIND, args))
     sources, names = args.src, args.name
     if names and len(names) != max(len(sources), 1):

@@ -74,7 +74,7 @@ def _run_actions() -> dict[str, argparse.Action]:
 
 def distros(project: Project, args: argparse.Namespace) -> list[str]:
     """``--distro`` when given, else the file's ``distros``, else the default."""
-    from pamconform.lab.module_run import parse_distros
+    from pamconform.lab.distros import parse_distros
 
     if args.distro != "bookworm" or project.distros is None:
         return parse_distros(args.distro)
@@ -212,6 +212,7 @@ def _module_steps(project: Project, target: Target, protocol: Protocol, cases: l
                   args: argparse.Namespace, console: Console) -> list[Step]:
     from pamconform.cli.run import reference_module_spec
     from pamconform.lab import module_run
+    from pamconform.lab.distros import parse_distros
     from pamconform.lab.module_target import ModuleSpec
 
     where = project.where(f"targets.{target.name}")
@@ -233,7 +234,7 @@ def _module_steps(project: Project, target: Target, protocol: Protocol, cases: l
         except UsageError as exc:
             raise ProjectError(f"{where}: {_scrub(str(exc), target)}") from None
     try:
-        labs = module_run.parse_distros(",".join(target.distros)) if target.distros else \
+        labs = parse_distros(",".join(target.distros)) if target.distros else \
             distros(project, args)
     except UsageError as exc:
         raise ProjectError(f"{where}.distros: {exc}") from None

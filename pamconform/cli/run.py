@@ -61,7 +61,7 @@ def register(sub: Any) -> None:
 
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
-    from pamconform.lab.module_run import parse_distros
+    from pamconform.lab.distros import parse_distros
 
     project = project_run.find(args)
     if project is not None:

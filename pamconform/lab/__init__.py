@@ -15,26 +15,53 @@ Typical use::
 Progress goes to a callback the caller gives (``say``/``progress``); the lab never prints.
 """
 
-from pamconform.lab.containers import (
-    LABEL,
-    RUN_LABEL,
-    CommandResult,
-    ExecFailed,
-    LabContainer,
-    LabSession,
-    cleanup_stale,
-    docker_exec_argv,
-)
-from pamconform.lab.engine import EngineUnavailable, connect
-from pamconform.lab.images import (
-    BASE_TAG,
-    LAB_REPO,
-    LabBuildError,
-    ensure_base,
-    ensure_lab_image,
-    find_root,
-    lab_image_tag,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pamconform.lab.containers import (
+        LABEL,
+        RUN_LABEL,
+        CommandResult,
+        ExecFailed,
+        LabContainer,
+        LabSession,
+        cleanup_stale,
+        docker_exec_argv,
+    )
+    from pamconform.lab.engine import EngineUnavailable, connect
+    from pamconform.lab.images import (
+        BASE_TAG,
+        LAB_REPO,
+        LabBuildError,
+        ensure_base,
+        ensure_lab_image,
+        find_root,
+        lab_image_tag,
+    )
+
+#: Where each name lives. They are imported on first use: the Docker SDK takes most of a
+#: command's start-up, and commands without the lab (``diff``, ``audit``, ``server``) and
+#: the local servers' helpers never need it.
+_HOME = {
+    **dict.fromkeys(("LABEL", "RUN_LABEL", "CommandResult", "ExecFailed", "LabContainer",
+                     "LabSession", "cleanup_stale", "docker_exec_argv"), "containers"),
+    **dict.fromkeys(("EngineUnavailable", "connect"), "engine"),
+    **dict.fromkeys(("BASE_TAG", "LAB_REPO", "LabBuildError", "ensure_base",
+                     "ensure_lab_image", "find_root", "lab_image_tag"), "images"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "BASE_TAG",

@@ -36,11 +36,8 @@ from datetime import UTC, datetime
 from types import FrameType, TracebackType
 from typing import Any
 
-import docker
-import docker.errors
-import requests.exceptions
-
 from pamconform.core import interrupts
+from pamconform.lab.sdk import docker, requests
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +59,11 @@ KILLED_EXIT = 137
 FOREIGN_STALE_S = 6 * 3600
 
 _names = itertools.count(1)
-_ANY_OWNER_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException, OSError)
+
+
+def _any_owner_errors() -> tuple[type[BaseException], ...]:
+    """What a removal may raise whoever owns the object (looked up when the SDK is in use)."""
+    return (docker.errors.DockerException, requests.exceptions.RequestException, OSError)
 
 
 class ExecFailed(RuntimeError):
@@ -611,7 +612,7 @@ def cleanup_stale(
             removed += 1
         except docker.errors.NotFound:
             pass
-        except _ANY_OWNER_ERRORS as exc:
+        except _any_owner_errors() as exc:
             log.warning("could not remove container %s: %s", c.name, exc)
     for n in client.networks.list(filters=filters):
         labels = n.attrs.get("Labels") or {}
@@ -622,7 +623,7 @@ def cleanup_stale(
             removed += 1
         except docker.errors.NotFound:
             pass
-        except _ANY_OWNER_ERRORS as exc:
+        except _any_owner_errors() as exc:
             log.warning("could not remove network %s: %s", n.name, exc)
     return removed
 
@@ -717,7 +718,7 @@ class LabSession:
                 log.warning("keeping lab containers of run %s: %s", self.run_id, names)
             else:
                 for box in self.containers:
-                    with contextlib.suppress(*_ANY_OWNER_ERRORS):
+                    with contextlib.suppress(*_any_owner_errors()):
                         box.remove()
                 cleanup_stale(self.client, self.run_id)
         finally:

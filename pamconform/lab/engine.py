@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import os
 
-import docker
-import docker.errors
-import requests.exceptions
-
 from pamconform.core.errors import HarnessError
+from pamconform.lab.sdk import docker, requests
 
 #: The Docker SDK imports paramiko for any ssh:// engine (then runs the ssh command).
 SSH_HINT = ("DOCKER_HOST is an ssh:// engine and the Docker SDK needs paramiko for it: "

@@ -16,14 +16,11 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import docker
-import docker.errors
-
 from pamconform.core.errors import HarnessError
+from pamconform.lab.distros import DEFAULT_DISTRO, DISTROS
+from pamconform.lab.sdk import docker
 
 #: Debian releases the lab runs on (``--distro``); the first is the default.
-DISTROS = ("bookworm", "trixie")
-DEFAULT_DISTRO = DISTROS[0]
 BASE_REPO = "pamconform/base"
 BASE_TAG = f"{BASE_REPO}:{DEFAULT_DISTRO}"
 LAB_REPO = "pamconform/lab"

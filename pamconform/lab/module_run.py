@@ -8,12 +8,12 @@ from typing import Any
 
 from pamconform import protocols
 from pamconform.core import loader, resources
-from pamconform.core.errors import UsageError
 from pamconform.core.interrupts import Interrupted
 from pamconform.core.registry import Case, all_cases
 from pamconform.core.runner import Progress, TargetResult, run_target
 from pamconform.lab import LabContainer, LabSession, connect, ensure_lab_image, images
-from pamconform.lab.images import DEFAULT_DISTRO, DISTROS, quiet
+from pamconform.lab.distros import DEFAULT_DISTRO
+from pamconform.lab.images import quiet
 from pamconform.lab.module_target import ModuleSpec, ModuleTarget, uses_lab_socket
 
 
@@ -25,16 +25,6 @@ def module_cases(protocol: str) -> list[Case]:
 
 
 # -- release matrix (--distro) ----------------------------------------------------------------
-def parse_distros(value: str | None) -> list[str]:
-    """``--distro bookworm,trixie`` to a list (order kept, duplicates dropped)."""
-    names = [d.strip() for d in (value or DEFAULT_DISTRO).split(",") if d.strip()]
-    bad = [d for d in names if d not in DISTROS]
-    if bad or not names:
-        raise UsageError(f"--distro {value!r}: choose from {', '.join(DISTROS)} "
-                         "(comma-separated)")
-    return list(dict.fromkeys(names))
-
-
 def distro_target_name(name: str, distro: str, distros: list[str]) -> str:
     """``name@distro``; a plain default run (bookworm only) keeps the bare name."""
     return name if distros == [DEFAULT_DISTRO] else f"{name}@{distro}"

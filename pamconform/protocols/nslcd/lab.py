@@ -20,11 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import docker
-import docker.errors
-
 from pamconform.lab import LabBuildError, LabContainer, LabSession, ensure_lab_image, find_root
 from pamconform.lab.images import DEFAULT_DISTRO, build_image, build_lock
+from pamconform.lab.sdk import docker
 
 NSLCD_REPO = "pamconform/nslcd"
 CONTEXT_DIR = "containers/nslcd"
