@@ -101,6 +101,23 @@ def scripted(short_dir: Path) -> Iterator[Callable[[Handler], ScriptedServer]]:
         server.close()
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto`` (what tox runs): one worker per CPU when a Docker engine answers, as
+    the lab's timing and valgrind cases need the CPU they measure with; two per CPU
+    without one, as the other tests mostly wait on sockets, timeouts and child
+    processes. ``PYTEST_XDIST_AUTO_NUM_WORKERS`` still decides when set."""
+    cpus = os.cpu_count() or 1
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS", "").strip().isdigit():
+        return int(os.environ["PYTEST_XDIST_AUTO_NUM_WORKERS"])
+    from pamconform.lab import EngineUnavailable, connect
+
+    try:
+        connect(timeout=5).close()
+    except EngineUnavailable:
+        return 2 * cpus
+    return cpus
+
+
 def lab_unavailable(reason: str) -> None:
     """Skip a lab test, or fail it where the lab is required (CI sets PAMCONFORM_REQUIRE_LAB)."""
     if os.environ.get("PAMCONFORM_REQUIRE_LAB") == "1":

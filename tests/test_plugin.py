@@ -20,9 +20,15 @@ LOGINS = [("alice", "alice-auth-pw"), ("bob", "bob-auth-pw")]
 WRONG = "Qx7vK2pL9wZ"
 
 
-def _pytest(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None
-            ) -> subprocess.CompletedProcess[str]:
+def _pytest(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None,
+            autoload: bool | None = None) -> subprocess.CompletedProcess[str]:
+    """``pytest ARGS`` in ``cwd``. In this checkout its conftest loads the plugin, so other
+    installed plugins are not loaded (their start-up costs a second and a half of CPU per
+    run); in a repository of one's own (or with ``autoload``) the entry point loads it,
+    as for a user."""
     environ = {k: v for k, v in os.environ.items() if k != "PAMCONFORM_CREDENTIALS"}
+    if not (cwd != ROOT if autoload is None else autoload):
+        environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
         capture_output=True, text=True, timeout=300, check=False, cwd=cwd,
@@ -148,7 +154,8 @@ def test_the_plugin_is_registered_once() -> None:
     and a run without entry points loads it through ``-p``."""
     no_autoload = {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
     for env, extra in (({}, []), (no_autoload, ["-p", "pamconform.plugin"])):
-        proc = _pytest("suites/redirector_server", "--co", "--trace-config", *extra, env=env)
+        proc = _pytest("suites/redirector_server", "--co", "--trace-config", *extra, env=env,
+                       autoload=True)
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr
         assert proc.stdout.count("PLUGIN registered: <module 'pamconform.plugin'") == 1
 
