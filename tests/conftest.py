@@ -118,47 +118,6 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     return cpus
 
 
-#: Self-tests that hold a worker for 15 s or more without the lab (measured with
-#: ``--durations``), by file and function (every parameter of it). They go first.
-LONG_TESTS = {
-    "test_concurrency_verdicts.py::test_server_suite_same_verdicts_with_one_job_and_with_the_pool",
-    "test_concurrency_verdicts.py::test_faulty_server_same_verdicts_with_one_job_and_with_the_pool",
-    "test_report_privacy.py::test_server_runs_never_show_the_password",
-    "test_report_privacy.py::test_token_suite_never_shows_a_token",
-    "test_suite_catches.py::test_correct_design_passes_every_case",
-    "test_suite_catches.py::test_reference_server_passes_every_must_case",
-    "test_suite_catches.py::test_a_documented_policy_is_reported_not_failed",
-    "test_fuzz_server.py::test_hand_written_suite_misses_fuzz_only_defect",
-    "test_report_browser.py::test_real_report_renders",
-    "test_plugin.py::test_reference_server_passes_as_pytest",
-    "test_run_parallel.py::test_a_failing_target_sets_the_exit_code_as_in_one_lane",
-}
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under xdist's ``worksteal`` each worker first gets one slice of the tests in order:
-    the long ones are dealt to the slices' fronts, so none starts near the end and keeps
-    one worker busy while the others are done (each slice keeps its size)."""
-    workers = int(getattr(config, "workerinput", {}).get("workercount", 0))
-    if workers < 2 or config.getoption("dist", "no") != "worksteal":
-        return
-    long = [i for i in items if f"{Path(str(i.path)).name}::{i.originalname}" in LONG_TESTS]
-    if not long:
-        return
-    chosen = {id(i) for i in long}
-    rest = iter([i for i in items if id(i) not in chosen])
-    fronts: list[list[pytest.Item]] = [long[k::workers] for k in range(workers)]
-    ordered: list[pytest.Item] = []
-    left = len(items)
-    for k in range(workers):  # the slice sizes worksteal sends: what is left, shared out
-        size = left // (workers - k)
-        ordered += fronts[k] + [next(rest) for _ in range(max(0, size - len(fronts[k])))]
-        left -= size
-    ordered += list(rest)
-    assert len(ordered) == len(items)
-    items[:] = ordered
-
-
 def lab_unavailable(reason: str) -> None:
     """Skip a lab test, or fail it where the lab is required (CI sets PAMCONFORM_REQUIRE_LAB)."""
     if os.environ.get("PAMCONFORM_REQUIRE_LAB") == "1":
