@@ -105,7 +105,8 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     """``-n auto`` (what tox runs): one worker per CPU when a Docker engine answers, as
     the lab's timing and valgrind cases need the CPU they measure with; two per CPU
     without one, as the other tests mostly wait on sockets, timeouts and child
-    processes. ``PYTEST_XDIST_AUTO_NUM_WORKERS`` still decides when set."""
+    processes (and ``--dist worksteal`` stays). ``PYTEST_XDIST_AUTO_NUM_WORKERS`` still
+    decides when set."""
     cpus = os.cpu_count() or 1
     if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS", "").strip().isdigit():
         return int(os.environ["PYTEST_XDIST_AUTO_NUM_WORKERS"])
@@ -115,6 +116,10 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
         connect(timeout=5).close()
     except EngineUnavailable:
         return 2 * cpus
+    # with the lab, tests go out as they always have (``load``): worksteal moves queued
+    # tests between workers late, which changes which lab tests share the CPU
+    if config.option.dist == "worksteal":
+        config.option.dist = "load"
     return cpus
 
 

@@ -65,6 +65,8 @@ def test_workers_follow_the_engine(monkeypatch: pytest.MonkeyPatch,
             pass
 
     monkeypatch.setattr(lab, "connect", lambda timeout: Client())
+    monkeypatch.setattr(pytestconfig.option, "dist", "worksteal", raising=False)
     assert here.pytest_xdist_auto_num_workers(pytestconfig) == cpus
+    assert pytestconfig.option.dist == "load"  # the lab's tests scheduled as always
     monkeypatch.setenv("PYTEST_XDIST_AUTO_NUM_WORKERS", "3")
     assert here.pytest_xdist_auto_num_workers(pytestconfig) == 3
