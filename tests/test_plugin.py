@@ -27,7 +27,9 @@ def _pytest(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None,
     run); in a repository of one's own (or with ``autoload``) the entry point loads it,
     as for a user."""
     environ = {k: v for k, v in os.environ.items() if k != "PAMCONFORM_CREDENTIALS"}
-    if not (cwd != ROOT if autoload is None else autoload):
+    if autoload is None:
+        autoload = cwd != ROOT
+    if not autoload:
         environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],

@@ -20,7 +20,6 @@ from pamconform.core.errors import HarnessError
 from pamconform.lab.distros import DEFAULT_DISTRO, DISTROS
 from pamconform.lab.sdk import docker
 
-#: Debian releases the lab runs on (``--distro``); the first is the default.
 BASE_REPO = "pamconform/base"
 BASE_TAG = f"{BASE_REPO}:{DEFAULT_DISTRO}"
 LAB_REPO = "pamconform/lab"
