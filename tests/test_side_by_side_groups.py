@@ -24,8 +24,9 @@ class _Target:
     name = "t"
 
 
-def _case(cid: str, body: Callable[[Any], None], *exclusive: str) -> Case:
-    return Case(cid, "R-S4", Severity.MUST, cid, "r.", "redirector", "server", body, "t",
+def _case(cid: str, body: Callable[[Any], None], *exclusive: str,
+          severity: Severity = Severity.MUST) -> Case:
+    return Case(cid, "R-S4", severity, cid, "r.", "redirector", "server", body, "t",
                 tuple(exclusive))
 
 
@@ -131,14 +132,63 @@ def test_a_batch_whose_case_ended_at_once_is_run_again_alone() -> None:
     assert "ended after" in _notes(out.results[0])
 
 
-def test_group_cases_apart_are_not_batched_across_the_cases_between() -> None:
+def test_a_should_not_met_in_a_batch_runs_again_alone_and_the_passes_count() -> None:
+    # a server with no idle timeout: the stalled clients get no grant (PASS), the silent
+    # one is never dropped (a SHOULD: NON-STRICT); only that one costs a second wait
+    clock = CaseClock()
+
+    def never_dropped(ctx: Any) -> None:
+        clock.body("silent", 0.3)(ctx)
+        raise Fail("the server to drop a silent client", "still open")
+
+    cases = [_case("i1", clock.body("i1", 0.3), "idle-clients"),
+             _case("silent", never_dropped, "idle-clients", severity=Severity.SHOULD),
+             _case("i2", clock.body("i2", 0.3), "idle-clients")]
+    runs: list[str] = []
+    out = _run(cases, progress=lambda n, total, r: runs.append(r.case.id))
+    assert [r.verdict for r in out.results] == [Verdict.PASS, Verdict.NON_STRICT, Verdict.PASS]
+    assert "ran side by side" in _notes(out.results[0]) and "ran side by side" in _notes(
+        out.results[2])
+    assert "run alone" in _notes(out.results[1]) and "it was NON-STRICT" in _notes(
+        out.results[1])
+    assert not clock.overlaps("silent")  # the span of its second run, alone
+    assert sorted(runs) == ["i1", "i2", "silent"]
+
+
+def test_group_cases_apart_run_together_where_the_first_is_and_jobs_one_keeps_that_order(
+) -> None:
     clock = CaseClock()
     cases = [_case("i1", clock.body("i1", 0.3), "idle-clients"),
              _case("a", clock.body("a", 0.05)),
-             _case("i2", clock.body("i2", 0.3), "idle-clients")]
-    _run(cases)
-    assert not clock.overlaps("i1") and not clock.overlaps("i2")
-    assert clock.spans["i1"][1] <= clock.spans["a"][0] <= clock.spans["i2"][0]
+             _case("i2", clock.body("i2", 0.3), "idle-clients"),
+             _case("b", clock.body("b", 0.05))]
+    out = _run(cases)
+    assert clock.overlap("i1", "i2") and not clock.overlaps("a") and not clock.overlaps("b")
+    assert clock.spans["i2"][1] <= clock.spans["a"][0] <= clock.spans["b"][0]
+    assert [r.case.id for r in out.results] == ["i1", "a", "i2", "b"]  # the suite's order
+    # one at a time, the cases go in that same order: what the batch must equal
+    clock1 = CaseClock()
+    _run([_case(c, clock1.body(c, 0.05), *(["idle-clients"] if c[0] == "i" else []))
+          for c in ("i1", "a", "i2", "b")], jobs=1)
+    assert [c for c, _ in sorted(clock1.spans.items(), key=lambda kv: kv[1][0])] == [
+        "i1", "i2", "a", "b"]
+
+
+def test_a_thrown_away_batch_runs_again_one_case_after_another_in_that_order() -> None:
+    clock, body = _serial_server()
+    cases = [_case("i1", body("i1"), "idle-clients"), _case("a", clock.body("a", 0.05)),
+             _case("i2", body("i2"), "idle-clients")]
+    out = _run(cases)
+    assert [r.verdict for r in out.results] == [Verdict.PASS] * 3
+    assert "run alone" in _notes(out.results[0]) and "run alone" in _notes(out.results[2])
+    assert clock.spans["a"][0] >= max(clock.spans["i1"][1], clock.spans["i2"][1])
+
+
+def test_run_order_leaves_cases_without_a_group_in_the_suites_order() -> None:
+    cases = [_case("a", lambda ctx: None), _case("i1", lambda ctx: None, "idle-clients"),
+             _case("b", lambda ctx: None, "user-state"), _case("t", lambda ctx: None, "timing"),
+             _case("i2", lambda ctx: None, "idle-clients"), _case("c", lambda ctx: None)]
+    assert [cases[i].id for i in runner.run_order(cases)] == ["a", "i1", "i2", "b", "t", "c"]
 
 
 def test_jobs_one_given_runs_the_group_one_at_a_time() -> None:

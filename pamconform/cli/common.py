@@ -134,8 +134,8 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                    f"(default {default_jobs()}, four times the CPUs, at most 8, for module "
                    "targets, whose cases each get their own scenario server; a server "
                    "target's cases share its one process and run one after another unless "
-                   "--jobs is given, but for consecutive idle-client cases, side by side "
-                   "when all pass; 1: one after another everywhere)")
+                   "--jobs is given, but for the idle-client cases, side by side where "
+                   "the first of them is when all pass; 1: one after another everywhere)")
     p.add_argument("--known-findings", type=_known_findings, metavar="FILE",
                    help="'TARGET CASE-ID' lines: FAILs already reported upstream; they stay FAIL "
                    "in the report but do not set the exit code")

@@ -310,7 +310,7 @@ def _run_pool(cases: list[Case], target: Any, *, kind: str, protocol: str, stric
     #: cases graded over their budget whose bodies still run: they keep what they hold
     #: (no conflicting case starts) until they end, or OVERRUN_HOLD_S at most
     overrun: dict[int, _Running] = {}
-    pending = list(range(len(cases))) if limit == 1 else _start_order(cases)
+    pending = run_order(cases) if limit == 1 else _start_order(cases)
     done: queue.SimpleQueue[_Running] = queue.SimpleQueue()
 
     def report(i: int, result: CaseResult) -> None:
@@ -393,11 +393,32 @@ def _run_pool(cases: list[Case], target: Any, *, kind: str, protocol: str, stric
 BATCH_MIN_S = 1.0
 
 
-def _segments(cases: list[Case]) -> list[list[int]]:
-    """The cases in order, cut into runs: each run of two or more consecutive cases of one
-    group (:data:`GROUPS`, e.g. ``idle-clients``) that may run side by side, else one case."""
-    out: list[list[int]] = []
+def run_order(cases: list[Case]) -> list[int]:
+    """The order cases run in one at a time: the suite's, except that the cases of a group
+    (:data:`GROUPS`, e.g. ``idle-clients``) run next to the first of them, so that they can
+    run side by side as one batch (:func:`_segments`). ``--jobs 1`` keeps this order too."""
+    order: list[int] = []
+    placed: set[int] = set()
     for i, case in enumerate(cases):
+        if i in placed:
+            continue
+        members = [i]
+        group = _group(case)
+        for k in range(i + 1, len(cases)) if group else ():
+            if _group(cases[k]) == group and \
+                    not any(cases[k].conflicts(cases[m]) for m in members):
+                members.append(k)
+        order.extend(members)
+        placed.update(members)
+    return order
+
+
+def _segments(cases: list[Case]) -> list[list[int]]:
+    """The cases in :func:`run_order`, cut into runs: each run of two or more cases of one
+    group that may run side by side, else one case."""
+    out: list[list[int]] = []
+    for i in run_order(cases):
+        case = cases[i]
         group = _group(case)
         last = out[-1] if out else []
         if group and last and _group(cases[last[0]]) == group and \
@@ -415,10 +436,11 @@ def _group(case: Case) -> str:
 
 def _run_segments(cases: list[Case], segments: list[list[int]], target: Any, *, kind: str,
                   protocol: str, strict: bool, progress: Progress | None) -> TargetResult:
-    """One case after another, but each run of group cases side by side when that is
-    exactly what one after another would have given (:func:`_batch_counts`); else they
-    too run one after another. A group's cases each wait out a slow server (idle and
-    stalled clients), so a batch takes the time of one."""
+    """One case after another (:func:`run_order`), but each run of group cases side by
+    side; a result of the batch counts when it is what the case gives alone
+    (:func:`_batch_reruns`), and the others run again one after another. A group's cases
+    each wait out a slow server (idle and stalled clients), so a batch takes the time of
+    one."""
     out = TargetResult(name=target.name, kind=kind, protocol=protocol)
     finished: dict[int, CaseResult] = {}
 
@@ -438,21 +460,21 @@ def _run_segments(cases: list[Case], segments: list[list[int]], target: Any, *, 
         for seg in segments:
             if len(seg) > 1:
                 batch = run(seg, len(seg), None)
-                reason = _batch_counts(batch.results)
-                if reason is None:
-                    others = ", ".join(cases[i].id for i in seg)
-                    for result in batch.results:
+                whys = _batch_reruns(batch.results)
+                others = ", ".join(cases[i].id for i in seg)
+                for result, why in zip(batch.results, whys, strict=True):
+                    if why is None:
                         result.evidence.setdefault("notes", []).append(
                             f"ran side by side with the other cases of its group ({others}): "
-                            "the batch counts because every case passed and none ended "
-                            f"within {BATCH_MIN_S:g} s; otherwise each runs alone")
-                    for result in batch.results:
+                            f"it counts because it passed, ran at least {BATCH_MIN_S:g} s, "
+                            "and no case of the batch failed; otherwise it runs again alone")
                         report_as(seg)(0, 0, result)
-                    continue
-                rerun = run(seg, 1, report_as(seg))
-                for result in rerun.results:
-                    result.evidence.setdefault("notes", []).append(
-                        f"run alone: side by side with its group, {reason}")
+                again = [(i, why) for i, why in zip(seg, whys, strict=True) if why is not None]
+                if again:
+                    rerun = run([i for i, _ in again], 1, report_as(seg))
+                    for result, (_, why) in zip(rerun.results, again, strict=True):
+                        result.evidence.setdefault("notes", []).append(
+                            f"run alone: side by side with its group, {why}")
                 continue
             run(seg, 1, report_as(seg))
     except KeyboardInterrupt as exc:
@@ -474,18 +496,25 @@ def _run_segments(cases: list[Case], segments: list[list[int]], target: Any, *, 
     return out
 
 
-def _batch_counts(results: list[CaseResult]) -> str | None:
-    """None when a side-by-side batch gave what one case after another would have: every
-    case passed, and none so soon that another's connection may have ended it. Else why
-    not. (A FAIL, ERROR or note beside others proves nothing about the case alone, so it
-    is run again alone.)"""
+def _batch_reruns(results: list[CaseResult]) -> list[str | None]:
+    """For each case of a side-by-side batch: None when its result is what it gives alone,
+    else why it runs again alone. A result counts when it PASSed, not so soon that another's
+    connection may have ended it, and no case of the batch FAILed or broke (one that did
+    may have taken the server down, ending the others' clients). A FAIL, NON-STRICT or
+    note beside others proves nothing about the case alone (a server that serves one client
+    at a time drops the second client late), so it runs again alone."""
+    broken = next((r for r in results if r.verdict in (Verdict.FAIL, Verdict.ERROR)), None)
+    if broken is not None:
+        return [f"{broken.case.id} was {broken.verdict}"] * len(results)
+    whys: list[str | None] = []
     for result in results:
         if result.verdict is not Verdict.PASS:
-            return f"{result.case.id} was {result.verdict}"
-    for result in results:
-        if result.duration_s < BATCH_MIN_S:
-            return f"{result.case.id} ended after {result.duration_s:.2f} s"
-    return None
+            whys.append(f"it was {result.verdict}")
+        elif result.duration_s < BATCH_MIN_S:
+            whys.append(f"it ended after {result.duration_s:.2f} s")
+        else:
+            whys.append(None)
+    return whys
 
 
 def _start_order(cases: list[Case]) -> list[int]:
