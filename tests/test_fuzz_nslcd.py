@@ -16,6 +16,8 @@ Times to the first finding are printed (``pytest -s``).
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import subprocess
 import sys
 import time
@@ -129,6 +131,33 @@ def test_finds_the_faulty_daemon(daemon, name: str) -> None:
     else:
         assert first.kind == FOUND[name]
     assert first.found_after_s < BUDGET_S
+
+
+def test_a_busy_daemon_is_not_gone(tmp_path: Path) -> None:
+    """A full queue of waiting connections (EAGAIN) is a busy daemon: no ``gone``
+    finding; a socket nothing listens on, or no socket, is gone."""
+    from pamconform.protocols.nslcd.fuzz_wire import probe
+
+    path = tmp_path / "busy.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    listener.listen(0)
+    queued = []
+    try:
+        for _ in range(3):  # fill the queue: the daemon accepts nobody
+            c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            c.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                c.connect(str(path))
+            queued.append(c)
+        assert probe(str(path), 0.3)
+    finally:
+        for c in queued:
+            c.close()
+        listener.close()
+    assert not probe(str(path), 0.3)  # the file is there, nothing listens
+    path.unlink()
+    assert not probe(str(path), 0.3)
 
 
 def test_correct_daemon_yields_nothing(daemon) -> None:

@@ -169,9 +169,13 @@ def run_exec(path: str, ex: Exec, timeout: float, *, log: WireLog | None = None)
 
 
 def probe(path: str, timeout: float) -> bool:
-    """Whether the daemon still accepts a connection."""
+    """Whether the daemon still listens: it accepts a connection, or its queue of waiting
+    connections is full (EAGAIN, or a connect that times out: a busy daemon, e.g. on a
+    loaded machine, not a gone one). False only when nothing listens on ``path``."""
     try:
         _connect(path, timeout).close()
+    except (BlockingIOError, TimeoutError):
+        return True
     except OSError:
         return False
     return True
