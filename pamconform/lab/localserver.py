@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import signal
@@ -45,8 +46,30 @@ def reference_command(extra: list[str] | None = None) -> CommandFor:
     return command
 
 
+#: The credentials files written so far in this process, by a digest of their logins: the
+#: same logins again (the gallery's servers, a test's many servers) get a copy, so each
+#: login costs one scrypt hash and one ``adduser`` process per process, not per server.
+_WRITTEN: dict[str, bytes] = {}
+
+
+def _digest(pairs: list[tuple[str, str]]) -> str:
+    h = hashlib.sha256()
+    for user, password in pairs:
+        h.update(f"{len(user)}:{user}{len(password)}:{password}".encode())
+    return h.hexdigest()
+
+
 def write_credentials(path: Path, pairs: list[tuple[str, str]], timeout: float = 30) -> None:
-    """Create a credentials file with the reference server's ``adduser`` command."""
+    """Create a credentials file (mode 0600) with the reference server's ``adduser``
+    command, or copy the one written for the same logins before."""
+    key = _digest(pairs)
+    written = _WRITTEN.get(key)
+    if written is not None:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o600)
+            f.write(written)
+        return
     for user, password in pairs:
         proc = subprocess.run(
             [sys.executable, str(reference_server_script()), "adduser", str(path), user],
@@ -57,6 +80,7 @@ def write_credentials(path: Path, pairs: list[tuple[str, str]], timeout: float =
         )
         if proc.returncode != 0:
             raise HarnessError(f"adduser {user} failed: {proc.stderr.decode().strip()}")
+    _WRITTEN[key] = path.read_bytes()
 
 
 class LocalServer:
