@@ -133,31 +133,49 @@ def test_finds_the_faulty_daemon(daemon, name: str) -> None:
     assert first.found_after_s < BUDGET_S
 
 
-def test_a_busy_daemon_is_not_gone(tmp_path: Path) -> None:
-    """A full queue of waiting connections (EAGAIN) is a busy daemon: no ``gone``
-    finding; a socket nothing listens on, or no socket, is gone."""
-    from pamconform.protocols.nslcd.fuzz_wire import probe
-
-    path = tmp_path / "busy.sock"
+@contextlib.contextmanager
+def _wedged(path: Path) -> Iterator[socket.socket]:
+    """A listener that accepts no one, its queue of waiting connections full."""
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(str(path))
     listener.listen(0)
     queued = []
     try:
-        for _ in range(3):  # fill the queue: the daemon accepts nobody
+        for _ in range(3):
             c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             c.setblocking(False)
             with contextlib.suppress(BlockingIOError):
                 c.connect(str(path))
             queued.append(c)
-        assert probe(str(path), 0.3)
+        yield listener
     finally:
         for c in queued:
             c.close()
         listener.close()
-    assert not probe(str(path), 0.3)  # the file is there, nothing listens
+
+
+def test_a_full_queue_is_busy_and_nothing_listening_is_gone(tmp_path: Path) -> None:
+    from pamconform.protocols.nslcd.fuzz_wire import listening
+
+    path = tmp_path / "busy.sock"
+    with _wedged(path) as listener:
+        assert listening(str(path), 0.3) == "busy"
+        # the daemon takes a waiting client: the queue has room again
+        listener.setblocking(False)
+        listener.accept()[0].close()
+        assert listening(str(path), 0.3) == "accepts"
+    assert listening(str(path), 0.3) == "gone"  # the file is there, nothing listens
     path.unlink()
-    assert not probe(str(path), 0.3)
+    assert listening(str(path), 0.3) == "gone"
+
+
+def test_a_daemon_that_accepts_no_one_is_a_hang_not_gone(tmp_path: Path) -> None:
+    path = tmp_path / "wedged.sock"
+    with _wedged(path):
+        result = fuzz(path, seconds=10.0)
+    assert [f.kind for f in result.findings] == ["hang"], result.summary()
+    assert "stayed full" in result.findings[0].observed
+    assert result.stopped == "server-gone"
 
 
 def test_correct_daemon_yields_nothing(daemon) -> None:

@@ -24,7 +24,7 @@ from pamconform.fuzz.shrink import Budget, descend
 from .fuzz_generators import Generator
 from .fuzz_items import KINDS, PROTOCOL, Exec, Finding
 from .fuzz_oracle import Oracle
-from .fuzz_wire import Outcome, StallPool, dies, probe, run_exec
+from .fuzz_wire import Outcome, StallPool, dies, listening, run_exec
 
 #: Seconds to wait for a connection when checking that the daemon is still there.
 PROBE_S = 1.0
@@ -81,12 +81,21 @@ class Session:
 
     def gone(self, i: int, item: Exec, previous: Exec | None,
              sent: Sequence[tuple[Exec, Outcome]], found_after_s: float) -> Finding | None:
-        """A ``gone`` finding when the daemon stopped accepting connections."""
+        """A ``gone`` finding when the daemon stopped accepting connections; a ``hang``
+        when it accepts no one for the timeout (its queue of waiting connections full:
+        on a loaded machine a busy daemon's queue fills for a moment, then drains)."""
         ex, out = sent[0]
         if out.kind not in ("refused", "closed", "reset") or out.reply is not None:
             return None
-        if probe(self.path, PROBE_S):
+        wait = max(PROBE_S, self.cfg.timeout)
+        state = listening(self.path, wait)
+        if state == "accepts":
             return None
+        if state == "busy":
+            return self._finding("hang", ex, KINDS["hang"].requirement,
+                                 f"{out.describe()}; its queue of waiting connections "
+                                 f"stayed full for {wait:g} s: it accepted no one", i,
+                                 found_after_s)
         if out.kind != "refused":  # dropped without a reply, then nothing listens: this one
             culprit, at = ex, i
             observed = f"{out.describe()}, then the socket refused connections"

@@ -168,17 +168,27 @@ def run_exec(path: str, ex: Exec, timeout: float, *, log: WireLog | None = None)
             h.close()
 
 
+def listening(path: str, wait: float) -> str:
+    """How the daemon's socket answers a connect, tried for up to ``wait`` s: ``accepts``;
+    ``busy``, its queue of waiting connections full the whole time (EAGAIN, or a connect
+    that times out: the daemon accepts no one); or ``gone``, nothing listens on ``path``."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            _connect(path, max(0.05, min(1.0, deadline - time.monotonic()))).close()
+        except (BlockingIOError, TimeoutError):
+            if time.monotonic() >= deadline:
+                return "busy"
+            time.sleep(0.05)
+            continue
+        except OSError:
+            return "gone"
+        return "accepts"
+
+
 def probe(path: str, timeout: float) -> bool:
-    """Whether the daemon still listens: it accepts a connection, or its queue of waiting
-    connections is full (EAGAIN, or a connect that times out: a busy daemon, e.g. on a
-    loaded machine, not a gone one). False only when nothing listens on ``path``."""
-    try:
-        _connect(path, timeout).close()
-    except (BlockingIOError, TimeoutError):
-        return True
-    except OSError:
-        return False
-    return True
+    """Whether something still listens on the daemon's socket (accepting or busy)."""
+    return listening(path, timeout) != "gone"
 
 
 def dies(path: str, window: float, every: float = 0.05) -> bool:
