@@ -133,12 +133,15 @@ def long_failure_run(ctx):
                                 daemon=True)
                for name, count in STREAM_WORKERS.items() if name in streams
                for _ in range(count)]
-    threads.append(threading.Thread(target=_others, args=(ctx, run, others), daemon=True))
-    for th in threads:
+    other = threading.Thread(target=_others, args=(ctx, run, others), daemon=True)
+    for th in [*threads, other]:
         th.start()
     for th in threads:
         th.join(BUDGET_S + 2 * t.timeout)
+    # the streams are done (or out of time): the other users' logins end with them, and
+    # the victim's login is tried at once, while a lock-out the run set still holds
     run.stop.set()
+    other.join(2 * t.timeout)
     if run.granted:
         stream, n, whom, reply, log = run.granted[0]
         ctx.extra["granted_request"] = log.as_list()
