@@ -28,10 +28,35 @@ def _pamconform(*args: str, timeout: float = 600) -> subprocess.CompletedProcess
                           text=True, capture_output=True, timeout=timeout, check=False)
 
 
+#: A case bounded by time: whether its streams reach 300 failures within 4 s depends on
+#: the machine's load (the tests' servers hash at N=1024, so it is close: a server that
+#: serves one client at a time needs about 3 s). INFORMATIONAL "not reached" and PASS both
+#: say no failure was granted, and count as one outcome here.
+DEPTH_BOUNDED = "redir.server.long-failure-run"
+
+
+def _outcome(case_id: str, verdict: str, message: str) -> str:
+    if case_id == DEPTH_BOUNDED and verdict == "INFORMATIONAL" and \
+            message.startswith("not reached") and ";" not in message:
+        return "PASS"
+    return verdict
+
+
 def _verdicts(report: Path) -> dict[tuple[str, str], str]:
     data: dict[str, Any] = json.loads((report / "index.json").read_text())
-    return {(t["name"], c["id"]): c["verdict"] for t in data["targets"] for c in t["cases"]
+    return {(t["name"], c["id"]): _outcome(c["id"], c["verdict"], c["message"])
+            for t in data["targets"] for c in t["cases"]
             if c["verdict"] != "SKIPPED" or t["name"].startswith("reference")}
+
+
+def _no_changes_but_depth(diff: str) -> bool:
+    """``pamconform diff`` found no changes, or only the bounded case's depth."""
+    if "no changes (" in diff:
+        return True
+    changed = [line for line in diff.splitlines() if " -> " in line]
+    return bool(changed) and all(DEPTH_BOUNDED in line and "INFORMATIONAL" in line and
+                                 "PASS" in line for line in changed) and \
+        "0 newly failing, 0 newly passing" in diff
 
 
 def test_server_suite_same_verdicts_with_one_job_and_with_the_pool(tmp_path: Path) -> None:
@@ -55,7 +80,7 @@ def test_server_suite_same_verdicts_with_one_job_and_with_the_pool(tmp_path: Pat
         assert {k: (a[k], b[k]) for k in a if a[k] != b[k]} == {}, name
         diff = _pamconform("diff", str(one), str(other), "--time-threshold", "1000")
         assert diff.returncode == 0, diff.stdout + diff.stderr
-        assert "no changes (" in diff.stdout, diff.stdout
+        assert _no_changes_but_depth(diff.stdout), diff.stdout
     batched = json.loads((tmp_path / "jobs-default" / "index.json").read_text())
     notes = [" ".join(c["evidence"].get("notes", [])) for t in batched["targets"]
              for c in t["cases"] if c["id"].startswith("redir.server.deny-stalled-")]
@@ -115,7 +140,8 @@ def test_faulty_server_same_verdicts_with_one_job_and_with_the_pool(name: str) -
             target = ServerTarget(f"faulty:{name}", server.socket, "redirector", pairs,
                                   timeout=5.0, idle_limit=4.0, pid=pid)
             out = run_target(cases, target, kind="server", protocol="redirector", jobs=jobs)
-        verdicts.append({r.case.id: str(r.verdict) for r in out.results})
+        verdicts.append({r.case.id: _outcome(r.case.id, str(r.verdict), r.message)
+                         for r in out.results})
         if jobs is None:  # it never drops a stalled client, nor grants one: the trio
             trio = [r for r in out.results if r.case.id.startswith("redir.server.deny-stalled-")]
             assert len(trio) == 3 and all("ran side by side" in " ".join(
