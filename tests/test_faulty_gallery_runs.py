@@ -12,12 +12,12 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from listening import wait_listening
 
 from pamconform.lab import gallery
 
@@ -51,12 +51,8 @@ def servers() -> Iterator[dict[str, Running]]:
                  "--allow-uid", str(os.getuid())],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             running[name] = Running(proc, sock)
-        deadline = time.monotonic() + 15
         for name, r in running.items():
-            while not r.socket.exists():
-                assert r.proc.poll() is None, f"{name} exited: {r.proc.communicate(timeout=5)}"
-                assert time.monotonic() < deadline, f"{name} did not listen"
-                time.sleep(0.02)
+            wait_listening(r.socket, r.proc, name, timeout=15)
         yield running
     finally:
         for r in running.values():

@@ -20,11 +20,11 @@ import contextlib
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from listening import wait_listening
 
 from pamconform.cli.main import main
 from pamconform.core.redaction import register_login
@@ -79,11 +79,7 @@ class Daemon:
             self.socket.unlink()
         self.proc = subprocess.Popen([sys.executable, str(DAEMONS), self.name,
                                       "--socket", str(self.socket)])
-        deadline = time.monotonic() + 10
-        while not self.socket.exists():
-            if time.monotonic() > deadline or self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} did not start")
-            time.sleep(0.02)
+        wait_listening(self.socket, self.proc, self.name)
         return self
 
     def stop(self) -> None:

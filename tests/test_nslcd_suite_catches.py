@@ -11,11 +11,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from listening import wait_listening
 
 from pamconform.core import loader
 from pamconform.core.registry import Case, all_cases
@@ -53,11 +53,7 @@ def start_fake(short_dir: Path) -> Iterator[Start]:
         proc = subprocess.Popen([sys.executable, str(FAKES), name, "--socket", str(path)],
                                 stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
         procs.append(proc)
-        deadline = time.monotonic() + 10
-        while not path.exists():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"fake {name} did not start: {proc.stderr and proc.stderr.read()!r}")
-            time.sleep(0.02)
+        wait_listening(path, proc, f"fake {name}")
         return HostSocketTarget(name, str(path), timeout=3.0, idle_limit=IDLE_LIMIT,
                                 ldap_limit=5.0)
 

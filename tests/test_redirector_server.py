@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from listening import wait_listening
 
 from pamconform.lab import gallery
 
@@ -469,11 +470,7 @@ def test_hash_command() -> None:
 
 
 def wait_for_socket(path: Path, proc: subprocess.Popen[bytes], timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        assert proc.poll() is None, proc.communicate(timeout=5)
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.02)
+    wait_listening(path, proc, "the server", timeout)
 
 
 def test_serve_logs_but_never_the_password_and_stops_on_sigterm(short_dir: Path) -> None:
