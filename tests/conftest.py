@@ -13,11 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from pamconform.lab.localserver import SCRYPT_N_ENV
+
 #: The local reference servers of the tests hash their logins at scrypt N=1024, not 16384
 #: (as a test settings file picks a fast password hasher): a sixteenth of the CPU per
 #: login. Set before any test starts a server; the CLI subprocesses inherit it. A
 #: value in the environment wins (16384: the tests at the reference server's own cost).
-os.environ.setdefault("PAMCONFORM_SCRYPT_N", "1024")
+os.environ.setdefault(SCRYPT_N_ENV, "1024")
 
 
 @pytest.fixture

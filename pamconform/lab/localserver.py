@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from pamconform.core import resources
+from pamconform.core import privatefiles, resources
 from pamconform.core.errors import HarnessError
 
 #: Builds the command line from (socket path, credentials file).
@@ -75,10 +75,7 @@ def write_credentials(path: Path, pairs: list[tuple[str, str]], timeout: float =
     key = _digest(pairs, cost)
     written = _WRITTEN.get(key)
     if written is not None:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), 0o600)
-            f.write(written)
+        privatefiles.write_bytes(path, written)
         return
     for user, password in pairs:
         proc = subprocess.run(

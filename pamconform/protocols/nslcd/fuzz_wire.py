@@ -186,17 +186,12 @@ def listening(path: str, wait: float) -> str:
         return "accepts"
 
 
-def probe(path: str, timeout: float) -> bool:
-    """Whether something still listens on the daemon's socket (accepting or busy)."""
-    return listening(path, timeout) != "gone"
-
-
 def dies(path: str, window: float, every: float = 0.05) -> bool:
     """Whether the daemon stops accepting connections within ``window`` s (a dying
     process may still accept for a moment after it dropped the connection)."""
     deadline = time.monotonic() + window
     while True:
-        if not probe(path, max(every, deadline - time.monotonic())):
+        if listening(path, max(every, deadline - time.monotonic())) == "gone":
             return True
         if time.monotonic() >= deadline:
             return False
