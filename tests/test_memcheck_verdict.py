@@ -77,6 +77,27 @@ def test_the_issue_s_syscall_param_error_fails() -> None:
     assert problems and "SyscallParam" in problems[0]
 
 
+def test_an_error_deep_in_libc_still_names_the_module_s_line() -> None:
+    """The lab's libc frames have names but no source lines: when the first frames are all
+    libc's (and valgrind's), the first frame with a source line follows them."""
+    objs = [("strlen", "vgpreload_memcheck-amd64-linux.so"), ("__vfprintf_internal",
+            "libc.so.6"), ("__vsnprintf_internal", "libc.so.6"), ("snprintf", "libc.so.6")]
+    stack = "".join(f"<frame><fn>{fn}</fn><obj>/usr/lib/{obj}</obj></frame>"
+                    for fn, obj in objs)
+    stack += "<frame><fn>build_request</fn><file>pam_x.c</file><line>42</line></frame>"
+    vg = AGENT.parse_valgrind_xml(_xml(
+        f"<error><unique>0x3</unique><kind>InvalidRead</kind><what>Invalid read of size 1"
+        f"</what><stack>{stack}</stack></error>"))
+    line = attempt_problems(Attempt({"status": "ran", "valgrind": vg}))[0]
+    assert line.endswith("at strlen (vgpreload_memcheck-amd64-linux.so), by "
+                         "__vfprintf_internal (libc.so.6), by __vsnprintf_internal "
+                         "(libc.so.6), by ... build_request (pam_x.c:42)")
+    assert vg["excerpt"].endswith("by snprintf (libc.so.6)\n    by ... build_request "
+                                  "(pam_x.c:42)")
+    # with a source line among the first frames, nothing is added
+    assert "..." not in AGENT.parse_valgrind_xml(_xml(SYSCALL_PARAM))["other"][0]
+
+
 def test_leaks_alone_are_not_errors() -> None:
     leak = ("<error><unique>0x2</unique><kind>Leak_DefinitelyLost</kind><xwhat><text>16 "
             "bytes in 1 blocks are definitely lost</text><leakedbytes>16</leakedbytes>"

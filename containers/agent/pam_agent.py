@@ -21,8 +21,9 @@ Requests, one JSON object per stdin line::
 environment.  ``busy_limit`` (at least ``timeout``): an attempt still running at
 ``timeout`` that is using the CPU (valgrind slowed by a loaded machine, not a module
 blocked on a socket) is given until ``busy_limit``; it then says ``"busy_at_timeout":
-true``.  A process that waits (no CPU in the last half second) is hung at ``timeout``.  Results, one JSON line per attempt, flushed as each attempt ends (in
-completion order; match them by ``id``)::
+true``.  A process that waits (no CPU in the last half second) is hung at ``timeout``.
+Results, one JSON line per attempt, flushed as each attempt ends (in completion order;
+match them by ``id``)::
 
     {"id": ANY, "status": "ran" | "crashed" | "exited" | "hung" | "error",
      "signal": N | null, "exit_code": N | null, "result": PAMDRIVE_JSON | null,
@@ -211,8 +212,9 @@ def _summarise(summary: dict[str, Any], errors: list[ET.Element],
                 summary["uninitialised"].append(line)
             else:  # SyscallParam, ClientCheck, a kind this agent does not know...
                 summary["other"].append(line)
-        excerpt.append(f"{kind}: {what}" + (f" at {frames[0]}" if frames else "")
-                       + "".join(f"\n    by {f}" for f in frames[1:FRAMES]))
+        shown = _shown(frames, FRAMES)
+        excerpt.append(f"{kind}: {what}" + (f" at {shown[0]}" if shown else "")
+                       + "".join(f"\n    by {f}" for f in shown[1:]))
     summary["errors"] = count
     summary["leaks"] = "; ".join(
         f"{label}: {leaked[key][0]} bytes in {leaked[key][1]} blocks"
@@ -224,11 +226,26 @@ def _summarise(summary: dict[str, Any], errors: list[ET.Element],
     return summary
 
 
+_SOURCE_FRAME = re.compile(r"\(.+:\d+\)$")
+
+
+def _shown(frames: list[str], count: int) -> list[str]:
+    """An error's first ``count`` frames; when none of them has a source line (all in
+    libc or valgrind's own code), the first frame that has one is added after ``...``:
+    where the module called in."""
+    shown = frames[:count]
+    if not any(_SOURCE_FRAME.search(f) for f in shown):
+        later = next((f for f in frames[count:] if _SOURCE_FRAME.search(f)), None)
+        if later is not None:
+            shown.append(f"... {later}")
+    return shown
+
+
 def _where(frames: list[str]) -> str:
     """`` at f (x.c:7), by g (x.c:9)``: an error's first frames, for its one-line form."""
     if not frames:
         return ""
-    return " at " + ", by ".join(frames[:FRAMES_IN_LINE])
+    return " at " + ", by ".join(_shown(frames, FRAMES_IN_LINE))
 
 
 # --------------------------------------------------------------------------- ASan
