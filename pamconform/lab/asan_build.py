@@ -9,10 +9,12 @@ instrumented, so attempts preload the libasan the module links.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 from dataclasses import dataclass
 
+from pamconform.core.registry import Case
 from pamconform.lab.module_target import ModuleTarget, _tar_dir
 
 ASAN_SRC = "/opt/target-src-asan"
@@ -42,6 +44,18 @@ def build_asan(target: ModuleTarget) -> AsanBuild:
             cached = _build(target)
             target._asan_build = cached  # type: ignore[attr-defined]
     return cached
+
+
+def build_before(target: ModuleTarget, cases: list[Case]) -> None:
+    """Build the ASan variant now, before ``cases`` run, when any of them runs under
+    valgrind (the memcheck cases, which run the ASan build beside it). Built inside the
+    first of them, the build would hold valgrind slots that other cases wait for (on a
+    loaded machine several seconds each). A failure to build is the cases' to report:
+    they build again (only a build is kept) and say why."""
+    if not any("valgrind" in case.exclusive for case in cases):
+        return
+    with contextlib.suppress(Exception):
+        build_asan(target)
 
 
 def _build(target: ModuleTarget) -> AsanBuild:

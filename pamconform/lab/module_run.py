@@ -12,6 +12,7 @@ from pamconform.core.interrupts import Interrupted
 from pamconform.core.registry import Case, all_cases
 from pamconform.core.runner import Progress, TargetResult, run_target
 from pamconform.lab import LabContainer, LabSession, connect, ensure_lab_image, images
+from pamconform.lab.asan_build import build_before
 from pamconform.lab.distros import DEFAULT_DISTRO
 from pamconform.lab.images import quiet
 from pamconform.lab.module_target import ModuleSpec, ModuleTarget, uses_lab_socket
@@ -152,6 +153,7 @@ def run_module(
         versions = lab_versions(target.box, distro)
         say(f"{distro}: Debian {versions['debian_version']}, libpam0g {versions['linux_pam']}, "
             f"openssh-server {versions['openssh']}")
+        build_before(target, cases)
         try:
             result = run_target(cases, target, kind="module", protocol=spec.protocol,
                                 strict=strict, progress=progress)
