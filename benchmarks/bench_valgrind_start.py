@@ -33,6 +33,8 @@ def main() -> int:
     parser.add_argument("--distro", default="bookworm")
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
+    if args.runs < 1:
+        parser.error("--runs must be at least 1")
     client = connect()
     for distro in args.distro.split(","):
         image = ensure_lab_image(client, resources.root(), distro=distro,
@@ -50,7 +52,7 @@ def main() -> int:
             walls = []
             for _ in range(args.runs):
                 result = run_batch(container_exec(box), [request], 120, agent_argv=agent)[0]
-                if result.get("status") != "ran" or result["valgrind"].get("errors"):
+                if result.get("status") != "ran" or result["valgrind"].get("errors") != 0:
                     print(f"{distro}: unexpected attempt: {result}", file=sys.stderr)
                     return 1
                 walls.append(float(result["wall_ms"]))

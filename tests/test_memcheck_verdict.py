@@ -77,25 +77,51 @@ def test_the_issue_s_syscall_param_error_fails() -> None:
     assert problems and "SyscallParam" in problems[0]
 
 
-def test_an_error_deep_in_libc_still_names_the_module_s_line() -> None:
-    """The lab's libc frames have names but no source lines: when the first frames are all
-    libc's (and valgrind's), the first frame with a source line follows them."""
-    objs = [("strlen", "vgpreload_memcheck-amd64-linux.so"), ("__vfprintf_internal",
-            "libc.so.6"), ("__vsnprintf_internal", "libc.so.6"), ("snprintf", "libc.so.6")]
-    stack = "".join(f"<frame><fn>{fn}</fn><obj>/usr/lib/{obj}</obj></frame>"
-                    for fn, obj in objs)
-    stack += "<frame><fn>build_request</fn><file>pam_x.c</file><line>42</line></frame>"
-    vg = AGENT.parse_valgrind_xml(_xml(
-        f"<error><unique>0x3</unique><kind>InvalidRead</kind><what>Invalid read of size 1"
-        f"</what><stack>{stack}</stack></error>"))
+def _frame(fn: str, obj: str, file: str = "", line: int = 0) -> str:
+    where = f"<file>{file}</file><line>{line}</line>" if file else ""
+    return f"<frame><fn>{fn}</fn><obj>/usr/lib/{obj}</obj>{where}</frame>"
+
+
+#: An error deep in libc, as the lab reports it: valgrind's strlen (with a line where
+#: valgrind has its own debug information), libc's frames with names and no line.
+DEEP = [_frame("strlen", "valgrind/vgpreload_memcheck-amd64-linux.so", "vg_replace_strmem.c",
+               505),
+        _frame("__vfprintf_internal", "x86_64-linux-gnu/libc.so.6"),
+        _frame("__vsnprintf_internal", "x86_64-linux-gnu/libc.so.6"),
+        _frame("snprintf", "x86_64-linux-gnu/libc.so.6")]
+
+
+def _deep_error(caller: str, aux: str = "") -> bytes:
+    return _xml(f"<error><unique>0x3</unique><kind>InvalidRead</kind><what>Invalid read of "
+                f"size 1</what><stack>{''.join(DEEP)}{caller}</stack>{aux}</error>")
+
+
+def test_an_error_deep_in_libc_still_names_where_the_call_came_from() -> None:
+    """When the first frames are all libc's and valgrind's, the first frame that is not
+    follows them: the module's line, or its object when it has no debug information."""
+    vg = AGENT.parse_valgrind_xml(_deep_error(
+        _frame("build_request", "security/pam_x.so", "pam_x.c", 42)))
     line = attempt_problems(Attempt({"status": "ran", "valgrind": vg}))[0]
-    assert line.endswith("at strlen (vgpreload_memcheck-amd64-linux.so), by "
-                         "__vfprintf_internal (libc.so.6), by __vsnprintf_internal "
-                         "(libc.so.6), by ... build_request (pam_x.c:42)")
+    assert line.endswith("at strlen (vg_replace_strmem.c:505), by __vfprintf_internal "
+                         "(libc.so.6), by __vsnprintf_internal (libc.so.6), by ... "
+                         "build_request (pam_x.c:42)")
     assert vg["excerpt"].endswith("by snprintf (libc.so.6)\n    by ... build_request "
                                   "(pam_x.c:42)")
-    # with a source line among the first frames, nothing is added
+    packaged = AGENT.parse_valgrind_xml(_deep_error(
+        _frame("pam_sm_authenticate", "security/pam_ldap.so")))
+    assert packaged["invalid"][0].endswith("by ... pam_sm_authenticate (pam_ldap.so)")
+    # with a frame of the module's among the first ones, nothing is added
     assert "..." not in AGENT.parse_valgrind_xml(_xml(SYSCALL_PARAM))["other"][0]
+
+
+def test_the_added_frame_is_from_the_error_s_own_stack() -> None:
+    """A second stack (where the block was allocated) is not where the error happened."""
+    aux = ("<auxwhat>Address 0x4a3a044 is 0 bytes after a block of size 4 alloc'd</auxwhat>"
+           f"<stack>{_frame('malloc', 'valgrind/vgpreload_memcheck-amd64-linux.so')}"
+           f"{_frame('alloc_it', 'security/pam_x.so', 'pam_x.c', 9)}</stack>")
+    vg = AGENT.parse_valgrind_xml(_deep_error("", aux))
+    assert "alloc_it" not in vg["invalid"][0] and "..." not in vg["invalid"][0]
+    assert "alloc_it" not in vg["excerpt"]
 
 
 def test_leaks_alone_are_not_errors() -> None:

@@ -54,7 +54,7 @@ Under valgrind (``"valgrind": true``) pamdrive runs as ``valgrind --xml=yes
      "invalid": ["InvalidRead: Invalid read of size 4 at f (x.c:7), by g (x.c:9)", ...],
      "uninitialised": ["UninitCondition: ... at f (x.c:3)", ...],
      "other": ["SyscallParam: Syscall param read(buf) points to unaddressable
-                byte(s) at read (read.c:26), by f (x.c:40)", ...],
+                byte(s) at read (libc.so.6), by f (x.c:40)", ...],
                                        # every other non-leak kind, known or not
      "leaks": "definitely lost: 33 bytes in 1 blocks; indirectly lost: 0 bytes in
                0 blocks; possibly lost: 0 bytes in 0 blocks",
@@ -140,11 +140,24 @@ def _frame_text(frame: ET.Element) -> str:
     return f"{fn} ({os.path.basename(obj)})" if obj else fn
 
 
-def _error_text(error: ET.Element) -> tuple[str, str, list[str]]:
+#: Objects whose frames are not where a module went wrong: libc, the dynamic linker,
+#: valgrind's own replacements (strlen, malloc ...).
+_SYSTEM_OBJ = re.compile(r"(?:libc\.so|ld-linux|vgpreload_)")
+
+
+def _is_system(frame: ET.Element) -> bool:
+    return bool(_SYSTEM_OBJ.match(os.path.basename(frame.findtext("obj") or "")))
+
+
+def _error_text(error: ET.Element) -> tuple[str, str, list[str], list[bool]]:
+    """An error's kind, text, and the frames of its own stack (the first ``<stack>``:
+    those after an ``<auxwhat>``, where a block was allocated or freed, are not where
+    the error happened), each with whether it is in libc, ld.so or valgrind's code."""
     kind = error.findtext("kind") or "?"
     what = error.findtext("what") or error.findtext("xwhat/text") or ""
-    frames = [_frame_text(f) for f in error.findall("stack/frame")]
-    return kind, what, frames
+    stack = error.find("stack")
+    frames = stack.findall("frame") if stack is not None else []
+    return kind, what, [_frame_text(f) for f in frames], [_is_system(f) for f in frames]
 
 
 def parse_valgrind_xml(data: bytes) -> dict[str, Any]:
@@ -190,11 +203,11 @@ def _summarise(summary: dict[str, Any], errors: list[ET.Element],
     count = 0
     summary["other"] = []
     for error in errors:
-        kind, what, frames = _error_text(error)
+        kind, what, frames, system = _error_text(error)
         # The first frame of a leak is the allocator: start at its caller.
         if kind.startswith("Leak_") and len(frames) > 1:
-            frames = frames[1:]
-        line = f"{kind}: {what}{_where(frames)}"
+            frames, system = frames[1:], system[1:]
+        line = f"{kind}: {what}{_where(frames, system)}"
         if kind.startswith("Leak_"):
             name = kind[len("Leak_"):]
             if name in leaked:
@@ -212,7 +225,7 @@ def _summarise(summary: dict[str, Any], errors: list[ET.Element],
                 summary["uninitialised"].append(line)
             else:  # SyscallParam, ClientCheck, a kind this agent does not know...
                 summary["other"].append(line)
-        shown = _shown(frames, FRAMES)
+        shown = _shown(frames, system, FRAMES)
         excerpt.append(f"{kind}: {what}" + (f" at {shown[0]}" if shown else "")
                        + "".join(f"\n    by {f}" for f in shown[1:]))
     summary["errors"] = count
@@ -226,26 +239,26 @@ def _summarise(summary: dict[str, Any], errors: list[ET.Element],
     return summary
 
 
-_SOURCE_FRAME = re.compile(r"\(.+:\d+\)$")
-
-
-def _shown(frames: list[str], count: int) -> list[str]:
-    """An error's first ``count`` frames; when none of them has a source line (all in
-    libc or valgrind's own code), the first frame that has one is added after ``...``:
-    where the module called in."""
+def _shown(frames: list[str], system: list[bool], count: int) -> list[str]:
+    """An error's first ``count`` frames; when all of them are in libc, ld.so or
+    valgrind's own code (an error deep in libc), the first frame that is not follows
+    after ``...``: where the call came from (the module, or pamdrive)."""
     shown = frames[:count]
-    if not any(_SOURCE_FRAME.search(f) for f in shown):
-        later = next((f for f in frames[count:] if _SOURCE_FRAME.search(f)), None)
+    if shown and all(system[:count]):
+        rest = zip(frames[count:], system[count:], strict=True)
+        later = next((f for f, in_system in rest if not in_system), None)
         if later is not None:
             shown.append(f"... {later}")
     return shown
 
 
-def _where(frames: list[str]) -> str:
-    """`` at f (x.c:7), by g (x.c:9)``: an error's first frames, for its one-line form."""
+def _where(frames: list[str], system: list[bool] | None = None) -> str:
+    """`` at f (x.c:7), by g (x.c:9)``: an error's first frames, for its one-line form
+    (``system``: which are in libc, ld.so or valgrind's code; None: none of them)."""
     if not frames:
         return ""
-    return " at " + ", by ".join(_shown(frames, FRAMES_IN_LINE))
+    return " at " + ", by ".join(_shown(frames, system or [False] * len(frames),
+                                        FRAMES_IN_LINE))
 
 
 # --------------------------------------------------------------------------- ASan

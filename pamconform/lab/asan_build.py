@@ -15,6 +15,7 @@ import threading
 from dataclasses import dataclass
 
 from pamconform.core.registry import Case
+from pamconform.lab.images import Progress, quiet
 from pamconform.lab.module_target import ModuleTarget, _tar_dir
 
 ASAN_SRC = "/opt/target-src-asan"
@@ -46,7 +47,7 @@ def build_asan(target: ModuleTarget) -> AsanBuild:
     return cached
 
 
-def build_before(target: ModuleTarget, cases: list[Case]) -> None:
+def build_before(target: ModuleTarget, cases: list[Case], say: Progress = quiet) -> None:
     """Build the ASan variant now, before ``cases`` run, when any of them runs under
     valgrind (the memcheck cases, which run the ASan build beside it). Built inside the
     first of them, the build would hold valgrind slots that other cases wait for (on a
@@ -54,6 +55,7 @@ def build_before(target: ModuleTarget, cases: list[Case]) -> None:
     they build again (only a build is kept) and say why."""
     if not any("valgrind" in case.exclusive for case in cases):
         return
+    say("building the module with AddressSanitizer too, for the memcheck cases")
     with contextlib.suppress(Exception):
         build_asan(target)
 

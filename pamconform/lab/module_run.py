@@ -153,7 +153,7 @@ def run_module(
         versions = lab_versions(target.box, distro)
         say(f"{distro}: Debian {versions['debian_version']}, libpam0g {versions['linux_pam']}, "
             f"openssh-server {versions['openssh']}")
-        build_before(target, cases)
+        build_before(target, cases, say)
         try:
             result = run_target(cases, target, kind="module", protocol=spec.protocol,
                                 strict=strict, progress=progress)
