@@ -469,10 +469,6 @@ def test_hash_command() -> None:
     assert rs.ScryptHash.parse(done.stdout.strip()).check(b"pw")
 
 
-def wait_for_socket(path: Path, proc: subprocess.Popen[bytes], timeout: float = 10) -> None:
-    wait_listening(path, proc, "the server", timeout)
-
-
 def test_serve_logs_but_never_the_password_and_stops_on_sigterm(short_dir: Path) -> None:
     creds = short_dir / "creds"
     secret, wrong = "Very-Secret-Pw-42", "Wrong-Guess-Pw-17"
@@ -484,7 +480,7 @@ def test_serve_logs_but_never_the_password_and_stops_on_sigterm(short_dir: Path)
          "--allow-uid", str(ME)],
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        wait_for_socket(sock, proc)
+        wait_listening(sock, proc, "the server")
         assert ask(sock, req(b"alice", secret.encode())) == b"0"
         assert ask(sock, req(b"alice", wrong.encode())) == b"1"
         assert ask(sock, req(b"alice", secret.encode() + b"\0x")) == b"1"
@@ -526,7 +522,7 @@ def test_sigterm_cuts_a_silent_client_after_the_grace_period(short_dir: Path) ->
          "--allow-uid", str(ME), "--idle-timeout", "60", "--quiet"],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        wait_for_socket(sock, proc)
+        wait_listening(sock, proc, "the server")
         with connect(sock, timeout=5) as silent:
             time.sleep(0.1)
             start = time.monotonic()
