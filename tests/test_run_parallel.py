@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import signal
@@ -169,6 +170,35 @@ def test_lanes_are_balanced_and_keep_the_plan_order() -> None:
     lanes = parallel_run.assign(steps, 2, lambda s: cost[s.name])
     assert [[s.name for s in lane] for lane in lanes] == [["a", "b", "c"], ["lab1", "lab2"]]
     assert len(parallel_run.assign(steps, 9, lambda s: 1.0)) == 5  # no empty lane
+
+
+def _earlier(tmp_path: Path, targets: list[dict[str, Any]]) -> argparse.Namespace:
+    (tmp_path / "index.json").write_text(json.dumps({"targets": targets}))
+    return argparse.Namespace(shard_weights=tmp_path / "index.json")
+
+
+def test_lanes_weigh_a_target_by_its_earlier_wall_time(tmp_path: Path) -> None:
+    # a module target ran its 4 cases side by side: 40 s of cases in a 12 s wall
+    args = _earlier(tmp_path, [
+        {"name": "mod", "timing": {"wall_s": 12.0},
+         "cases": [{"id": f"c{i}", "duration_s": 10.0} for i in range(4)]},
+        {"name": "old", "cases": [{"id": "c0", "duration_s": 3.0}]},  # no wall recorded
+    ])
+    cost = parallel_run._costs([_step("mod", 4), _step("new", 2), _step("old")], args)
+    assert cost(_step("mod", 4)) == pytest.approx(12.0)  # not 40
+    assert cost(_step("mod", 2)) == pytest.approx(6.0)  # half its case time: half its wall
+    # not in that report, or no wall time there: the estimate (set-up and each case's)
+    assert cost(_step("new", 2)) == pytest.approx(0.5 + 2 * 0.4)
+    assert cost(_step("old")) == pytest.approx(0.5 + 3.0)
+    more = parallel_run._costs([_step("mod", 5)], args)  # a case that report lacks
+    assert more(_step("mod", 5)) == pytest.approx(0.5 + 4 * 10.0 + 0.4)
+
+
+def test_lanes_of_a_run_with_an_unreadable_report_are_estimated(tmp_path: Path) -> None:
+    (tmp_path / "index.json").write_text("{not json")
+    cost = parallel_run._costs([_step("a", 2)],
+                               argparse.Namespace(shard_weights=tmp_path / "index.json"))
+    assert cost(_step("a", 2)) == pytest.approx(0.5 + 2 * 0.4)
 
 
 def test_a_lane_that_broke_off_is_named(tmp_path: Path) -> None:

@@ -4,8 +4,9 @@ Each lane is a ``pamconform run`` process of its own (the same command line, tol
 targets to check and where to put their report): a lab, a local server and the Ctrl-C of
 each stay in their process. Targets share nothing but the engine (each opens its own lab
 containers; image builds wait for each other on a lock file), so any target may go to
-any lane. Lanes are balanced by the targets' expected durations (``--shard-weights``,
-else the last report in ``reports/latest``, else an estimate per case).
+any lane. Lanes are balanced by the targets' expected durations: their wall times in an
+earlier report (``--shard-weights``, else the last one in ``reports/latest``), else an
+estimate per case.
 
 The lanes share a machine-wide gate (:mod:`pamconform.core.gate`): a case that needs the
 machine alone (a timing measurement, a case graded on promptness) runs with no case of
@@ -90,20 +91,60 @@ def assign(steps: list[Step], count: int, cost: Callable[[Step], float]) -> list
 
 
 def _costs(steps: list[Step], args: argparse.Namespace) -> Callable[[Step], float]:
+    """A target's expected seconds in a lane: its wall time in the earlier report (scaled
+    to the selected cases' share of its case time there), else its set-up and case
+    estimates. A module target runs its cases several at once, so the sum of its case
+    durations overstates it several times; its wall time does not."""
     path = getattr(args, "shard_weights", None)
     latest = Path("reports") / "latest" / "index.json"
     if path is None and latest.is_file():
         path = latest
     try:
         weights = case_weights(path, steps)
+        walls = target_walls(path)
     except UsageError:  # an unreadable last report: the estimate
-        weights = case_weights(None, steps)
+        weights, walls = case_weights(None, steps), {}
 
     def cost(step: Step) -> float:
+        earlier = walls.get(step.name)
+        if earlier is not None and all(c.id in earlier.cases for c in step.cases):
+            share = sum(earlier.cases[c.id] for c in step.cases) / earlier.cases_s
+            return earlier.wall_s * min(1.0, share)
         return SETUP_ESTIMATE_S[step.in_lab] + sum(weights[(step.name, c.id)]
                                                    for c in step.cases)
 
     return cost
+
+
+@dataclass
+class EarlierTarget:
+    """A target's wall time and case durations in an earlier report."""
+
+    wall_s: float
+    cases: dict[str, float]
+
+    @property
+    def cases_s(self) -> float:
+        return sum(self.cases.values()) or 1.0
+
+
+def target_walls(path: Path | None) -> dict[str, EarlierTarget]:
+    """Each target of the report at ``path`` (a directory or its index.json) that recorded
+    its wall time; nothing without a report. An unreadable one is a UsageError."""
+    if path is None:
+        return {}
+    try:
+        data = json.loads((path / "index.json" if path.is_dir() else path).read_text())
+        found = {}
+        for target in data["targets"]:
+            wall = (target.get("timing") or {}).get("wall_s")
+            if isinstance(wall, int | float) and wall > 0:
+                found[str(target["name"])] = EarlierTarget(float(wall), {
+                    str(c["id"]): max(float(c["duration_s"]), 0.01) for c in target["cases"]})
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise UsageError(f"--shard-weights {path}: not a readable pamconform report "
+                         f"({type(exc).__name__}: {exc})") from None
+    return found
 
 
 @dataclass
