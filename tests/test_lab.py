@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,9 +26,16 @@ from pamconform.lab import (
     LabContainer,
     LabSession,
     cleanup_stale,
+    containers,
     ensure_lab_image,
 )
-from pamconform.lab.containers import OWNER_LABEL, docker_exec_argv, labelled, new_run_id
+from pamconform.lab.containers import (
+    CHANNEL_ENV,
+    OWNER_LABEL,
+    docker_exec_argv,
+    labelled,
+    new_run_id,
+)
 from pamconform.lab.host import lab_host
 
 pytestmark = pytest.mark.docker
@@ -110,6 +118,72 @@ def test_exec_timeout_returns_promptly(box: LabContainer) -> None:
     assert result.timed_out
     assert not result.ok
     assert elapsed < 5, elapsed
+
+
+#: Commands whose result must be the same through the channel and through docker exec.
+SAME_EITHER_WAY = [
+    (["sh", "-c", "cat; echo oops >&2; exit 7"], 10, b"a\nb\n"),
+    (["sleep", "100"], 1, None),
+    (["sh", "-c", "trap '' TERM; sleep 100"], 1, None),
+    (["sh", "-c", "kill -SEGV $$"], 5, None),
+    (["sh", "-c", "sleep 30 & echo started"], 1, None),
+    (["pc-no-such-command"], 5, None),
+]
+
+
+def test_the_channel_gives_what_docker_exec_gives(
+        session: LabSession, lab_image: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    results = {}
+    for env in ("1", "0"):
+        monkeypatch.setenv(CHANNEL_ENV, env)
+        box = session.container(lab_image)
+        try:
+            assert (box.channel() is None) is (env == "0"), box.channel_off
+            results[env] = [box.run(argv, timeout=t, stdin=data) for argv, t, data in
+                            SAME_EITHER_WAY]
+            box.put_file("/run/pc-f/x", b"\x00data", 0o4750, owner="nobody")
+            results[env].append(box.run(["stat", "-c", "%a %U %G", "/run/pc-f/x"], timeout=5))
+            assert box.get_file("/run/pc-f/x") == b"\x00data"
+            with pytest.raises(FileNotFoundError):
+                box.get_file("/run/pc-f/none")
+        finally:
+            box.remove()
+    for (argv, _t, _data), channel, exec_ in zip([*SAME_EITHER_WAY, (["stat"], 0, None)],
+                                                 results["1"], results["0"], strict=True):
+        assert (channel.exit_code, channel.stdout, channel.stderr, channel.timed_out) == \
+            (exec_.exit_code, exec_.stdout, exec_.stderr, exec_.timed_out), argv
+        # never slower (an exec may wait 2 s for output after its process ended)
+        assert channel.duration_s < exec_.duration_s + 1.0, (argv, channel, exec_)
+
+
+def test_without_a_channel_commands_go_by_exec(
+        session: LabSession, lab_image: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(containers, "SERVER_PATH", "/proc/no-such-dir/channel.py")
+    box = session.container(lab_image)
+    try:
+        assert box.channel() is None and str(box.channel_off).startswith("no channel:")
+        assert box.run(["echo", "ok"], timeout=5).out == "ok\n"
+    finally:
+        box.remove()
+
+
+def test_a_channel_that_closes_under_a_command_does_not_run_it_again(
+        session: LabSession, lab_image: str) -> None:
+    box = session.container(lab_image)
+    try:
+        assert box.channel() is not None
+        # a command through the channel that ends the channel's server
+        killer = threading.Timer(1.0, lambda: box.run(
+            ["pkill", "-f", "pamconform-channel.py"], timeout=5))
+        killer.start()
+        cut = box.run(["sh", "-c", "echo once >> /tmp/pc-ran; sleep 5"], timeout=10)
+        killer.join(15)
+        assert cut.exit_code == -1 and b"channel" in cut.stderr, cut
+        assert box.channel() is None and "closed" in str(box.channel_off)
+        # the next command goes by exec, and the cut one ran once
+        assert box.run(["cat", "/tmp/pc-ran"], timeout=5).out == "once\n"
+    finally:
+        box.remove()
 
 
 def test_exec_streams_stdin_and_exit_code(box: LabContainer) -> None:

@@ -16,6 +16,7 @@ including after a crash or Ctrl-C.
 from __future__ import annotations
 
 import atexit
+import base64
 import contextlib
 import io
 import itertools
@@ -25,7 +26,6 @@ import posixpath
 import select
 import signal
 import socket
-import struct
 import tarfile
 import threading
 import time
@@ -37,6 +37,8 @@ from types import FrameType, TracebackType
 from typing import Any
 
 from pamconform.core import interrupts
+from pamconform.lab.channel import SERVER_PATH, Channel, ChannelClosed, NotSent, server_source
+from pamconform.lab.frames import STDERR, take_frames
 from pamconform.lab.sdk import docker, requests
 
 log = logging.getLogger(__name__)
@@ -55,6 +57,11 @@ MAX_OUTPUT = 16 * 1024 * 1024
 #: Exit codes of coreutils ``timeout``: timed out (TERM worked) / had to KILL.
 TIMEOUT_EXIT = 124
 KILLED_EXIT = 137
+#: The environment variable that turns the command channel off (``0``): every command
+#: then runs through its own ``docker exec``, every file through ``put_archive``.
+CHANNEL_ENV = "PAMCONFORM_LAB_CHANNEL"
+#: How long a file write or read through the channel may take.
+FILE_TIMEOUT_S = 30.0
 #: Age after which another host's containers count as stale even when sparing live runs.
 FOREIGN_STALE_S = 6 * 3600
 
@@ -193,6 +200,11 @@ class _SshPipes:
         written = os.write(self._proc.stdin.fileno(), data)
         return written
 
+    def sendall(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[self.send(view):]
+
     def recv(self, size: int) -> bytes:
         return os.read(self._fd, size)
 
@@ -237,6 +249,12 @@ class LabContainer:
         self.run_id = run_id
         self.keep = keep
         self.removed = False
+        self._channel: Channel | None = None
+        #: why this container's commands go through ``docker exec`` (None: not known yet)
+        self.channel_off: str | None = (
+            f"{CHANNEL_ENV}=0" if os.environ.get(CHANNEL_ENV, "1") == "0" else None)
+        self._channel_lock = threading.RLock()
+        self._channel_opening = False
 
     # -- life cycle -----------------------------------------------------------------------
     @classmethod
@@ -303,6 +321,10 @@ class LabContainer:
         """Force-remove the container (idempotent)."""
         if self.removed:
             return
+        with self._channel_lock:
+            if self._channel is not None:
+                self._channel.close()
+            self.channel_off = self.channel_off or "the container was removed"
         with contextlib.suppress(docker.errors.NotFound):
             try:
                 self.container.remove(force=True, v=True)
@@ -349,6 +371,14 @@ class LabContainer:
         gave up first, e.g. because a background child kept stdout open).
         """
         argv = _as_argv(cmd, args)
+        if timeout <= 0:
+            raise ValueError("timeout must be positive")
+        channel = self.channel() if user in (None, "root") else None
+        if channel is not None:
+            with contextlib.suppress(NotSent):  # not run: the exec path below runs it
+                return self._run_in_channel(channel, argv, timeout=timeout, stdin=stdin,
+                                            environment=environment, workdir=workdir,
+                                            max_output=max_output)
         wrapped = _bounded(argv, timeout)
         api = self.client.api
         start = time.monotonic()
@@ -385,6 +415,56 @@ class LabContainer:
             client_gave_up or code == TIMEOUT_EXIT or (code == KILLED_EXIT and duration >= timeout)
         )
         return CommandResult(code, bytes(out), bytes(err), duration, timed_out, tuple(argv))
+
+    def channel(self) -> Channel | None:
+        """This container's command channel (:mod:`pamconform.lab.channel`), opened on
+        first use; None when it cannot be had (:attr:`channel_off` says why)."""
+        with self._channel_lock:
+            if self._channel is not None and self._channel.dead is not None:
+                self.channel_off = f"the channel closed: {self._channel.dead}"
+                self._channel = None
+            if self._channel is None and self.channel_off is None and \
+                    not self._channel_opening:  # what opening runs goes by exec
+                failures: tuple[type[BaseException], ...] = (
+                    ChannelClosed, OSError, RuntimeError, *_any_owner_errors())
+                self._channel_opening = True
+                try:
+                    self._put_archive(SERVER_PATH, server_source(), 0o644)
+                    self._channel = Channel.open(self.client.api, self.id)
+                except failures as exc:  # the exec path works without it
+                    self.channel_off = f"no channel: {exc}"
+                    log.debug("%s: %s", self.name, self.channel_off)
+                finally:
+                    self._channel_opening = False
+            return self._channel
+
+    def _run_in_channel(self, channel: Channel, argv: list[str], *, timeout: float,
+                        stdin: bytes | None, environment: Mapping[str, str] | None,
+                        workdir: str | None, max_output: int) -> CommandResult:
+        """:meth:`run` through the channel; NotSent when it did not get there."""
+        start = time.monotonic()
+        req = {"argv": argv, "timeout": timeout, "env": dict(environment or {}),
+               "stdin": None if stdin is None else base64.b64encode(stdin).decode(),
+               "cwd": workdir, "max_output": max_output}
+        try:
+            reply = channel.request(req, timeout + KILL_GRACE_S + CLIENT_SLACK_S)
+        except NotSent:
+            raise
+        except ChannelClosed as exc:  # it may have run: not run again
+            return CommandResult(-1, b"", f"pamconform: {exc}".encode(),
+                                 time.monotonic() - start, False, tuple(argv))
+        duration = time.monotonic() - start
+        if reply is None:  # as an exec whose client gave up
+            return CommandResult(-1, b"", b"", duration, True, tuple(argv))
+        if "error" in reply:
+            return CommandResult(-1, b"", f"pamconform channel: {reply['error']}".encode(),
+                                 duration, False, tuple(argv))
+        code = int(reply["rc"])
+        timed_out = bool(reply.get("gave_up")) or code == TIMEOUT_EXIT or (
+            code == KILLED_EXIT and duration >= timeout)
+        return CommandResult(code, base64.b64decode(reply["stdout"]),
+                             base64.b64decode(reply["stderr"]), duration, timed_out,
+                             tuple(argv))
 
     def exec_argv(
         self,
@@ -470,6 +550,31 @@ class LabContainer:
         """
         if not path.startswith("/"):
             raise ValueError("path must be absolute")
+        channel = self.channel()
+        if channel is None or not self._write_in_channel(channel, path, data, mode):
+            self._put_archive(path, data, mode)
+        if str(owner) not in ("root", "root:root", "0", "0:0"):
+            self.run(["chown", str(owner), path], timeout=10).check()
+        # the mode is applied as given, but be explicit for setuid/sticky bits
+        if mode & 0o7000:
+            self.run(["chmod", f"{mode:o}", path], timeout=10).check()
+
+    def _write_in_channel(self, channel: Channel, path: str, data: bytes, mode: int) -> bool:
+        """Write through the channel; False when it did not get there (not sent)."""
+        try:
+            reply = channel.request({"write": path, "data": base64.b64encode(data).decode(),
+                                     "mode": mode}, FILE_TIMEOUT_S)
+        except NotSent:
+            return False
+        except ChannelClosed as exc:
+            raise RuntimeError(f"writing {path} in {self.name}: {exc}") from None
+        if reply is None or "error" in reply:
+            why = reply["error"] if reply else f"no reply in {FILE_TIMEOUT_S:g} s"
+            raise RuntimeError(f"writing {path} in {self.name}: {why}")
+        return True
+
+    def _put_archive(self, path: str, data: bytes, mode: int) -> None:
+        """Write one file through the engine's archive upload (parents created)."""
         parent, base = posixpath.split(posixpath.normpath(path))
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w") as tar:
@@ -487,15 +592,26 @@ class LabContainer:
             ok = self.container.put_archive(parent, payload)
         if not ok:
             raise RuntimeError(f"put_archive to {parent} failed")
-        if str(owner) not in ("root", "root:root", "0", "0:0"):
-            self.run(["chown", str(owner), path], timeout=10).check()
-        # put_archive applies the umask-free mode, but be explicit for setuid/sticky bits.
-        if mode & 0o7000:
-            self.run(["chmod", f"{mode:o}", path], timeout=10).check()
 
     def get_file(self, path: str) -> bytes:
         """Read one regular file from the container."""
-        stream, _stat = self.container.get_archive(path)
+        channel = self.channel()
+        if channel is not None:
+            with contextlib.suppress(NotSent):
+                try:
+                    reply = channel.request({"read": path}, FILE_TIMEOUT_S)
+                except ChannelClosed as exc:
+                    raise RuntimeError(f"reading {path} in {self.name}: {exc}") from None
+                if reply is not None and "data" in reply:
+                    return base64.b64decode(reply["data"])
+                why = reply.get("error") if reply else f"no reply in {FILE_TIMEOUT_S:g} s"
+                if reply is not None and str(why).startswith("FileNotFoundError"):
+                    raise FileNotFoundError(path)
+                raise RuntimeError(f"reading {path} in {self.name}: {why}")
+        try:
+            stream, _stat = self.container.get_archive(path)
+        except docker.errors.NotFound:
+            raise FileNotFoundError(path) from None
         buf = io.BytesIO(b"".join(stream))
         with tarfile.open(fileobj=buf) as tar:
             member = tar.next()
@@ -527,13 +643,8 @@ def _read_frames(
     buf = bytearray(head)
     raw.setblocking(False)
     while True:
-        while len(buf) >= 8:
-            kind, size = buf[0], struct.unpack(">I", bytes(buf[4:8]))[0]
-            if len(buf) < 8 + size:
-                break
-            payload = bytes(buf[8 : 8 + size])
-            del buf[: 8 + size]
-            target = err if kind == 2 else out
+        for kind, payload in take_frames(buf):
+            target = err if kind == STDERR else out
             room = cap - len(target)
             if room > 0:
                 target += payload[:room]
