@@ -141,14 +141,19 @@ def test_the_channel_gives_what_docker_exec_gives(
             assert (box.channel() is None) is (env == "0"), box.channel_off
             results[env] = [box.run(argv, timeout=t, stdin=data) for argv, t, data in
                             SAME_EITHER_WAY]
+            results[env].append(box.run('echo "$PC_X"; pwd', timeout=5, workdir="/tmp",
+                                        environment={"PC_X": "y"}))
             box.put_file("/run/pc-f/x", b"\x00data", 0o4750, owner="nobody")
             results[env].append(box.run(["stat", "-c", "%a %U %G", "/run/pc-f/x"], timeout=5))
             assert box.get_file("/run/pc-f/x") == b"\x00data"
             with pytest.raises(FileNotFoundError):
                 box.get_file("/run/pc-f/none")
+            # the channel was in use to the end, not dropped for exec part way
+            assert (box.channel() is None) is (env == "0"), box.channel_off
         finally:
             box.remove()
-    for (argv, _t, _data), channel, exec_ in zip([*SAME_EITHER_WAY, (["stat"], 0, None)],
+    for (argv, _t, _data), channel, exec_ in zip([*SAME_EITHER_WAY, (["env"], 0, None),
+                                                  (["stat"], 0, None)],
                                                  results["1"], results["0"], strict=True):
         assert (channel.exit_code, channel.stdout, channel.stderr, channel.timed_out) == \
             (exec_.exit_code, exec_.stdout, exec_.stderr, exec_.timed_out), argv
@@ -158,6 +163,7 @@ def test_the_channel_gives_what_docker_exec_gives(
 
 def test_without_a_channel_commands_go_by_exec(
         session: LabSession, lab_image: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(CHANNEL_ENV, raising=False)
     monkeypatch.setattr(containers, "SERVER_PATH", "/proc/no-such-dir/channel.py")
     box = session.container(lab_image)
     try:
@@ -168,7 +174,8 @@ def test_without_a_channel_commands_go_by_exec(
 
 
 def test_a_channel_that_closes_under_a_command_does_not_run_it_again(
-        session: LabSession, lab_image: str) -> None:
+        session: LabSession, lab_image: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(CHANNEL_ENV, raising=False)
     box = session.container(lab_image)
     try:
         assert box.channel() is not None

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import select
 import subprocess
 import sys
 import time
@@ -33,11 +34,16 @@ class Server:
         self.ids += 1
         self.proc.stdin.write(json.dumps({**req, "id": self.ids}).encode() + b"\n")
         self.proc.stdin.flush()
-        os.set_blocking(self.proc.stdout.fileno(), True)
-        line = self.proc.stdout.readline()  # the test's own timeout bounds it
-        reply: dict[str, Any] = json.loads(line)
+        reply: dict[str, Any] = json.loads(self.line(wait_s))
         assert reply["id"] == self.ids
         return reply
+
+    def line(self, wait_s: float = 15) -> bytes:
+        """The next reply line, or a failure when none comes in ``wait_s``."""
+        assert self.proc.stdout is not None
+        ready, _, _ = select.select([self.proc.stdout], [], [], wait_s)
+        assert ready, f"no reply in {wait_s} s"
+        return self.proc.stdout.readline()
 
     def run(self, argv: list[str], timeout: float = 10, **extra: Any) -> dict[str, Any]:
         reply = self.ask({"argv": argv, "timeout": timeout, **extra})
@@ -73,9 +79,22 @@ def test_timeouts_are_those_of_timeout_k(server: Server) -> None:
     # TERM ignored: KILL after the grace, exit 137
     r = server.run(["sh", "-c", "trap '' TERM; sleep 100"], timeout=1)
     assert (r["rc"], r["timed_out"]) == (137, True)
-    # the whole process group goes, not only the command
+    # the whole process group goes, not only the command: else the child holds the pipes
+    start = time.monotonic()
     r = server.run(["sh", "-c", "sleep 100 & wait"], timeout=1)
-    assert r["rc"] == 124
+    assert r["rc"] == 124 and time.monotonic() - start < 1 + channel_server.IO_DRAIN_S - 0.5
+    # a stopped command is woken to take its TERM, as timeout does
+    start = time.monotonic()
+    r = server.run(["sh", "-c", "kill -STOP $$"], timeout=1)
+    assert r["rc"] == 124 and time.monotonic() - start < 1 + channel_server.KILL_GRACE_S
+
+
+def test_a_script_without_a_shebang_runs_under_sh(server: Server, tmp_path: Path) -> None:
+    script = tmp_path / "script"
+    script.write_text("echo from-sh\n")
+    script.chmod(0o755)
+    r = server.run([str(script)])
+    assert (r["rc"], r["stdout"]) == (0, b"from-sh\n")
 
 
 def test_a_signal_and_a_missing_command_as_the_exec_path_reports_them(server: Server) -> None:
@@ -97,6 +116,18 @@ def test_a_background_child_holding_the_pipes_costs_two_seconds_not_its_life(
 def test_output_is_capped(server: Server) -> None:
     r = server.run(["sh", "-c", "head -c 100000 /dev/zero"], max_output=1000)
     assert r["rc"] == 0 and len(r["stdout"]) == 1000
+    assert server.run(["echo", "x"], max_output=0)["stdout"] == b""
+
+
+def test_a_line_cut_off_by_the_end_of_stdin_is_not_run(tmp_path: Path) -> None:
+    s = Server()
+    assert s.proc.stdin is not None
+    mark = tmp_path / "ran"
+    s.proc.stdin.write(json.dumps({"id": 1, "argv": ["touch", str(mark)],
+                                   "timeout": 5}).encode())  # no newline: cut off
+    s.proc.stdin.close()
+    assert s.proc.wait(10) == 0
+    assert not mark.exists()
 
 
 def test_requests_run_side_by_side(server: Server) -> None:
@@ -105,9 +136,9 @@ def test_requests_run_side_by_side(server: Server) -> None:
         server.proc.stdin.write(json.dumps({"id": ident, "argv": ["sleep", secs],
                                             "timeout": 10}).encode() + b"\n")
     server.proc.stdin.flush()
-    first = json.loads(server.proc.stdout.readline())
+    first = json.loads(server.line())
     assert first["id"] == 2  # the short one did not wait for the long one
-    assert json.loads(server.proc.stdout.readline())["id"] == 1
+    assert json.loads(server.line())["id"] == 1
 
 
 def test_files_written_with_their_mode_and_read_back(server: Server, tmp_path: Path) -> None:
@@ -126,7 +157,7 @@ def test_a_bad_request_is_an_error_reply_and_the_channel_goes_on(server: Server)
     assert server.proc.stdin is not None and server.proc.stdout is not None
     server.proc.stdin.write(b"{not json\n")
     server.proc.stdin.flush()
-    unreadable = json.loads(server.proc.stdout.readline())
+    unreadable = json.loads(server.line())
     assert unreadable["id"] is None and unreadable["error"].startswith("unreadable request")
     bad = server.ask({"argv": ["true"]})  # no timeout
     assert bad["error"] == "KeyError: 'timeout'"

@@ -64,8 +64,10 @@ class Channel:
     def __init__(self, api: Any, container_id: str) -> None:
         from pamconform.lab.containers import _raw_socket
 
+        # the locale left as the image has it: the commands inherit the server's environment
         exec_id = api.exec_create(container_id, ["python3", SERVER_PATH], stdin=True,
-                                  stdout=True, stderr=True, tty=False, user="root")["Id"]
+                                  stdout=True, stderr=True, tty=False, user="root",
+                                  environment={"PYTHONCOERCECLOCALE": "0"})["Id"]
         self._resp = api.exec_start(exec_id, detach=False, tty=False, socket=True)
         self._raw, head = _raw_socket(self._resp)
         self._raw.settimeout(SEND_TIMEOUT_S)
@@ -83,12 +85,15 @@ class Channel:
     def open(cls, api: Any, container_id: str) -> Channel:
         """A working channel: it has answered a first request, or ChannelClosed says why."""
         channel = cls(api, container_id)
-        reply = channel.request({"argv": ["true"], "timeout": OPEN_TIMEOUT_S},
-                                OPEN_TIMEOUT_S)
-        if reply is None or reply.get("rc") != 0:
+        try:
+            reply = channel.request({"argv": ["true"], "timeout": OPEN_TIMEOUT_S},
+                                    OPEN_TIMEOUT_S)
+            if reply is None or reply.get("rc") != 0:
+                raise ChannelClosed(f"the channel's server did not answer: "
+                                    f"{reply or 'no reply'} {channel.stderr_tail()}".rstrip())
+        except BaseException:
             channel.close()
-            raise ChannelClosed(f"the channel's server did not answer: {reply or 'no reply'}"
-                                f" {channel.stderr_tail()}".rstrip())
+            raise
         return channel
 
     @property
@@ -109,12 +114,15 @@ class Channel:
             ident = next(self._ids)
             self._pending[ident] = waiter
         line = json.dumps({**req, "id": ident}, separators=(",", ":")).encode() + b"\n"
-        try:
-            with self._send_lock:
+        with self._send_lock:
+            try:
+                if self._dead is not None:  # closed while this one waited its turn
+                    raise OSError(self._dead)
                 self._raw.sendall(line)
-        except OSError as exc:
-            self._close_with(f"cannot send to the channel: {exc}")
-            raise NotSent(self._dead or str(exc)) from None
+            except OSError as exc:
+                self._close_with(f"cannot send to the channel: {exc}")
+                self.close()  # the server ends with its stdin
+                raise NotSent(self._dead or str(exc)) from None
         if not waiter.event.wait(wait_s):
             with self._lock:
                 self._pending.pop(ident, None)
@@ -143,40 +151,48 @@ class Channel:
             waiter.event.set()
 
     def _read(self, head: bytes) -> None:
-        """Demultiplex the exec's frames: stdout lines are replies, stderr is kept."""
-        buf, lines = bytearray(head), bytearray()
+        """Demultiplex the exec's frames: stdout lines are replies, stderr is kept. Ends
+        the channel however it ends, so no request waits for a reader that is gone."""
+        why = "the channel's server ended"
         try:
-            while self._dead is None:
-                for kind, payload in take_frames(buf):
-                    if kind == STDERR:
-                        self._stderr += payload
-                        del self._stderr[:-STDERR_KEPT]
-                        continue
-                    lines += payload
-                    while (end := lines.find(b"\n")) >= 0:
-                        self._deliver(bytes(lines[:end]))
-                        del lines[:end + 1]
-                ready, _, _ = select.select([self._raw], [], [], 1.0)
-                if not ready:
+            self._read_frames(bytearray(head))
+        except Exception as exc:  # anything: the waiting requests must hear of it
+            why = f"the channel broke: {type(exc).__name__}: {exc}"
+        finally:
+            self._close_with(f"{why} {self.stderr_tail()}".rstrip())
+
+    def _read_frames(self, buf: bytearray) -> None:
+        lines = bytearray()
+        while self._dead is None:
+            for kind, payload in take_frames(buf):
+                if kind == STDERR:
+                    self._stderr += payload
+                    del self._stderr[:-STDERR_KEPT]
                     continue
-                try:
-                    chunk = self._raw.recv(1 << 16)
-                except (BlockingIOError, InterruptedError, TimeoutError):
-                    continue
-                if not chunk:
-                    break
-                buf += chunk
-        except (OSError, ValueError) as exc:
-            self._close_with(f"the channel broke: {exc}")
-            return
-        self._close_with(f"the channel's server ended {self.stderr_tail()}".rstrip())
+                scanned = len(lines)  # a long reply comes in many frames: no rescans
+                lines += payload
+                while (end := lines.find(b"\n", scanned)) >= 0:
+                    self._deliver(bytes(lines[:end]))
+                    del lines[:end + 1]
+                    scanned = 0
+            ready, _, _ = select.select([self._raw], [], [], 1.0)
+            if not ready:
+                continue
+            try:
+                chunk = self._raw.recv(1 << 16)
+            except (BlockingIOError, InterruptedError, TimeoutError):
+                continue
+            if not chunk:
+                return
+            buf += chunk
 
     def _deliver(self, line: bytes) -> None:
         try:
             reply = json.loads(line)
             ident = int(reply["id"])
         except (ValueError, KeyError, TypeError):
-            self._stderr += b"unreadable reply: " + line[:200] + b"\n"
+            # not quoted: a reply carries a command's output, which may hold a secret
+            self._stderr += f"an unreadable reply of {len(line)} bytes\n".encode()
             return
         with self._lock:
             waiter = self._pending.pop(ident, None)

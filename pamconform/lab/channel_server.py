@@ -15,8 +15,8 @@ made, replaced through a temporary file in the same directory) or reads one (``{
 "read": PATH}``: ``data``); ``error`` says why one could not be done.
 
 Timeouts as ``timeout -k``: TERM to the command's process group at ``timeout`` (exit 124),
-KILL after ``KILL_GRACE_S`` more (exit 137); a command that outlives its KILL by
-``GIVE_UP_S`` is ``gave_up`` (no exit code, as when the host stops waiting for an exec).
+KILL after ``KILL_GRACE_S`` more (exit 137, as timeout, which KILLs its own group too); a
+script without ``#!`` runs under ``/bin/sh`` (execvp's rule, which timeout follows).
 Output is what came by ``IO_DRAIN_S`` after the command ended, as Docker reads an exec's:
 a background child may hold the pipes open for as long as it lives.
 """
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import errno
 import json
 import os
 import signal
@@ -37,8 +38,10 @@ from typing import IO, Any
 
 #: As the ``-k`` of the exec path's coreutils ``timeout``.
 KILL_GRACE_S = 2.0
-#: How long a killed command gets to end before the reply gives up on it (no exit code).
-GIVE_UP_S = 3.0
+#: How long a KILLed command is waited for before the reply goes (137 all the same).
+REAP_S = 0.5
+#: What this server's own start puts in its environment, not the commands'.
+OWN_ENV = frozenset({"PYTHONCOERCECLOCALE"})
 #: How long the output is read after the command ended, as Docker reads an exec's.
 IO_DRAIN_S = 2.0
 #: What a request's output keeps, unless it asks for less.
@@ -85,17 +88,28 @@ def _signal_group(pid: int, signum: int) -> None:
         os.killpg(pid, signum)
 
 
+def _spawn(argv: list[str], stdin: bool, env: dict[str, str], cwd: str | None
+           ) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(argv, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=cwd,
+                            start_new_session=True)
+
+
 def run_command(req: dict[str, Any]) -> dict[str, Any]:
     """One command, bounded as ``timeout -k KILL_GRACE_S req["timeout"]`` bounds it."""
     timeout = float(req["timeout"])
-    cap = int(req.get("max_output") or MAX_OUTPUT)
+    cap = int(req.get("max_output", MAX_OUTPUT))
     stdin = req.get("stdin")
-    env = dict(os.environ, **(req.get("env") or {}))
+    env = {k: v for k, v in os.environ.items() if k not in OWN_ENV}
+    env.update(req.get("env") or {})
+    argv = [str(a) for a in req["argv"]]
     try:
-        proc = subprocess.Popen(
-            [str(a) for a in req["argv"]], stdin=subprocess.PIPE if stdin is not None else
-            subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            env=env, cwd=req.get("cwd") or None, start_new_session=True)
+        try:
+            proc = _spawn(argv, stdin is not None, env, req.get("cwd") or None)
+        except OSError as exc:  # execvp, as timeout uses, runs a script without #! by sh
+            if exc.errno != errno.ENOEXEC:
+                raise
+            proc = _spawn(["/bin/sh", *argv], stdin is not None, env, req.get("cwd") or None)
     except OSError as exc:  # as the exec path's timeout says it: 127 not found, else 126
         code = 127 if isinstance(exc, FileNotFoundError) else 126
         text = f"timeout: failed to run command \u2018{req['argv'][0]}\u2019: {exc.strerror}\n"
@@ -109,7 +123,7 @@ def run_command(req: dict[str, Any]) -> dict[str, Any]:
             proc.stdin, base64.b64decode(stdin))))
     for t in threads:
         t.start()
-    timed_out = gave_up = False
+    timed_out = False
     try:
         code = proc.wait(timeout)
         if code < 0:  # a signal: coreutils timeout dies of it too, so the exec says 128+N
@@ -117,23 +131,22 @@ def run_command(req: dict[str, Any]) -> dict[str, Any]:
     except subprocess.TimeoutExpired:
         timed_out = True
         _signal_group(proc.pid, signal.SIGTERM)
+        _signal_group(proc.pid, signal.SIGCONT)  # as timeout does: a stopped one ends too
         try:
             proc.wait(KILL_GRACE_S)
             code = TIMEOUT_EXIT
         except subprocess.TimeoutExpired:
             _signal_group(proc.pid, signal.SIGKILL)
-            code = KILLED_EXIT
-            try:
-                proc.wait(GIVE_UP_S)
-            except subprocess.TimeoutExpired:  # unkillable (uninterruptible sleep)
-                gave_up, code = True, -1
+            code = KILLED_EXIT  # as timeout, which KILLs its own group too and is gone
+            with contextlib.suppress(subprocess.TimeoutExpired):  # reaped later if unkillable
+                proc.wait(REAP_S)
     # as an exec's output: what comes within IO_DRAIN_S of the end (a background child
     # may hold the pipes open for as long as it lives)
     drained = time.monotonic() + IO_DRAIN_S
     for t in threads[:2]:
         t.join(max(0.0, drained - time.monotonic()))
     return {"rc": code, "stdout": _b64(bytes(out[:cap])), "stderr": _b64(bytes(err[:cap])),
-            "timed_out": timed_out, "gave_up": gave_up}
+            "timed_out": timed_out}
 
 
 def write_file(req: dict[str, Any]) -> dict[str, Any]:
@@ -174,6 +187,8 @@ def serve(req: dict[str, Any]) -> None:
 def main() -> int:
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     for line in sys.stdin.buffer:
+        if not line.endswith(b"\n"):  # cut off: the host did not finish sending it
+            break
         try:
             req = json.loads(line)
         except ValueError as exc:

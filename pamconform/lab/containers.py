@@ -253,7 +253,7 @@ class LabContainer:
         #: why this container's commands go through ``docker exec`` (None: not known yet)
         self.channel_off: str | None = (
             f"{CHANNEL_ENV}=0" if os.environ.get(CHANNEL_ENV, "1") == "0" else None)
-        self._channel_lock = threading.RLock()
+        self._channel_lock = threading.Lock()
         self._channel_opening = False
 
     # -- life cycle -----------------------------------------------------------------------
@@ -418,25 +418,38 @@ class LabContainer:
 
     def channel(self) -> Channel | None:
         """This container's command channel (:mod:`pamconform.lab.channel`), opened on
-        first use; None when it cannot be had (:attr:`channel_off` says why)."""
+        first use; None when it cannot be had (:attr:`channel_off` says why) or while
+        another thread opens it (those commands go by exec)."""
         with self._channel_lock:
             if self._channel is not None and self._channel.dead is not None:
                 self.channel_off = f"the channel closed: {self._channel.dead}"
+                self._channel.close()
                 self._channel = None
-            if self._channel is None and self.channel_off is None and \
-                    not self._channel_opening:  # what opening runs goes by exec
-                failures: tuple[type[BaseException], ...] = (
-                    ChannelClosed, OSError, RuntimeError, *_any_owner_errors())
-                self._channel_opening = True
-                try:
-                    self._put_archive(SERVER_PATH, server_source(), 0o644)
-                    self._channel = Channel.open(self.client.api, self.id)
-                except failures as exc:  # the exec path works without it
-                    self.channel_off = f"no channel: {exc}"
-                    log.debug("%s: %s", self.name, self.channel_off)
-                finally:
-                    self._channel_opening = False
-            return self._channel
+            if self._channel is not None or self.channel_off is not None or \
+                    self._channel_opening:
+                return self._channel
+            self._channel_opening = True
+        opened: Channel | None = None
+        why: str | None = None
+        failures: tuple[type[BaseException], ...] = (
+            ChannelClosed, OSError, RuntimeError, *_any_owner_errors())
+        try:
+            self._put_archive(SERVER_PATH, server_source(), 0o644)
+            opened = Channel.open(self.client.api, self.id)
+        except failures as exc:  # the exec path works without it
+            why = f"no channel: {exc}"
+            log.debug("%s: %s", self.name, why)
+        finally:
+            with self._channel_lock:
+                self._channel_opening = False
+                if self.channel_off is not None or why is not None:  # removed meanwhile
+                    self.channel_off = self.channel_off or why
+                    if opened is not None:
+                        opened.close()
+                else:
+                    self._channel = opened
+                channel = self._channel
+        return channel
 
     def _run_in_channel(self, channel: Channel, argv: list[str], *, timeout: float,
                         stdin: bytes | None, environment: Mapping[str, str] | None,
