@@ -8,7 +8,7 @@ runc and the shim; a few ms here)::
 
     {"id": 7, "argv": ["useradd", "bob"], "timeout": 10, "stdin": B64 | null,
      "env": {...} | null, "cwd": "/" | null, "max_output": 65536}
-    {"id": 7, "rc": 0, "stdout": B64, "stderr": B64, "timed_out": false, "gave_up": false}
+    {"id": 7, "rc": 0, "stdout": B64, "stderr": B64, "timed_out": false}
 
 or writes a file (``{"id": 8, "write": PATH, "data": B64, "mode": 420}``: the parents
 made, replaced through a temporary file in the same directory) or reads one (``{"id": 9,
@@ -114,7 +114,7 @@ def run_command(req: dict[str, Any]) -> dict[str, Any]:
         code = 127 if isinstance(exc, FileNotFoundError) else 126
         text = f"timeout: failed to run command \u2018{req['argv'][0]}\u2019: {exc.strerror}\n"
         return {"rc": code, "stdout": "", "stderr": _b64(text.encode()),
-                "timed_out": False, "gave_up": False}
+                "timed_out": False}
     out, err = bytearray(), bytearray()
     threads = [threading.Thread(target=_drain, args=(proc.stdout, out, cap), daemon=True),
                threading.Thread(target=_drain, args=(proc.stderr, err, cap), daemon=True)]

@@ -124,6 +124,12 @@ def _labels(run_id: str, keep: bool, extra: Mapping[str, str] | None = None) -> 
     return labels
 
 
+def _timed_out(code: int, duration: float, timeout: float) -> bool:
+    """Whether ``timeout -k`` ended the command: TERM worked (124), or KILL was needed
+    (137, told from the command's own SIGKILL by the time it took)."""
+    return code == TIMEOUT_EXIT or (code == KILLED_EXIT and duration >= timeout)
+
+
 def _as_argv(cmd: Sequence[str] | str, args: Sequence[str] = ()) -> list[str]:
     """An argv as is, or a script for ``sh -c`` whose ``args`` become ``"$1"`` ..."""
     if isinstance(cmd, str):
@@ -411,9 +417,7 @@ class LabContainer:
                 resp.close()
         duration = time.monotonic() - start
         code = -1 if client_gave_up else self._exit_code(exec_id)
-        timed_out = (
-            client_gave_up or code == TIMEOUT_EXIT or (code == KILLED_EXIT and duration >= timeout)
-        )
+        timed_out = client_gave_up or _timed_out(code, duration, timeout)
         return CommandResult(code, bytes(out), bytes(err), duration, timed_out, tuple(argv))
 
     def channel(self) -> Channel | None:
@@ -473,11 +477,9 @@ class LabContainer:
             return CommandResult(-1, b"", f"pamconform channel: {reply['error']}".encode(),
                                  duration, False, tuple(argv))
         code = int(reply["rc"])
-        timed_out = bool(reply.get("gave_up")) or code == TIMEOUT_EXIT or (
-            code == KILLED_EXIT and duration >= timeout)
         return CommandResult(code, base64.b64decode(reply["stdout"]),
-                             base64.b64decode(reply["stderr"]), duration, timed_out,
-                             tuple(argv))
+                             base64.b64decode(reply["stderr"]), duration,
+                             _timed_out(code, duration, timeout), tuple(argv))
 
     def exec_argv(
         self,

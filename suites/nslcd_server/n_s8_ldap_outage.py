@@ -1,6 +1,5 @@
 """N-S8: LDAP stopped or paused: answer in time, never grant, recover."""
 
-import time
 from functools import partial
 
 from pamconform.core.registry import case_factory
@@ -12,6 +11,7 @@ from pamconform.protocols.nslcd.server_steps import (
     expect_refused,
     ldap,
     target,
+    until_granted,
 )
 
 case = case_factory(protocol="nslcd", kind="server", exclusive="user-state")
@@ -22,17 +22,7 @@ OUTAGES = {"stopped": ("stop", "start"), "paused": ("pause", "resume")}
 
 def _recovered(ctx, limit):
     """The right password is granted again within ``limit`` seconds of LDAP's return."""
-    t = target(ctx)
-    a = t.accounts
-    deadline = time.monotonic() + limit
-    tries = 0
-    while True:
-        tries += 1
-        r = ask(ctx, authc(t, a.user, a.password, f"right password after LDAP is back "
-                           f"(try {tries})", timeout=t.ldap_limit))[0]
-        if r.granted or time.monotonic() >= deadline:
-            break
-        time.sleep(1)
+    r = until_granted(target(ctx), ctx.log, limit, "right password after LDAP is back")
     expect_granted(ctx, r, f"the right password within {limit:g} s of LDAP's return")
 
 

@@ -9,15 +9,18 @@ profile asks for an answer it is graded NON-STRICT; a reply that never comes is 
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from pamconform.core.outcome import Fail, Skip
+from pamconform.core.wirelog import WireLog
 
 from . import codec
 from .target import NOBODY, LdapControlUnavailable, NslcdTarget, Op, Result
 
 __all__ = ["NOBODY", "Op", "Result", "alive", "ask", "authc", "authz", "expect_answered",
-           "expect_granted", "expect_refused", "ldap", "pam_request", "raw", "target"]
+           "expect_granted", "expect_refused", "ldap", "pam_request", "raw", "target",
+           "until_granted"]
 
 
 def target(ctx: Any) -> NslcdTarget:
@@ -53,6 +56,21 @@ def raw(label: str, chunks: list[bytes] | tuple[bytes, ...], timeout: float, *,
 
 def ask(ctx: Any, *ops: Op, parallel: bool = False) -> list[Result]:
     return target(ctx).run(ctx.log, ops, parallel=parallel)
+
+
+def until_granted(t: NslcdTarget, log: WireLog, limit: float, label: str) -> Result:
+    """The account's right password, asked once a second until it is granted or ``limit``
+    seconds have passed (each try bounded by the target's LDAP limit): the last answer."""
+    a = t.accounts
+    deadline = time.monotonic() + limit
+    tries = 0
+    while True:
+        tries += 1
+        r = t.run(log, [authc(t, a.user, a.password, f"{label} (try {tries})",
+                              timeout=t.ldap_limit)])[0]
+        if r.granted or time.monotonic() >= deadline:
+            return r
+        time.sleep(1)
 
 
 def expect_answered(ctx: Any, r: Result, what: str) -> None:

@@ -12,7 +12,6 @@ so they are never logged; reply bytes are.
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -274,20 +273,3 @@ class LabDaemonTarget(NslcdTarget):
 
     def ldap(self, command: str) -> None:
         self.lab.control(f"{command}-slapd", timeout=30)
-
-    def settle(self, limit: float = 15.0) -> bool:
-        """Ask until the daemon grants its account's right password, at most ``limit`` s.
-        A daemon beside another in one lab went through that one's N-S8 outages too, and
-        may fail its first request while it reconnects to the directory; that is N-S8's
-        matter (it allows recovery time), not the first case's. False: not granted in
-        time, and the cases say what the daemon does."""
-        from .server_steps import authc
-
-        deadline = time.monotonic() + limit
-        while True:
-            op = authc(self, self.accounts.user, self.accounts.password, "settle")
-            if self.run(WireLog(), [op])[0].granted:
-                return True
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.5)
