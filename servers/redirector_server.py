@@ -504,6 +504,10 @@ class RedirectorServer:
     shutdown_grace = 2.0
     #: Timeout of the reply write.
     reply_timeout = 1.0
+    #: Longest single wait of the accept loop.  A stop signal that lands on another
+    #: thread, or just before select() starts, does not interrupt select(); its handler
+    #: runs once select() returns, so this bounds how late a stop can be seen.
+    signal_poll = 1.0
     backlog = 128
 
     def __init__(
@@ -603,8 +607,9 @@ class RedirectorServer:
                       else ",".join(map(str, sorted(self.allow_uids))))
         try:
             while not self._stop.is_set():
-                ready, _, _ = select.select([listener, self._wake_r], [], [],
-                                            self.refusals.flush())
+                due = self.refusals.flush()
+                wait = self.signal_poll if due is None else min(due, self.signal_poll)
+                ready, _, _ = select.select([listener, self._wake_r], [], [], wait)
                 if listener not in ready or self._stop.is_set():
                     continue
                 try:

@@ -77,6 +77,8 @@ SECRET_BYTES = 24  # 32 base64 characters, no padding
 SUN_PATH_MAX = 107
 #: How long the daemonising parent waits for the background server to be listening.
 START_TIMEOUT = 10.0
+#: Longest single wait for a connection, so a stop signal is seen within it.
+SIGNAL_POLL_S = 1.0
 
 TOKEN_RE = re.compile(r"TTK(0|[1-9][0-9]{0,9}):([1-9][0-9]{0,9}):([A-Za-z0-9+/]{32})")
 
@@ -216,7 +218,10 @@ class TokenServer:
                 if left is not None and left <= 0:
                     self.log.info("expired: no connection within %g s", self.timeout)
                     break
-                ready, _, _ = select.select([self.listener], [], [], left)
+                # Bounded, so that a signal which does not interrupt select() (it landed
+                # on another thread or just before the call) still stops us promptly.
+                wait = SIGNAL_POLL_S if left is None else min(left, SIGNAL_POLL_S)
+                ready, _, _ = select.select([self.listener], [], [], wait)
                 if not ready:
                     continue
                 try:
