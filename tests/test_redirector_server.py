@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from listening import wait_listening
+from stray_signal import run_with_stray_sigterm
 
 from pamconform.lab import gallery
 
@@ -540,34 +541,20 @@ def test_sigterm_cuts_a_silent_client_after_the_grace_period(short_dir: Path) ->
             proc.communicate(timeout=5)
 
 
+
 def test_a_stop_signal_that_misses_the_accept_loop_still_stops_it(short_dir: Path) -> None:
-    """SIGTERM taken by another thread (or just before select()) does not interrupt the
-    accept loop's select(); the server must still stop within its poll bound, not wait
-    for the next connection.  Delivering it to a helper thread makes that race certain."""
-    program = (
-        "import os, signal, sys, threading, time\n"
+    """A SIGTERM that does not interrupt the accept loop's select() (see stray_signal)
+    must still stop the server within its poll bound, not at the next connection."""
+    sock = short_dir / "sock"
+    setup = (
+        "import os\n"
         "from pamconform.lab import gallery\n"
         "rs = gallery.load().load_reference_server()\n"
         "store = rs.CredentialStore.from_pairs([(b'alice', b'pw')], n=1024)\n"
-        "server = rs.RedirectorServer(sys.argv[1], store, allow_uids={os.getuid()},\n"
-        "                             log=rs.configure_logging())\n"
-        "def kill_from_here():\n"
-        "    while not os.path.exists(sys.argv[1]):\n"
-        "        time.sleep(0.01)\n"
-        "    time.sleep(0.3)\n"
-        "    signal.pthread_kill(threading.get_ident(), signal.SIGTERM)\n"
-        "threading.Thread(target=kill_from_here, daemon=True).start()\n"
-        "sys.exit(rs.run_until_signalled(server))\n")
-    sock = short_dir / "sock"
-    proc = subprocess.Popen([sys.executable, "-c", program, str(sock)],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    try:
-        _, err = proc.communicate(timeout=20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate(timeout=5)
-    assert proc.returncode == 0, err.decode(errors="replace")
+        f"WATCHED = {str(sock)!r}\n"
+        "server = rs.RedirectorServer(WATCHED, store, allow_uids={os.getuid()},\n"
+        "                             log=rs.configure_logging())\n")
+    status, err = run_with_stray_sigterm(setup, "rs.run_until_signalled(server)")
+    assert status == 0, err.decode(errors="replace")
     assert b"stopped" in err
     assert not sock.exists()

@@ -21,6 +21,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "fixtures"))
 import faulty_token_servers
+from stray_signal import run_with_stray_sigterm
 
 ts = faulty_token_servers.load_reference_server()
 SCRIPT = str(faulty_token_servers.REFERENCE_PATH)
@@ -321,34 +322,20 @@ def test_cli_errors_are_one_line(short_dir: Path) -> None:
     assert _cli("--help").returncode == 0
 
 
+
 def test_a_stop_signal_that_misses_the_wait_still_stops_the_server(short_dir: Path) -> None:
-    """SIGTERM taken by another thread (or just before select()) does not interrupt the
-    wait for a connection; with no expiry the server must still stop within its poll
-    bound.  Delivering it to a helper thread makes that race certain."""
-    program = (
-        "import os, signal, sys, threading, time\n"
+    """A SIGTERM that does not interrupt the wait for a connection (see stray_signal)
+    must still stop a server with no expiry within its poll bound."""
+    setup = (
+        "import os\n"
         "import faulty_token_servers\n"
         "ts = faulty_token_servers.load_reference_server()\n"
         "token = ts.Token.fresh(os.getuid(), 4242)\n"
-        "server = ts.TokenServer(token, token.socket_path(sys.argv[1]), timeout=None,\n"
-        "                        allow_uids={os.getuid()}, log=ts.configure_logging())\n"
-        "def kill_from_here():\n"
-        "    while not os.path.exists(token.socket_path(sys.argv[1])):\n"
-        "        time.sleep(0.01)\n"
-        "    time.sleep(0.3)\n"
-        "    signal.pthread_kill(threading.get_ident(), signal.SIGTERM)\n"
-        "threading.Thread(target=kill_from_here, daemon=True).start()\n"
-        "sys.exit(ts.run_server(server))\n")
+        f"WATCHED = token.socket_path({str(short_dir)!r})\n"
+        "server = ts.TokenServer(token, WATCHED, timeout=None, allow_uids={os.getuid()},\n"
+        "                        log=ts.configure_logging())\n")
     env = {**os.environ, "PYTHONPATH": str(Path(faulty_token_servers.__file__).parent)}
-    proc = subprocess.Popen([sys.executable, "-c", program, str(short_dir)], env=env,
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    try:
-        _, err = proc.communicate(timeout=20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate(timeout=5)
-    assert proc.returncode == 1, err.decode(errors="replace")  # 1: the token was not used
+    status, err = run_with_stray_sigterm(setup, "ts.run_server(server)", env=env)
+    assert status == 1, err.decode(errors="replace")  # 1: the token was not used
     assert b"terminated by SIGTERM" in err
     assert not list(short_dir.iterdir())
