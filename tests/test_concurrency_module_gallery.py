@@ -6,8 +6,8 @@ case by case.
 The faults are those whose verdicts could depend on what runs beside a case: a build that
 hangs on a silent server (its cases hold a pool slot up to the hang bound), one that
 aborts the application on every denial (``pamdrive`` dies beside the other lanes) and one
-whose outcome depends on stale heap bytes (here it denies valid logins and grants a
-``0`` followed by a NUL).
+that reads heap bytes it never wrote (caught by memcheck beside the other lanes; without a
+tool it grants a ``0`` followed by a NUL).
 The selection is the direct cases, the ones the pool runs at once in lanes, plus the
 memcheck cases grant and deny (several attempts in one process; they catch the heap
 faults under valgrind). What is left out, to keep the test near 4 minutes on 2 CPUs:

@@ -65,10 +65,10 @@ def _case_ids(name: str) -> list[str]:
     return [c.id for c in chosen]
 
 
-def _lab(builds: list[tuple[str, ModuleSpec]]) -> dict[str, dict[str, str]]:
-    """Every build in one lab container: case id -> verdict, per build."""
+def _lab(builds: list[tuple[str, ModuleSpec]]) -> dict[str, dict[str, tuple[str, str]]]:
+    """Every build in one lab container: case id -> (verdict, message), per build."""
     every = {c.id: c for c in module_cases("redirector")}
-    out: dict[str, dict[str, str]] = {}
+    out: dict[str, dict[str, tuple[str, str]]] = {}
     first_name, first_spec = builds[0]
     with module_lab(first_spec, name=first_name) as first:
         for name, spec in builds:
@@ -82,23 +82,26 @@ def _lab(builds: list[tuple[str, ModuleSpec]]) -> dict[str, dict[str, str]]:
                 result = run_target(cases, target, kind="module", protocol="redirector")
             finally:
                 driver(target).stop_scenarios()
-            out[name] = {r.case.id: str(r.verdict) for r in result.results}
+            out[name] = {r.case.id: (str(r.verdict), r.message) for r in result.results}
     return out
 
 
-def _host(nobody: Nobody, name: str, spec: ModuleSpec) -> dict[str, str]:
+def _host(nobody: Nobody, name: str, spec: ModuleSpec) -> dict[str, tuple[str, str]]:
     picks = [a for cid in _case_ids(name) for a in ("--cases", cid)]
     code, out, index = nobody.pamconform(
         "module", str(spec.src), "--no-lab", "--build", spec.build, "--so", spec.so,
         "--args", spec.args, "--hang-bound", str(BOUND), *picks)
     assert index, f"{name}: no report (exit {code}): {out[-2000:]}"
-    return {cid: v for cid, (v, _) in verdicts(index).items()}
+    return verdicts(index)
 
 
-def _differences(lab: dict[str, str], host: dict[str, str]) -> tuple[int, list[Any]]:
-    both = [c for c in lab if c in host and "SKIPPED" not in (lab[c], host[c])
+def _differences(lab: dict[str, tuple[str, str]],
+                 host: dict[str, tuple[str, str]]) -> tuple[int, list[Any]]:
+    """How many cases ran in both tiers, and those whose verdicts differ (each with both
+    verdicts and messages: the evidence a flaky difference leaves)."""
+    both = [c for c in lab if c in host and "SKIPPED" not in (lab[c][0], host[c][0])
             and c not in RACY]
-    return len(both), [(c, lab[c], host[c]) for c in both if lab[c] != host[c]]
+    return len(both), [(c, lab[c], host[c]) for c in both if lab[c][0] != host[c][0]]
 
 
 def test_lab_and_rootless_tiers_agree(docker_client: object) -> None:
