@@ -7,7 +7,9 @@ holds the recorded one). What the daemons did is asserted: every case reaches a 
 (no ERROR, no hang of the suite), and the findings recorded in docs/nslcd.md hold.
 pynslcd's N-S6 result is nondeterministic (it sometimes writes one request's answer to
 another's connection): either outcome is accepted, a FAIL only with that evidence. The
-grading of that event is tested here without Docker too.
+grading of that event is tested here without Docker too. The same fault closes, now and
+then, a later client's connection under it: on any case a refusal that arrived as a close
+or a reset (NON-STRICT with that evidence) is accepted from pynslcd.
 """
 
 from __future__ import annotations
@@ -56,6 +58,11 @@ RECORDED: dict[str, dict[str, set[Verdict]]] = {
 }
 #: A case whose FAIL is accepted too, if it carries this evidence (daemon, case, words).
 NONDETERMINISTIC_FAIL = {("pynslcd", "nslcd.server.parallel-verdicts"): "cross-talk"}
+#: A NON-STRICT accepted on any case, if it carries this evidence: pynslcd closes a
+#: connection's descriptor up to three times, so a close can hit the next client's
+#: connection (docs/nslcd.md, findings). Seen in CI on deny-case-changed-password.
+NONDETERMINISTIC_CLOSE = {"pynslcd": ("refused by a closed connection",
+                                      "refused by a reset connection")}
 
 N_S6 = next(m for m in loader.load_suite("nslcd_server")
             if m.__name__.endswith(".n_s6_concurrency"))
@@ -64,6 +71,8 @@ N_S6 = next(m for m in loader.load_suite("nslcd_server")
 def accepted(daemon: str, r: CaseResult) -> bool:
     """The verdict is a recorded one, or the recorded nondeterministic FAIL with its evidence."""
     if r.verdict in RECORDED[daemon].get(r.case.id, {Verdict.PASS, INFO}):
+        return True
+    if r.verdict is NS and any(w in r.message for w in NONDETERMINISTIC_CLOSE.get(daemon, ())):
         return True
     words = NONDETERMINISTIC_FAIL.get((daemon, r.case.id))
     return (r.verdict is FAIL and words is not None and words in r.message
@@ -175,3 +184,16 @@ def test_only_a_cross_talk_fail_is_accepted_for_pynslcd() -> None:
     assert accepted("pynslcd", CaseResult(case, NS, "right passwords refused", 1.0))
     assert not accepted("pynslcd", CaseResult(case, FAIL, "expected an answer; got hung", 1.0))
     assert not accepted("nslcd", CaseResult(case, FAIL, crossed, 1.0))
+
+
+def test_only_a_close_with_its_evidence_is_accepted_as_pynslcd_noise() -> None:
+    loader.load_suite("nslcd_server")
+    case = next(c for c in all_cases(protocol="nslcd", kind="server")
+                if c.id == "nslcd.server.deny-case-changed-password")
+    closed = ("case-changed password #1 of nancy (13 B) was refused by a closed connection, "
+              "not a refusing reply (nobody gets in, but pam_ldap reports an error instead "
+              "of a refusal)")
+    assert accepted("pynslcd", CaseResult(case, NS, closed, 1.0))
+    assert not accepted("nslcd", CaseResult(case, NS, closed, 1.0))
+    assert not accepted("pynslcd", CaseResult(case, NS, "answered after 9 s", 1.0))
+    assert not accepted("pynslcd", CaseResult(case, FAIL, closed, 1.0))

@@ -12,6 +12,7 @@ import glob
 import json
 import os
 import signal
+import stat
 import subprocess
 import time
 from collections.abc import Iterator
@@ -22,11 +23,10 @@ from rootless_user import Nobody, can_drop, nobody_workdir, verdicts
 
 from pamconform.core import resources
 from pamconform.core.outcome import Skip
-from pamconform.drivers.host_runner import HostRunner, find_pam_wrapper
+from pamconform.drivers.host_runner import HostRunner
 
 pytestmark = [
     pytest.mark.skipif(not can_drop(), reason="needs root to become nobody (setpriv)"),
-    pytest.mark.skipif(find_pam_wrapper() is None, reason="libpam-wrapper not installed"),
 ]
 
 FAULTY = Path(__file__).resolve().parent / "fixtures" / "faulty_modules"
@@ -79,8 +79,8 @@ def test_reference_module_without_lab(nobody: Nobody) -> None:
     assert _leftovers(report) == []
 
 
-def test_memcheck_runs_under_pam_wrapper(nobody: Nobody) -> None:
-    """valgrind sees no error in pam_wrapper itself, and catches a heap overflow."""
+def test_memcheck_runs_without_the_lab(nobody: Nobody) -> None:
+    """valgrind sees no error in pamdrive or libpam, and catches a heap overflow."""
     cases = ["--cases", "redir.module.memcheck-grant", "--cases",
              "redir.module.memcheck-reply-4k-digits"]
     code, out, index = nobody.pamconform("module", str(REFERENCE), "--no-lab", *FAST, *cases)
@@ -91,6 +91,28 @@ def test_memcheck_runs_under_pam_wrapper(nobody: Nobody) -> None:
         "--build", "make clean >/dev/null; make FAULT=oob_read")
     assert code == 1, out
     assert verdicts(index)["redir.module.memcheck-reply-4k-digits"][0] == "FAIL"
+
+
+def _tmp_entries_of(uid: int) -> set[str]:
+    return {e.path for e in os.scandir("/tmp") if e.stat(follow_symlinks=False).st_uid == uid}
+
+
+def test_killed_and_valgrind_attempts_leave_nothing_in_tmp(nobody: Nobody) -> None:
+    """Attempts killed as hung and attempts under valgrind leave nothing outside the run's
+    private directory (pam_wrapper, used before, left a /tmp/pam.X copy of the service
+    files for each, and picked its letter without a lock: see host_runner)."""
+    uid = 65534
+    before = _tmp_entries_of(uid)
+    code, out, index = nobody.pamconform(
+        "module", str(FAULTY), "--no-lab", *FAST, "--so", "pam_faulty.so",
+        "--build", "make clean >/dev/null; make FAULT=no_read_timeout",
+        "--cases", "redir.module.server-silence", "--cases", "redir.module.memcheck-grant")
+    assert code == 1, out
+    got = verdicts(index)
+    assert got["redir.module.server-silence"][0] == "FAIL"  # hung, then killed
+    assert "hung" in got["redir.module.server-silence"][1]
+    assert got["redir.module.memcheck-grant"][0] == "PASS", got
+    assert _tmp_entries_of(uid) - before == set()
 
 
 @pytest.mark.parametrize(("fault", "case"), [
@@ -155,7 +177,10 @@ def test_ctrl_c_leaves_nothing_behind(nobody: Nobody) -> None:
     assert proc.returncode == 130, out
     assert (report / "index.json").exists()
     assert _leftovers(report) == []
-    left = subprocess.run(["pgrep", "-u", "65534", "-f", "pamdrive|pam_agent|scenario_server"],
+    # this run's processes only (other tests may run as nobody beside it): each names a
+    # path in the run's home (the agent its pamdrive, pamdrive its --confdir, the
+    # scenario server its socket)
+    left = subprocess.run(["pgrep", "-u", "65534", "-f", str(report.parent)],
                           capture_output=True, check=False)
     assert left.stdout == b"", left.stdout
 
@@ -169,12 +194,14 @@ def test_bad_input_is_one_line(nobody: Nobody) -> None:
 def test_host_runner_maps_lab_paths_and_skips_lab_only(tmp_path: Path) -> None:
     runner = HostRunner(tmp_path / "r", pamdrive=Path("/x/pamdrive"),
                         authtok_module=Path("/x/pam_pamdrive_authtok.so"),
-                        module=Path("/x/pam_m.so"), so="pam_m.so", pam_wrapper="/x/w.so")
+                        module=Path("/x/pam_m.so"), so="pam_m.so")
     assert runner.path("/run/a/socket") == str(tmp_path / "r" / "lab" / "run/a/socket")
     assert runner.module_ref("pam_m.so") == "/x/pam_m.so"
-    env = runner.attempt_env()
-    assert env["PAM_WRAPPER"] == "1" and env["LD_PRELOAD"] == "/x/w.so"
-    assert env["PAM_WRAPPER_SERVICE_DIR"] == str(tmp_path / "r" / "pam.d")
+    # libpam reads the private service directory (pam_start_confdir), nothing preloaded
+    assert runner.attempt_args() == ["--confdir", str(tmp_path / "r" / "pam.d")]
+    other = (tmp_path / "r" / "pam.d" / "other").read_text()
+    assert "auth required pam_deny.so" in other
+    assert stat.S_IMODE(os.stat(tmp_path / "r" / "pam.d").st_mode) == 0o700
     with pytest.raises(Skip, match="another user"):
         runner.scenario_argv(runner.path("/tmp/p/socket"), mode="0666", user="mallory")
     with pytest.raises(Skip, match="built-in path"):
@@ -193,7 +220,7 @@ def test_a_timed_out_command_whose_grandchild_holds_the_pipes_is_bounded(
     monkeypatch.setattr(agent, "KILLED_GRACE_S", 0.5)
     runner = HostRunner(tmp_path / "r", pamdrive=Path("/x/pamdrive"),
                         authtok_module=Path("/x/pam_pamdrive_authtok.so"),
-                        module=Path("/x/pam_m.so"), so="pam_m.so", pam_wrapper="/x/w.so")
+                        module=Path("/x/pam_m.so"), so="pam_m.so")
     pidfile = tmp_path / "grandchild.pid"
     try:
         start = time.monotonic()

@@ -3,7 +3,7 @@
 For the reference module and every build of the faulty gallery
 (tests/fixtures/faulty_modules, ``make FAULT=<name>``), the direct-driver cases run
 once in the lab (ONE lab container: each build is installed in turn) and once on the
-host under pam_wrapper as ``nobody`` (one run per build).  Every case that ran in both
+host as ``nobody`` (one run per build).  Every case that ran in both
 tiers (neither SKIPPED) must have the same verdict.  Memcheck cases are compared on the
 reference and the R-M3 faults only (two of them each): valgrind makes every attempt cost
 ~1-2 s per tier.  Figure (2 cores, shared): about 6-8 minutes for 16 builds
@@ -23,14 +23,12 @@ from rootless_user import Nobody, can_drop, nobody_workdir, verdicts
 from pamconform.core import resources
 from pamconform.core.runner import run_target, select
 from pamconform.drivers.direct import driver
-from pamconform.drivers.host_runner import find_pam_wrapper
 from pamconform.lab.module_run import module_cases, module_lab
 from pamconform.lab.module_target import ModuleSpec, ModuleTarget
 
 pytestmark = [
     pytest.mark.docker,
     pytest.mark.skipif(not can_drop(), reason="needs root to become nobody (setpriv)"),
-    pytest.mark.skipif(find_pam_wrapper() is None, reason="libpam-wrapper not installed"),
 ]
 
 FAULTY = Path(__file__).resolve().parent / "fixtures" / "faulty_modules"

@@ -52,7 +52,7 @@ def register(sub: Any) -> None:
     mod.add_argument("--keep", action="store_true", help="leave the lab container running")
     mod.add_argument("--no-lab", action="store_true",
                      help="no Docker, no root: build on this host and run the direct-driver "
-                     "cases under pam_wrapper as the invoking user; the cases that need the "
+                     "cases as the invoking user; the cases that need the "
                      "lab are SKIPPED with their reason (docs/module.md#no-lab)")
     mod.add_argument("--name", action="append", default=[],
                      help="the target's name in the report (default: SRC); once per SRC, "
@@ -132,7 +132,7 @@ def _no_lab(spec: Any, cases: list[Case], name: str, args: argparse.Namespace,
     if lab_only:
         raise UsageError(f"{', '.join(lab_only)}: for the lab, not --no-lab")
     console.line(f"pamconform {__version__}: {len(cases)} {spec.protocol} module cases "
-                 f"against {name} (no lab: pam_wrapper, this host, uid {os.getuid()})")
+                 f"against {name} (no lab: this host, uid {os.getuid()})")
     try:
         result = run_host_module(spec, cases, name=name, strict=args.strict,
                                  say=console.line, progress=console.progress)

@@ -4,8 +4,8 @@ A long-lived scenario server runs beside the module (controlled over stdin/stdou
 the module's socket; each case sets a scenario, then runs its attempts through the
 batch agent, one agent process per batch.  Where all this runs is the target's
 :class:`~pamconform.drivers.direct_runner.DirectRunner`: a lab container
-(:class:`~pamconform.drivers.direct_runner.ContainerRunner`, the default) or the host
-under pam_wrapper (:class:`~pamconform.drivers.host_runner.HostRunner`).
+(:class:`~pamconform.drivers.direct_runner.ContainerRunner`, the default) or the host,
+as the invoking user (:class:`~pamconform.drivers.host_runner.HostRunner`).
 """
 
 from __future__ import annotations
@@ -225,10 +225,10 @@ class DirectDriver:
 
     def run(self, requests: list[dict[str, Any]], jobs: int | None = None) -> list[Attempt]:
         """Run requests as one agent batch in the container (``jobs`` in parallel)."""
-        env = self.host.attempt_env()
+        extra = self.host.attempt_args()
         # valgrind's limits here, for every request (memcheck repeats scale the timeout)
-        reqs = [valgrind_limits(dict(self.lanes.rename(r), id=i, **({"env": env} if env else {})))
-                for i, r in enumerate(requests)]
+        reqs = [valgrind_limits(dict(renamed, id=i, argv=[*renamed["argv"], *extra]))
+                for i, renamed in enumerate(map(self.lanes.rename, requests))]
         budget = sum(attempt_limit(r) for r in reqs) + 30
         exec_fn, argv = self.host.agent(jobs)
         results = run_batch(exec_fn, reqs, budget, agent_argv=argv)
@@ -241,7 +241,7 @@ class DirectDriver:
     def start_syslog_sink(self) -> None:
         """A /dev/log listener writing every message to SYSLOG_SINK (no syslogd in the lab)."""
         self.host.lab_only("the module logs through syslog(3) to /dev/log, which only root "
-                           "can listen on (pam_wrapper sees pam_syslog only)")
+                           "can listen on")
         box = self.target.box
         box.run(f": > {SYSLOG_SINK}", timeout=5)
         box.start_daemon(["python3", "-c", _SINK, SYSLOG_SINK], log_path=None)

@@ -4,7 +4,7 @@ The direct driver (:mod:`pamconform.drivers.direct`) writes PAM service files, s
 scenario servers, prepares paths and runs pamdrive batches.  A :class:`DirectRunner`
 does those things somewhere: :class:`ContainerRunner` in a lab container (root, the
 real ``/etc/pam.d``), :class:`~pamconform.drivers.host_runner.HostRunner` on the host
-as the invoking user under pam_wrapper (a private directory, no root, no Docker).
+as the invoking user (a private directory, no root, no Docker).
 Cases name lab paths (``/run/...``); :meth:`DirectRunner.path` says where such a path
 lives on the runner.
 """
@@ -63,8 +63,8 @@ class DirectRunner(Protocol):
     def agent(self, jobs: int | None) -> tuple[ExecFn, list[str]]:
         """How to run the batch agent here: the exec function and the agent's argv."""
 
-    def attempt_env(self) -> dict[str, str]:
-        """Environment each pamdrive attempt gets on top of the agent's."""
+    def attempt_args(self) -> list[str]:
+        """Arguments each pamdrive attempt gets on top of the request's."""
 
     def check_service(self, so: str, text: str) -> None:
         """Raise Skip when an attempt through this service text cannot be graded here."""
@@ -126,8 +126,8 @@ class ContainerRunner:
         argv = CONTAINER_AGENT_ARGV + (["--jobs", str(jobs)] if jobs else [])
         return container_exec(self.box), argv
 
-    def attempt_env(self) -> dict[str, str]:
-        return {}
+    def attempt_args(self) -> list[str]:
+        return []
 
     def check_service(self, so: str, text: str) -> None:
         return None

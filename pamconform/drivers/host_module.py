@@ -1,4 +1,4 @@
-"""The root-less module tier: build on the host, run the direct cases under pam_wrapper.
+"""The root-less module tier: build on the host, run the direct cases as the invoking user.
 
 ``pamconform module SRC --no-lab``: the module is built with the user's build command
 in a copy of SRC inside a private directory (0700), pamdrive and its authtok helper are
@@ -26,7 +26,7 @@ from pamconform.core.outcome import Skip
 from pamconform.core.registry import Case
 from pamconform.core.runner import Progress, TargetResult, run_target
 from pamconform.drivers.agent import agent_dir
-from pamconform.drivers.host_runner import LAB_ONLY, HostRunner, find_pam_wrapper
+from pamconform.drivers.host_runner import LAB_ONLY, HostRunner
 from pamconform.lab.module_target import BuildFailed, ModuleSpec
 
 #: Seconds the user's build and each compile of pamdrive may take.
@@ -53,16 +53,13 @@ def rootless_args(spec: ModuleSpec) -> str:
     return args
 
 
-def check_tools(compiler: str = "cc") -> str:
-    """The pam_wrapper library; UsageError (one line) when it or the compiler is missing."""
-    wrapper = find_pam_wrapper()
-    if wrapper is None:
-        raise UsageError("--no-lab needs cwrap's pam_wrapper (Debian: apt-get install "
-                         "libpam-wrapper); scripts/setup installs it")
+def check_tools(compiler: str = "cc") -> None:
+    """UsageError (one line) when the compiler is missing (pamdrive's build then says
+    what else is: the PAM headers, or a libpam older than 1.4 without
+    ``pam_start_confdir()``)."""
     if shutil.which(compiler) is None:
         raise UsageError(f"--no-lab needs a C compiler ({compiler}) and the PAM headers "
                          "(Debian: build-essential libpam0g-dev)")
-    return wrapper
 
 
 def _sh(argv: list[str] | str, cwd: Path, timeout: float) -> tuple[bool, str]:
@@ -105,13 +102,15 @@ def build_pamdrive(root: Path, compiler: str = "cc") -> tuple[Path, Path]:
         ok, log = _sh(argv, out, COMPILE_TIMEOUT_S)
         if not ok:
             raise UsageError(f"--no-lab: compiling pamdrive failed (are the PAM headers "
-                             f"installed? Debian: libpam0g-dev): {log.strip()[-500:]}")
+                             f"installed, Debian: libpam0g-dev, and is libpam 1.4 or later, "
+                             f"with pam_start_confdir?): {log.strip()[-500:]}")
     return pamdrive, helper
 
 
 @dataclass
 class HostModuleTarget:
-    """A module built on the host, driven under pam_wrapper (no sshd, no su, no root)."""
+    """A module built on the host, driven by pamdrive as the invoking user (no sshd, no su,
+    no root)."""
 
     name: str
     spec: ModuleSpec
@@ -163,7 +162,7 @@ def trust_probe(target: HostModuleTarget) -> str | None:
 @contextmanager
 def host_module(spec: ModuleSpec, *, name: str, say: Say = _quiet) -> Iterator[HostModuleTarget]:
     """The module built on the host with its runner; everything removed on exit."""
-    wrapper = check_tools()
+    check_tools()
     root = Path(tempfile.mkdtemp(prefix="pamconform-nolab-"))
     os.chmod(root, 0o700)
     runner: HostRunner | None = None
@@ -174,7 +173,7 @@ def host_module(spec: ModuleSpec, *, name: str, say: Say = _quiet) -> Iterator[H
         host_spec = ModuleSpec(spec.src, spec.build, spec.so, rootless_args(spec),
                                spec.protocol, spec.collect_password, hang_bound=spec.hang_bound)
         runner = HostRunner(root, pamdrive=pamdrive, authtok_module=helper, module=so,
-                            so=spec.so, pam_wrapper=wrapper)
+                            so=spec.so)
         target = HostModuleTarget(name, host_spec, runner, build_log=log)
         yield target
     finally:
@@ -189,7 +188,7 @@ def host_module(spec: ModuleSpec, *, name: str, say: Say = _quiet) -> Iterator[H
 
 def run_host_module(spec: ModuleSpec, cases: list[Case], *, name: str, strict: bool = False,
                     say: Say = _quiet, progress: Progress | None = None) -> TargetResult:
-    """Build the module on the host and run the cases under pam_wrapper (root-less tier)."""
+    """Build the module on the host and run the cases as the invoking user (root-less tier)."""
     with host_module(spec, name=name, say=say) as target:
         target.runner.untrusted = trust_probe(target)
         if target.runner.untrusted:
@@ -197,7 +196,7 @@ def run_host_module(spec: ModuleSpec, cases: list[Case], *, name: str, strict: b
         result = run_target(cases, target, kind="module", protocol=spec.protocol,
                             strict=strict, progress=progress)
         result.info.update(
-            tier=f"no-lab (pam_wrapper, uid {os.getuid()})",
+            tier=f"no-lab (uid {os.getuid()})",
             source=str(spec.src), build=spec.build, so=spec.so, args=target.spec.args,
             trusted_own_socket=target.runner.untrusted is None,
             valgrind=target.runner.has_valgrind,

@@ -1,12 +1,16 @@
-"""The direct driver's runner on the host: pam_wrapper, as the invoking user, no root.
+"""The direct driver's runner on the host: as the invoking user, no root.
 
 Everything lives in one private directory (0700): the lab's paths (``/run/...``) are
-mapped under ``<root>/lab``, the PAM service files are in ``<root>/pam.d``, which
-pam_wrapper makes libpam read instead of ``/etc/pam.d`` (``LD_PRELOAD=libpam_wrapper.so
-PAM_WRAPPER=1 PAM_WRAPPER_SERVICE_DIR=<root>/pam.d``), and the module is named by its
-absolute path.  Only the pamdrive attempts get the pam_wrapper environment; the agent
-and the scenario servers run without it.  Every command has a timeout; every process
-started here is stopped by its id in :meth:`HostRunner.close`.
+mapped under ``<root>/lab``, the PAM service files are in ``<root>/pam.d``, which libpam
+reads instead of ``/etc/pam.d`` because pamdrive opens its transactions with
+``pam_start_confdir()`` (``--confdir <root>/pam.d``), and the module is named by its
+absolute path.  cwrap's pam_wrapper, which did this through ``LD_PRELOAD``, is not used:
+it copies the service files to ``/tmp/pam.<letter>`` (world-readable, left behind by every
+killed attempt and every valgrind start) and picks that letter without a lock, so
+attempts running at once could share or delete each other's copy, and then ended the
+process with ``exit(1)`` before the module was loaded (a false "called exit()" FAIL).
+Every command has a timeout; every process started here is stopped by its id in
+:meth:`HostRunner.close`.
 """
 
 from __future__ import annotations
@@ -29,29 +33,20 @@ from pamconform.drivers.direct_runner import LAB_SERVERS
 from pamconform.lab.containers import CommandResult
 from pamconform.lab.scenario_control import scenario_server_script
 
-#: The preload library of cwrap's pam_wrapper (Debian: libpam-wrapper).
-PAM_WRAPPER_LIB = "libpam_wrapper.so"
-#: Where Debian installs it (the dynamic loader finds it by name).
-PAM_WRAPPER_PATHS = ("/usr/lib/x86_64-linux-gnu/libpam_wrapper.so",
-                     "/usr/lib/aarch64-linux-gnu/libpam_wrapper.so",
-                     "/usr/lib64/libpam_wrapper.so", "/usr/lib/libpam_wrapper.so")
-
 LAB_ONLY = "needs the lab (root and Docker): "
-
-
-def find_pam_wrapper() -> str | None:
-    """The path of libpam_wrapper.so, or None when it is not installed."""
-    return next((p for p in PAM_WRAPPER_PATHS if os.path.exists(p)), None)
+#: The fallback service libpam reads from the confdir when a service file is missing
+#: (without it libpam logs "no default config other" on every transaction).
+OTHER_SERVICE = "".join(f"{kind} required pam_deny.so\n"
+                        for kind in ("auth", "account", "password", "session"))
 
 
 class HostRunner:
     """Runs the direct driver's work in ``root`` (a private directory this runner owns)."""
 
     def __init__(self, root: Path, *, pamdrive: Path, authtok_module: Path,
-                 module: Path, so: str, pam_wrapper: str) -> None:
+                 module: Path, so: str) -> None:
         self.root = root
         self.pamdrive = pamdrive
-        self.pam_wrapper = pam_wrapper
         self.modules = {so: str(module), authtok_module.name: str(authtok_module)}
         self.has_valgrind = shutil.which("valgrind") is not None
         #: why the module cannot be trusted to talk to a socket the invoking user owns
@@ -59,8 +54,9 @@ class HostRunner:
         self.untrusted: str | None = None
         self._daemons: list[subprocess.Popen[bytes]] = []
         self._live: set[subprocess.Popen[bytes]] = set()
-        for sub in ("pam.d", "lab", "pwrap"):
+        for sub in ("pam.d", "lab"):
             os.makedirs(root / sub, mode=0o700, exist_ok=True)
+        self.put_service("other", OTHER_SERVICE)
 
     # ---- paths and files -----------------------------------------------------------
     def path(self, lab_path: str) -> str:
@@ -140,12 +136,8 @@ class HostRunner:
     def agent(self, jobs: int | None) -> tuple[ExecFn, list[str]]:
         return self._exec, local_agent_argv(self.pamdrive, jobs=jobs)
 
-    def attempt_env(self) -> dict[str, str]:
-        return {"LD_PRELOAD": self.pam_wrapper, "PAM_WRAPPER": "1",
-                "PAM_WRAPPER_SERVICE_DIR": str(self.root / "pam.d"),
-                # pam_wrapper's copy of libpam: inside the private directory, so a
-                # killed attempt leaves nothing behind in /tmp
-                "PAM_WRAPPER_RUNTIME_DIR": str(self.root / "pwrap")}
+    def attempt_args(self) -> list[str]:
+        return ["--confdir", str(self.root / "pam.d")]
 
     def check_service(self, so: str, text: str) -> None:
         """Skip what a root-less run would grade wrongly.

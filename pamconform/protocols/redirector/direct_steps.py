@@ -1,5 +1,5 @@
 """Shared steps and checkers of the direct-driver module suite (pamdrive in the lab, or on
-the host under pam_wrapper: ``pamconform module --no-lab``)."""
+the host as the invoking user: ``pamconform module --no-lab``)."""
 
 from __future__ import annotations
 
