@@ -377,3 +377,25 @@ def test_stdin_control_mode(short_dir: Path) -> None:
         err = proc.stop()
         assert proc.proc.returncode == 0, err
     assert not auth.exists()
+
+
+_SLOW_CONTROL = (
+    "import json, sys, time\n"
+    "print(json.dumps({'ok': True, 'ready': True, 'auth': '/nowhere'}), flush=True)\n"
+    "for n, line in enumerate(sys.stdin):\n"
+    "    time.sleep(1.0)\n"
+    "    print(json.dumps({'ok': True, 'log': [], 'n': n}), flush=True)\n")
+
+
+def test_a_control_reply_that_comes_late_is_never_taken_for_the_next_one() -> None:
+    """After a reply timeout the process is stopped: its late reply would otherwise answer
+    the next request (a stale "ok", or a log with no records)."""
+    proc = ScenarioProcess([sys.executable, "-c", _SLOW_CONTROL], timeout=0.3)
+    try:
+        with pytest.raises(ScenarioControlError, match="no reply within"):
+            proc.set("grant")
+        assert proc.proc.poll() is not None  # stopped: whoever needs one starts another
+        with pytest.raises(ScenarioControlError):
+            proc.log()
+    finally:
+        proc.stop()

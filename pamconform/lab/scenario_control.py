@@ -179,12 +179,21 @@ class ScenarioProcess(_Client):
 
     def _exchange(self, line: bytes, timeout: float) -> bytes:
         assert self.proc.stdin is not None
+        if self._stopped:
+            raise ScenarioControlError("scenario server stopped")
         try:
             self.proc.stdin.write(line)
             self.proc.stdin.flush()
         except OSError as exc:
             raise ScenarioControlError(f"scenario server stdin: {exc}") from None
-        return self._read_line(timeout)
+        try:
+            return self._read_line(timeout)
+        except ScenarioControlError:
+            # A reply still on its way would be read as the next request's (a stale "ok"
+            # for a scenario, a log with no records): this server is of no more use, and
+            # whoever needs one starts a new one (the lanes and the driver do).
+            self.stop()
+            raise
 
     def stop(self, timeout: float = 5.0) -> str:
         """Close stdin (the server stops and unlinks its sockets); kill if it lingers.
