@@ -869,7 +869,11 @@ class ScenarioServer:
             with self.state_lock:
                 self.threads = {t for t in self.threads if t.is_alive()}
                 self.threads.add(thread)
-            thread.start()
+            try:
+                thread.start()
+            except RuntimeError:  # no thread to be had: closed at once, as an overflow
+                conn.overflow = True
+                self._finish(conn, _close_before_read)
 
     def _finish(self, conn: Conn, play: Play) -> None:
         try:

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -399,3 +400,39 @@ def test_a_control_reply_that_comes_late_is_never_taken_for_the_next_one() -> No
             proc.log()
     finally:
         proc.stop()
+
+
+def test_a_connection_with_no_thread_to_serve_it_is_closed_not_the_accept_loop(
+        short_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """When no thread can be started for a connection, the connection is closed at once
+    (recorded as an overflow) and accepting goes on; the error does not end the loop."""
+    from pamconform.core.loader import import_path
+
+    mod = import_path("pamconform_scenario_server_t", scenario_server_script())
+    server = mod.ScenarioServer(str(short_dir / "auth"), "-")
+    server.auth_sock = server._listen(server.auth_path, 0o600)
+    server.auth_sock.setblocking(False)
+
+    class NoThread:
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            pass
+
+        def is_alive(self) -> bool:
+            return False
+
+        def start(self) -> None:
+            raise RuntimeError("can't start new thread")
+
+    # the module's threading, but for Thread
+    monkeypatch.setattr(mod, "threading",
+                        SimpleNamespace(**{**vars(mod.threading), "Thread": NoThread}))
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+            client.settimeout(5)
+            client.connect(server.auth_path)
+            server._accept()  # must not raise
+            assert client.recv(16) == b""  # closed before reading
+        assert [c.overflow for c in server.conns] == [True]
+    finally:
+        server.auth_sock.close()
+        os.unlink(server.auth_path)
