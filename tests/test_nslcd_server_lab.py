@@ -9,7 +9,9 @@ pynslcd's N-S6 result is nondeterministic (it sometimes writes one request's ans
 another's connection): either outcome is accepted, a FAIL only with that evidence. The
 grading of that event is tested here without Docker too. The same fault closes, now and
 then, a later client's connection under it: on any case a refusal that arrived as a close
-or a reset (NON-STRICT with that evidence) is accepted from pynslcd.
+or a reset (NON-STRICT with that evidence) is accepted from pynslcd, and any other pynslcd
+case that did not get its recorded verdict runs once more and fails the test only if it
+repeats (seen once in CI: one client of the 15 of N-S6 left with no answer for 10 s).
 """
 
 from __future__ import annotations
@@ -64,8 +66,27 @@ NONDETERMINISTIC_FAIL = {("pynslcd", "nslcd.server.parallel-verdicts"): "cross-t
 NONDETERMINISTIC_CLOSE = {"pynslcd": ("refused by a closed connection",
                                       "refused by a reset connection")}
 
+#: Daemons whose verdicts vary run to run (pynslcd's late closes, docs/nslcd.md): a case
+#: that did not get its recorded verdict runs once more, and fails the test only if the
+#: second run does not get it either (both results are shown). nslcd gets no second try.
+RERUN = {"pynslcd"}
+#: The second runs, by daemon and case id (filled by the ``results`` fixture).
+RERUNS: dict[str, dict[str, CaseResult]] = {}
+
 N_S6 = next(m for m in loader.load_suite("nslcd_server")
             if m.__name__.endswith(".n_s6_concurrency"))
+
+
+def unexplained(daemon: str, results: list[CaseResult],
+                reruns: dict[str, CaseResult]) -> dict[str, Any]:
+    """Case id -> (verdict, message) of each run, for the cases whose verdict is not a
+    recorded one, on a second run too when there was one."""
+    out = {}
+    for r in results:
+        again = reruns.get(r.case.id)
+        if not accepted(daemon, r) and (again is None or not accepted(daemon, again)):
+            out[r.case.id] = [(str(x.verdict), x.message) for x in (r, again) if x]
+    return out
 
 
 def accepted(daemon: str, r: CaseResult) -> bool:
@@ -95,6 +116,11 @@ def results(docker_client: Any) -> Iterator[dict[str, TargetResult]]:
             settled = until_granted(target, WireLog(), 15.0, "settle")
             assert settled.granted, f"{daemon} did not grant the right password in 15 s"
             out[daemon] = run_target(cases, target, kind="server", protocol="nslcd")
+            again = [r.case for r in out[daemon].results
+                     if daemon in RERUN and not accepted(daemon, r)]
+            if again:  # a nondeterministic daemon: what does not repeat is its noise
+                redo = run_target(again, target, kind="server", protocol="nslcd")
+                RERUNS[daemon] = {r.case.id: r for r in redo.results}
     table = verdict_table(out)
     print("\n" + table)
     dest = os.environ.get("PAMCONFORM_NSLCD_TABLE")
@@ -129,9 +155,7 @@ def test_every_case_reaches_a_verdict(results: dict[str, TargetResult], daemon: 
 @docker_lab
 @pytest.mark.parametrize("daemon", DAEMONS)
 def test_verdicts_are_the_recorded_ones(results: dict[str, TargetResult], daemon: str) -> None:
-    differ = {r.case.id: (str(r.verdict), r.message) for r in results[daemon].results
-              if not accepted(daemon, r)}
-    assert not differ
+    assert not unexplained(daemon, results[daemon].results, RERUNS.get(daemon, {}))
 
 
 # The grading of N-S6's cross-talk, on replies like those pynslcd gave (no Docker).
@@ -197,3 +221,16 @@ def test_only_a_close_with_its_evidence_is_accepted_as_pynslcd_noise() -> None:
     assert not accepted("nslcd", CaseResult(case, NS, closed, 1.0))
     assert not accepted("pynslcd", CaseResult(case, NS, "answered after 9 s", 1.0))
     assert not accepted("pynslcd", CaseResult(case, FAIL, closed, 1.0))
+
+
+def test_a_deviation_that_does_not_repeat_is_noise_one_that_does_is_not() -> None:
+    loader.load_suite("nslcd_server")
+    case = next(c for c in all_cases(protocol="nslcd", kind="server")
+                if c.id == "nslcd.server.parallel-verdicts")
+    hung = CaseResult(case, FAIL, "expected an answer within 10 s under load; got hung", 1.0)
+    calm = CaseResult(case, INFO, "15 answers, no cross-talk", 1.0)
+    assert unexplained("pynslcd", [hung], {case.id: calm}) == {}
+    assert unexplained("pynslcd", [hung], {case.id: hung}) == {
+        case.id: [(str(FAIL), hung.message)] * 2}
+    assert list(unexplained("pynslcd", [hung], {})) == [case.id]
+    assert unexplained("pynslcd", [calm], {}) == {}
