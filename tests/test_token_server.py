@@ -322,7 +322,6 @@ def test_cli_errors_are_one_line(short_dir: Path) -> None:
     assert _cli("--help").returncode == 0
 
 
-
 def test_a_stop_signal_that_misses_the_wait_still_stops_the_server(short_dir: Path) -> None:
     """A SIGTERM that does not interrupt the wait for a connection (see stray_signal)
     must still stop a server with no expiry within its poll bound."""
