@@ -3,12 +3,17 @@
 whether any verdict changed.
 
     python3 benchmarks/bench_parallel.py [--parallel 1,2,3] [--gallery] [--no-lab] [--json]
+                                         [--write-reference]
 
 Runs ``pamconform run [--gallery] [--no-lab] --parallel N`` from this checkout once per
 value (reports into a temporary directory), prints each run's wall time and per-target
 times, then compares every run's verdicts with the first one's, case by case and with
 ``pamconform diff`` (the known upstream findings of docs/known-findings.txt are passed,
 as ``./scripts/conformance`` does). Needs the lab (Docker) unless ``--no-lab``.
+
+``--write-reference`` then writes the last run's wall and case times, cut down, to
+``pamconform/cli/reference_run.json``: what ``run --parallel`` balances its lanes by when
+no earlier report exists (run it with the bundled targets only, no ``--gallery``).
 
 Prints figures; not a test.
 """
@@ -48,12 +53,31 @@ def one_run(lanes: int, report: Path, extra: list[str]) -> dict[str, Any]:
     }
 
 
+REFERENCE = ROOT / "pamconform" / "cli" / "reference_run.json"
+
+
+def write_reference(index: Path) -> None:
+    """The report at ``index`` cut down to what balances lanes (names, wall and case
+    times), written to :data:`REFERENCE`."""
+    data = json.loads(index.read_text())
+    cut = {"about": "Wall and case times of the bundled targets of `pamconform run` on the "
+           "development machine (2 CPUs): how run --parallel balances its lanes before any "
+           "report exists. Written by benchmarks/bench_parallel.py --write-reference.",
+           "targets": [{"name": t["name"], "timing": {"wall_s": t["timing"]["wall_s"]},
+                        "cases": [{"id": c["id"], "duration_s": c["duration_s"]}
+                                  for c in t["cases"]]} for t in data["targets"]]}
+    REFERENCE.write_text(json.dumps(cut, indent=1) + "\n")
+    print(f"wrote {REFERENCE.relative_to(ROOT)} ({len(cut['targets'])} targets)", flush=True)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--parallel", default="1,3", help="lane counts, comma-separated")
     p.add_argument("--gallery", action="store_true", help="add the faulty servers")
     p.add_argument("--no-lab", action="store_true", help="no Docker: server targets only")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--write-reference", action="store_true",
+                   help="write the last run's times to pamconform/cli/reference_run.json")
     args = p.parse_args()
     extra = (["--gallery"] if args.gallery else []) + (["--no-lab"] if args.no_lab else [])
     counts = [int(n) for n in args.parallel.split(",")]
@@ -78,6 +102,8 @@ def main() -> int:
             if not args.json:
                 print(f"--parallel {n} vs {counts[0]}: {len(changed)} verdicts changed "
                       f"{changed or ''}; pamconform diff: {' '.join(r['diff'])}")
+        if args.write_reference:
+            write_reference(Path(tmp) / f"p{counts[-1]}" / "index.json")
     if args.json:
         print(json.dumps([{k: v for k, v in r.items() if k != "verdicts"} for r in runs],
                          indent=2))

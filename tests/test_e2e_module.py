@@ -26,7 +26,7 @@ FAULTY = ROOT / "tests" / "fixtures" / "faulty_modules"
 #: fault -> the cases that must FAIL for it
 CAUGHT_BY = {
     "grant_on_eof": ["redir.e2e.ssh-close-without-reply-denied"],
-    "no_read_timeout": ["redir.e2e.ssh-server-hung-denied"],
+    "no_read_timeout": ["redir.e2e.ssh-server-hung-denied", "redir.e2e.su-server-hung-denied"],
     "truncated_password": ["redir.e2e.ssh-grant"],
 }
 

@@ -334,6 +334,36 @@ def test_a_case_that_works_again_waits_for_a_timing_case_elsewhere(
     assert regained and regained[0] >= log.spans["2-timing"][1]  # not beside it
 
 
+@pytest.mark.parametrize("measured", [True, False])
+def test_a_timing_case_after_its_measurement_lets_cases_elsewhere_run(
+        gate_dir: Path, monkeypatch: pytest.MonkeyPatch, measured: bool) -> None:
+    """``ctx.measured()`` (R-M2's alive check after the hang logins): from there on the
+    timing case runs beside other targets' cases; its measurement did not."""
+    monkeypatch.setenv(lane_gate.ENV, str(gate_dir))
+    log = CaseClock()
+    measure, check = log.body("1-measure", 0.6), log.body("1-check", 1.5)
+
+    def timing(ctx: Any) -> None:
+        measure(ctx)
+        if measured:
+            ctx.measured()
+        check(ctx)
+
+    def second_target() -> None:
+        time.sleep(0.2)  # the timing case holds the machine by then
+        run_target([_case("2-plain", log.body("2-plain", 0.3))], _Target("t2"),
+                   kind="module", protocol="redirector")
+
+    other = threading.Thread(target=second_target)
+    other.start()
+    result = run_target([_case("1", timing, ("timing",))], _Target("t1"), kind="module",
+                        protocol="redirector")
+    other.join(30)
+    assert [str(r.verdict) for r in result.results] == ["PASS"]
+    assert not log.overlap("1-measure", "2-plain")
+    assert log.overlap("1-check", "2-plain") is measured
+
+
 def test_a_line_no_case_asks_for_is_let_go_at_the_end_of_a_round(
         gate_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(registry.SLOTS, "valgrind", 1)

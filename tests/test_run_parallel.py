@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import signal
@@ -192,6 +193,34 @@ def test_lanes_weigh_a_target_by_its_earlier_wall_time(tmp_path: Path) -> None:
     assert cost(_step("old")) == pytest.approx(0.5 + 3.0)
     more = parallel_run._costs([_step("mod", 5)], args)  # a case that report lacks
     assert more(_step("mod", 5)) == pytest.approx(0.5 + 4 * 10.0 + 0.4)
+
+
+def test_a_first_run_balances_the_bundled_targets_by_the_reference_run(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No report yet (a fresh clone): the bundled targets weigh what they took on the
+    development machine; a target of the user's own is estimated."""
+    monkeypatch.chdir(tmp_path)  # no reports/latest here
+    shipped = json.loads(parallel_run.REFERENCE_RUN.read_text())["targets"]
+    walls = {t["name"]: (t["timing"]["wall_s"], [c["id"] for c in t["cases"]]) for t in shipped}
+    wall, ids = walls["lab:pam_ldap"]
+    step = _step("lab:pam_ldap", len(ids))
+    step.cases = [dataclasses.replace(c, id=cid) for c, cid in zip(step.cases, ids, strict=True)]
+    cost = parallel_run._costs([step, _step("mine", 2)], argparse.Namespace(shard_weights=None))
+    assert cost(step) == pytest.approx(wall)
+    assert cost(_step("mine", 2)) == pytest.approx(0.5 + 2 * 0.4)
+
+
+def test_the_reference_run_names_the_targets_run_plans() -> None:
+    """A renamed or new bundled target must be measured again (bench_parallel.py
+    --write-reference), or the first run's lanes are guessed."""
+    from pamconform.cli import run
+    from pamconform.cli.main import build_parser
+
+    args = build_parser().parse_args(["run"])
+    planned = {s.name for s in run.plan(args, Console(quiet=True), ["bookworm"])}
+    shipped = json.loads(parallel_run.REFERENCE_RUN.read_text())["targets"]
+    assert {t["name"] for t in shipped} == planned
+    assert all(t["timing"]["wall_s"] > 0 for t in shipped)
 
 
 def test_lanes_of_a_run_with_an_unreadable_report_are_estimated(tmp_path: Path) -> None:

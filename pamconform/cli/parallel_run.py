@@ -90,15 +90,24 @@ def assign(steps: list[Step], count: int, cost: Callable[[Step], float]) -> list
     return [sorted(lane, key=lambda s: order[id(s)]) for lane in lanes]
 
 
+#: The bundled targets' wall and case times in a run on the development machine (a
+#: report cut down to them, benchmarks/bench_parallel.py --write-reference): how the
+#: lanes are balanced when no earlier report exists (a fresh clone's first run). A static
+#: estimate per case misjudges them badly (pam_ldap's minute-long N-M2 wait, module
+#: cases run several at once).
+REFERENCE_RUN = Path(__file__).resolve().parent / "reference_run.json"
+
+
 def _costs(steps: list[Step], args: argparse.Namespace) -> Callable[[Step], float]:
     """A target's expected seconds in a lane: its wall time in the earlier report (scaled
-    to the selected cases' share of its case time there), else its set-up and case
-    estimates. A module target runs its cases several at once, so the sum of its case
-    durations overstates it several times; its wall time does not."""
+    to the selected cases' share of its case time there; without one, in
+    :data:`REFERENCE_RUN`), else its set-up and case estimates. A module target runs its
+    cases several at once, so the sum of its case durations overstates it several times;
+    its wall time does not."""
     path = getattr(args, "shard_weights", None)
     latest = Path("reports") / "latest" / "index.json"
-    if path is None and latest.is_file():
-        path = latest
+    if path is None:
+        path = latest if latest.is_file() else REFERENCE_RUN if REFERENCE_RUN.is_file() else None
     try:
         weights = case_weights(path, steps)
         walls = target_walls(path)

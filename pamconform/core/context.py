@@ -88,6 +88,13 @@ class CaseContext:
         if self.regain_gate is not None:
             self.regain_gate()
 
+    def measured(self) -> None:
+        """A ``timing`` case's measurement is over: under ``run --parallel`` the rest of it
+        (an after-check) runs beside other targets' cases, taking a pass as a case that
+        starts does. What it holds of its own target it keeps."""
+        self.only_waits()
+        self.works_again()
+
     def note(self, text: str) -> None:
         """Add a line of evidence in prose."""
         self.notes.append(text)

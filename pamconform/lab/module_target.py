@@ -132,6 +132,8 @@ class ModuleTarget:
     server_state: str = "none"
     #: per login path, how long a prompt denial takes (see e2e_checks.denial_time)
     denial_s: dict[str, float] = field(default_factory=dict)
+    #: per login path, its R-M2 logins (redirector e2e_steps.hung_login: measured once)
+    hung: dict[str, Any] = field(default_factory=dict)
 
     @property
     def hang_bound(self) -> float:

@@ -32,12 +32,16 @@ def _outage(name, ctx):
     away, back = OUTAGES[name]
     ldap(ctx, away)
     try:
-        results = ask(ctx, authc(t, a.user, a.password, f"right password, LDAP {name}",
-                                 timeout=t.ldap_limit),
-                      authc(t, a.user, b"", f"empty password, LDAP {name}",
-                            timeout=t.ldap_limit),
-                      authc(t, a.user, b"not-" + a.password, f"wrong password, LDAP {name}",
-                            timeout=t.ldap_limit))
+        ctx.only_waits()  # the daemon now waits on the directory: nothing a timing case sees
+        try:
+            results = ask(ctx, authc(t, a.user, a.password, f"right password, LDAP {name}",
+                                     timeout=t.ldap_limit),
+                          authc(t, a.user, b"", f"empty password, LDAP {name}",
+                                timeout=t.ldap_limit),
+                          authc(t, a.user, b"not-" + a.password,
+                                f"wrong password, LDAP {name}", timeout=t.ldap_limit))
+        finally:
+            ctx.works_again()
     finally:
         ldap(ctx, back)
     for r in results:

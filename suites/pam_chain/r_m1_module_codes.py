@@ -12,7 +12,7 @@ from pamconform.model import codes
 from pamconform.model.modules import STATE_CODES, STATES
 from pamconform.model.trace import pamdrive_results
 
-case = case_factory(protocol="redirector", kind="stack", exclusive="target")
+case = case_factory(protocol="redirector", kind="stack")
 
 
 @case("chain.module-codes", rule="R-M1", severity=Severity.MUST,

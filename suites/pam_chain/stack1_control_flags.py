@@ -26,7 +26,7 @@ from pamconform.core.registry import case_factory
 from pamconform.core.verdicts import Severity
 from pamconform.lab.stack_cases import Shape, check_shape, check_shapes
 
-case = case_factory(protocol="redirector", kind="stack", exclusive="target")
+case = case_factory(protocol="redirector", kind="stack")
 
 FLAGS = [
     ("required", "required"),

@@ -5,7 +5,7 @@ from pamconform.core.registry import case_factory
 from pamconform.core.verdicts import Severity
 from pamconform.lab.stack_cases import Shape, check_shape
 
-case = case_factory(protocol="redirector", kind="stack", exclusive="target")
+case = case_factory(protocol="redirector", kind="stack")
 
 SUFFICIENT_FILE = {"sufficient": ("auth sufficient {module}",)}
 

@@ -4,7 +4,7 @@ from pamconform.core.registry import case_factory
 from pamconform.core.verdicts import Severity
 from pamconform.lab.stack_cases import Shape, check_shape
 
-case = case_factory(protocol="redirector", kind="stack", exclusive="target")
+case = case_factory(protocol="redirector", kind="stack")
 
 DOWN_IS_IGNORED = "auth [success=done authinfo_unavail=ignore default=die] {module}"
 

@@ -4,28 +4,22 @@ from functools import partial
 
 from pamconform.core.registry import case_factory
 from pamconform.core.verdicts import Severity
-from pamconform.drivers.login_checks import expect_bounded_denial, hang_watch
-from pamconform.lab.module_target import AUTH_PASSWORDS
-from pamconform.protocols.redirector.e2e_steps import expect_alive, login, no_server_time, target
+from pamconform.drivers.login_checks import expect_bounded_denial
+from pamconform.protocols.redirector.e2e_steps import HUNG_VIAS, expect_alive, hung_login
 
 case = case_factory(protocol="redirector", kind="module", exclusive=("lab-server", "timing"))
 
 
 def _hung(via, ctx):
-    t = target(ctx)
-    try:
-        path_s = no_server_time(ctx, via)
-        t.server("scenario:silence")
-        result = login(ctx, via, "alice", AUTH_PASSWORDS["alice"], "server hung",
-                       timeout=hang_watch(t, path_s))
-        expect_bounded_denial(ctx, result, "a login while the server reads but never answers",
-                              path_s)
-    finally:
-        t.server("reference")
+    measured = hung_login(ctx, via)  # both paths side by side, in the first of these cases
+    ctx.measured()  # the alive check needs no quiet machine
+    assert measured.hung is not None
+    expect_bounded_denial(ctx, measured.hung,
+                          "a login while the server reads but never answers", measured.path_s)
     expect_alive(ctx, "after a hung server")
 
 
-for _via in ("ssh", "su"):
+for _via in HUNG_VIAS:
     case(
         f"redir.e2e.{_via}-server-hung-denied",
         rule="R-M2",

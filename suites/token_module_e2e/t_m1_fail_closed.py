@@ -26,7 +26,7 @@ from pamconform.protocols.token.e2e_steps import (
     uid,
 )
 
-case = case_factory(protocol="transient-token", kind="module", exclusive="lab-server")
+case = case_factory(protocol="transient-token", kind="module")
 
 
 def _valid(via, ctx):
@@ -60,17 +60,18 @@ def other_users_token(ctx):
     expect_alive(ctx, "after another user's token")
 
 
-#: (id part, reply hex or "silent", what the server does)
+#: (id part, reply hex or "silent", what the server does, the token's pid part: each
+#: case its own socket path, so the cases run side by side)
 ALICE_SERVERS = [
-    ("garbage-reply", b"XXXXXX".hex(), "answers 6 bytes of garbage"),
-    ("short-reply", b"PASS".hex(), "answers PASS without the newline and NUL"),
-    ("hung-server", "silent", "reads the token and never answers"),
+    ("garbage-reply", b"XXXXXX".hex(), "answers 6 bytes of garbage", 4444),
+    ("short-reply", b"PASS".hex(), "answers PASS without the newline and NUL", 4445),
+    ("hung-server", "silent", "reads the token and never answers", 4446),
 ]
 
 
-def _alice_server(reply, ctx):
+def _alice_server(reply, pid, ctx):
     t = target(ctx)
-    alice, pid = uid(t, "alice"), 4444
+    alice = uid(t, "alice")
     path = f"/tmp/transient-token-{alice}-{pid}"
     path_s = no_server_time(ctx, "su")
     fake_server(t, path, user="alice", reply=reply)
@@ -80,16 +81,18 @@ def _alice_server(reply, ctx):
     expect_alive(ctx, "after a misbehaving server")
 
 
-for _name, _reply, _what in ALICE_SERVERS:
+for _name, _reply, _what, _pid in ALICE_SERVERS:
     case(
         f"token.e2e.{_name}",
+        # the hang is timed: the other logins of the target do not run beside it
+        exclusive="target" if _reply == "silent" else (),
         rule="T-M1",
         severity=Severity.MUST,
         title=f"Refused when the token server {_what}",
         requirement=f"When alice's token server {_what}, su alice is refused within the hang "
         "bound (--hang-bound, default the reference token module's timeout + 2 s) plus the "
         "time su itself takes to deny when no server listens.",
-    )(partial(_alice_server, _reply))
+    )(partial(_alice_server, _reply, _pid))
 
 
 @case(

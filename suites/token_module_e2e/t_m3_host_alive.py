@@ -14,7 +14,7 @@ from pamconform.protocols.token.e2e_steps import (
     uid,
 )
 
-case = case_factory(protocol="transient-token", kind="module", exclusive="lab-server")
+case = case_factory(protocol="transient-token", kind="module")
 
 
 @case(
