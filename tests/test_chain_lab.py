@@ -87,13 +87,17 @@ def test_module_table_matches_the_lab(lab: StackLab) -> None:
         assert pamdrive_results(real["result"])[1] == expected, name
 
 
-def test_chain_suite_matrix(lab: StackLab, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("jobs", [1, 8])
+def test_chain_suite_matrix(lab: StackLab, capsys: pytest.CaptureFixture[str],
+                            jobs: int) -> None:
+    """The same verdicts one case at a time and side by side (as ``run`` runs them)."""
     loader.load_suite("pam_chain")
     cases = all_cases(protocol="redirector", kind="stack")
     assert 20 <= len(cases) <= 40
+    assert all(not c.exclusive for c in cases)  # each case has its own stack directories
     start = time.monotonic()
     result = run_target(cases, StackTarget("lab libpam 1.5.2", lab), kind="stack",
-                        protocol="redirector")
+                        protocol="redirector", jobs=jobs)
     bad = {r.case.id: r.message for r in result.results
            if r.verdict not in (Verdict.PASS, Verdict.INFORMATIONAL)}
     assert bad == {}
@@ -103,8 +107,8 @@ def test_chain_suite_matrix(lab: StackLab, capsys: pytest.CaptureFixture[str]) -
                          "chain.sufficient.permit"]
     evidence = next(r for r in result.results if r.case.id == "chain.sufficient.permit").evidence
     assert "trace" in evidence["after"]["states"]["deny"]
-    _say(capsys, f"chain matrix: {len(cases)} cases, {lab.attempts} attempts in "
-         f"{time.monotonic() - start:.1f} s")
+    _say(capsys, f"chain matrix, --jobs {jobs}: {len(cases)} cases, {lab.attempts} attempts "
+         f"in {time.monotonic() - start:.1f} s")
 
 
 def _differential(lab: StackLab, *, examples: int, batch: int, tag: str,
