@@ -342,15 +342,17 @@ def test_a_timing_case_after_its_measurement_lets_cases_elsewhere_run(
     monkeypatch.setenv(lane_gate.ENV, str(gate_dir))
     log = CaseClock()
     measure, check = log.body("1-measure", 0.6), log.body("1-check", 1.5)
+    holding = threading.Event()
 
     def timing(ctx: Any) -> None:
+        holding.set()
         measure(ctx)
         if measured:
             ctx.measured()
         check(ctx)
 
     def second_target() -> None:
-        time.sleep(0.2)  # the timing case holds the machine by then
+        assert holding.wait(30)  # the timing case holds the machine from here on
         run_target([_case("2-plain", log.body("2-plain", 0.3))], _Target("t2"),
                    kind="module", protocol="redirector")
 

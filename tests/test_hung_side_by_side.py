@@ -26,19 +26,23 @@ class FakeTarget:
     login_timeout = 20.0
     hang_bound = 5.0
 
-    def __init__(self, fail: str | None = None) -> None:
+    def __init__(self, fail: str | None = None, fail_state: str | None = None) -> None:
         self.denial_s: dict[str, float] = {}
         self.hung: dict[str, Any] = {}
         self.server_state = "reference"
         self.states: list[str] = []
         self.timeouts: dict[tuple[str, str], float | None] = {}
         self.fail = fail
+        self.fail_state = fail_state
         self._lock = threading.Lock()
         self._active = 0
-        self.peak = 0
+        #: the most logins at once, per server state
+        self.peak: dict[str, int] = {}
 
     def server(self, state: str) -> None:
         self.states.append(state)
+        if state == self.fail_state:
+            raise HarnessError(f"server {state} did not start")
         self.server_state = state
 
     def _login(self, via: str, timeout: float | None) -> LoginResult:
@@ -46,7 +50,7 @@ class FakeTarget:
         self.timeouts[via, state] = timeout
         with self._lock:
             self._active += 1
-            self.peak = max(self.peak, self._active)
+            self.peak[state] = max(self.peak.get(state, 0), self._active)
         time.sleep(0.3)
         with self._lock:
             self._active -= 1
@@ -70,7 +74,7 @@ def test_both_paths_are_measured_once_side_by_side_and_each_case_keeps_its_own()
     ssh = hung_login(ssh_ctx, "ssh")
     su = hung_login(su_ctx, "su")
     assert t.states == ["down", "scenario:silence", "reference"]  # once, not per case
-    assert t.peak == 2  # the two logins of each phase overlapped
+    assert t.peak == {"down": 2, "scenario:silence": 2}  # each phase's logins overlapped
     assert (ssh.path_s, su.path_s) == (DENY_S["ssh"], DENY_S["su"])
     assert ssh.hung is not None and ssh.hung.latency_s == HUNG_S["ssh"]
     assert su.hung is not None and su.hung.latency_s == HUNG_S["su"]
@@ -101,3 +105,11 @@ def test_a_login_that_raised_is_raised_in_its_own_case_only() -> None:
     with pytest.raises(HarnessError, match="su: docker exec failed"):
         hung_login(CaseContext(t), "su")
     assert t.states[-1] == "reference"  # the server is back whatever the logins did
+
+
+def test_the_reference_server_is_back_when_the_hung_server_cannot_start() -> None:
+    t = FakeTarget(fail_state="scenario:silence")
+    with pytest.raises(HarnessError, match="did not start"):
+        hung_login(CaseContext(t), "ssh")
+    assert t.states == ["down", "scenario:silence", "reference"]
+    assert t.hung == {}  # nothing measured: the next R-M2 case tries again

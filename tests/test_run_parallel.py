@@ -208,6 +208,11 @@ def test_a_first_run_balances_the_bundled_targets_by_the_reference_run(
     cost = parallel_run._costs([step, _step("mine", 2)], argparse.Namespace(shard_weights=None))
     assert cost(step) == pytest.approx(wall)
     assert cost(_step("mine", 2)) == pytest.approx(0.5 + 2 * 0.4)
+    # a last report without that target (a --no-lab run): still the reference run's wall
+    args = _earlier(tmp_path, [{"name": "mine", "timing": {"wall_s": 3.0},
+                                "cases": [{"id": "c0", "duration_s": 1.0}]}])
+    cost = parallel_run._costs([step, _step("mine")], args)
+    assert cost(step) == pytest.approx(wall) and cost(_step("mine")) == pytest.approx(3.0)
 
 
 def test_the_reference_run_names_the_targets_run_plans() -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pamconform.core import resources
+from pamconform.core import resources, runner
 from pamconform.core.runner import select
 from pamconform.core.verdicts import Verdict
 from pamconform.lab.module_run import module_cases, run_module
@@ -21,10 +21,18 @@ def _quiet(_line: str) -> None:
     pass
 
 
-def test_reference_token_module_passes(docker_client: object) -> None:
+@pytest.mark.parametrize("jobs", [1, 8])
+def test_reference_token_module_passes(docker_client: object, jobs: int) -> None:
+    """One case at a time and side by side (as ``run`` runs them: each fake token server
+    has a path of its own; the timed hang runs alone)."""
     spec = ModuleSpec(resources.modules_dir() / "pam_transient_token",
                       so="pam_transient_token.so", args="", protocol="transient-token")
-    result = run_module(spec, module_cases("transient-token"), name="reference", say=_quiet)
+    runner.set_jobs(jobs)
+    try:
+        result = run_module(spec, module_cases("transient-token"), name="reference",
+                            say=_quiet)
+    finally:
+        runner.set_jobs(None)
     assert len(result.results) >= 10
     assert {r.case.id: r.message for r in result.results if r.verdict is not Verdict.PASS} == {}
     assert {r.case.rule for r in result.results} == {"T-M1", "T-M2", "T-M3"}

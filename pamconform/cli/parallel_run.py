@@ -5,8 +5,8 @@ targets to check and where to put their report): a lab, a local server and the C
 each stay in their process. Targets share nothing but the engine (each opens its own lab
 containers; image builds wait for each other on a lock file), so any target may go to
 any lane. Lanes are balanced by the targets' expected durations: their wall times in an
-earlier report (``--shard-weights``, else the last one in ``reports/latest``), else an
-estimate per case.
+earlier report (``--shard-weights``, else the last one in ``reports/latest``), else for
+a bundled target in :data:`REFERENCE_RUN`, else an estimate per case.
 
 The lanes share a machine-wide gate (:mod:`pamconform.core.gate`): a case that needs the
 machine alone (a timing measurement, a case graded on promptness) runs with no case of
@@ -100,25 +100,29 @@ REFERENCE_RUN = Path(__file__).resolve().parent / "reference_run.json"
 
 def _costs(steps: list[Step], args: argparse.Namespace) -> Callable[[Step], float]:
     """A target's expected seconds in a lane: its wall time in the earlier report (scaled
-    to the selected cases' share of its case time there; without one, in
-    :data:`REFERENCE_RUN`), else its set-up and case estimates. A module target runs its
-    cases several at once, so the sum of its case durations overstates it several times;
-    its wall time does not."""
+    to the selected cases' share of its case time there), else (a bundled target that
+    report lacks, e.g. after a ``--no-lab`` run) in :data:`REFERENCE_RUN`, else its
+    set-up and case estimates. A module target runs its cases several at once, so the
+    sum of its case durations overstates it several times; its wall time does not."""
     path = getattr(args, "shard_weights", None)
     latest = Path("reports") / "latest" / "index.json"
-    if path is None:
-        path = latest if latest.is_file() else REFERENCE_RUN if REFERENCE_RUN.is_file() else None
+    if path is None and latest.is_file():
+        path = latest
     try:
         weights = case_weights(path, steps)
         walls = target_walls(path)
     except UsageError:  # an unreadable last report: the estimate
         weights, walls = case_weights(None, steps), {}
+    try:
+        shipped = target_walls(REFERENCE_RUN if REFERENCE_RUN.is_file() else None)
+    except UsageError:
+        shipped = {}
 
     def cost(step: Step) -> float:
-        earlier = walls.get(step.name)
-        if earlier is not None and all(c.id in earlier.cases for c in step.cases):
-            share = sum(earlier.cases[c.id] for c in step.cases) / earlier.cases_s
-            return earlier.wall_s * min(1.0, share)
+        for earlier in (walls.get(step.name), shipped.get(step.name)):
+            if earlier is not None and all(c.id in earlier.cases for c in step.cases):
+                share = sum(earlier.cases[c.id] for c in step.cases) / earlier.cases_s
+                return earlier.wall_s * min(1.0, share)
         return SETUP_ESTIMATE_S[step.in_lab] + sum(weights[(step.name, c.id)]
                                                    for c in step.cases)
 

@@ -7,8 +7,9 @@ the gate adds what must hold across them:
 
 - a ``timing`` case runs with no case of any other process running: its measurement (a
   latency comparison, a hang bound) sees no load of theirs. ``target`` stays what it is,
-  the case's own target alone (the stack suite names it on every case: holding the
-  machine for each would undo the lanes);
+  the case's own target alone (the token hang case names it: holding the machine for
+  it would undo the lanes). A timing case whose measurement is over takes a pass beside
+  the others for the rest (:meth:`~pamconform.core.context.CaseContext.measured`);
 - ``valgrind`` cases take one of its ``registry.SLOTS`` over all processes (CPU-bound,
   bounded by a multiple of the hang bound), fairly: a process that found none free
   waits in line for the next one (:meth:`Gate._try_slot`);
