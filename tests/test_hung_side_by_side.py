@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -113,3 +113,13 @@ def test_the_reference_server_is_back_when_the_hung_server_cannot_start() -> Non
         hung_login(CaseContext(t), "ssh")
     assert t.states == ["down", "scenario:silence", "reference"]
     assert t.hung == {}  # nothing measured: the next R-M2 case tries again
+
+
+def test_without_the_lab_the_hang_logins_are_skipped() -> None:
+    """The root-less tier has no sshd or su: the R-M2 e2e cases SKIP, not ERROR."""
+    from pamconform.core.outcome import Skip
+    from pamconform.drivers.host_module import HostModuleTarget
+
+    host = HostModuleTarget("host", cast(Any, None), cast(Any, None))
+    with pytest.raises(Skip, match="lab"):
+        hung_login(CaseContext(host), "ssh")

@@ -133,6 +133,13 @@ class HostModuleTarget:
 
     ssh = su = server = sshd_running = log_tail = start_sshd = _logins
 
+    @property
+    def denial_s(self) -> Any:
+        """What the lab's login paths measured (R-M2): none here."""
+        raise Skip(LAB_ONLY + "real sshd and su logins (root, other users)")
+
+    hung = denial_s
+
 
 def trust_probe(target: HostModuleTarget) -> str | None:
     """Does the module talk to a granting server on a socket the invoking user owns?
