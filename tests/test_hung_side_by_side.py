@@ -71,13 +71,13 @@ class FakeTarget:
 def test_both_paths_are_measured_once_side_by_side_and_each_case_keeps_its_own() -> None:
     t = FakeTarget()
     ssh_ctx, su_ctx = CaseContext(t), CaseContext(t)
-    ssh = hung_login(ssh_ctx, "ssh")
-    su = hung_login(su_ctx, "su")
+    ssh_path, ssh_hung = hung_login(ssh_ctx, "ssh")
+    su_path, su_hung = hung_login(su_ctx, "su")
     assert t.states == ["down", "scenario:silence", "reference"]  # once, not per case
     assert t.peak == {"down": 2, "scenario:silence": 2}  # each phase's logins overlapped
-    assert (ssh.path_s, su.path_s) == (DENY_S["ssh"], DENY_S["su"])
-    assert ssh.hung is not None and ssh.hung.latency_s == HUNG_S["ssh"]
-    assert su.hung is not None and su.hung.latency_s == HUNG_S["su"]
+    assert (ssh_path, su_path) == (DENY_S["ssh"], DENY_S["su"])
+    assert ssh_hung.latency_s == HUNG_S["ssh"]
+    assert su_hung.latency_s == HUNG_S["su"]
     for via in ("ssh", "su"):  # each hung login watched past its own path's bound
         assert t.timeouts[via, "scenario:silence"] == hang_watch(t, DENY_S[via])  # type: ignore[arg-type]
     for ctx, via in ((ssh_ctx, "ssh"), (su_ctx, "su")):
@@ -91,8 +91,8 @@ def test_a_path_measured_before_is_not_measured_again() -> None:
     t = FakeTarget()
     t.denial_s["ssh"] = 0.9
     ctx = CaseContext(t)
-    measured = hung_login(ctx, "ssh")
-    assert measured.path_s == 0.9 and measured.denial is None
+    path_s, _ = hung_login(ctx, "ssh")
+    assert path_s == 0.9 and t.hung["ssh"].denial is None
     assert t.timeouts["ssh", "scenario:silence"] == hang_watch(t, 0.9)  # type: ignore[arg-type]
     assert ("ssh", "down") not in t.timeouts and ("su", "down") in t.timeouts
     assert [r["server"] for r in ctx.extra["logins"]] == ["scenario:silence"]
@@ -100,8 +100,8 @@ def test_a_path_measured_before_is_not_measured_again() -> None:
 
 def test_a_login_that_raised_is_raised_in_its_own_case_only() -> None:
     t = FakeTarget(fail="su")
-    ssh = hung_login(CaseContext(t), "ssh")
-    assert ssh.hung is not None and ssh.error is None
+    _, ssh_hung = hung_login(CaseContext(t), "ssh")
+    assert ssh_hung.latency_s == HUNG_S["ssh"] and t.hung["ssh"].error is None
     with pytest.raises(HarnessError, match="su: docker exec failed"):
         hung_login(CaseContext(t), "su")
     assert t.states[-1] == "reference"  # the server is back whatever the logins did

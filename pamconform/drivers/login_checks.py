@@ -51,8 +51,14 @@ def path_time(ctx: CaseContext, via: str, deny_at_once: Callable[[], LoginResult
     and login path."""
     t = _target(ctx)
     if via not in t.denial_s:
-        t.denial_s[via] = min(deny_at_once().latency_s, PATH_CAP_S)
+        t.denial_s[via] = path_seconds(deny_at_once())
     return t.denial_s[via]
+
+
+def path_seconds(denial: LoginResult) -> float:
+    """What a login denied at once says of its path's own time to deny: its latency, at
+    most PATH_CAP_S."""
+    return min(denial.latency_s, PATH_CAP_S)
 
 
 def hang_watch(t: ModuleTarget, path_s: float) -> float:

@@ -12,7 +12,7 @@ from pamconform.core.context import CaseContext
 from pamconform.core.errors import HarnessError
 from pamconform.core.outcome import Fail
 from pamconform.drivers.login import LoginResult
-from pamconform.drivers.login_checks import PATH_CAP_S, expect_granted, hang_watch, path_time
+from pamconform.drivers.login_checks import expect_granted, hang_watch, path_seconds, path_time
 from pamconform.lab.module_target import AUTH_PASSWORDS, ModuleTarget
 
 #: The login paths whose R-M2 hang logins run side by side (:func:`hung_login`).
@@ -82,8 +82,9 @@ class HungLogin:
     error: BaseException | None = None
 
 
-def hung_login(ctx: CaseContext, via: str) -> HungLogin:
-    """R-M2: ``via``'s login while the server reads the request and never answers.
+def hung_login(ctx: CaseContext, via: str) -> tuple[float, LoginResult]:
+    """R-M2: ``via``'s own time to deny with no server, and its login while the server
+    reads the request and never answers.
 
     Measured once per target for every path of :data:`HUNG_VIAS`, side by side, by the
     first R-M2 case that runs: first each path's time to deny with no server (both at
@@ -101,9 +102,9 @@ def hung_login(ctx: CaseContext, via: str) -> HungLogin:
                measured.denial)
     if measured.error is not None:
         raise measured.error
-    assert measured.hung is not None
+    assert measured.hung is not None  # no error: the login ended
     record(ctx, f"server hung{together}", via, "scenario:silence", measured.hung)
-    return measured
+    return measured.path_s, measured.hung
 
 
 _HUNG_LOCK = threading.Lock()
@@ -120,7 +121,7 @@ def _measure_hung(t: ModuleTarget, vias: tuple[str, ...]) -> None:
                                      for v in missing}, t.login_timeout)
             for v, r in denials.items():
                 if isinstance(r, LoginResult):
-                    t.denial_s[v] = min(r.latency_s, PATH_CAP_S)
+                    t.denial_s[v] = path_seconds(r)
         ready = [v for v in vias if v in t.denial_s]
         t.server("scenario:silence")
         watch = {v: hang_watch(t, t.denial_s[v]) for v in ready}
