@@ -376,11 +376,11 @@ def conclude(item: pytest.Item, result: CaseResult) -> None:
     item.user_properties.append(("verdict", str(result.verdict)))
     item.user_properties.append(("rule", case.rule))
     if result.verdict is Verdict.SKIPPED:
-        pytest.skip(result.message)
+        pytest.skip(redact(result.message))
     if result.verdict in (Verdict.FAIL, Verdict.ERROR):
         pytest.fail(failure_text(result), pytrace=False)
     if result.verdict is Verdict.NON_STRICT:
-        warnings.warn(f"{case.id}: {result.message}", NonStrictWarning, stacklevel=1)
+        warnings.warn(redact(f"{case.id}: {result.message}"), NonStrictWarning, stacklevel=1)
 
 
 def failure_text(result: CaseResult) -> str:

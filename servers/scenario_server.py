@@ -78,7 +78,8 @@ the read), and the scenarios are:
                           close or "stall" (hold until the client leaves)
     close-before-read, close-after-request, reset, silence, accept-no-read
                           as for the redirector
-    reply-before-request  send an authc grant on accept, then read the request, close
+    reply-before-request  send an authc grant on accept, naming ``user`` (a string,
+                          default empty), then read the request, close
     delay                 read, wait [seconds, required], send the grant, close
 
 ``compose`` tokens (JSON lists): ["version"], ["action"] (the request's), ["begin"],
@@ -669,8 +670,18 @@ def _nslcd_compose_play(conn: Conn) -> None:
         conn.hold(read=True)
 
 
+def _user_name(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError("expected a user name")
+    if len(value.encode()) > READ_LIMIT:
+        raise ValueError(f"over {READ_LIMIT} bytes")
+    return value
+
+
 def _nslcd_reply_before_request(conn: Conn) -> None:
-    if conn.send(_nslcd_reply(NSLCD_AUTHC, b"", PAM_SUCCESS)):
+    # named as the login will be: a module that checks the name still takes it, so only
+    # one that looks for bytes before it writes its request refuses it
+    if conn.send(_nslcd_reply(NSLCD_AUTHC, conn.args["user"].encode(), PAM_SUCCESS)):
         conn.read_request()
 
 
@@ -687,7 +698,8 @@ NSLCD_SCENARIOS: dict[str, Scenario] = {
                         optional={"then": (_then, "close")}),
     "close-before-read": Scenario(_close_before_read),
     "close-after-request": Scenario(_close_after_request),
-    "reply-before-request": Scenario(_nslcd_reply_before_request),
+    "reply-before-request": Scenario(_nslcd_reply_before_request,
+                                     optional={"user": (_user_name, "")}),
     "delay": Scenario(_nslcd_delay, required={"seconds": _seconds}),
     "silence": Scenario(_silence),
     "reset": Scenario(_reset),

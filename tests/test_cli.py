@@ -100,3 +100,15 @@ def test_token_protocol_bad_input(args: list[str], needle: str) -> None:
     proc = _run(*args)
     assert proc.returncode == 2, proc.stderr
     assert needle in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("args", [
+    ["--token", "token: TTK0:99999:ZvGpYyBawL0ZXo/HjdYm/qBc0c/UE8Ds"],
+    ["--token", "TTK0:99999999999:ZvGpYyBawL0ZXo/HjdYm/qBc0c/UE8Ds"],
+    ["--token-command", "echo TTK0:1:ZvGpYyBawL0ZXo/HjdYm/qBc0c/UE8Dsx"],
+])
+def test_a_token_refused_is_not_echoed(args: list[str]) -> None:
+    """A near-token is a secret all the same: the error says what is wrong without it."""
+    proc = _run("server", "--protocol", "transient-token", *args)
+    assert proc.returncode == 2 and "characters hidden" in proc.stderr, proc.stderr
+    assert "ZvGpYyBawL0ZXo" not in proc.stdout + proc.stderr

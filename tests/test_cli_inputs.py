@@ -180,6 +180,24 @@ def test_diff_refuses_an_endless_file() -> None:
     _one_line_exit_2(proc, "/dev/zero")
 
 
+def test_a_fifo_is_refused_not_waited_on(tmp_path: Path) -> None:
+    """No writer will ever come: opening it for reading must not block."""
+    fifo = tmp_path / "report.json"
+    os.mkfifo(fifo)
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps({"targets": []}))
+    proc = _run("diff", str(fifo), str(good), timeout=30)
+    _one_line_exit_2(proc, f"{fifo}: not a regular file")
+
+
+@pytest.mark.parametrize("make", [_deep, _huge])
+def test_shard_weights_refuse_deep_or_huge_json(tmp_path: Path,
+                                                make: Callable[[Path], Path]) -> None:
+    bad = make(tmp_path / "w.json")
+    proc = _run("run", "--no-lab", "--shard", "1/2", "--shard-weights", str(bad), "--list")
+    _one_line_exit_2(proc, "nested too deeply" if make is _deep else "larger than 64 MiB")
+
+
 @pytest.mark.parametrize("make", [_deep, _huge])
 def test_replay_refuses_deep_or_huge_json(tmp_path: Path, make: Callable[[Path], Path]) -> None:
     proc = _run("fuzz", "replay", str(make(tmp_path / "f.json")), "/tmp/pc-no-such-socket")
@@ -264,3 +282,15 @@ def test_a_password_too_short_to_redact_is_refused() -> None:
         parse_credentials(["pc-short:abc"])
     assert "abc" not in str(err.value)
     assert parse_credentials(["pc-short:abcd"]) == [(b"pc-short", b"abcd")]
+
+
+@pytest.mark.parametrize("args", [
+    ["run", "--no-lab", "--credentials", "alice:Zq7xK9pLmW3v"],
+    ["run", "--credentials=alice:Zq7xK9pLmW3v"],
+    ["run", "--credential", "alice:Zq7xK9pLmW3v"],  # no abbreviations: unrecognised too
+])
+def test_an_unrecognised_option_is_named_without_its_value(args: list[str]) -> None:
+    """``run`` takes no --credentials: the error names the option, never the password."""
+    proc = _run(*args)
+    assert proc.returncode == 2 and "unrecognized arguments: --credential" in proc.stderr
+    assert "Zq7xK9" not in proc.stderr + proc.stdout and "Traceback" not in proc.stderr

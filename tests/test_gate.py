@@ -131,6 +131,23 @@ def test_valgrind_cases_take_its_slots_over_processes(gate_dir: Path, slots: int
         p.release()  # idempotent
 
 
+def test_wait_shared_gives_up_its_place_in_a_slots_line(
+        gate_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A wait for a slot that times out leaves the line: else no other lane got a slot
+    again (``works_again()`` in a case that holds one)."""
+    monkeypatch.setenv(lane_gate.ENV, str(gate_dir))
+    monkeypatch.setitem(registry.SLOTS, "valgrind", 1)
+    monkeypatch.setattr(lane_gate, "RETRY_S", 0.05)
+    holder = lane_gate.Gate(gate_dir)
+    held = holder.try_enter(0, _case("vg", exclusive=("valgrind",)))
+    assert held is not None
+    assert lane_gate.wait_shared(["valgrind"], wait_s=0.3) is None  # every slot taken
+    held.release()
+    other = lane_gate.Gate(gate_dir).try_enter_shared(["valgrind"])
+    assert other is not None
+    other.release()
+
+
 @pytest.mark.parametrize("slots", [1, 2])
 def test_a_process_waiting_for_a_slot_gets_the_next_one_freed(
         gate_dir: Path, slots: int, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -280,3 +280,17 @@ def test_a_typed_option_wins_over_the_file_even_at_its_default(tmp_path) -> None
         args.command_line = argv
         apply_options(project, args)
         assert (args.timeout, args.idle_limit) == expected, argv
+
+
+def test_an_abbreviated_option_is_refused_not_beaten_by_the_file(tmp_path) -> None:
+    """argparse would take ``--case`` for ``--cases``; the file's options yield only to
+    options typed in full, so an abbreviation is an error (else the file's ``cases`` won)."""
+    (tmp_path / "pamconform.toml").write_text(
+        '[options]\ncases = ["redir.server.g*"]\n'
+        '[targets.a]\nkind = "server"\nsocket = "/s"\n')
+    env = {"PAMCONFORM_CREDENTIALS": "alice:not-a-secret"}
+    proc = pamconform("run", "--case", "redir.server.r*", "--list", cwd=tmp_path, env=env)
+    assert proc.returncode == 2 and "unrecognized arguments: --case" in proc.stderr
+    proc = pamconform("run", "--cases", "redir.server.r*", "--list", cwd=tmp_path, env=env)
+    assert proc.returncode == 0 and "redir.server.r" in proc.stdout, proc.stderr
+    assert "redir.server.g" not in proc.stdout

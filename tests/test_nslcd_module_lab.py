@@ -55,8 +55,8 @@ CATCHES: dict[str, dict[str, Verdict]] = {
     "overflow": {"nslcd.module.daemon-long-name": FAIL, "nslcd.module.memcheck-long-name": FAIL},
     "grant-any-entry": {"nslcd.module.daemon-deny": FAIL},
 }
-#: The correct build, where it may not PASS: it does not look for unsolicited bytes (the
-#: early reply names no user, so it is refused all the same).
+#: The correct build, where it may not PASS: it does not look for unsolicited bytes, and
+#: the early reply names the login user, so it takes the grant (SHOULD: NON-STRICT).
 CORRECT_BUILD: dict[str, set[Verdict]] = {
     "nslcd.module.daemon-reply-before-request": {NS, PASS}}
 

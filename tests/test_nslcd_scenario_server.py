@@ -155,14 +155,18 @@ def test_closes_and_reset(server) -> None:
     assert isinstance(out, client.Failure) and out.kind in ("reset", "closed")
 
 
-def test_reply_before_request_is_sent_on_accept(server) -> None:
-    server.set("reply-before-request")
+@pytest.mark.parametrize("user", [None, "alice"])
+def test_reply_before_request_is_sent_on_accept(server, user: str | None) -> None:
+    """The early grant names the login user when told, so a module that checks the name
+    still takes it: only one that looks for bytes before it writes can refuse it."""
+    server.set("reply-before-request", **({} if user is None else {"user": user}))
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.settimeout(3)
         s.connect(server.auth_path)
         got = s.recv(100)
     reply, _ = codec.decode_reply(got, codec.Action.PAM_AUTHC)
     assert isinstance(reply.entry, codec.AuthcResult) and reply.entry.authc == 0
+    assert reply.entry.username == (user or "").encode()
 
 
 def test_a_negative_length_ends_the_read(server) -> None:

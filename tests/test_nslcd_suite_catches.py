@@ -126,6 +126,55 @@ def test_strings_cut_at_a_nul_are_non_strict(start_fake: Start) -> None:
     assert r.verdict is Verdict.PASS, r.message
 
 
+#: Correct designs and the cases that once graded them wrong: each must now PASS.
+CORRECT_VARIANT_CASES = {
+    "blank-name-refusals": ("nslcd.server.parallel-verdicts", "nslcd.server.deny-unknown-user",
+                            "nslcd.server.deny-wrong-password"),
+    "expired-refused-at-authc": ("nslcd.server.parallel-verdicts",
+                                 "nslcd.server.authz-expired"),
+    "directory-spelling": ("nslcd.server.reply-names-the-user",
+                           "nslcd.server.parallel-verdicts"),
+    "root-group-writable-dir": ("nslcd.server.socket-not-replaceable",),
+}
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the directory's group is changed")
+@pytest.mark.parametrize("name", sorted(CORRECT_VARIANT_CASES))
+def test_correct_variants_pass(start_fake: Start, name: str) -> None:
+    """A refusal naming no user, an expired account refused at authc, the directory's
+    spelling of the name, a directory writable only by root's group: all correct."""
+    result = run(start_fake(name), [BY_ID[cid] for cid in CORRECT_VARIANT_CASES[name]])
+    bad = {r.case.id: (r.verdict, r.message) for r in result.results
+           if r.verdict not in (Verdict.PASS, Verdict.INFORMATIONAL)}
+    assert not bad
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the socket is handed to nobody")
+def test_a_socket_owned_by_the_daemons_user_passes(start_fake: Start) -> None:
+    """A daemon that binds as root and hands its socket to its user: only that user (or
+    root) may own it; named as the daemon's user, it passes."""
+    case = BY_ID["nslcd.server.socket-not-replaceable"]
+    fake = start_fake("socket-owned-by-daemon-user")
+    (r,) = run(fake, [case]).results
+    assert r.verdict is Verdict.FAIL and "owned by nobody" in r.message, r.message
+    as_daemon = HostSocketTarget(fake.name, fake.socket, daemon_user="nobody")
+    (r,) = run(as_daemon, [case]).results
+    assert r.verdict is Verdict.PASS, r.message
+
+
+def test_a_huge_length_waited_out_within_the_idle_limit_passes(start_fake: Start) -> None:
+    """Waiting for the declared bytes is a stalled client to the daemon: it has the idle
+    limit (N-S5) to give up, not the per-reply timeout."""
+    fake = start_fake("waits-out-huge-length")  # gives up after 2 s
+    case = BY_ID["nslcd.server.huge-length"]
+    patient = HostSocketTarget(fake.name, fake.socket, timeout=1.0, idle_limit=3.0)
+    (r,) = run(patient, [case]).results
+    assert r.verdict is Verdict.PASS, r.message
+    hasty = HostSocketTarget(fake.name, fake.socket, timeout=1.0, idle_limit=1.0)
+    (r,) = run(hasty, [case]).results
+    assert r.verdict is Verdict.FAIL and "hung" in r.message, r.message
+
+
 def test_a_crashed_daemon_is_a_fail_not_an_error(start_fake: Start) -> None:
     target = start_fake("crashes-on-huge-length")
     (r,) = run(target, [BY_ID["nslcd.server.huge-length"]]).results

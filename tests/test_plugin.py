@@ -242,3 +242,33 @@ def test_module_cases_skip_without_an_engine() -> None:
                    env={"DOCKER_HOST": "unix:///tmp/pc-no-engine.sock"})
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
     assert "2 skipped" in proc.stdout and "no container engine for the lab" in proc.stdout
+
+
+@pytest.mark.parametrize("verdict", ["NON-STRICT", "SKIPPED"])
+def test_non_strict_and_skip_messages_are_redacted(verdict: str,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not only FAIL and ERROR: a NON-STRICT warning and a skip reason reach the pytest
+    output too, so a password in them becomes a marker."""
+    from pamconform import plugin
+    from pamconform.core import redaction
+    from pamconform.core.registry import Case
+    from pamconform.core.runner import CaseResult
+    from pamconform.core.verdicts import Severity, Verdict
+
+    red = redaction.Redactor()
+    red.add_login(b"bob", b"Hq4Ry8TzWn2Kp6Vb3Xs9")
+    monkeypatch.setattr(redaction, "_CURRENT", red)
+    case = Case("x.y", "R-X", Severity.SHOULD, "t", "r", "redirector", "server",
+                lambda ctx: None, "s", ())
+    result = CaseResult(case, Verdict(verdict),
+                        "password b'Hq4Ry8TzWn2Kp6Vb3Xs9\\x00junk' accepted", 0.1)
+
+    class Item:
+        def __init__(self) -> None:
+            self.user_properties: list[tuple[str, str]] = []
+
+    with pytest.warns(plugin.NonStrictWarning) if verdict == "NON-STRICT" else \
+            pytest.raises(pytest.skip.Exception) as caught:
+        plugin.conclude(Item(), result)  # type: ignore[arg-type]
+    text = str(caught.list[0].message if verdict == "NON-STRICT" else caught.value)
+    assert "Hq4Ry8" not in text and "password of bob" in text

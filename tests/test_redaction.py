@@ -141,3 +141,40 @@ def test_a_lookalike_changed_further_is_still_redacted() -> None:
         for changed in (whole[:-1], whole[1:], whole[:-1] + "!"):
             out = red.text(f"sent {changed} here")
             assert whole[1:5] not in out and "password of alice" in out, (name, out)
+
+
+def test_half_of_an_odd_length_password_is_marked() -> None:
+    """The stall cases send ``password[:len // 2]``: one byte under a rounded-up half."""
+    red = Redactor()
+    pw = b"Kx8mQ2vN7pR4t"
+    red.add_login(b"gina", pw)
+    out = red.text(repr(b"gina\n" + pw[:len(pw) // 2]))
+    assert "Kx8mQ2" not in out and "password of gina, 13 bytes\u203a[:6]" in out
+
+
+@pytest.mark.parametrize("pw", ["Geheimnis-2024-\u20ac", "Gr\u00fc\u00dfe-P\u00e4ssw\u00f6rd-9z",
+                                "Qw\tEr\tTy\tUi12"])
+def test_fragments_of_a_password_beyond_printable_ascii_are_marked(pw: str) -> None:
+    """A UTF-8 password, or one with a tab, is marked in part too: in the bytes' escapes,
+    the UTF-8 text, its escapes and its JSON forms."""
+    red = Redactor()
+    raw = pw.encode()
+    red.add_login(b"frank", raw)
+    head = raw[:len(raw) // 2 + 2]
+    text = head.decode(errors="ignore")
+    for shown in (repr(b"frank\n" + head), text, repr(text), json.dumps(text),
+                  json.dumps(text, ensure_ascii=False)):
+        out = red.text(shown)
+        assert "password of frank" in out, shown
+        assert "Geheimnis" not in out and "P\\xc3\\xa4" not in out and "Er\\tTy" not in out
+
+
+def test_a_byte_added_inside_the_password_leaves_no_tail_in_clear() -> None:
+    """An added or changed byte shows as an escape (``\\n``, ``\\x00``), not one character:
+    the rest of the password is still marked, relative to the marker."""
+    red = Redactor()
+    pw = b"Hq4Ry8TzWn2Kp6Vb3Xs9"
+    red.add_login(b"bob", pw)
+    mark = "\u2039password of bob, 20 bytes\u203a"
+    assert red.text(repr(pw[:14] + b"\n" + pw[14:])) == f"b'{mark}[:14]\\n{mark}[14:]'"
+    assert red.text(repr(pw[:10] + b"\0" + pw[11:])) == f"b'{mark}[:10]\\x00{mark}[11:]'"

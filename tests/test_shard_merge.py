@@ -257,3 +257,33 @@ def test_merge_into_a_file_is_one_line(tmp_path) -> None:
     proc = pamconform("merge", str(a), str(b), "--report", str(tmp_path / "out"))
     assert proc.returncode == 2 and "is not a directory" in proc.stderr, proc.stderr
     assert (tmp_path / "out").read_text() == "mine"
+
+
+def test_token_server_shards_given_a_socket_directory_merge(tmp_path: Path) -> None:
+    """The token target given as its socket's directory is named as typed in the plan and
+    in the reports, so its shards merge (it was once named after its token command)."""
+    import shlex
+
+    from pamconform.core import resources
+
+    sockets = tmp_path / "s"
+    sockets.mkdir(mode=0o700)
+    mint = shlex.join([sys.executable, str(resources.servers_dir() / "token_server.py"),
+                       "--socket-dir", str(sockets), "--timeout", "10",
+                       "--allow-uid", str(os.getuid())])
+    common = ["server", str(sockets), "--protocol", "transient-token", "--token-command", mint,
+              "--cases", "token.server.c*", "--cases", "token.server.s*", "--quiet"]
+    parts = []
+    for k in (1, 2):
+        part = tmp_path / f"shard{k}"
+        proc = pamconform(*common, "--shard", f"{k}/2", "--report", str(part))
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        data = json.loads((part / "index.json").read_text())
+        assert {t["name"] for t in data["targets"]} <= {str(sockets)}
+        parts.append(part)
+    merged = tmp_path / "merged"
+    proc = pamconform("merge", *map(str, parts), "--report", str(merged))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    data = json.loads((merged / "index.json").read_text())
+    assert [t["name"] for t in data["targets"]] == [str(sockets)]
+    assert len(data["targets"][0]["cases"]) >= 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from pamconform import protocols, report
 from pamconform.cli.console import Console
@@ -32,10 +33,35 @@ Planned = tuple[str, str, str, list[Case]]
 
 
 class Parser(argparse.ArgumentParser):
-    """An argument parser whose errors are UsageError (one line, exit 2)."""
+    """An argument parser whose errors are UsageError (one line, exit 2), and that takes
+    options by their whole names only: a project file's ``[options]`` yield to the
+    options typed, which are told by name (``--case`` for ``--cases`` would not be)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(message)
+        raise UsageError(_without_values(message))
+
+
+_UNRECOGNIZED = "unrecognized arguments: "
+
+
+def _without_values(message: str) -> str:
+    """argparse's message, with the words of unrecognised arguments that are not option
+    names left out: they may be an option's value, a password (``--credentials`` given to a
+    command that has none)."""
+    if not message.startswith(_UNRECOGNIZED):
+        return message
+    words = message[len(_UNRECOGNIZED):].split()
+    names = [w.split("=", 1)[0] for w in words if w.startswith("-")]
+    others = len(words) - len(names)
+    told = " ".join(names)
+    if others:
+        told += f"{' ' if told else ''}(and {others} more, not shown: values may be " \
+            "secrets)"
+    return _UNRECOGNIZED + told
 
 
 def add_protocol_option(parser: argparse.ArgumentParser, kind: str) -> None:

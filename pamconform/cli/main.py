@@ -19,6 +19,7 @@ from pamconform.cli.console import Console
 from pamconform.cli.reference_server import run_reference_server
 from pamconform.core import interrupts, runner
 from pamconform.core.errors import HarnessError, UsageError
+from pamconform.core.redaction import redact
 from pamconform.protocols.redirector.hooks import REFERENCE_CREDENTIALS
 
 __all__ = ["REFERENCE_CREDENTIALS", "build_parser", "main"]
@@ -88,10 +89,10 @@ def main(argv: list[str] | None = None) -> int:
         with interrupts.guard():
             return interrupts.leave(int(args.func(args, console)))
     except UsageError as exc:
-        print(f"pamconform: error: {exc}", file=sys.stderr)
+        print(f"pamconform: error: {redact(str(exc))}", file=sys.stderr)
         return 2
     except HarnessError as exc:
-        print(f"pamconform: harness error: {exc}", file=sys.stderr)
+        print(f"pamconform: harness error: {redact(str(exc))}", file=sys.stderr)
         return 3
     except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM before any case ran
         stopped = interrupts.as_interrupted(exc)
@@ -102,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
             return _stdout_gone()
         if os.environ.get("PAMCONFORM_DEBUG"):
             raise
-        print(f"pamconform: harness error: {type(exc).__name__}: {exc} "
+        print(f"pamconform: harness error: {type(exc).__name__}: {redact(str(exc))} "
               "(set PAMCONFORM_DEBUG=1 for the traceback)", file=sys.stderr)
         return 3
     finally:

@@ -38,7 +38,7 @@ from pamconform.cli import common
 from pamconform.cli.console import Console
 from pamconform.cli.targets import SETUP_ESTIMATE_S, Step, case_weights, unique_names
 from pamconform.core import gate as lane_gate
-from pamconform.core import interrupts
+from pamconform.core import interrupts, jsonfile
 from pamconform.core.errors import UsageError
 from pamconform.core.interrupts import Interrupted
 from pamconform.core.runner import CaseResult, TargetResult, not_run_target
@@ -147,7 +147,7 @@ def target_walls(path: Path | None) -> dict[str, EarlierTarget]:
     if path is None:
         return {}
     try:
-        data = json.loads((path / "index.json" if path.is_dir() else path).read_text())
+        data = jsonfile.load(path / "index.json" if path.is_dir() else path)
         found = {}
         for target in data["targets"]:
             wall = (target.get("timing") or {}).get("wall_s")

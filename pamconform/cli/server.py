@@ -79,6 +79,9 @@ def _socket_step(protocol: protocols.Protocol, cases: list[Case], args: argparse
                  console: Console, socket: Path | None, name: str | None) -> Step:
     """One socket's target: its input checked by the protocol's hooks, nothing started."""
     one = copy.copy(args)
+    # named here, not by the hooks from what they find (a directory, a token command): the
+    # plan (shards, merge, a stopped run's NOT-RUN list) and the report use one name
+    name = name or (str(socket) if socket is not None else f"{protocol.name}-server")
     one.socket, one.name = socket, name
     hooks = hooks_of(protocol)
     opener: AbstractContextManager[Any] = hooks.server_target(one)
@@ -91,7 +94,7 @@ def _socket_step(protocol: protocols.Protocol, cases: list[Case], args: argparse
             return run_target(cases, target, kind=KIND, protocol=protocol.name,
                               strict=args.strict, progress=console.progress)
 
-    return Step(name or str(socket), KIND, protocol.name, cases, check)
+    return Step(name, KIND, protocol.name, cases, check)
 
 
 def _lab_server(protocol: protocols.Protocol, cases: list[Case], args: argparse.Namespace,

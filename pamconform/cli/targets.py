@@ -8,7 +8,6 @@ measures what each cost (wall time, suites) and writes the one report.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from pamconform import report
 from pamconform.cli import common
 from pamconform.cli.console import Console
 from pamconform.core import gate as lane_gate
+from pamconform.core import jsonfile
 from pamconform.core import shard as sharding
 from pamconform.core.errors import HarnessError, UsageError
 from pamconform.core.interrupts import Interrupted
@@ -107,7 +107,7 @@ def case_weights(path: Path | None, steps: list[Step]) -> dict[sharding.Pair, fl
     if path is None:
         return weights
     try:
-        data = json.loads((path / "index.json" if path.is_dir() else path).read_text())
+        data = jsonfile.load(path / "index.json" if path.is_dir() else path)
         for target in data["targets"]:
             for case in target["cases"]:
                 key = (target["name"], case["id"])
@@ -146,6 +146,8 @@ def run_steps(steps: list[Step], args: argparse.Namespace, console: Console,
                 console.line(f"pamconform: the {step.lab} lab could not run: {exc}")
                 common.finish(results, args, console, run)
                 raise
+            # the plan's name (shards, merge, a stopped run's NOT-RUN list) is the report's
+            result.name = step.name
             result.info["timing"] = target_timing(result, time.monotonic() - start)
             results.append(result)
             if not lane:

@@ -239,11 +239,14 @@ def wait_shared(counted: list[str] | None = None, *,
     if gate is None:
         return None
     deadline = time.monotonic() + wait_s
-    while (held := gate.try_enter_shared(counted)) is None:
-        if time.monotonic() >= deadline or interrupts.received() is not None:
-            return None
-        time.sleep(RETRY_S)
-    return held
+    try:
+        while (held := gate.try_enter_shared(counted)) is None:
+            if time.monotonic() >= deadline or interrupts.received() is not None:
+                return None
+            time.sleep(RETRY_S)
+        return held
+    finally:
+        gate.withdraw()  # a place in a slot's line must not outlive this gate
 
 
 #: The pass held while this process sets a target up (see :func:`setting_up`).

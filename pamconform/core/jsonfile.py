@@ -7,6 +7,8 @@ interpreter's recursion limit is refused instead of crashing the parser.
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,12 @@ class JsonFileError(ValueError):
 def load(path: Path, *, max_bytes: int = MAX_BYTES) -> Any:
     """The parsed JSON of ``path``; JsonFileError (one line) if it cannot be had."""
     try:
-        with open(path, "rb") as f:
+        # O_NONBLOCK: a FIFO with no writer must not hang the open; only a regular file is
+        # read (a FIFO, a device or a socket is refused)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise JsonFileError(f"{path}: not a regular file")
             data = f.read(max_bytes + 1)
     except FileNotFoundError:
         raise JsonFileError(f"{path}: no such file") from None

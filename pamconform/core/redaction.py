@@ -21,9 +21,9 @@ Pure: no sockets, files or terminals.
 from __future__ import annotations
 
 import base64
+import bisect
 import contextlib
 import json
-import math
 import re
 import threading
 from collections.abc import Iterable, Sequence
@@ -69,13 +69,20 @@ class _Form:
     text: str
     secret: Secret
     #: characters per byte when fragments of this form can be mapped to byte offsets,
-    #: 0 when only the whole form is recognised
+    #: 0 when only the whole form is recognised, VARIABLE when ``bounds`` map them
     unit: int
     #: the method shown after the marker (case changes, look-alikes), or the encoding's name
     suffix: str = ""
     encoding: str = ""
     #: the text is the bytes themselves (Latin-1), so a template can refer to it
     raw: bool = False
+    #: (character offsets, byte offsets) where the text and the secret's bytes both start
+    #: a unit (an escape, a UTF-8 character), for a VARIABLE form
+    bounds: tuple[tuple[int, ...], tuple[int, ...]] = ((), ())
+
+
+#: The unit of a form whose characters per byte vary (escapes, UTF-8 characters).
+VARIABLE = -1
 
 
 @dataclass(frozen=True)
@@ -132,28 +139,56 @@ def _escape_str(text: str, quote: str) -> str:
     return "".join(out)
 
 
-def _renderings(value: bytes) -> list[tuple[str, int, str]]:
-    """(text, unit, encoding) of every way the harness renders ``value``; the first is
-    the bytes as Latin-1 (see :class:`_Form` for the unit)."""
-    out: list[tuple[str, int, str]] = []
-    plain = value.isascii() and all(0x20 <= b < 0x7F for b in value)
-    out.append((value.decode("latin-1"), 1 if plain else 0, ""))
-    try:
-        clear = value.decode()
-    except UnicodeDecodeError:
-        clear = value.decode(errors="surrogateescape")
-    out.append((clear, 0, ""))
+Rendering = tuple[str, int, str, tuple[tuple[int, ...], tuple[int, ...]]]
+
+
+def _joined(units: list[tuple[str, int]]) -> tuple[str, int, tuple[tuple[int, ...],
+                                                                 tuple[int, ...]]]:
+    """A rendering made of (text, bytes) units: its text, its unit (1 when every unit is one
+    character for one byte, else VARIABLE) and its unit bounds."""
+    chars, nbytes = [0], [0]
+    for text, size in units:
+        chars.append(chars[-1] + len(text))
+        nbytes.append(nbytes[-1] + size)
+    unit = 1 if all(len(t) == 1 and n == 1 for t, n in units) else VARIABLE
+    return "".join(t for t, _ in units), unit, (tuple(chars), tuple(nbytes))
+
+
+def _characters(value: bytes) -> list[tuple[str, int]]:
+    """The UTF-8 characters of ``value`` with their sizes (a byte that is not UTF-8 is one
+    surrogate-escaped character)."""
+    clear = value.decode(errors="surrogateescape")
+    return [(ch, 1 if "\udc80" <= ch <= "\udcff" else len(ch.encode())) for ch in clear]
+
+
+def _renderings(value: bytes) -> list[Rendering]:
+    """(text, unit, encoding, bounds) of every way the harness renders ``value``; the
+    first is the bytes as Latin-1 (see :class:`_Form` for the unit and bounds).
+
+    Fragments are found in each rendering a byte or a character at a time maps to (the
+    bytes, their escapes, the UTF-8 text, its escapes and JSON forms), so a password with
+    bytes outside printable ASCII is marked in part as well as whole."""
+    out: list[Rendering] = []
+    none: tuple[tuple[int, ...], tuple[int, ...]] = ((), ())
+    out.append((value.decode("latin-1"), 1, "", none))
+    characters = _characters(value)
+    byte_units = [(chr(b), 1) for b in value]
+    unit_forms: list[list[tuple[str, int]]] = [characters]
     for quote in ("'", '"'):
-        out.append((_escape_bytes(value, quote),
-                    1 if plain and quote not in _escape_bytes(value, quote) else 0, ""))
-        out.append((_escape_str(clear, quote), 0, ""))
-    with contextlib.suppress(UnicodeEncodeError):  # a lone surrogate has no JSON form
-        out.append((json.dumps(clear)[1:-1], 0, ""))
-    out.append((json.dumps(clear, ensure_ascii=False)[1:-1], 0, ""))
-    out.append((value.hex(), 2, "hex"))
-    out.append((value.hex().upper(), 2, "hex"))
+        unit_forms.append([(_escape_bytes(ch.encode("latin-1"), quote), 1)
+                           for ch, _ in byte_units])
+        unit_forms.append([(_escape_str(ch, quote), n) for ch, n in characters])
+    for ensure_ascii in (True, False):
+        with contextlib.suppress(UnicodeEncodeError):  # a lone surrogate has no JSON form
+            unit_forms.append([(json.dumps(ch, ensure_ascii=ensure_ascii)[1:-1], n)
+                               for ch, n in characters])
+    for units in unit_forms:
+        text, unit, bounds = _joined(units)
+        out.append((text, unit, "", none if unit == 1 else bounds))
+    out.append((value.hex(), 2, "hex", none))
+    out.append((value.hex().upper(), 2, "hex", none))
     for encoded in (base64.b64encode(value), base64.urlsafe_b64encode(value)):
-        out.append((encoded.decode().rstrip("="), 0, "base64"))
+        out.append((encoded.decode().rstrip("="), 0, "base64", none))
     return out
 
 
@@ -163,13 +198,14 @@ def _forms(secret: Secret) -> list[_Form]:
     seen: set[str] = set()
 
     def add(text: str, unit: int, suffix: str = "", encoding: str = "",
-            raw: bool = False) -> None:
+            raw: bool = False, bounds: tuple[tuple[int, ...], tuple[int, ...]] = ((), ()),
+            ) -> None:
         if text and text not in seen:
             seen.add(text)
-            forms.append(_Form(text, secret, unit, suffix, encoding, raw))
+            forms.append(_Form(text, secret, unit, suffix, encoding, raw, bounds))
 
-    for i, (text, unit, encoding) in enumerate(_renderings(value)):
-        add(text, unit, encoding=encoding, raw=i == 0)
+    for i, (text, unit, encoding, bounds) in enumerate(_renderings(value)):
+        add(text, unit, encoding=encoding, raw=i == 0, bounds=bounds)
     def aligned(text: str, encoding: str) -> int:
         """1 (fragments are found too) when a changed form has one character per byte
         of the secret (full-width, homoglyphs, case), else 0 (only the whole form)."""
@@ -182,7 +218,7 @@ def _forms(secret: Secret) -> list[_Form]:
             add(text, aligned(text, ""), suffix=f".{method}()", raw=True)
     if secret.user is not None:  # a password: its look-alikes are derived secrets
         for name, changed in lookalikes.variants(value):
-            for i, (text, _, encoding) in enumerate(_renderings(changed)):
+            for i, (text, _, encoding, _) in enumerate(_renderings(changed)):
                 add(text, aligned(text, encoding) if i < 2 else 0, f".{name}()", encoding,
                     raw=i == 0)
     return forms
@@ -220,14 +256,20 @@ class Redactor:
             for form in _forms(secret):
                 if len(form.text) < GRAM:
                     continue
-                offsets = range(0, len(form.text) - GRAM + 1, form.unit) if form.unit else [0]
+                offsets: Sequence[int]
+                if form.unit == VARIABLE:
+                    offsets = [c for c in form.bounds[0][:-1] if c <= len(form.text) - GRAM]
+                else:
+                    offsets = range(0, len(form.text) - GRAM + 1, form.unit) \
+                        if form.unit else [0]
                 for off in offsets:
                     self._index.setdefault(form.text[off:off + GRAM], []).append((form, off))
 
     def add_login(self, user: bytes, password: bytes) -> None:
-        """The password of a login: fragments of half its length or more are marked."""
+        """The password of a login: fragments of half its length (rounded down: the stall
+        cases send ``password[:len // 2]``) or more are marked, and at least GRAM bytes."""
         shown = user.decode(errors="backslashreplace")
-        shortest = min(len(password), max(GRAM, math.ceil(len(password) / 2)))
+        shortest = min(len(password), max(GRAM, len(password) // 2))
         self.add(Secret(password, f"password of {shown}", 0, shortest, user))
 
     def add_token(self, raw: bytes, public: int = 0) -> None:
@@ -289,6 +331,18 @@ class Redactor:
             if off == 0 and length == len(ft):
                 return [_Piece(i, i + length, form, 0, len(secret.value))]
             return []
+        if form.unit == VARIABLE:
+            chars, nbytes = form.bounds
+            first_unit = bisect.bisect_left(chars, off)
+            last_unit = bisect.bisect_right(chars, off + length) - 1
+            if last_unit <= first_unit:
+                return []
+            piece = _Piece(i, i + chars[last_unit] - off, form, nbytes[first_unit],
+                           nbytes[last_unit])
+            whole = (piece.lo, piece.hi) == (0, len(secret.value))
+            if not whole and text[piece.start:piece.end] in self._users:
+                return []
+            return [piece] if whole or _covered([piece], secret) >= secret.min_fragment else []
         length -= length % form.unit
         lo, hi = off // form.unit, (off + length) // form.unit
         first = _Piece(i, i + length, form, lo, hi)
@@ -315,7 +369,8 @@ class Redactor:
         size = len(form.secret.value)
         while last.hi < size:
             best: tuple[int, int, int] | None = None
-            for skip_text, skip_secret in ((1, 1), (0, 1), (1, 0)):
+            step = _escape_length(text, last.end)  # an added or changed byte's escape
+            for skip_text, skip_secret in ((step, 1), (0, 1), (step, 0)):
                 at, lo = last.end + skip_text, last.hi + skip_secret
                 if lo >= size or at >= len(text) or text[at] == OPEN:
                     continue
@@ -488,6 +543,15 @@ def render_template(template: str | Sequence[Any]) -> str:
 def _show(latin1: str) -> str:
     """Bytes (as latin-1 text) escaped the way ``repr`` shows them."""
     return repr(latin1.encode("latin-1"))[2:-1]
+
+
+_ESCAPE = re.compile(r"\\(?:x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|.)")
+
+
+def _escape_length(text: str, at: int) -> int:
+    """Characters of the escape (``\\n``, ``\\x00``, ``\\u00e9``) at ``text[at]``, else 1."""
+    found = _ESCAPE.match(text, at) if text.startswith("\\", at) else None
+    return len(found.group()) if found else 1
 
 
 def _covered(pieces: list[_Piece], secret: Secret) -> int:

@@ -16,7 +16,7 @@ from pamconform.protocols.nslcd.module_steps import (
     record,
     target,
 )
-from pamconform.protocols.nslcd.module_target import LDAP_LOGIN_USER
+from pamconform.protocols.nslcd.module_target import LDAP_LOGIN_USER, LOGIN_USER
 
 case = case_factory(protocol="nslcd", kind="module", exclusive="lab-server")
 
@@ -76,7 +76,8 @@ for _name, _scenario, _args, _what in UNTERMINATED:
     "only a module that checks for unsolicited bytes before writing can see it; hence SHOULD.",
 )
 def reply_before_request(ctx):
-    _refused("reply-before-request", {}, "answers before the request", ctx)
+    # the early grant names the login user: a module refuses it only by seeing it come early
+    _refused("reply-before-request", {"user": LOGIN_USER}, "answers before the request", ctx)
 
 
 def _real(ctx, state, password):

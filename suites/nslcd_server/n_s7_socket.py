@@ -30,26 +30,38 @@ def _stat(ctx):
     rule="N-S7",
     severity=Severity.MUST,
     title="No unprivileged user can replace the socket",
-    requirement="The socket is a socket owned by root or by the owner of its directory; the "
-    "directory is owned by root or the socket's owner and not writable by others (unless "
-    "sticky, which keeps others from removing the socket). Whoever can replace the socket "
-    "receives every password pam_ldap sends.",
+    requirement="The socket is a socket owned by root, the daemon's user or the owner of its "
+    "directory; the directory is owned by root, the daemon's user or the socket's owner and "
+    "writable by no one else (unless sticky, which keeps others from removing the socket): "
+    "not by others, and not by its group unless that group holds no other user. Whoever can "
+    "replace the socket receives every password pam_ldap sends.",
 )
 def socket_not_replaceable(ctx):
     sock, folder = _stat(ctx)
     if not sock["is_socket"]:
         raise Fail("a socket at the path", sock["filemode"])
-    owners = {0, folder["uid"]}
-    if sock["uid"] not in owners:
-        raise Fail("a socket owned by root or by its directory's owner",
-                   f"owned by {sock['owner']}")
     daemon = target(ctx).daemon_user
+    # a daemon may bind as root, chown its socket and drop privileges
+    if sock["uid"] not in {0, folder["uid"]} and sock["owner"] != daemon:
+        raise Fail("a socket owned by root, the daemon's user or its directory's owner",
+                   f"owned by {sock['owner']}")
     if folder["uid"] not in {0, sock["uid"]} and folder["owner"] != daemon:
         raise Fail(f"a directory owned by root or the daemon ({daemon or 'the socket owner'})",
                    f"owned by {folder['owner']}", "its owner can replace the socket")
-    if folder["mode"] & 0o002 and not folder["mode"] & 0o1000:
+    if folder["mode"] & 0o1000:
+        return  # sticky: only the socket's owner (or root) may remove or rename it
+    if folder["mode"] & 0o002:
         raise Fail("a directory others cannot write", f"mode {folder['mode']:04o}",
                    "any local user can remove the socket and listen in its place")
+    if folder["mode"] & 0o020:
+        trusted = {"root", folder["owner"], sock["owner"], daemon}
+        writers = sorted(set(folder.get("group_users", [])) - trusted)
+        if writers:
+            raise Fail("a directory only root, the daemon and the owner can write",
+                       f"mode {folder['mode']:04o}, group {folder.get('group')} with "
+                       f"{', '.join(writers)}",
+                       "a member of the group can remove the socket and listen in its place")
+        ctx.note(f"group-writable, but group {folder.get('group')} holds no other user")
 
 
 @case(

@@ -57,7 +57,7 @@ for _name in OUTAGES:
         severity=Severity.MUST,
         title=f"LDAP {_name}: no grant, an answer in time, recovery",
         requirement=f"With the directory {_name}, the right, an empty and a wrong password "
-        "are refused (a close counts) within the suite's LDAP limit (--ldap-limit, above "
+        "are refused (a close counts) within the suite's LDAP limit (15 s, above the lab's "
         "bind_timelimit + timelimit); once it is back, the right password is granted again "
         "within the same limit. Needs a target whose directory the suite controls (the lab).",
     )(partial(_outage, _name))

@@ -102,6 +102,19 @@ def _owner(uid: int) -> str:
         return str(uid)
 
 
+def _group(gid: int) -> tuple[str, list[str]]:
+    """A group's name and the users in it (members, and users whose primary group it is)."""
+    try:
+        import grp
+        import pwd
+
+        entry = grp.getgrgid(gid)
+        users = set(entry.gr_mem) | {p.pw_name for p in pwd.getpwall() if p.pw_gid == gid}
+        return entry.gr_name, sorted(users)
+    except (KeyError, ImportError):
+        return str(gid), []
+
+
 def _stat(path: str) -> dict[str, Any]:
     out: dict[str, Any] = {"ok": True}
     for key, where in (("socket", path), ("dir", os.path.dirname(path) or ".")):
@@ -114,6 +127,7 @@ def _stat(path: str) -> dict[str, Any]:
                     "filemode": stat.filemode(st.st_mode), "uid": st.st_uid,
                     "gid": st.st_gid, "owner": _owner(st.st_uid),
                     "is_socket": stat.S_ISSOCK(st.st_mode), "is_dir": stat.S_ISDIR(st.st_mode)}
+        out[key]["group"], out[key]["group_users"] = _group(st.st_gid)
     return out
 
 

@@ -89,7 +89,13 @@ def find_token(text: str) -> Token | None:
 
 
 def _shorten(text: str, limit: int = 80) -> str:
+    """``text`` cut to ``limit`` characters, every run that may be a token's secret (16 or
+    more base64 characters) hidden: a near-token is a secret too, and is not registered."""
+    text = _SECRET_RUN.sub(lambda m: f"\u2039{len(m.group())} characters hidden\u203a", text)
     return text if len(text) <= limit else text[:limit] + "..."
+
+
+_SECRET_RUN = re.compile(r"[A-Za-z0-9+/=_-]{16,}")
 
 
 @dataclass

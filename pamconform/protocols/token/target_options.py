@@ -40,6 +40,7 @@ def make_target(
     if expiry is not None and not expiry > 0:
         raise UsageError("--expiry must be positive")
     directory = socket_dir or SOCKET_DIR
+    typed = socket  # the target is named by what was typed, as the run's plan names it
     if socket is not None and socket.is_dir():
         directory, socket = socket, None
     if token is not None:
@@ -61,5 +62,5 @@ def make_target(
                              f"{minted.socket} (give the socket, or its directory, with the "
                              "SOCKET argument)")
     default_name = token_command if token_command is not None else "token"
-    return TokenServerTarget(name or str(socket or default_name), source, timeout=timeout,
+    return TokenServerTarget(name or str(typed or default_name), source, timeout=timeout,
                              idle_limit=idle_limit, expiry=expiry)
