@@ -331,3 +331,60 @@ def test_valgrind_cases_take_at_most_its_slots_at_once(slots: int,
     assert most == slots  # as many as it has, never more
     assert clock.overlaps("p0")  # the others run beside them
     assert not registry.Case.conflicts(vg[0], vg[1])  # counted, not paired
+
+
+def test_a_case_over_budget_holds_on_across_the_segments_of_a_server_target(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """By default a server target runs segment by segment (its idle-client batch apart):
+    a case past its budget still blocks the next segment's conflicting cases."""
+    monkeypatch.setattr(runner, "CASE_BUDGET_S", 0.3)
+    clock = CaseClock()
+    cases = [_case("stuck", clock.body("stuck", 1.0), "timing"),
+             _case("user", clock.body("user", 0.05), "user-state"),
+             _case("idle-a", clock.body("idle-a", 0.05), "idle-clients"),
+             _case("idle-b", clock.body("idle-b", 0.05), "idle-clients")]
+    out = run_target(cases, _Target(), kind="server", protocol="redirector")
+    assert str(out.results[0].verdict) == "ERROR"
+    assert clock.overlaps("stuck") == []
+
+
+def test_a_batch_case_over_budget_is_not_run_again_beside_its_first_body(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runner, "CASE_BUDGET_S", 0.3)
+    live: list[str] = []
+    beside: list[list[str]] = []
+    lock = threading.Lock()
+
+    def body(cid: str, seconds: float) -> Callable[[Any], None]:
+        def run(ctx: Any) -> None:
+            with lock:
+                beside.append([cid, *live])
+                live.append(cid)
+            time.sleep(seconds)
+            with lock:
+                live.remove(cid)
+        return run
+
+    cases = [_case("slow", body("slow", 0.8), "idle-clients"),
+             _case("quick", body("quick", 0.05), "idle-clients")]
+    out = run_target(cases, _Target(), kind="server", protocol="redirector")
+    assert [str(r.verdict) for r in out.results] == ["ERROR", "PASS"]
+    reruns = [b for b in beside if b[0] == "slow"][1:]
+    assert reruns and all(b == ["slow"] for b in reruns), beside  # alone, as it says
+
+
+def test_ctrl_c_in_a_batch_keeps_no_unchecked_result() -> None:
+    """A batch case that ended before Ctrl-C was never checked against the batch's rules
+    (under a second it does not count): it is INTERRUPTED, not its PASS."""
+    cases = [_case("fast", lambda ctx: None, "idle-clients"),
+             _case("long", lambda ctx: time.sleep(30), "idle-clients"),
+             _case("after", lambda ctx: None)]
+    timer = _signal_soon(signal.SIGINT, 0.5)
+    try:
+        with pytest.raises(interrupts.Interrupted) as info, interrupts.guard():
+            run_target(cases, _Target(), kind="server", protocol="redirector")
+    finally:
+        timer.cancel()
+    partial = info.value.partial
+    assert [str(r.verdict) for r in partial.results] == ["INTERRUPTED", "INTERRUPTED",
+                                                          "NOT-RUN"]

@@ -8,10 +8,13 @@ any lane. Lanes are balanced by the targets' expected durations: their wall time
 earlier report (``--shard-weights``, else the last one in ``reports/latest``), else for
 a bundled target in :data:`REFERENCE_RUN`, else an estimate per case.
 
-The lanes share a machine-wide gate (:mod:`pamconform.core.gate`): a case that needs the
-machine alone (a timing measurement, a case graded on promptness) runs with no case of
-another lane running, and valgrind cases run one at a time over all lanes, so no verdict
-depends on what ran beside it. Each lane's lines are shown as they come, tagged with its
+The lanes share a machine-wide gate (:mod:`pamconform.core.gate`): a timing case (a
+measurement another lane's load would skew) runs with no case of another lane running,
+and at most ``registry.SLOTS["valgrind"]`` valgrind cases run at once over all lanes, so
+no verdict depends on what ran beside it. A case that needs its target alone (``target``)
+has it alone in its own lane; other lanes' targets are other processes, and their load
+stays far below the timeouts such a case grades (the server gallery, one target after
+another and in four lanes, gave the same verdicts: docs/benchmarks.md). Each lane's lines are shown as they come, tagged with its
 target; the summaries, the report and the exit code come at the end, in plan order, as
 from a run one target after another.
 """
@@ -54,8 +57,8 @@ def add_options(p: argparse.ArgumentParser) -> None:
     """``--parallel N`` and the hidden ``--lane-targets`` of a lane's own process."""
     p.add_argument("--parallel", type=_count, default=1, metavar="N",
                    help="check up to N targets at once, each lane of targets in its own "
-                   "process (what needs the machine alone, or valgrind, still runs alone "
-                   "over all lanes); default 1")
+                   "process (a timing case still runs with the machine alone, and valgrind "
+                   "cases take at most two slots over all lanes); default 1")
     p.add_argument("--lane-targets", default=None, help=argparse.SUPPRESS)
 
 

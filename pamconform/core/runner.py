@@ -8,7 +8,7 @@ import queue
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -300,16 +300,19 @@ def run_target(
 
 
 def _run_pool(cases: list[Case], target: Any, *, kind: str, protocol: str, strict: bool,
-              progress: Progress | None, limit: int) -> TargetResult:
-    """:func:`run_target`'s scheduler: up to ``limit`` cases at once."""
+              progress: Progress | None, limit: int,
+              overrun: dict[int, _Running] | None = None) -> TargetResult:
+    """:func:`run_target`'s scheduler: up to ``limit`` cases at once.
+
+    ``overrun``: the cases graded over their budget whose bodies still run (by ``id``):
+    they keep what they hold (no conflicting case starts, nor the case itself again) until
+    they end, or OVERRUN_HOLD_S at most; shared by the pools of one target's segments."""
     gate = lane_gate.from_env()
     lane_gate.end_setup()  # the target is set up: its cases take passes of their own
     out = TargetResult(name=target.name, kind=kind, protocol=protocol)
     finished: dict[int, CaseResult] = {}
     running: dict[int, _Running] = {}
-    #: cases graded over their budget whose bodies still run: they keep what they hold
-    #: (no conflicting case starts) until they end, or OVERRUN_HOLD_S at most
-    overrun: dict[int, _Running] = {}
+    overrun = {} if overrun is None else overrun
     pending = run_order(cases) if limit == 1 else _start_order(cases)
     done: queue.SimpleQueue[_Running] = queue.SimpleQueue()
 
@@ -329,7 +332,8 @@ def _run_pool(cases: list[Case], target: Any, *, kind: str, protocol: str, stric
             gated = False
             if gate is not None:
                 gate.begin_round()
-            for i in _startable(cases, pending, running, limit, holding=overrun):
+            holding = [r.case for r in overrun.values()]
+            for i in _startable(cases, pending, running, limit, holding=holding):
                 gate_pass = gate.try_enter(i, cases[i]) if gate is not None else None
                 if gate is not None and gate_pass is None:
                     gated = True  # the other processes hold what it needs: try again soon
@@ -343,7 +347,7 @@ def _run_pool(cases: list[Case], target: Any, *, kind: str, protocol: str, stric
                 waits = [r.deadline for r in running.values()] or \
                     [r.deadline + OVERRUN_HOLD_S for r in overrun.values()]
                 wait = min(waits) - time.monotonic() if waits else GATE_RETRY_S
-                if gated:
+                if gated or overrun:  # an overrun body of another pool ends unannounced
                     wait = min(wait, GATE_RETRY_S)
                 ended = done.get(timeout=max(0.0, wait))
                 # None: it was already graded as over its budget
@@ -354,8 +358,8 @@ def _run_pool(cases: list[Case], target: Any, *, kind: str, protocol: str, stric
                 now = time.monotonic()
                 for i, r in sorted(running.items()):
                     if r.deadline <= now:  # its thread stays behind, as a daemon
-                        overrun[i] = running.pop(i)
-                        report(i, overrun[i].result())
+                        overrun[id(r)] = running.pop(i)
+                        report(i, r.result())
     except KeyboardInterrupt as exc:
         stopped = interrupts.as_interrupted(exc)
         for i, r in sorted(running.items()):
@@ -452,14 +456,19 @@ def _run_segments(cases: list[Case], segments: list[list[int]], target: Any, *, 
                 progress(len(finished), len(cases), result)
         return report
 
+    overrun: dict[int, _Running] = {}  # held across the segments' pools
+    in_batch: list[int] = []
+
     def run(indices: list[int], limit: int, report: Progress | None) -> TargetResult:
         return _run_pool([cases[i] for i in indices], target, kind=kind, protocol=protocol,
-                         strict=strict, progress=report, limit=limit)
+                         strict=strict, progress=report, limit=limit, overrun=overrun)
 
     try:
         for seg in segments:
             if len(seg) > 1:
+                in_batch[:] = seg
                 batch = run(seg, len(seg), None)
+                in_batch.clear()
                 whys = _batch_reruns(batch.results)
                 others = ", ".join(cases[i].id for i in seg)
                 for result, why in zip(batch.results, whys, strict=True):
@@ -482,6 +491,9 @@ def _run_segments(cases: list[Case], segments: list[list[int]], target: Any, *, 
         partial = stopped.partial
         if partial is not None:
             for result in partial.results:
+                if in_batch and result.verdict not in (Verdict.INTERRUPTED, Verdict.NOT_RUN):
+                    # ended beside its group, never checked against the batch's rules
+                    result = interrupted_result(result.case, stopped, result.duration_s)
                 if not any(r is result for r in finished.values()):
                     report_as([i for s in segments for i in s])(0, 0, result)
             out.info.update(partial.info)
@@ -534,7 +546,7 @@ def _start_order(cases: list[Case]) -> list[int]:
 
 
 def _startable(cases: list[Case], pending: list[int], running: dict[int, _Running],
-               limit: int, holding: dict[int, _Running] | None = None) -> list[int]:
+               limit: int, holding: Sequence[Case] = ()) -> list[int]:
     """The pending cases (in order) that may start now beside the running ones.
 
     ``holding``: cases past their budget still running: they take no slot but block
@@ -547,9 +559,9 @@ def _startable(cases: list[Case], pending: list[int], running: dict[int, _Runnin
         if len(running) + len(chosen) >= limit:
             break
         case = cases[i]
-        busy = [cases[k] for k in running] + [cases[k] for k in chosen] + \
-            [cases[k] for k in holding or {}]
-        if any(case.conflicts(other) for other in busy):
+        busy = [cases[k] for k in running] + [cases[k] for k in chosen] + list(holding)
+        if any(case.conflicts(other) for other in busy) or \
+                any(case is other for other in holding):  # its own first body still runs
             if case.alone:
                 break  # nothing after it starts until it has run
             continue
