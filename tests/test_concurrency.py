@@ -167,13 +167,7 @@ def test_ctrl_c_marks_every_running_case_interrupted_and_the_rest_not_run() -> N
     cases = [_case("a", lambda ctx: None), _case("b", lambda ctx: time.sleep(30)),
              _case("c", lambda ctx: time.sleep(30)), _case("d", lambda ctx: None, "timing"),
              _case("e", lambda ctx: None), _case("f", lambda ctx: None)]
-    timer = _signal_soon(signal.SIGINT, 0.5)
-    try:
-        with pytest.raises(interrupts.Interrupted) as info, interrupts.guard():
-            run_target(cases, _Target(), kind="server", protocol="redirector", jobs=2)
-    finally:
-        timer.cancel()
-    partial = info.value.partial
+    partial = _stopped_after(0.5, cases, jobs=2)
     assert [r.case.id for r in partial.results] == list("abcdef")
     # d runs alone, so the pool starts it first; then a and b, then c beside b
     assert [str(r.verdict) for r in partial.results] == \
@@ -379,12 +373,17 @@ def test_ctrl_c_in_a_batch_keeps_no_unchecked_result() -> None:
     cases = [_case("fast", lambda ctx: None, "idle-clients"),
              _case("long", lambda ctx: time.sleep(30), "idle-clients"),
              _case("after", lambda ctx: None)]
-    timer = _signal_soon(signal.SIGINT, 0.5)
-    try:
-        with pytest.raises(interrupts.Interrupted) as info, interrupts.guard():
-            run_target(cases, _Target(), kind="server", protocol="redirector")
-    finally:
-        timer.cancel()
-    partial = info.value.partial
+    partial = _stopped_after(0.5, cases)
     assert [str(r.verdict) for r in partial.results] == ["INTERRUPTED", "INTERRUPTED",
                                                           "NOT-RUN"]
+
+
+def _stopped_after(seconds: float, cases: list[Case], jobs: int | None = None) -> Any:
+    """The partial result of a server target's run that Ctrl-C stops after ``seconds``."""
+    timer = _signal_soon(signal.SIGINT, seconds)
+    try:
+        with pytest.raises(interrupts.Interrupted) as info, interrupts.guard():
+            run_target(cases, _Target(), kind="server", protocol="redirector", jobs=jobs)
+    finally:
+        timer.cancel()
+    return info.value.partial

@@ -14,9 +14,9 @@ and at most ``registry.SLOTS["valgrind"]`` valgrind cases run at once over all l
 no verdict depends on what ran beside it. A case that needs its target alone (``target``)
 has it alone in its own lane; other lanes' targets are other processes, and their load
 stays far below the timeouts such a case grades (the server gallery, one target after
-another and in four lanes, gave the same verdicts: docs/benchmarks.md). Each lane's lines are shown as they come, tagged with its
-target; the summaries, the report and the exit code come at the end, in plan order, as
-from a run one target after another.
+another and in four lanes, gave the same verdicts: docs/benchmarks.md). Each lane's lines
+are shown as they come, tagged with its target; the summaries, the report and the exit
+code come at the end, in plan order, as from a run one target after another.
 """
 
 from __future__ import annotations
