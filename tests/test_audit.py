@@ -153,6 +153,12 @@ def test_which_modules_may_grant(tmp_path: Path, stack: str, fail_open: list[str
     ("account optional pam_redirector.so /s\naccount required pam_unix.so\n", ALL_BUT_GRANT),
     ("account [default=ignore] pam_redirector.so /s\naccount required pam_permit.so\n",
      ALL_BUT_GRANT),
+    # two paths reach pam_succeed_if alike, one of them after asking the server: the one
+    # that asked must be explored on its own (it grants after the server said no)
+    ("account [success=1 default=ignore] pam_localuser.so\n"
+     "account sufficient pam_redirector.so /s\n"
+     "account [success=1 default=ignore] pam_succeed_if.so user ingroup banned\n"
+     "account sufficient pam_permit.so\naccount required pam_deny.so\n", ALL_BUT_GRANT),
 ])
 def test_account_phase_fails_open_only_where_the_server_was_asked(
         tmp_path: Path, stack: str, fail_open: list[str],
@@ -164,6 +170,22 @@ def test_account_phase_fails_open_only_where_the_server_was_asked(
     assert rc == (1 if fail_open else 0)
     if not fail_open:
         assert "without asking the socket module" in out
+
+
+@pytest.mark.parametrize(("service", "fail_open"), [
+    ("su", []),  # run as its caller: pam_rootok grants root only, who needs no login
+    ("sshd", ALL_BUT_GRANT),  # sshd runs as root: pam_rootok would grant anyone
+])
+def test_pam_rootok_grants_only_where_its_caller_is_root(
+        tmp_path: Path, service: str, fail_open: list[str],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Debian's su stack starts with ``auth sufficient pam_rootok.so``: no fail-open."""
+    (tmp_path / service).write_text("auth sufficient pam_rootok.so\n"
+                                    "auth required pam_redirector.so /s\n"
+                                    "account required pam_permit.so\n")
+    rc = main(["audit", str(tmp_path / service), "--report", str(tmp_path / "r")])
+    assert _flagged(tmp_path / "r") == fail_open, capsys.readouterr().out
+    assert rc == (1 if fail_open else 0)
 
 
 def test_a_fail_open_wins_over_an_undecided_state(tmp_path: Path,

@@ -180,15 +180,18 @@ def _verify(args: argparse.Namespace, plan: audit.Plan, runner: ModuleType | Non
             f"{owner.title if owner else '?'}: {runner.NOTE}")
         result: audit.AuditResult = runner.run(plan, keep=args.keep, prepared=stand_ins)
     else:
-        with StackLab.open(single_file=plan.single_file, say=lambda _line: None) as lab:
-            if args.keep:
-                lab.box.keep = True
+        with StackLab.open(single_file=plan.single_file, say=lambda _line: None,
+                           keep=args.keep) as lab:
             stack_audit.prepare(plan, lab)
             stand_ins()
             result = stack_audit.run(plan, lab)
     say("real libpam (lab):")
     for line in audit.render_table(result):
         say(line)
+    if any(audit_offline.rootok_granted(plan, s) for s in result.states):
+        say(f"note: the lab asks as root, so pam_rootok grants there; in {plan.service}, "
+            "run as its caller, it grants only a caller who is root already, not an "
+            "attacker (docs/audit.md)")
     return result
 
 

@@ -108,8 +108,9 @@ class StackLab:
     @classmethod
     @contextlib.contextmanager
     def open(cls, *, single_file: bool = False, say: Progress = quiet,
-             client: Any = None, jobs: int = 8) -> Iterator[StackLab]:
-        """A fresh lab container (removed afterwards) with the servers running.
+             client: Any = None, jobs: int = 8, keep: bool = False) -> Iterator[StackLab]:
+        """A fresh lab container (removed afterwards, unless ``keep``) with the servers
+        running.
 
         Raises EngineUnavailable (no engine) or LabBuildError.
         """
@@ -120,7 +121,7 @@ class StackLab:
         client = client or connect()
         try:
             image = ensure_lab_image(client, resources.root(), progress=say)
-            with LabSession(client) as session:
+            with LabSession(client, keep=keep) as session:
                 lab = cls(session.container(image), jobs=jobs)
                 lab.setup(single_file=single_file)
                 yield lab

@@ -31,7 +31,7 @@ from pamconform.model.audit import (
 from pamconform.model.linux_pam import Transaction
 from pamconform.model.modules import STATE_CODES
 from pamconform.model.parser import Handler
-from pamconform.model.plausible import distinct, plausible
+from pamconform.model.plausible import distinct, plausible, rootok_checks_the_caller
 from pamconform.model.trace import Outcome
 
 #: The most combinations tried per state; beyond it a state without a witness is undecided.
@@ -116,6 +116,7 @@ def explore(p: Plan, socket_code: int, choices: ChoicesFor, state: OfflineState,
             state.capped = True
             return
         prefix = todo.pop()
+        asked: list[bool] = []  # the socket module has run on this path
         chosen: list[tuple[Handler, int]] = []
         assigned: dict[tuple[int, str], int] = {}
         tx = Transaction(p.config, lambda _h, _f: codes.ABORT)
@@ -123,8 +124,9 @@ def explore(p: Plan, socket_code: int, choices: ChoicesFor, state: OfflineState,
         def module_codes(h: Handler, function: str, prefix: tuple[int, ...] = prefix,
                          chosen: list[tuple[Handler, int]] = chosen,
                          assigned: dict[tuple[int, str], int] = assigned,
-                         tx: Transaction = tx) -> int:
+                         tx: Transaction = tx, asked: list[bool] = asked) -> int:
             if (h.origin.file, h.origin.line) == sock:
+                asked.append(True)
                 return socket_code
             options = choices(h, function)
             if len(options) == 1:
@@ -137,7 +139,9 @@ def explore(p: Plan, socket_code: int, choices: ChoicesFor, state: OfflineState,
                 code = prefix[k]
             else:
                 code = options[0]
-                node = (h.index, function, tx.position)
+                # where only grants that asked the server count (the account phase), a
+                # path that asked and one that did not continue differently
+                node = (h.index, function, tx.position, state.needs_server and bool(asked))
                 if node not in explored:
                     explored.add(node)
                     head = tuple(c for _h, c in chosen)
@@ -176,7 +180,8 @@ def audit(p: Plan, state_codes: Mapping[str, int] = STATE_CODES, *,
             key = (h.index, function)
             if key not in cache:
                 cache[key] = distinct(h, plausible(h, function, server_grants=grants,
-                                                   authenticators=authenticators))
+                                                   authenticators=authenticators,
+                                                   service=p.service))
             return cache[key]
 
         s = OfflineState(state, code, grants, needs_server=grant_needs_server(p) and not grants)
@@ -204,11 +209,19 @@ def disagreements(offline: OfflineResult, lab: AuditResult, *,
     flagged = {s.module_code for s in offline.fail_open}
     for s in lab.states:
         out += _state_disagreements(p, s, by_line, offline, authenticators)
-        if s.fail_open and s.module_code not in flagged:
+        if s.fail_open and s.module_code not in flagged and not rootok_granted(p, s):
             out.append(f"libpam grants with the server {s.state} "
                        f"(socket module {codes.name(s.module_code)}) but the model flags "
                        "no state with that code")
     return out
+
+
+def rootok_granted(p: Plan, s: StateResult) -> bool:
+    """The lab run granted by a ``pam_rootok`` that only a root caller passes (the lab asks
+    as root; an attacker is not root)."""
+    return any(step.ran and step.handler is not None and step.code == codes.SUCCESS
+               and rootok_checks_the_caller(step.handler, p.service)
+               for step in (s.model.steps if s.model else []))
 
 
 def _state_disagreements(p: Plan, s: StateResult, by_line: Mapping[tuple[str, int], Handler],
@@ -233,7 +246,9 @@ def _state_disagreements(p: Plan, s: StateResult, by_line: Mapping[tuple[str, in
         if f"{key[0]}:{key[1]}" in p.stand_ins:
             continue
         allowed = plausible(h, _function(p.primitive), server_grants=s.grant_state,
-                            authenticators=authenticators)
+                            authenticators=authenticators, service=p.service)
+        if rootok_checks_the_caller(h, p.service):
+            continue  # the lab asks as root: its pam_rootok grants, an attacker's would not
         if step.code not in allowed:
             out.append(f"server {s.state}: {h.module} ({p.user_where(h)}) returns "
                        f"{codes.name(step.code)} in the lab, a code the model never tries "

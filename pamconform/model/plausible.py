@@ -18,6 +18,12 @@ combination:
   grant, they may return any code *but* ``PAM_SUCCESS`` (a stack that grants because
   the local password was right is not failing open).  Where the server grants (the
   legitimate user's view) they may succeed too;
+- ``pam_rootok`` succeeds only for a caller whose real uid is 0. In a service its
+  caller runs as themselves (``su``, ``sudo``, ``passwd`` ...: :data:`CALLER_UID_SERVICES`)
+  an attacker without credentials is not root, so there it is an authenticator (never
+  ``PAM_SUCCESS`` where the server does not grant): Debian's ``su`` stack starts with
+  ``auth sufficient pam_rootok.so`` and does not fail open by it. Elsewhere (sshd,
+  login: a daemon running as root) it may return anything, ``PAM_SUCCESS`` included;
 - every other module (``pam_succeed_if``, ``pam_access``, ``pam_faillock``, a module
   the audit has never heard of ...): any code.  Its result depends on context an
   attacker may choose (the user name, the time, the host), so the audit assumes the
@@ -45,6 +51,13 @@ AUTHENTICATORS = frozenset({
     "pam_ssh_agent_auth", "pam_pwdb", "pam_mysql", "pam_pgsql", "pam_duo",
 })
 
+#: Services whose application runs with the real uid of whoever asks (set-uid programs):
+#: there ``pam_rootok`` grants only a caller who is root already.
+CALLER_UID_SERVICES = frozenset({
+    "su", "su-l", "sudo", "sudo-i", "passwd", "chfn", "chsh", "chpasswd", "newgrp",
+    "runuser", "runuser-l", "pkexec", "polkit-1",
+})
+
 #: Modules whose ``pam_authenticate`` never decides (Linux-PAM 1.5.2 sources).
 _AUTH_IGNORE = frozenset({"pam_env", "pam_warn", "pam_faildelay"})
 
@@ -70,7 +83,7 @@ def fixed(h: Handler, function: str) -> int | None:
 
 
 def plausible(h: Handler, function: str, *, server_grants: bool,
-              authenticators: Collection[str] = ()) -> tuple[int, ...]:
+              authenticators: Collection[str] = (), service: str = "") -> tuple[int, ...]:
     """Every code the line may return (see the module's docstring), in trying order."""
     one = fixed(h, function)
     if one is not None:
@@ -79,9 +92,15 @@ def plausible(h: Handler, function: str, *, server_grants: bool,
     if function == "authenticate" and name == "pam_nologin":
         return ((codes.SUCCESS if "successok" in h.args else codes.IGNORE), codes.AUTH_ERR)
     if (function == "authenticate" and not server_grants
-            and (name in AUTHENTICATORS or name in authenticators)):
+            and (name in AUTHENTICATORS or name in authenticators
+                 or rootok_checks_the_caller(h, service))):
         return tuple(c for c in _ORDER if c != codes.SUCCESS)
     return _ORDER
+
+
+def rootok_checks_the_caller(h: Handler, service: str) -> bool:
+    """A ``pam_rootok`` line in a service run as its caller (root only, then, succeeds)."""
+    return h.module_name == "pam_rootok" and service in CALLER_UID_SERVICES
 
 
 def distinct(h: Handler, candidates: Iterable[int]) -> tuple[int, ...]:
