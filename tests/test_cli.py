@@ -112,3 +112,11 @@ def test_a_token_refused_is_not_echoed(args: list[str]) -> None:
     proc = _run("server", "--protocol", "transient-token", *args)
     assert proc.returncode == 2 and "characters hidden" in proc.stderr, proc.stderr
     assert "ZvGpYyBawL0ZXo" not in proc.stdout + proc.stderr
+
+
+def test_a_token_printed_on_stderr_is_not_echoed() -> None:
+    """The command's stderr tail explains a failed mint: a token in it stays hidden."""
+    proc = _run("server", "--protocol", "transient-token", "--token-command",
+                "echo TTK0:1:ZvGpYyBawL0ZXo/HjdYm/qBc0c/UE8Ds >&2")
+    assert proc.returncode == 2 and "characters hidden" in proc.stderr, proc.stderr
+    assert "ZvGpYyBawL0ZXo" not in proc.stdout + proc.stderr

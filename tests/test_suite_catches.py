@@ -186,6 +186,19 @@ def test_an_fd_leak_needs_the_pid(cases: list[Case]) -> None:
     assert any("no --pid" in note for note in r.evidence.get("notes", []))
 
 
+def test_a_flood_read_whole_then_closed_is_non_strict_without_the_pid(
+        cases: list[Case]) -> None:
+    """A server that took all 4 MiB, then closed at its idle deadline: only its memory tells
+    whether it kept them (FAIL with the PID, test_faulty_server_is_caught); without the PID
+    the case cannot tell, and says so."""
+    chosen = [c for c in cases if c.id == "redir.server.field-limit"]
+    with LocalServer(COMMANDS["unbounded-read-deadline"], REFERENCE_CREDENTIALS,
+                     name="no-pid") as server:
+        target = ServerTarget("no-pid", server.socket, "redirector", PAIRS, timeout=3.0)
+        (r,) = run_target(chosen, target, kind="server", protocol="redirector").results
+    assert r.verdict is Verdict.NON_STRICT and "no field limit" in r.message, r.message
+
+
 def test_endurance_with_the_pid_catches_a_memory_leak(cases: list[Case]) -> None:
     """The fuzz-only server that keeps 16 MiB per connection: with its PID the endurance
     case stops the run early and FAILs on memory (the host is not exhausted)."""

@@ -196,3 +196,31 @@ def test_retrying_after_a_wrong_token_is_graded_by_the_should_case_only(
     assert verdicts["token.server.dead-after-failure"][0] is Verdict.NON_STRICT
     failed = {k: v for k, v in verdicts.items() if v[0] in (Verdict.FAIL, Verdict.ERROR)}
     assert failed == {}
+
+
+def test_a_whole_refusal_of_a_silent_client_in_time_passes(cases: list[Case],
+                                                           short_dir: Path) -> None:
+    """A FAIL reply at the idle timeout ends the attempt (the module reads six bytes): a
+    close a moment later is no hang."""
+    chosen = [c for c in cases if c.id == "token.server.silent-client-timeout"]
+    command = token_command(short_dir, faulty="refuses-then-lingers")
+    with token_target(command, short_dir, "correct:refuses-then-lingers") as target:
+        (result,) = _run(target, chosen).results
+    assert result.verdict is Verdict.PASS, result.message
+
+
+def test_the_sigterm_case_finds_the_server_through_a_relative_directory(
+        cases: list[Case], short_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """/proc/net/unix names the socket as the server bound it (absolute): the target's
+    directory given relative (or through a symbolic link) must still be matched."""
+    chosen = [c for c in cases if c.id == "token.server.socket-unlinked-on-sigterm"]
+    link = short_dir.parent / f"{short_dir.name}-link"
+    link.symlink_to(short_dir)
+    try:
+        monkeypatch.chdir(short_dir.parent)
+        command = token_command(short_dir)
+        with token_target(command, Path(link.name), "reference") as target:
+            (result,) = _run(target, chosen).results
+    finally:
+        link.unlink()
+    assert result.verdict is Verdict.PASS, result.message

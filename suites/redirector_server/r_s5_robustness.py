@@ -6,7 +6,8 @@ import threading
 from pamconform.core.outcome import Fail
 from pamconform.core.registry import case_factory
 from pamconform.core.verdicts import Severity
-from pamconform.protocols.redirector.client import ConnectFailed, Connection, request
+from pamconform.protocols.redirector.client import ConnectFailed, Connection, Reply, request
+from pamconform.protocols.redirector.reply import original_module_grants
 from pamconform.protocols.redirector.server_steps import (
     ask,
     expect_alive,
@@ -124,42 +125,52 @@ def wrong_after_right(ctx):
     rule="R-S5",
     severity=Severity.MUST,
     title=f"{CONCURRENT_CLIENTS} concurrent clients all answered correctly",
-    requirement=f"With {CONCURRENT_CLIENTS} clients connected at once, half right and half "
-    "wrong, every one gets the right answer within the timeout.",
+    requirement=f"With {CONCURRENT_CLIENTS} clients connecting at once, each sending its "
+    "request as it connects (as the module does), half right and half wrong, every one "
+    "gets the right answer within the timeout: no wrong password is granted, as the "
+    "original module reads the reply, and every right one is. A refusal that is not a "
+    "proper denial (empty, malformed) is NON-STRICT, as in R-S1.",
 )
 def concurrent_clients(ctx):
     t = target(ctx)
-    conns = [Connection(t.socket, ctx.log, t.timeout * 2) for _ in range(CONCURRENT_CLIENTS)]
     results: dict[int, object] = {}
     start = threading.Barrier(CONCURRENT_CLIENTS)
 
-    def client(i: int, conn: Connection) -> None:
+    def client(i: int) -> None:
         password = t.password if i % 2 == 0 else wrong_password(t.password)
         try:
             start.wait(timeout=t.timeout)
-            conn.send(request(t.user, password))
-            results[i] = conn.read_reply(settle=0.5)
+            # connected and sent at once: a client that holds its connection idle while the
+            # others connect would be a slow client, which R-S4 grades
+            with Connection(t.socket, ctx.log, t.timeout * 2) as conn:
+                conn.send(request(t.user, password))
+                results[i] = conn.read_reply(settle=0.5)
         except Exception as exc:  # reported as the client's outcome
             results[i] = exc
-        finally:
-            conn.close()
 
-    threads = [threading.Thread(target=client, args=(i, c), daemon=True)
-               for i, c in enumerate(conns)]
+    threads = [threading.Thread(target=client, args=(i,), daemon=True)
+               for i in range(CONCURRENT_CLIENTS)]
     for th in threads:
         th.start()
     for th in threads:
         th.join(t.timeout * 3)
-    wrong = []
+    wrong, improper = [], []
     for i in range(CONCURRENT_CLIENTS):
         reply = results.get(i)
         want_grant = i % 2 == 0
-        ok = reply is not None and not isinstance(reply, Exception) and (
-            reply.kind.grants if want_grant else not reply.kind.grants and reply.data != b""
-        )
-        if not ok:
-            shown = reply.describe() if hasattr(reply, "describe") else repr(reply)
-            wrong.append(f"client {i} ({'right' if want_grant else 'wrong'} password): {shown}")
+        shown = reply.describe() if hasattr(reply, "describe") else repr(reply)
+        what = f"client {i} ({'right' if want_grant else 'wrong'} password): {shown}"
+        if not isinstance(reply, Reply):
+            wrong.append(what)
+        elif want_grant:
+            if not reply.kind.grants:
+                wrong.append(what)
+        elif reply.kind.grants or original_module_grants(reply.data):
+            wrong.append(what)
+        elif not reply.kind.denies:
+            improper.append(what)
     ctx.note(f"{CONCURRENT_CLIENTS - len(wrong)}/{CONCURRENT_CLIENTS} answered correctly")
+    if improper and not wrong:
+        ctx.non_strict(f"refusals that are not a proper denial: {'; '.join(improper[:3])}")
     if wrong:
         raise Fail("every concurrent client answered correctly", "; ".join(wrong[:5]))

@@ -97,10 +97,21 @@ def open_stall(ctx: CaseContext, place: str) -> Connection:
     return conn
 
 
+#: Added to --idle-limit when a case waits for a drop: the server's idle timer starts
+#: when it accepts, a moment after the client connected (a server timing out at exactly
+#: --idle-limit drops within it).
+IDLE_MARGIN_S = 0.5
+
+
+def idle_wait(ctx: CaseContext) -> float:
+    """How long a case waits for the server to drop an idle or stalled client."""
+    return target(ctx).idle_limit + IDLE_MARGIN_S
+
+
 def wait_out_stall(ctx: CaseContext, conn: Connection, waited: float = 0.0) -> Reply:
     """Everything the server sends a stalled client until it closes, or until --idle-limit
-    (less ``waited`` seconds already spent) has passed."""
-    return conn.read_reply(max(0.1, target(ctx).idle_limit - waited))
+    (and :data:`IDLE_MARGIN_S`, less ``waited`` seconds already spent) has passed."""
+    return conn.read_reply(max(0.1, idle_wait(ctx) - waited))
 
 
 def expect_stall_denied(ctx: CaseContext, reply: Reply, what: str) -> None:

@@ -214,7 +214,7 @@ class TokenSource:
                 tail = err.read().decode(errors="replace").strip().splitlines()[-3:]
                 why = (f"exited with status {status}" if status is not None
                        else f"printed no token within {self.command_timeout:g} s")
-                shown = f"; stderr: {' | '.join(tail)}" if tail else ""
+                shown = f"; stderr: {_shorten(' | '.join(tail), 240)}" if tail else ""
                 printed = f"; stdout: {_shorten(out.strip())!r}" if out.strip() else ""
                 raise MintFailed(f"token command {why} without printing a token"
                                  f"{printed}{shown}")

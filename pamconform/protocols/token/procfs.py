@@ -11,14 +11,15 @@ _ACCEPTCON = 0x10000  # __SO_ACCEPTCON: a listening socket
 
 def listening_inodes(path: Path | str) -> set[int]:
     """Inodes of listening sockets bound to ``path`` (this network namespace)."""
-    want = str(path)
+    # as typed, and as the server may have bound it (absolute, links resolved)
+    want = {str(path), os.path.abspath(path), os.path.realpath(path)}
     found: set[int] = set()
     with contextlib.suppress(OSError), open("/proc/net/unix", encoding="utf-8",
                                             errors="replace") as f:
         next(f, None)
         for line in f:
             parts = line.split()
-            if len(parts) >= 8 and parts[7] == want and int(parts[3], 16) & _ACCEPTCON:
+            if len(parts) >= 8 and parts[7] in want and int(parts[3], 16) & _ACCEPTCON:
                 found.add(int(parts[6]))
     return found
 
