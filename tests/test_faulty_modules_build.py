@@ -161,7 +161,7 @@ def syslog_shim(work: Path) -> Path:
 
 def test_gallery_names_agree() -> None:
     """faults.json, the Makefile, the C source and the README name the same faults."""
-    assert len(NAMES) == len(set(NAMES)) == 19
+    assert len(NAMES) == len(set(NAMES)) == 20
     for f in FAULTS:
         assert re.fullmatch(r"R-M[1-7]", f["rule"]) and f["defect"].endswith("."), f
     make_names = re.search(r"^FAULTS = (.*?)\n\n", (SRC / "Makefile").read_text(), re.S | re.M)
@@ -450,6 +450,15 @@ def test_no_prompt(run: Runner) -> None:
 def test_ignores_use_first_pass(run: Runner) -> None:
     o = run("ignores_use_first_pass", "@SOCK@ use_first_pass")
     assert o.prompted and o.requests == [REQUEST], o
+
+
+def test_ignore_without_password(run: Runner) -> None:
+    """Alone in the stack its PAM_IGNORE is libpam's PAM_PERM_DENIED: the cases run it in
+    the probe stack, where an ignore is the grant it turns into."""
+    o = run("ignore_without_password", "@SOCK@ use_first_pass")
+    assert o.rc == PAM_PERM_DENIED and not o.prompted and not o.requests, o
+    o = run("correct", "@SOCK@ use_first_pass")
+    assert o.rc == PAM_AUTH_ERR and not o.requests, o
 
 
 def test_no_peer_check(run: Runner) -> None:

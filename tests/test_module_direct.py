@@ -42,6 +42,8 @@ CAUGHT_BY = {
     "leak_per_attempt": ["redir.module.memcheck-grant"],
     "no_prompt": ["redir.module.prompts-without-token"],
     "ignores_use_first_pass": ["redir.module.use-first-pass-without-token"],
+    "ignore_without_password": ["redir.module.use-first-pass-without-token",
+                                "redir.module.conversation-error"],
     "ignores_silent": ["redir.module.silent-flag"],
     "no_peer_check": ["redir.module.planted-socket"],
     "newline_passthrough": ["redir.module.newline-in-password"],

@@ -51,7 +51,8 @@ def prompts_without_token(ctx):
 def use_first_pass_without_token(ctx):
     d = direct(ctx)
     d.scenario("grant")
-    service = d.service("pc-ufp", args=d.target.spec.args + " use_first_pass")
+    # the probe stack: a PAM_IGNORE ("no opinion") shows as the grant it turns into
+    service = probe_service(d, args=d.target.spec.args + " use_first_pass", name="pc-ufp")
     attempt = d.one(service, passwords=[PASSWORD])
     record(ctx, "use_first_pass, no token", attempt)
     if _prompts(attempt):
@@ -93,7 +94,9 @@ for _flag in ("use_first_pass", "try_first_pass"):
 def conversation_error(ctx):
     d = direct(ctx)
     d.scenario("grant")
-    attempt = d.one(d.service("pc-plain"), passwords=[PASSWORD], conv_fail=True)
+    # the probe stack: a PAM_IGNORE ("no opinion") shows as the grant it turns into
+    attempt = d.one(probe_service(d, name="pc-conv-fail"), passwords=[PASSWORD],
+                    conv_fail=True)
     record(ctx, "conversation fails", attempt)
     expect_denied(attempt, "a login whose conversation fails", d.hang_bound)
 
