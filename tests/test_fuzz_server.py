@@ -280,7 +280,8 @@ def test_same_seed_same_sequence_on_the_wire(scripted: Any) -> None:
     assert digests[0] == digests[1]
 
 
-def test_replay_cli_report_and_regression(tmp_path: Path) -> None:
+def test_replay_cli_report_and_regression(tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
     report_dir, regs = tmp_path / "report", tmp_path / "regs"
     with LocalServer(gallery.commands()["prefix-match"], REFERENCE_CREDENTIALS,
                      name="prefix-match") as server:
@@ -288,8 +289,10 @@ def test_replay_cli_report_and_regression(tmp_path: Path) -> None:
         code = main(["fuzz", "server", sock, "--credentials", "alice:alice-auth-pw",
                      "--credentials", "bob:bob-auth-pw", "--seconds", "2", "--max-findings",
                      "1", "--report", str(report_dir), "--save-regressions", str(regs),
-                     "--quiet"])
+                     "--quiet", "--timeout", "2.5"])
         assert code == 1
+        # the printed replay command keeps the timeout a hang finding depends on
+        assert "--timeout 2.5" in capsys.readouterr().out
         files = sorted((report_dir / "findings").glob("*.json"))
         assert len(files) == 1
         finding = Finding.load(files[0])

@@ -137,6 +137,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     rep.set_defaults(func=cmd_fuzz_replay)
 
 
+def _replay_limits(args: argparse.Namespace, kind: str) -> str:
+    """The run's options a finding's verdict depends on: the reply timeout (a hang is a
+    reply later than it), the server's pid (memory)."""
+    out = f" --timeout {args.timeout:g}"
+    if kind == MEMORY and getattr(args, "pid", None) is not None:
+        out += f" --pid {args.pid}"
+    return out
+
+
 def _foreign(model: FuzzModel, args: argparse.Namespace, command: str) -> None:
     """Options of another protocol (or of features this one lacks): a usage error."""
     mine = set(_options(model).given(args))
@@ -201,7 +210,7 @@ def cmd_fuzz_server(args: argparse.Namespace, console: Console) -> int:
         path = files[finding.file_name()]
         console.line(f"  {finding.kind}: {finding.reproducer()} -> {finding.observed}")
         console.line(f"    replay: pamconform fuzz replay {shlex.quote(str(path))} "
-                     f"{options.replay_args(args)}")
+                     f"{options.replay_args(args)}{_replay_limits(args, finding.kind)}")
     if args.save_regressions is not None:
         for finding in result.findings:
             saved = regressions.save(finding, args.save_regressions)
