@@ -6,10 +6,13 @@ service files live in a temporary confdir and name modules by absolute path.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -290,3 +293,28 @@ def test_valgrind(lab: Lab, redir: str) -> None:
     assert dirty["valgrind"]["invalid"][0].startswith("InvalidRead")
     assert "misbehave.c" in dirty["valgrind"]["invalid"][0]
     lab.server.log(wait=10)
+
+
+def test_a_batch_stopped_on_timeout_leaves_no_pamdrive_behind(tmp_path: Path) -> None:
+    """The agent starts each pamdrive in a session of its own: stopped, it kills them
+    (else a hung module's pamdrive outlived the run)."""
+    pids = tmp_path / "pids"
+    fake = tmp_path / "pamdrive"
+    fake.write_text(f"#!/bin/sh\necho $$ >> {pids}\nexec sleep 30\n")
+    fake.chmod(0o755)
+    request = json.dumps({"id": 1, "argv": ["--service", "x"], "timeout": 20}).encode()
+    code, _, _ = local_exec(local_agent_argv(fake, jobs=1), request + b"\n", 1.5)
+    assert code == -signal.SIGKILL  # stopped on its timeout
+    (pid,) = [int(p) for p in pids.read_text().split()]
+    deadline = time.monotonic() + 5
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(pid)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")

@@ -119,6 +119,20 @@ FRAMES_IN_LINE = 3
 ASAN_OPTIONS = "detect_leaks=0:allow_addr2line=1:symbolize=1:print_summary=1"
 
 _out_lock = threading.Lock()
+#: Process groups of the pamdrive runs going on (each in a session of its own): killed
+#: when the agent is told to stop, so none outlives it.
+_children: set[int] = set()
+_children_lock = threading.Lock()
+
+
+def _stop_children(signum: int, _frame: Any) -> None:
+    """SIGTERM or SIGINT: kill every pamdrive run going on, then end at once."""
+    with _children_lock:
+        groups = list(_children)
+    for pgid in groups:
+        with contextlib.suppress(OSError):
+            os.killpg(pgid, signal.SIGKILL)
+    os._exit(128 + signum)
 
 
 def emit(obj: dict[str, Any]) -> None:
@@ -374,6 +388,16 @@ class Agent:
                                     stderr=subprocess.PIPE, env=env, start_new_session=True)
         except OSError as exc:
             return _error(f"cannot run {argv[0]}: {exc}")
+        with _children_lock:
+            _children.add(proc.pid)
+        try:
+            return self._wait(proc, start, timeout, busy_limit, yield_cpu)
+        finally:
+            with _children_lock:
+                _children.discard(proc.pid)
+
+    def _wait(self, proc: subprocess.Popen[bytes], start: float, timeout: float,
+              busy_limit: float | None, yield_cpu: bool) -> dict[str, Any]:
         if yield_cpu:
             _yield_cpu(proc.pid)
         hung = busy = False
@@ -535,6 +559,8 @@ def main(argv: list[str] | None = None) -> int:
         print("pam_agent: pamdrive not found (use --pamdrive)", file=sys.stderr)
         return 2
     agent = Agent(os.path.abspath(pamdrive), opts.valgrind)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _stop_children)
 
     def run(request: Any) -> None:
         emit(agent.attempt(request))

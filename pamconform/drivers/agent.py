@@ -62,6 +62,7 @@ def local_exec(argv: list[str], stdin: bytes, timeout: float) -> tuple[int, byte
         out, err = proc.communicate(stdin, timeout=timeout)
     except subprocess.TimeoutExpired:
         out, err = kill_and_collect(proc)
+        return -signal.SIGKILL, out, err  # stopped on timeout, whichever signal ended it
     return proc.returncode, out, err
 
 
@@ -69,10 +70,20 @@ def local_exec(argv: list[str], stdin: bytes, timeout: float) -> tuple[int, byte
 KILLED_GRACE_S = 10.0
 
 
+#: How long a process group told to stop (SIGTERM) has before it is killed: the batch
+#: agent then kills the pamdrive runs it started in sessions of their own.
+TERM_GRACE_S = 1.0
+
+
 def kill_and_collect(proc: subprocess.Popen[bytes]) -> tuple[bytes, bytes]:
-    """Kill ``proc``'s process group and return what it wrote; bounded even when a
-    grandchild that left the group (``setsid``) holds the pipes open: then the pipes are
-    closed and nothing is returned."""
+    """Stop ``proc``'s process group (SIGTERM, then SIGKILL after :data:`TERM_GRACE_S`)
+    and return what it wrote; bounded even when a grandchild that left the group
+    (``setsid``) holds the pipes open: then the pipes are closed and nothing is
+    returned."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(TERM_GRACE_S)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
     try:

@@ -28,7 +28,12 @@ from pathlib import Path
 from typing import Any
 
 from pamconform.core.outcome import Skip
-from pamconform.drivers.agent import ExecFn, kill_and_collect, local_agent_argv
+from pamconform.drivers.agent import (
+    TERM_GRACE_S,
+    ExecFn,
+    kill_and_collect,
+    local_agent_argv,
+)
 from pamconform.drivers.direct_runner import LAB_SERVERS
 from pamconform.lab.containers import CommandResult
 from pamconform.lab.scenario_control import scenario_server_script
@@ -173,13 +178,17 @@ class HostRunner:
         """As :func:`~pamconform.drivers.agent.local_exec` (on timeout the process group is
         killed), and the process is known to :meth:`close`, which kills it if a Ctrl-C
         left it running in a case's thread."""
+        # temporary files (the agent's valgrind XML, ASan logs) go to the private directory,
+        # which close() removes whatever became of the process that made them
         proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, start_new_session=True)
+                                stderr=subprocess.PIPE, start_new_session=True,
+                                env={**os.environ, "TMPDIR": str(self.root)})
         self._live.add(proc)
         try:
             out, err = proc.communicate(stdin, timeout=timeout)
         except subprocess.TimeoutExpired:
             out, err = kill_and_collect(proc)
+            return -signal.SIGKILL, out, err  # stopped on timeout (see run())
         except BaseException:
             _stop(proc)
             raise
@@ -197,7 +206,13 @@ class HostRunner:
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to its group first (the agent then kills the pamdrive runs it started in
+    sessions of their own), SIGKILL after TERM_GRACE_S."""
     if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(TERM_GRACE_S)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
     with contextlib.suppress(subprocess.TimeoutExpired):
