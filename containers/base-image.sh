@@ -41,14 +41,14 @@ fi
 if [[ "${PAMCONFORM_FORCE_DEBOOTSTRAP:-0}" != 1 ]]; then
     if have_image "$UPSTREAM"; then
         say "tagging local $UPSTREAM as $TAG"
-        docker tag "$UPSTREAM" "$TAG"
+        timeout 60 docker tag "$UPSTREAM" "$TAG"
         exit 0
     fi
     say "trying docker pull $UPSTREAM (timeout ${PULL_TIMEOUT} s)"
     if timeout -k 5 "$PULL_TIMEOUT" docker pull -q "$UPSTREAM" >&2 2>/dev/null \
         && have_image "$UPSTREAM"; then
         say "pulled; tagging $UPSTREAM as $TAG"
-        docker tag "$UPSTREAM" "$TAG"
+        timeout 60 docker tag "$UPSTREAM" "$TAG"
         exit 0
     fi
     say "pull failed or timed out; building $TAG with debootstrap"
@@ -65,20 +65,27 @@ if ! command -v debootstrap >/dev/null 2>&1; then
     timeout 300 apt-get install -y -qq --no-install-recommends debootstrap >&2
 fi
 
-DIR="$(mktemp -d /var/tmp/pamconform-rootfs.XXXXXX)"
-cleanup() { rm -rf --one-file-system "$DIR"; }
+# the root filesystem and debootstrap's log in one private directory, removed on any exit
+WORK="$(mktemp -d /var/tmp/pamconform-rootfs.XXXXXX)"
+DIR="$WORK/rootfs"
+LOG="$WORK/debootstrap.log"
+cleanup() { rm -rf --one-file-system "$WORK"; }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+# A long step runs in the background, bounded by timeout, which puts itself and what it
+# starts in a process group of its own: a stop (INT, TERM) is passed to that group, so
+# debootstrap never outlives this script, and the wait returns at once to clean up.
+child=""
+stop() { [[ -n "$child" ]] && kill -TERM -- "-$child" 2>/dev/null; exit 130; }
+trap stop INT TERM
+bounded() { timeout -k 10 "$@" & child=$!; wait "$child"; local rc=$?; child=""; return "$rc"; }
 
 start=$SECONDS
 say "debootstrap --variant=minbase $SUITE into $DIR (about a minute)"
-timeout 900 debootstrap --variant=minbase "$SUITE" "$DIR" "$MIRROR" >"$DIR.log" 2>&1 || {
+bounded 900 debootstrap --variant=minbase "$SUITE" "$DIR" "$MIRROR" >"$LOG" 2>&1 || {
     say "debootstrap failed; last lines of its log:"
-    tail -n 20 "$DIR.log" >&2
-    rm -f "$DIR.log"
+    tail -n 20 "$LOG" >&2
     exit 1
 }
-rm -f "$DIR.log"
 
 # Same apt sources as the official slim image (main, updates, security), and its size habits.
 rm -f "$DIR/etc/apt/sources.list"
