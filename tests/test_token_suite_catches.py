@@ -224,3 +224,22 @@ def test_the_sigterm_case_finds_the_server_through_a_relative_directory(
     finally:
         link.unlink()
     assert result.verdict is Verdict.PASS, result.message
+
+
+def test_a_token_minted_after_close_is_spent_at_once(short_dir: Path) -> None:
+    """A case's thread still minting when a stopped run closes the source leaves no live
+    server: the token is spent, and the mint says why it failed."""
+    from pamconform.protocols.token.minting import MintFailed
+
+    target = make_target(short_dir, token_command(short_dir), None, 3.0, "closing",
+                         idle_limit=IDLE_LIMIT)
+    try:
+        target.source.close()
+        with pytest.raises(MintFailed, match="stopping"):
+            target.source.mint()
+    finally:
+        reap(target)
+    deadline = time.monotonic() + 5
+    while os.listdir(short_dir) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert os.listdir(short_dir) == []  # every server spent, every socket gone

@@ -18,6 +18,7 @@ import socket
 import stat
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,6 +147,10 @@ class TokenSource:
         self._one_used = False
         self._pending: Minted | None = None
         self._running: list[subprocess.Popen[bytes]] = []
+        # a case's thread may still mint while a stopped run closes the source: a token
+        # minted after close() is spent at once, its command stopped
+        self._lock = threading.Lock()
+        self._closed = False
 
     @property
     def one_shot(self) -> bool:
@@ -188,8 +193,12 @@ class TokenSource:
                 return pending
             spend(pending.socket)
         minted = self._run_command()
-        self.minted.append(minted)
-        return minted
+        with self._lock:
+            if not self._closed:
+                self.minted.append(minted)
+                return minted
+        spend(minted.socket)
+        raise MintFailed("the run is stopping: the token just minted was spent")
 
     def preflight(self) -> Minted:
         """Mint one token now (to check the command); the next ``mint`` hands it out."""
@@ -203,6 +212,13 @@ class TokenSource:
             proc = subprocess.Popen(
                 ["sh", "-c", self.command], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                 stderr=err, start_new_session=True)
+            with self._lock:
+                stopping = self._closed
+                if not stopping:
+                    self._running.append(proc)  # close() stops it, whatever happens here
+            if stopping:
+                _kill_group(proc)
+                raise MintFailed("the run is stopping: no token minted")
             try:
                 out, token = self._read_token(proc)
             except BaseException:
@@ -224,8 +240,11 @@ class TokenSource:
             proc.wait(timeout=0.5)
             if proc.stdout is not None:
                 proc.stdout.close()
+            with self._lock:
+                if proc in self._running:
+                    self._running.remove(proc)
         except subprocess.TimeoutExpired:
-            self._running.append(proc)
+            pass  # stays in _running: close() stops it
         path = self.socket_for(token)
         return Minted(token, path, at, self._wait_ready(path, self.ready_timeout))
 
@@ -265,14 +284,18 @@ class TokenSource:
             time.sleep(0.02)
 
     def close(self) -> None:
-        """Spend tokens still waiting (their servers exit) and stop foreground commands."""
+        """Spend tokens still waiting (their servers exit) and stop foreground commands;
+        a token minted after this is spent at once."""
+        with self._lock:
+            self._closed = True
+            minted, running = list(self.minted), list(self._running)
+            self._running.clear()
         if not self.one_shot:
-            for minted in self.minted:
-                if _is_socket(minted.socket):
-                    spend(minted.socket)
-        for proc in self._running:
+            for m in minted:
+                if _is_socket(m.socket):
+                    spend(m.socket)
+        for proc in running:
             _kill_group(proc)
-        self._running.clear()
 
 
 def _is_socket(path: Path) -> bool:

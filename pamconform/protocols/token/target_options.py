@@ -55,7 +55,11 @@ def make_target(
         try:
             minted = source.preflight()
         except MintFailed as exc:
+            source.close()
             raise UsageError(f"--token-command: {exc}") from None
+        except BaseException:  # Ctrl-C while the command runs: nothing left behind
+            source.close()
+            raise
         if not minted.ready:
             source.close()
             raise UsageError(f"--token-command: it printed a token but no socket appeared at "
