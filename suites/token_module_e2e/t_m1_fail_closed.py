@@ -100,12 +100,14 @@ for _name, _reply, _what, _pid in ALICE_SERVERS:
     rule="T-M1",
     severity=Severity.MUST,
     title="Refused when no server listens",
-    requirement="A well-formed token of alice whose socket does not exist is refused.",
+    requirement="A well-formed token of alice whose socket does not exist is refused; a "
+    "valid token still logs in afterwards.",
 )
 def no_server(ctx):
     t = target(ctx)
     result = login(ctx, "su", "alice", fake_token(uid(t, "alice"), NO_SERVER_PID), "no server")
     expect_denied(result, "a token with no server")
+    expect_alive(ctx, "after a token with no server")
 
 
 @case(

@@ -7,11 +7,14 @@ import secrets
 import string
 
 from pamconform.core.context import CaseContext
+from pamconform.core.redaction import register_token
 from pamconform.drivers.login import LoginResult
 from pamconform.drivers.login_checks import expect_granted, path_time
 from pamconform.lab.module_target import SERVERS, ModuleTarget
 
 TOKEN_RE = re.compile(r"TTK(\d+):(\d+):([A-Za-z0-9+/]{32})")
+#: The secret part of a token: its last 32 characters (the head ``TTK<uid>:<pid>:`` is public).
+TOKEN_SECRET_CHARS = 32
 B64 = string.ascii_letters + string.digits + "+/"
 
 #: A stand-in token server: binds PATH with MODE, serves one connection, records what it
@@ -64,8 +67,12 @@ def mint(t: ModuleTarget, user: str, lifetime: int = 30) -> str:
                      user=user, timeout=15)
     match = TOKEN_RE.search(res.out)
     if not match:
-        raise RuntimeError(f"no token from token_server.py: {res.out!r} {res.err!r}")
-    return match.group(0)
+        raise RuntimeError("token_server.py printed no token (exit "
+                           f"{res.exit_code}): {res.err.strip()[-300:]!r}")
+    token = match.group(0)
+    # a secret like any token a case obtains: never in a report, even if a module echoes it
+    register_token(token.encode(), len(token) - TOKEN_SECRET_CHARS)
+    return token
 
 
 def fake_token(uid_: int, pid: int) -> str:
