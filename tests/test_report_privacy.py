@@ -248,3 +248,14 @@ def test_report_write_redacts_messages_and_evidence(tmp_path: Path) -> None:
     for f in directory.iterdir():
         assert "carols-Secret-9" not in f.read_text()
     assert "password of carol, 15 bytes" in (directory / "index.json").read_text()
+
+
+def test_a_local_servers_files_are_private() -> None:
+    """Its directory is 0755 (the socket's own mode decides who connects), but the log and
+    the credentials in it are the invoker's alone."""
+    from pamconform.lab.localserver import LocalServer, reference_command
+    from pamconform.protocols.redirector.hooks import REFERENCE_CREDENTIALS
+
+    with LocalServer(reference_command(), REFERENCE_CREDENTIALS, name="private") as server:
+        for path in (server.log_path, server.dir / "credentials"):
+            assert path.stat().st_mode & 0o777 == 0o600, path

@@ -127,7 +127,8 @@ class LocalServer:
     def start(self) -> None:
         creds = self.dir / "credentials"
         write_credentials(creds, self.credentials)
-        with open(self.log_path, "wb") as log:
+        fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "wb") as log:  # private, as every file the tool writes
             self.proc = subprocess.Popen(
                 self.command(self.socket, creds),
                 stdout=log,
