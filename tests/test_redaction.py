@@ -143,13 +143,19 @@ def test_a_lookalike_changed_further_is_still_redacted() -> None:
             assert whole[1:5] not in out and "password of alice" in out, (name, out)
 
 
-def test_half_of_an_odd_length_password_is_marked() -> None:
-    """The stall cases send ``password[:len // 2]``: one byte under a rounded-up half."""
+def test_what_a_stall_case_sends_of_an_odd_length_password_is_marked() -> None:
+    """The stall cases send half of the password, rounded up: the shortest part marked
+    (rounded down, 6 of 13 bytes went out in clear)."""
+    from pamconform.protocols.redirector.server_steps import stall_bytes
+
     red = Redactor()
     pw = b"Kx8mQ2vN7pR4t"
     red.add_login(b"gina", pw)
-    out = red.text(repr(b"gina\n" + pw[:len(pw) // 2]))
-    assert "Kx8mQ2" not in out and "password of gina, 13 bytes\u203a[:6]" in out
+    out = red.text(repr(stall_bytes("mid-password", b"gina", pw)))
+    assert "Kx8mQ2" not in out and "password of gina, 13 bytes\u203a[:7]" in out
+    # a word of ordinary text that is a shorter piece of a password is left alone
+    red.add_login(b"Mixed", b"mixed-ldap-pw")
+    assert red.text("--mixed-case-user") == "--mixed-case-user"
 
 
 @pytest.mark.parametrize("pw", ["Geheimnis-2024-\u20ac", "Gr\u00fc\u00dfe-P\u00e4ssw\u00f6rd-9z",

@@ -266,10 +266,12 @@ class Redactor:
                     self._index.setdefault(form.text[off:off + GRAM], []).append((form, off))
 
     def add_login(self, user: bytes, password: bytes) -> None:
-        """The password of a login: fragments of half its length (rounded down: the stall
-        cases send ``password[:len // 2]``) or more are marked, and at least GRAM bytes."""
+        """The password of a login: fragments of half its length (rounded up) or more are
+        marked, and at least GRAM bytes (shorter ones are words of ordinary text too: a
+        password ``mixed-ldap-pw`` must not mark the ``mixed-`` of ``--mixed-case-user``);
+        the suites never send less of a password than that."""
         shown = user.decode(errors="backslashreplace")
-        shortest = min(len(password), max(GRAM, len(password) // 2))
+        shortest = min(len(password), max(GRAM, (len(password) + 1) // 2))
         self.add(Secret(password, f"password of {shown}", 0, shortest, user))
 
     def add_token(self, raw: bytes, public: int = 0) -> None:

@@ -63,7 +63,7 @@ def pwmod(user: bytes, old: bytes, new: bytes, asroot: bool = False) -> Spec:
 def password_variants(pw: bytes, other: bytes | None) -> list[tuple[str, bytes]]:
     """Named mutations of the valid password (none equals it)."""
     out = [("wrong", pw[:-1] + bytes([pw[-1] ^ 1]) if pw else b"x"), ("empty", b""),
-           ("truncated", pw[:-1]), ("half", pw[: len(pw) // 2]), ("first", pw[:1]),
+           ("truncated", pw[:-1]), ("half", pw[: (len(pw) + 1) // 2]), ("first", pw[:1]),
            ("extended", pw + b"x"), ("doubled", pw + pw), ("swapcase", pw.swapcase()),
            ("upper", pw.upper()), ("nul-end", pw + b"\0"), ("nul-junk", pw + b"\0junk"),
            ("nul-first", b"\0" + pw), ("space", pw + b" "), ("newline", pw + b"\n"),

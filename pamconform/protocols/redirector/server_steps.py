@@ -84,7 +84,8 @@ def stall_bytes(place: str, user: bytes, password: bytes) -> bytes:
         return b""
     if place == "mid-user":
         return user[: max(1, len(user) // 2)]
-    return user + b"\n" + password[: max(1, len(password) // 2)]
+    # half, rounded up: the part a report marks (shorter fragments are left as words)
+    return user + b"\n" + password[: max(1, (len(password) + 1) // 2)]
 
 
 def open_stall(ctx: CaseContext, place: str) -> Connection:
