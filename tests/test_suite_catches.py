@@ -213,3 +213,54 @@ def test_endurance_with_the_pid_catches_a_memory_leak(cases: list[Case]) -> None
     (r,) = result.results
     assert r.verdict is Verdict.FAIL, r.message
     assert "memory" in r.message
+
+
+@pytest.mark.parametrize(("grants", "verdict"), [
+    ("exact-without-newline", Verdict.NON_STRICT),  # the password was exact: no gain
+    ("user-line-alone", Verdict.FAIL),  # no password at all
+    (None, Verdict.PASS),  # closes without a reply: no request was made
+])
+def test_a_missing_line_is_graded_by_what_it_gives_away(
+        short_dir: Path, grants: str | None, verdict: Verdict, cases: list[Case]) -> None:
+    import contextlib
+    import socket
+    import threading
+
+    user, password = PAIRS[0]
+    granting = {"exact-without-newline": user + b"\n" + password,
+                "user-line-alone": user + b"\n"}.get(grants or "")
+    path = short_dir / "s"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    listener.listen(8)
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:  # reads to EOF; a whole request is judged, else a close
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.settimeout(3)
+                data = b""
+                with contextlib.suppress(OSError):
+                    while chunk := conn.recv(4096):
+                        data += chunk
+                if data in (granting, user + b"\n" + password + b"\n"):
+                    conn.sendall(b"0")
+                elif data.count(b"\n") >= 2:
+                    conn.sendall(b"1")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        case = next(c for c in cases if c.id == "redir.server.deny-missing-password-line")
+        target = ServerTarget("t", path, "redirector", PAIRS, timeout=2.0)
+        (r,) = run_target([case], target, kind="server", protocol="redirector").results
+    finally:
+        stop.set()
+        thread.join(5)
+        listener.close()
+    assert r.verdict is verdict, r.message
