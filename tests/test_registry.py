@@ -1,6 +1,9 @@
 """The case registry: explicit stable ids, one spec line per case, no duplicates."""
 
 import re
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -46,3 +49,25 @@ def test_bad_id_is_refused() -> None:
 def test_loading_twice_registers_nothing_new(server_cases: list[Case]) -> None:
     loader.load_suite("redirector_server")
     assert len(all_cases(protocol="redirector", kind="server")) == len(server_cases)
+
+
+def test_a_suite_file_loaded_from_two_threads_is_whole_in_both(tmp_path: Path) -> None:
+    """A module is in sys.modules before its body has run: a second thread loading it at
+    that moment got it half-run (its later cases missing) until loads were serialised."""
+    import threading
+
+    body = tmp_path / "slow_suite.py"
+    body.write_text("import time\nFIRST = 1\ntime.sleep(0.3)\nLAST = 2\n")
+    got: list[object] = []  # LAST as each thread saw it when its load returned
+    threads = [threading.Thread(target=lambda: got.append(getattr(
+        loader.import_path("pamconform_test_slow_suite", body), "LAST", None)))
+        for _ in range(2)]
+    try:
+        for th in threads:
+            th.start()
+            time.sleep(0.05)
+        for th in threads:
+            th.join(5)
+        assert got == [2, 2]
+    finally:
+        sys.modules.pop("pamconform_test_slow_suite", None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import threading
 from pathlib import Path
 from types import ModuleType
 
@@ -12,8 +13,19 @@ from pamconform.core import resources
 _PREFIX = "pamconform_suite"
 
 
+#: One import at a time: a module is in sys.modules before its body has run, so a second
+#: thread loading the same suite would see it half-registered (cases missing).
+_IMPORTING = threading.RLock()
+
+
 def import_path(name: str, path: Path) -> ModuleType:
-    """Import the file at ``path`` as module ``name``, once (later calls return it)."""
+    """Import the file at ``path`` as module ``name``, once (later calls return it); safe
+    to call from several threads."""
+    with _IMPORTING:
+        return _import_path(name, path)
+
+
+def _import_path(name: str, path: Path) -> ModuleType:
     module = sys.modules.get(name)
     if module is not None:
         return module
