@@ -119,7 +119,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     mod.add_argument("--valgrind-every", type=COUNT_OR_ZERO, default=4, metavar="K",
                      help="every K-th round runs two attempts under valgrind (0: never; "
                      "default 4)")
-    mod.add_argument("--hang-bound", type=SECONDS, default=10.0, metavar="SECONDS")
+    mod.add_argument("--hang-bound", type=SECONDS, default=10.0, metavar="SECONDS",
+                     help="how long an attempt may take before it is a hang (default 10)")
     mod.add_argument("--report", type=Path, metavar="DIR")
     mod.add_argument("--keep", action="store_true", help="leave the lab container running")
     mod.add_argument("--name")
