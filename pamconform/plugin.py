@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pamconform.core import credentials, loader
+from pamconform.core import credentials, loader, resources
 from pamconform.core.context import CaseContext
 from pamconform.core.errors import HarnessError, UsageError
 from pamconform.core.options import SECONDS
@@ -233,7 +233,7 @@ class Targets:
             if spec.kind == MODULE:
                 self._module_spec(spec).validate()
             elif not self.config.option.collectonly:
-                self._built[spec] = self._stack.enter_context(self._server_opener(spec))
+                self._built[spec] = self._open_server(spec)
 
     def get(self, spec: Param) -> Any:
         """The target (a skip or a clean failure when it cannot be had)."""
@@ -248,13 +248,20 @@ class Targets:
             pytest.fail(f"{spec.id}: which protocol? give --protocol", pytrace=False)
         if spec.kind == SERVER:
             try:
-                opened = self._stack.enter_context(self._server_opener(spec))
+                opened = self._open_server(spec)
             except UsageError as exc:
                 self._broken[spec] = (False, f"{spec.id}: {exc}")
                 pytest.fail(self._broken[spec][1], pytrace=False)
         else:
             opened = self._module(spec)
         self._built[spec] = opened
+        return opened
+
+    def _open_server(self, spec: TargetSpec) -> Any:
+        """The server target opened, and its login checked once, as ``pamconform server``
+        does: a login the server refuses is one usage error, not a FAIL of every case."""
+        opened = self._stack.enter_context(self._server_opener(spec))
+        hooks_of(get(self.protocols[SERVER])).check_login(opened)
         return opened
 
     def _server_opener(self, spec: TargetSpec) -> contextlib.AbstractContextManager[Any]:
@@ -398,9 +405,10 @@ def failure_text(result: CaseResult) -> str:
 
 # ---- the bundled suites ----------------------------------------------------------------------
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    # the bundled suites only: another project's folder called "suites" is its own
     if (
         file_path.suffix == ".py"
-        and "suites" in file_path.parts
+        and file_path.resolve().is_relative_to(resources.suites_dir().resolve())
         and not file_path.name.startswith(("_", "test_", "conftest"))
     ):
         return SuiteFile.from_parent(parent, path=file_path)

@@ -69,15 +69,19 @@ def test_items_are_named_by_their_target(reference: Path) -> None:
     assert f"redir.server.polarity[server://{reference}] PASSED" in proc.stdout
 
 
-def test_a_failure_shows_requirement_and_wire_log(reference: Path) -> None:
-    proc = _pytest("suites/redirector_server", "--server", str(reference),
-                   "--credentials", f"alice:{WRONG}", "-k", "grant-valid")
-    assert proc.returncode == 1
-    assert "FAIL redir.server.grant-valid [R-S1 MUST]" in proc.stdout
-    assert "requirement: The server replies exactly 0" in proc.stdout
-    marker = f"\u2039password of alice, {len(WRONG)} bytes\u203a"
-    assert f"send alice\\n{marker}\\n" in proc.stdout
-    assert WRONG not in proc.stdout + proc.stderr
+def test_a_failure_shows_requirement_and_wire_log() -> None:
+    """A server that grants a prefix of a password it granted (the login check's grant
+    teaches it alice's): the truncated-password case FAILs with its evidence."""
+    user, password = LOGINS[0]
+    with LocalServer(gallery.commands()["prefix-match"], LOGINS) as srv:
+        proc = _pytest("suites/redirector_server", "--server", str(srv.socket),
+                       "--credentials", f"{user}:{password}", "-k", "deny-truncated-password")
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr
+    assert "FAIL redir.server.deny-truncated-password [R-S2 MUST]" in proc.stdout
+    assert "requirement: " in proc.stdout
+    marker = f"\u2039password of {user}, {len(password)} bytes\u203a"
+    assert f"send {user}\\n{marker}[:{len(password) - 1}]\\n" in proc.stdout
+    assert password not in proc.stdout + proc.stderr
 
 
 def test_logins_from_a_file_or_the_environment(reference: Path, short_dir: Path) -> None:
@@ -102,6 +106,25 @@ def test_bad_target_is_a_usage_error() -> None:
     assert proc.returncode == 4  # pytest's usage error
     assert "no such socket" in proc.stderr
     assert "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_a_login_the_server_refuses_is_one_usage_error(reference: Path) -> None:
+    """As ``pamconform server``: checked once before any case, not a FAIL of each."""
+    proc = _pytest("suites/redirector_server", "--server", str(reference),
+                   "--credentials", f"alice:{WRONG}", "-k", "polarity or grant")
+    assert proc.returncode == 4, proc.stdout[-2000:]
+    assert "refused alice's login" in proc.stderr and "failed" not in proc.stdout
+    assert WRONG not in proc.stdout + proc.stderr
+
+
+def test_another_projects_suites_folder_is_not_collected(tmp_path: Path) -> None:
+    """Only the bundled suites are suite files: a folder called ``suites`` in a project
+    of one's own holds that project's files, which pytest collects as usual."""
+    (tmp_path / "suites").mkdir()
+    (tmp_path / "suites" / "helper.py").write_text("import no_such_module_here\n")
+    (tmp_path / "test_own.py").write_text("def test_own():\n    assert True\n")
+    proc = _pytest(cwd=tmp_path)
+    assert proc.returncode == 0 and "1 passed" in proc.stdout, proc.stdout + proc.stderr
 
 
 def test_no_login_is_a_usage_error(reference: Path) -> None:
@@ -193,8 +216,10 @@ def test_custom_case_passes_on_the_reference_server(site_repo: Path, reference: 
 
 
 def test_custom_case_fails_a_faulty_server(site_repo: Path) -> None:
-    with LocalServer(gallery.commands()["inverted-polarity"], LOGINS) as srv:
-        proc = _pytest("--server", str(srv.socket), cwd=site_repo,
+    """A server that, after a grant (the login check's), grants the next request it would
+    deny: the retired account's."""
+    with LocalServer(gallery.commands()["sticky-session"], LOGINS) as srv:
+        proc = _pytest("--server", str(srv.socket), "-k", "retired", cwd=site_repo,
                        env={"PAMCONFORM_CREDENTIALS": "alice:alice-auth-pw"})
     assert proc.returncode == 1, proc.stdout[-3000:]
     assert "FAIL site.server.retired-account-denied [SITE-1 MUST]" in proc.stdout
