@@ -56,6 +56,12 @@ class Secret:
     min_fragment: int = 0
     #: the login's user name (passwords), for templates
     user: bytes | None = None
+    #: found by its pieces anywhere, as a password is (not only in token-like runs)
+    anywhere: bool = False
+
+    @property
+    def found_anywhere(self) -> bool:
+        return self.user is not None or self.anywhere
 
     @property
     def marker(self) -> str:
@@ -274,6 +280,12 @@ class Redactor:
         shortest = min(len(password), max(GRAM, (len(password) + 1) // 2))
         self.add(Secret(password, f"password of {shown}", 0, shortest, user))
 
+    def add_value(self, value: bytes, label: str) -> None:
+        """Another secret given to the run (a module argument): marked as a password is,
+        whole and in pieces of half its length or more, but no login."""
+        shortest = min(len(value), max(GRAM, (len(value) + 1) // 2))
+        self.add(Secret(value, label, 0, shortest, anywhere=True))
+
     def add_token(self, raw: bytes, public: int = 0) -> None:
         """A token whose first ``public`` bytes (its head) are not secret."""
         self.add(Secret(raw, "token", public, min(TOKEN_MIN_FRAGMENT, len(raw) - public)))
@@ -290,9 +302,9 @@ class Redactor:
         with self._lock:
             if self._pattern is None:
                 grams = sorted(g for g, hits in self._index.items()
-                               if any(f.secret.user is not None for f, _ in hits))
+                               if any(f.secret.found_anywhere for f, _ in hits))
                 alternatives = [re.escape(g) for g in grams]
-                if any(s.user is None for s in self.secrets):
+                if any(not s.found_anywhere for s in self.secrets):
                     alternatives.append(_TOKEN_RUN)
                 self._pattern = re.compile(f"(?=(?:{'|'.join(alternatives)}))"
                                            if alternatives else "(?!)")
@@ -583,6 +595,11 @@ def current() -> Redactor:
 def register_login(user: bytes, password: bytes) -> None:
     """Remember a login's password so it never reaches a report, a finding or the console."""
     _CURRENT.add_login(user, password)
+
+
+def register_value(value: bytes, label: str) -> None:
+    """Remember another secret given to the run (see :meth:`Redactor.add_value`)."""
+    _CURRENT.add_value(value, label)
 
 
 def register_token(raw: bytes, public: int = 0) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from pamconform.core import module_args
 from pamconform.core.outcome import Fail, Skip
 from pamconform.drivers.agent import attempt_limit, run_batch, valgrind_limits
 from pamconform.drivers.direct_runner import ContainerRunner, DirectRunner
@@ -137,7 +138,7 @@ class DirectDriver:
             socket = lane.socket
         template = spec.args if args is None else args
         module = self.host.module_ref(spec.so)
-        return f"{module} {template.replace('{socket}', self.path(socket))}".rstrip()
+        return f"{module} {module_args.expand(template, self.path(socket))}".rstrip()
 
     def install_service(self, name: str, text: str) -> str:
         """Write the service file ``name`` where the runner's libpam reads it (in a lane,

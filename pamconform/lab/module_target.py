@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pamconform import protocols
+from pamconform.core import module_args
 from pamconform.core.errors import HarnessError, UsageError
 from pamconform.drivers.login import LoginResult, Spawner, ssh_login, su_login
 from pamconform.lab import LabContainer
@@ -97,6 +98,7 @@ class ModuleSpec:
             raise UsageError(f"--so {self.so!r}: give the file name of the module, e.g. pam_x.so")
         if uses_lab_socket(self.protocol) and "{socket}" not in self.args:
             raise UsageError("--args must contain {socket}")
+        module_args.secrets(self.args)  # set, usable, and kept out of every report
 
 
 def _tar_dir(src: Path) -> bytes:
@@ -162,7 +164,7 @@ class ModuleTarget:
         self.check_lab()
 
     def module_line(self) -> str:
-        args = self.spec.args.replace("{socket}", SOCKET)
+        args = module_args.expand(self.spec.args, SOCKET)
         # arguments the protocol's lab adds unless given (e.g. a short timeout= keeps it fast)
         for extra in str(protocols.get(self.spec.protocol).extra.get("lab_module_args",
                                                                        "")).split():
