@@ -203,3 +203,62 @@ def test_many_added_or_removed_cases_are_summarised_per_target() -> None:
     assert "cases removed (30):" in lines
     assert "  t: 29 cases (were 29 PASS)" in lines
     assert "  u: 1 cases (were 1 FAIL)" in lines
+
+
+def test_a_known_finding_newly_failing_is_listed_not_counted() -> None:
+    """--known-findings with --baseline: the upstream bug listed as known must not keep
+    CI red (the console said "not counted"); any other new FAIL still is a regression."""
+    old = _report({"t": {"a": ("PASS", 0.1), "b": ("PASS", 0.1)}})
+    new = _report({"t": {"a": ("FAIL", 0.1), "b": ("PASS", 0.1)}})
+    diff = baseline.compare(old, new, known=frozenset({("t", "a")}))
+    assert not diff.regression and _ids(diff.known_failing) == [("t", "a")]
+    lines = baseline.format_diff(diff)
+    assert any(line.startswith("newly failing, known findings") for line in lines)
+    assert lines[-1] == "no regression"
+    other = _report({"t": {"a": ("FAIL", 0.1), "b": ("FAIL", 0.1)}})
+    assert baseline.compare(old, other, known=frozenset({("t", "a")})).regression
+    assert baseline.compare(old, other, known=frozenset({("u", "b")})).regression
+
+
+@pytest.mark.parametrize(("edit", "code", "says"), [
+    (lambda r: r.update(interrupted="SIGTERM"), 143, "the new run was stopped (SIGTERM)"),
+    (lambda r: [c.update(verdict="NOT-RUN") for t in r["targets"] for c in t["cases"]], 2,
+     "no finished verdict"),
+    (lambda r: r.update(targets=[]), 2, "share no case"),
+])
+def test_a_new_report_that_proves_nothing_is_no_conclusion(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], edit: Any, code: int,
+        says: str) -> None:
+    old = _report({"t": {"a": ("PASS", 0.1), "b": ("PASS", 0.1)}})
+    new = _report({"t": {"a": ("PASS", 0.1), "b": ("PASS", 0.1)}})
+    edit(new)
+    rc = main(["diff", str(_write(tmp_path, "old.json", old)),
+               str(_write(tmp_path, "new.json", new))])
+    out = capsys.readouterr().out
+    assert rc == code and "NO CONCLUSION: " in out and says in out, out
+    assert "no regression" not in out
+
+
+def test_a_failing_case_new_to_the_report_is_named_in_the_last_line() -> None:
+    old = _report({"t": {"a": ("PASS", 0.1)}})
+    new = _report({"t": {"a": ("PASS", 0.1), "c": ("FAIL", 0.1)}})
+    last = baseline.format_diff(baseline.compare(old, new))[-1]
+    assert last.startswith("no regression among the 1 cases in both; 1 case(s) new")
+
+
+@pytest.mark.parametrize(("edit", "says"), [
+    (lambda r: r["targets"][0]["cases"][0].update(verdict=["PASS"]), "unknown verdict"),
+    (lambda r: r["targets"][0]["cases"][0].update(message=["x"]), "message is not a string"),
+    (lambda r: r["targets"].append(dict(r["targets"][0])), "twice"),
+    (lambda r: r["targets"][0]["cases"].append(dict(r["targets"][0]["cases"][0])), "twice"),
+])
+def test_a_malformed_report_is_one_line_exit_2(tmp_path: Path, edit: Any, says: str) -> None:
+    good = _report({"t": {"a": ("PASS", 0.1)}})
+    bad = _report({"t": {"a": ("PASS", 0.1)}})
+    edit(bad)
+    proc = subprocess.run([sys.executable, "-m", "pamconform.cli", "diff",
+                           str(_write(tmp_path, "good.json", good)),
+                           str(_write(tmp_path, "bad.json", bad))],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 2 and says in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1

@@ -210,9 +210,11 @@ def finish(targets: list[TargetResult], args: argparse.Namespace, console: Conso
     """Write the report (and compare it with ``--baseline``); the exit code."""
     run.targets = targets
     counted, lines = targets, []
+    known: frozenset[tuple[str, str]] = frozenset()
     if getattr(args, "known_findings", None):
         counted, outcome = known_findings.apply(args.known_findings, targets)
         lines = outcome.lines()
+        known = frozenset((k.target, k.case) for k in outcome.still_failing)
         if run.shard is not None:  # pamconform merge leaves them out of its exit code too
             run.shard["known_failing"] = [[k.target, k.case] for k in outcome.still_failing]
     base = Path("reports")
@@ -230,7 +232,7 @@ def finish(targets: list[TargetResult], args: argparse.Namespace, console: Conso
         console.line(line)
     if getattr(args, "baseline", None) is not None:  # --baseline (pamconform.cli.diff)
         return max(exit_code(counted), apply_baseline(args.baseline, run.as_dict(),
-                                                      console.line))
+                                                      console.line, known))
     return exit_code(counted)
 
 

@@ -51,7 +51,9 @@ def register(subparsers: Any) -> None:
     """Add ``diff``, and ``--baseline`` to the commands that write a report."""
     p = subparsers.add_parser(
         "diff", help="compare two reports (index.json): newly failing, newly passing, "
-        "changed verdicts, added/removed cases, timing changes; exit 1 on a regression")
+        "changed verdicts, added/removed cases, timing changes; exit 1 on a regression; when the "
+        "new report proves nothing, 130/143 (its run was stopped) or 2 (no finished verdict "
+        "to compare)")
     p.add_argument("old", type=Path, metavar="OLD", help="the earlier index.json (or its dir)")
     p.add_argument("new", type=Path, metavar="NEW", help="the later index.json (or its dir)")
     p.add_argument("--time-threshold", type=_ratio, default=baseline.DEFAULT_TIME_RATIO,
@@ -77,4 +79,4 @@ def cmd_diff(args: argparse.Namespace, console: Console) -> int:
     for line in baseline.diff_lines(diff, old, new, old_label=f"old {args.old}",
                                     new_label=f"new {args.new}"):
         console.line(line)
-    return 1 if diff.regression else 0
+    return baseline.exit_code(diff)

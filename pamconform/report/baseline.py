@@ -17,6 +17,7 @@ When each report holds exactly one target, the two are compared whatever their n
 
 from __future__ import annotations
 
+import signal
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,6 +35,9 @@ BAD_VERDICTS = frozenset({"FAIL", "ERROR"})
 STOPPED_VERDICTS = frozenset({"INTERRUPTED", "NOT-RUN"})
 KNOWN_VERDICTS = OK_VERDICTS | BAD_VERDICTS | STOPPED_VERDICTS
 
+#: The exit code of a comparison whose new report proves nothing (not stopped by a
+#: signal, but with no finished verdicts to compare): bad input.
+NO_CONCLUSION_EXIT = 2
 #: Added or removed cases beyond this many are summarised per target.
 LIST_LIMIT = 20
 #: A timing change is reported when the ratio exceeds this ...
@@ -77,21 +81,47 @@ class Diff:
     removed: list[Change] = field(default_factory=list)
     slower: list[Change] = field(default_factory=list)
     faster: list[Change] = field(default_factory=list)
+    #: Newly failing cases that are known findings (``--known-findings``): not counted.
+    known_failing: list[Change] = field(default_factory=list)
     #: Pairs of target names compared under different names.
     renamed: list[tuple[str, str]] = field(default_factory=list)
     compared: int = 0
     time_ratio: float = DEFAULT_TIME_RATIO
     time_min_s: float = DEFAULT_TIME_MIN_S
+    #: the new report's run was stopped (Ctrl-C, SIGTERM): the signal's name
+    stopped: str | None = None
+
+    @property
+    def added_failing(self) -> list[Change]:
+        """Cases only the new report has, and that FAIL or ERROR there."""
+        return [c for c in self.added if c.new in BAD_VERDICTS]
 
     @property
     def regression(self) -> bool:
-        """Whether any case is newly failing."""
+        """Whether any case in both reports is newly failing (a case new to the report
+        that fails is a finding, not a regression: the suite grew, the target did not
+        get worse)."""
         return bool(self.newly_failing)
+
+    #: cases in the old report
+    old_cases: int = 0
+
+    @property
+    def unfinished(self) -> list[Change]:
+        """Cases the new report has without a finished verdict (INTERRUPTED, NOT-RUN)."""
+        return [c for c in (*self.changed, *self.added) if c.new in STOPPED_VERDICTS]
+
+    @property
+    def conclusive(self) -> bool:
+        """Whether "no regression" can be said: the new run was not stopped, finished
+        every case it has, and shares cases with the old report (if that has any)."""
+        return (self.stopped is None and not self.unfinished
+                and (self.compared > 0 or self.old_cases == 0))
 
     @property
     def empty(self) -> bool:
         return not any((self.newly_failing, self.newly_passing, self.changed, self.added,
-                        self.removed, self.slower, self.faster))
+                        self.removed, self.slower, self.faster, self.known_failing))
 
 
 # --------------------------------------------------------------------------- loading
@@ -121,17 +151,28 @@ def report_problem(data: object) -> str | None:
     targets = data.get("targets")
     if not isinstance(targets, list):
         return "no 'targets' list"
+    names: set[str] = set()
     for i, target in enumerate(targets):
         if not isinstance(target, dict) or not isinstance(target.get("name"), str):
             return f"targets[{i}] has no name"
+        if target["name"] in names:  # a second one would hide the first in a comparison
+            return f"target {target['name']!r} twice"
+        names.add(target["name"])
         cases = target.get("cases")
         if not isinstance(cases, list):
             return f"target {target['name']!r} has no 'cases' list"
+        ids: set[str] = set()
         for j, case in enumerate(cases):
             if not isinstance(case, dict) or not isinstance(case.get("id"), str):
                 return f"target {target['name']!r}: cases[{j}] has no id"
-            if case.get("verdict") not in KNOWN_VERDICTS:
-                return f"case {case['id']!r}: unknown verdict {case.get('verdict')!r}"
+            if case["id"] in ids:
+                return f"target {target['name']!r}: case {case['id']!r} twice"
+            ids.add(case["id"])
+            verdict = case.get("verdict")
+            if not isinstance(verdict, str) or verdict not in KNOWN_VERDICTS:
+                return f"case {case['id']!r}: unknown verdict {verdict!r}"
+            if not isinstance(case.get("message", ""), str):
+                return f"case {case['id']!r}: message is not a string"
             duration = case.get("duration_s", 0)
             if not isinstance(duration, int | float) or isinstance(duration, bool):
                 return f"case {case['id']!r}: duration_s is not a number"
@@ -151,9 +192,14 @@ def compare(
     *,
     time_ratio: float = DEFAULT_TIME_RATIO,
     time_min_s: float = DEFAULT_TIME_MIN_S,
+    known: frozenset[tuple[str, str]] = frozenset(),
 ) -> Diff:
-    """Compare two index.json dicts (validate them with :func:`report_problem` first)."""
+    """Compare two index.json dicts (validate them with :func:`report_problem` first).
+    ``known``: (target, case) pairs of known findings, whose new FAIL is not counted."""
     diff = Diff(time_ratio=time_ratio, time_min_s=time_min_s)
+    interrupted = new.get("interrupted")
+    diff.stopped = str(interrupted) if interrupted else None
+    diff.old_cases = sum(len(t["cases"]) for t in old["targets"])
     old_targets = {t["name"]: t for t in old["targets"]}
     new_targets = {t["name"]: t for t in new["targets"]}
     pairs: list[tuple[str, dict[str, Any] | None, dict[str, Any] | None]] = []
@@ -171,6 +217,12 @@ def compare(
         ncases = _cases(n) if n else {}
         for cid in list(ocases) + [c for c in ncases if c not in ocases]:
             _compare_case(diff, name, ocases.get(cid), ncases.get(cid))
+    if known:
+        diff.known_failing = [c for c in diff.newly_failing if (c.target, c.case) in known
+                              and c.new == "FAIL"]
+        diff.newly_failing = [c for c in diff.newly_failing if c not in diff.known_failing]
+        diff.added = [c for c in diff.added if not ((c.target, c.case) in known
+                                                    and c.new == "FAIL")]
     return diff
 
 
@@ -198,6 +250,8 @@ def _compare_case(diff: Diff, target: str, o: dict[str, Any] | None,
     elif ov != nv:
         diff.changed.append(change)
     assert change.old_s is not None and change.new_s is not None
+    if ov in STOPPED_VERDICTS or nv in STOPPED_VERDICTS or "ERROR" in (ov, nv):
+        return  # a stopped or broken case's time says nothing of the target's speed
     if min(change.old_s, change.new_s) > diff.time_min_s:
         if change.new_s > change.old_s * diff.time_ratio:
             diff.slower.append(change)
@@ -258,6 +312,7 @@ def format_diff(diff: Diff) -> list[str]:
             lines.append(f"  {c.target:<{twidth}}  {c.case:<{width}}  {detail}")
 
     section("NEWLY FAILING", diff.newly_failing, "verdict")
+    section("newly failing, known findings (not counted)", diff.known_failing, "verdict")
     section("newly passing", diff.newly_passing, "verdict")
     section("other verdict changes", diff.changed, "verdict")
     section("cases added", diff.added, "added")
@@ -273,8 +328,36 @@ def format_diff(diff: Diff) -> list[str]:
         lines.append(f"no changes ({diff.compared} cases in both)")
     else:
         lines.append(counts)
-    lines.append("REGRESSION: some cases newly fail" if diff.regression else "no regression")
+    if diff.regression:
+        lines.append("REGRESSION: some cases newly fail")
+    elif not diff.conclusive:
+        if diff.stopped:
+            why = f"the new run was stopped ({diff.stopped})"
+        elif diff.unfinished:
+            why = f"{len(diff.unfinished)} case(s) of the new report have no finished verdict"
+        else:
+            why = "the two reports share no case"
+        lines.append(f"NO CONCLUSION: {why}")
+    elif diff.added_failing:
+        lines.append(f"no regression among the {diff.compared} cases in both; "
+                     f"{len(diff.added_failing)} case(s) new to the report fail (findings, "
+                     "not regressions)")
+    else:
+        lines.append("no regression")
     return lines
+
+
+def exit_code(diff: Diff) -> int:
+    """1 on a regression; when nothing else can be concluded, 128 + the signal that
+    stopped the new run (as ``pamconform merge`` exits), or 2 (a report without finished
+    verdicts to compare); else 0."""
+    if diff.regression:
+        return 1
+    if diff.conclusive:
+        return 0
+    if diff.stopped in ("SIGINT", "SIGTERM"):
+        return 128 + int(getattr(signal, diff.stopped))
+    return NO_CONCLUSION_EXIT
 
 
 def diff_lines(diff: Diff, old: dict[str, Any] | None = None,
@@ -290,7 +373,8 @@ def diff_lines(diff: Diff, old: dict[str, Any] | None = None,
 
 
 def apply_baseline(baseline_path: Path, new_report: dict[str, Any],
-                   say: Callable[[str], object]) -> int:
+                   say: Callable[[str], object],
+                   known: frozenset[tuple[str, str]] = frozenset()) -> int:
     """Compare a finished run with ``--baseline OLD/index.json``; hand the diff to ``say``
     line by line.
 
@@ -306,8 +390,8 @@ def apply_baseline(baseline_path: Path, new_report: dict[str, Any],
     if problem:  # never expected: the run's own report
         say(f"pamconform: baseline: this run's report is malformed: {problem}")
         return 2
-    diff = compare(old, new_report)
+    diff = compare(old, new_report, known=known)
     say(f"\n== compared with the baseline {baseline_path}")
     for line in diff_lines(diff, old, new_report):
         say(line)
-    return 1 if diff.regression else 0
+    return 1 if diff.regression else 0  # a stopped run exits with its signal's code
