@@ -5,7 +5,9 @@ or closes. One that took all of it either kept it (memory any local client can m
 allocate, the attack the rule is about) or read and dropped it (bounded, but no field
 limit). Closing the connection later, at an idle deadline, tells the two apart no better
 than keeping it open does, since a client pushes megabytes a millisecond; the server's
-memory does, when its pid is known.
+memory does, when its pid is known and the flood shows in it (an allocator that reuses
+what earlier cases freed may hide it: the grade then stays NON-STRICT, never a FAIL
+without evidence).
 """
 
 from __future__ import annotations
