@@ -37,7 +37,6 @@ RECORDED_PAM_LDAP: dict[str, set[Verdict]] = {
     "nslcd.module.daemon-cut-mid-end": {NS},
     "nslcd.module.user-other-user": {NS},
     "nslcd.module.user-root-user": {NS},
-    "nslcd.module.user-empty-user": {NS, PASS},
 }
 #: fault -> the cases that must catch it, and the verdict they give.
 CATCHES: dict[str, dict[str, Verdict]] = {
@@ -49,6 +48,7 @@ CATCHES: dict[str, dict[str, Verdict]] = {
     "no-timeout": {"nslcd.module.daemon-silence": FAIL,
                    "nslcd.module.daemon-stall-mid-reply": FAIL},
     "ignore-version": {"nslcd.module.daemon-wrong-version-3": FAIL},
+    "ignore-action": {"nslcd.module.daemon-wrong-action": FAIL},
     "ignore-markers": {"nslcd.module.daemon-bad-marker": FAIL,
                        "nslcd.module.daemon-end-first": FAIL},
     "any-user": {"nslcd.module.user-other-user": NS, "nslcd.module.user-root-user": NS},

@@ -51,7 +51,8 @@ for _via in ("ssh", "su"):
             severity=Severity.MUST,
             title=f"Denied through {_via} with {_what}",
             requirement=f"With {_what}, {_via} with the right directory password is denied "
-            "and the login ends (no hang); sshd keeps running.",
+            "and the login ends (no hang)"
+            + ("; sshd keeps running." if _via == "ssh" else "."),
         )
         def _outage(ctx, _via=_via, _state=_state, _what=_what):
             t = target(ctx)
@@ -60,7 +61,7 @@ for _via in ("ssh", "su"):
                 result = _login(ctx, _via, LDAP_LOGIN_USER, LDAP_PASSWORD, _what)
             finally:
                 t.restore()
-            expect_login_denied(ctx, result, f"a {_via} login with {_what}")
+            expect_login_denied(ctx, result, f"a {_via} login with {_what}", via=_via)
 
     for _scenario, _what in (("close-after-request", "closes without a reply"),
                              ("deny", "answers AUTH_ERR")):
@@ -69,12 +70,13 @@ for _via in ("ssh", "su"):
             rule="N-M1",
             severity=Severity.MUST,
             title=f"Denied through {_via} when the daemon {_what}",
-            requirement=f"When the daemon {_what}, {_via} is denied and sshd keeps running.",
+            requirement=f"When the daemon {_what}, {_via} is denied"
+            + (" and sshd keeps running." if _via == "ssh" else "."),
         )
         def _scenario_case(ctx, _via=_via, _scenario=_scenario, _what=_what):
             target(ctx).scenario(_scenario)
             expect_login_denied(ctx, _login(ctx, _via, LOGIN_USER, PASSWORD, _what),
-                                f"a {_via} login while the daemon {_what}")
+                                f"a {_via} login while the daemon {_what}", via=_via)
 
 
 @twin_case(

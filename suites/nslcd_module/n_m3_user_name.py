@@ -55,10 +55,16 @@ def same_user_other_case(ctx):
         raise Fail(f"PAM_USER to stay {LOGIN_USER} in some spelling", f"PAM_USER is {user!r}")
 
 
-def _other_user(scenario, args, what, ctx):
+def _other_user(name, scenario, args, what, ctx):
     attempt, user = _play_named(ctx, scenario, args)
     ctx.note(f"{attempt.auth}; PAM_USER afterwards {user!r}")
     if attempt.auth != "PAM_SUCCESS":
+        return
+    if name == "empty-user" and user == LOGIN_USER:
+        # pam_ldap's convention: an empty name means "the name asked for"; no other user is
+        # named, PAM_USER is unchanged, so nobody gains
+        ctx.note(f"the daemon {what}: granted {LOGIN_USER} with PAM_USER unchanged (an "
+                 "empty name read as the one asked for)")
         return
     if user is not None and user != LOGIN_USER:
         ctx.non_strict(f"the daemon {what}: the module granted and set PAM_USER to {user!r} "
@@ -77,7 +83,7 @@ for _name, _scenario, _args, _what in OTHER_USERS:
         title=f"Not a success for the requested user when the daemon {_what}",
         requirement=f"When the daemon {_what} for a request about {LOGIN_USER}, the module "
         "should neither grant the requested user nor switch PAM_USER to the named one.",
-    )(partial(_other_user, _scenario, _args, _what))
+    )(partial(_other_user, _name, _scenario, _args, _what))
 
 
 @case(

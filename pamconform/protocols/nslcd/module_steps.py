@@ -55,9 +55,10 @@ REFUSALS: list[Behaviour] = [
      "answers a success under version word 1"),
     ("wrong-version-3", "compose", _compose([["int", 3], *authc_entry()[1:]]),
      "answers a success under version word 3"),
-    ("wrong-action", "compose",
-     _compose([["version"], ["int", 0x000D0002], ["begin"], ["int", 0], ["str", ""],
-               ["end"]]), "answers as if to PAM_AUTHZ (SUCCESS)"),
+    # a whole authc success under PAM_AUTHZ's action word: only the action check refuses it
+    ("wrong-action", "compose", _compose([["version"], ["int", 0x000D0002],
+                                          *authc_entry()[2:]]),
+     "answers a whole success under PAM_AUTHZ's action word"),
     ("no-begin", "compose", _compose(authc_entry(begin=False)),
      "omits RESULT_BEGIN before a success entry"),
     ("end-first", "compose",
@@ -259,9 +260,9 @@ def record_login(ctx: CaseContext, label: str, result: LoginResult) -> None:
 
 
 def expect_login_denied(ctx: CaseContext, result: LoginResult, what: str, *,
-                        where: LabModuleTarget | None = None) -> None:
-    """Denied within the login bound, and sshd (of ``where``: default the target's
-    own container) still running."""
+                        where: LabModuleTarget | None = None, via: str = "ssh") -> None:
+    """Denied within the login bound, and for an ssh login sshd (of ``where``: default
+    the target's own container) still running (a su login starts no sshd to check)."""
     t = where or target(ctx)
     if result.outcome is LoginOutcome.GRANTED:
         raise Fail(f"{what} to be denied", result.detail)
@@ -269,7 +270,7 @@ def expect_login_denied(ctx: CaseContext, result: LoginResult, what: str, *,
         raise Fail(f"{what} to end within {t.login_timeout:.0f} s", result.detail)
     if result.outcome is LoginOutcome.ERROR:
         raise Fail(f"{what} to be denied", f"the login ended otherwise: {result.detail}")
-    if not t.sshd_running():
+    if via == "ssh" and not t.sshd_running():
         raise Fail("sshd to keep running", "sshd is gone after the login")
 
 
