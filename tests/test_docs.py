@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PROTOCOLS_DOC = ROOT / "docs" / "protocols.md"
 
 #: The rule families the profile defines; any of them named in the code must be documented.
-RULE_FAMILY = re.compile(r"\b(?:R-[SM]|T-[SM]|STACK-)\d+\b")
+RULE_FAMILY = re.compile(r"\b(?:R-[SM]|T-[SM]|N-[SM]|STACK-)\d+\b")
 #: The shape of any rule id (a new protocol may bring a new family).
 RULE_ID = r"[A-Z]+(?:-[A-Z0-9]+)*-[A-Z]*\d+"
 #: A rule id as a case declares it in a suite file: ``rule="R-S2"``.
