@@ -101,7 +101,7 @@ def open_stall(ctx: CaseContext, place: str) -> Connection:
 #: Added to --idle-limit when a case waits for a drop: the server's idle timer starts
 #: when it accepts, a moment after the client connected (a server timing out at exactly
 #: --idle-limit drops within it).
-IDLE_MARGIN_S = 0.5
+IDLE_MARGIN_S = 1.0
 
 
 def idle_wait(ctx: CaseContext) -> float:
