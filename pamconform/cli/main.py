@@ -88,8 +88,9 @@ def main(argv: list[str] | None = None) -> int:
         apply_jobs(args)
         with interrupts.guard():
             return interrupts.leave(int(args.func(args, console)))
-    except UsageError as exc:
-        print(f"pamconform: error: {redact(str(exc))}", file=sys.stderr)
+    except UsageError as exc:  # composed by pamconform, never with a secret in it (and
+        # redacting it would mark words such as USER:PASSWORD that match a password's piece)
+        print(f"pamconform: error: {exc}", file=sys.stderr)
         return 2
     except HarnessError as exc:
         print(f"pamconform: harness error: {redact(str(exc))}", file=sys.stderr)
