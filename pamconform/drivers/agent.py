@@ -75,17 +75,21 @@ KILLED_GRACE_S = 10.0
 TERM_GRACE_S = 1.0
 
 
-def kill_and_collect(proc: subprocess.Popen[bytes]) -> tuple[bytes, bytes]:
-    """Stop ``proc``'s process group (SIGTERM, then SIGKILL after :data:`TERM_GRACE_S`)
-    and return what it wrote; bounded even when a grandchild that left the group
-    (``setsid``) holds the pipes open: then the pipes are closed and nothing is
-    returned."""
+def stop_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to ``proc``'s process group, SIGKILL after :data:`TERM_GRACE_S`."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGTERM)
     with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(TERM_GRACE_S)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
+
+
+def kill_and_collect(proc: subprocess.Popen[bytes]) -> tuple[bytes, bytes]:
+    """Stop ``proc``'s process group (:func:`stop_group`) and return what it wrote;
+    bounded even when a grandchild that left the group (``setsid``) holds the pipes open:
+    then the pipes are closed and nothing is returned."""
+    stop_group(proc)
     try:
         return proc.communicate(timeout=KILLED_GRACE_S)
     except subprocess.TimeoutExpired:

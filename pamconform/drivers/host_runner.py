@@ -28,12 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from pamconform.core.outcome import Skip
-from pamconform.drivers.agent import (
-    TERM_GRACE_S,
-    ExecFn,
-    kill_and_collect,
-    local_agent_argv,
-)
+from pamconform.drivers.agent import ExecFn, kill_and_collect, local_agent_argv, stop_group
 from pamconform.drivers.direct_runner import LAB_SERVERS
 from pamconform.lab.containers import CommandResult
 from pamconform.lab.scenario_control import scenario_server_script
@@ -206,14 +201,7 @@ class HostRunner:
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM to its group first (the agent then kills the pamdrive runs it started in
-    sessions of their own), SIGKILL after TERM_GRACE_S."""
     if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(TERM_GRACE_S)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop_group(proc)  # the agent then kills the pamdrive runs it started
     with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(5)
