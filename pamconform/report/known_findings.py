@@ -62,16 +62,22 @@ class Outcome:
     """Which known findings this run saw FAIL, and which it did not."""
 
     still_failing: list[KnownFinding]
-    not_failing: list[KnownFinding]
+    #: the findings whose case ran and did not FAIL, with the verdict it got instead (a
+    #: finding whose target or case this run did not check is in neither list)
+    not_failing: list[tuple[KnownFinding, Verdict]]
 
     def lines(self) -> list[str]:
         out = []
         for k in self.still_failing:
             out.append(f"known finding, not counted: {k.target} {k.case}"
                        + (f" ({k.note})" if k.note else ""))
-        for k in self.not_failing:
-            out.append(f"known finding no longer FAILs: {k.target} {k.case}: "
-                       "remove it from the list if it is fixed")
+        for k, verdict in self.not_failing:
+            if verdict is Verdict.PASS:
+                out.append(f"known finding no longer FAILs: {k.target} {k.case}: "
+                           "remove it from the list if it is fixed")
+            else:
+                out.append(f"known finding did not FAIL this run: {k.target} {k.case}: "
+                           f"{verdict}")
         return out
 
 
@@ -80,6 +86,7 @@ def apply(known: list[KnownFinding], targets: list[TargetResult]) -> tuple[list[
     """The targets with known FAILs left out (for the exit code), and what matched."""
     wanted = {(k.target, k.case): k for k in known}
     seen: set[tuple[str, str]] = set()
+    other: dict[tuple[str, str], Verdict] = {}
     kept: list[TargetResult] = []
     for target in targets:
         results = []
@@ -88,9 +95,11 @@ def apply(known: list[KnownFinding], targets: list[TargetResult]) -> tuple[list[
             if key in wanted and result.verdict is Verdict.FAIL:
                 seen.add(key)
                 continue
+            if key in wanted:
+                other[key] = result.verdict
             results.append(result)
         kept.append(TargetResult(name=target.name, kind=target.kind, protocol=target.protocol,
                                  results=results))
     outcome = Outcome([k for key, k in wanted.items() if key in seen],
-                      [k for key, k in wanted.items() if key not in seen])
+                      [(k, other[key]) for key, k in wanted.items() if key in other])
     return kept, outcome
