@@ -228,10 +228,10 @@ def finish(targets: list[TargetResult], args: argparse.Namespace, console: Conso
             console.line(f"\nreport: {directory}/index.html (index.json, junit.xml)")
     if lane:
         return exit_code(counted)
-    for line in lines:
-        console.line(line)
+    for parts in lines:
+        console.line(*parts)
     if getattr(args, "baseline", None) is not None:  # --baseline (pamconform.cli.diff)
-        return max(exit_code(counted), apply_baseline(args.baseline, run.as_dict(),
+        return max(exit_code(counted), apply_baseline(args.baseline, report.redacted(run),
                                                       console.line, known))
     return exit_code(counted)
 

@@ -6,10 +6,11 @@ case's message is cut to :data:`MESSAGE_LIMIT` characters: the report keeps it w
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import Any, TextIO
 
-from pamconform.core.redaction import redact
+from pamconform.core.redaction import Verbatim, redact
 from pamconform.core.runner import CaseResult, TargetResult
 from pamconform.core.verdicts import STOPPED, VERDICT_ORDER, Verdict
 
@@ -25,6 +26,14 @@ _COLOURS = {
 }
 #: Characters of a case's message shown on the console.
 MESSAGE_LIMIT = 200
+#: C0 and C1 control characters but tab: a hostile target's bytes (a token command's
+#: stderr, a server's reply in a message) must not move the cursor or erase lines.
+_CONTROLS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters but tab shown as ``\\xNN``."""
+    return _CONTROLS.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def cut(text: str, limit: int = MESSAGE_LIMIT) -> str:
@@ -58,17 +67,20 @@ class Console:
     def _lead(self) -> str:
         return f"{self.tag} | " if self.tag else ""
 
-    def line(self, text: str = "") -> None:
-        print(self._lead + redact(text), file=self.out, flush=True)
+    def line(self, *parts: str) -> None:
+        """Print the parts as one line, redacted but :class:`Verbatim` ones, and printable."""
+        text = "".join(p if isinstance(p, Verbatim) else redact(p) for p in parts)
+        print(self._lead + printable(text), file=self.out, flush=True)
 
     def progress(self, i: int, n: int, result: CaseResult) -> None:
         if self.quiet:
             return
         width = len(str(n))
-        msg = f"  {cut(redact(result.message))}" if result.verdict is not Verdict.PASS else ""
+        msg = (f"  {printable(cut(redact(result.message)))}"
+               if result.verdict is not Verdict.PASS else "")
         # the case id is the suite's text, never a secret: not redacted (a password
-        # fragment can match part of it)
-        head = redact(f"[{i:>{width}}/{n}] {self.verdict(result.verdict)} ")
+        # fragment can match part of it); the verdict's colour is ours
+        head = f"[{i:>{width}}/{n}] {self.verdict(result.verdict)} "
         print(f"{self._lead}{head}{result.case.id} ({result.duration_s:.2f} s){msg}",
               file=self.out, flush=True)
 
@@ -92,5 +104,5 @@ class Console:
             self.line(f"  {time_line(timing)}")
         bad = [r for r in target.results if r.verdict in (Verdict.FAIL, Verdict.ERROR)]
         for r in bad:
-            self.line(f"  {r.verdict!s:<6} {r.case.id} [{r.case.rule}]: "
-                      f"{cut(redact(r.message))}")
+            self.line(f"  {r.verdict!s:<6} ", Verbatim(r.case.id),
+                      f" [{r.case.rule}]: {cut(redact(r.message))}")

@@ -49,19 +49,28 @@ def new_dir(base: Path, stamp: datetime) -> Path:
 
 
 def write_text(path: Path, text: str) -> Path:
-    """Write ``text`` to ``path`` with mode 0600 (also when the file existed)."""
-    return write_bytes(path, text.encode("utf-8"))
+    """Write ``text`` to ``path`` with mode 0600 (also when the file existed), as UTF-8;
+    a lone surrogate (a name that was not UTF-8) is written as ``\\udcNN``."""
+    return write_bytes(path, text.encode("utf-8", "backslashreplace"))
 
 
 def write_bytes(path: Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` with mode 0600 (also when the file existed)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, FILE_MODE)
+    """Write ``data`` to ``path`` with mode 0600, whole or not at all: a new file renamed
+    over the old one, so a full disk, a kill or a crash never leaves half a file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, FILE_MODE)
     try:
         os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "wb") as f:
             fd = -1
             f.write(data)
-    finally:
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
         if fd != -1:
             os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
     return path

@@ -607,6 +607,12 @@ def register_token(raw: bytes, public: int = 0) -> None:
     _CURRENT.add_token(raw, public)
 
 
+class Verbatim(str):
+    """Text of the suite's own (a case id) that output shows as it is, never redacted: a
+    password fragment can match a piece of an id (``ldap-p`` of ``lucy-ldap-pw`` in
+    ``nslcd.server.ldap-paused``)."""
+
+
 def redact(text: str) -> str:
     """``text`` with every registered secret replaced by its marker."""
     return _CURRENT.text(text)

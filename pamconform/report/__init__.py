@@ -69,6 +69,25 @@ def _keep_case_definitions(clear: dict[str, Any], data: dict[str, Any]) -> None:
     for target, shown in zip(clear["targets"], data["targets"], strict=True):
         for case, out in zip(target["cases"], shown["cases"], strict=True):
             out.update({key: case[key] for key in CASE_DEFINITION if key in case})
+    shard, shown_shard = clear.get("shard"), data.get("shard")
+    if isinstance(shard, dict) and isinstance(shown_shard, dict):
+        # target names stay redacted, case ids do not (merge matches them to the cases)
+        plan, shown_plan = shard.get("plan"), shown_shard.get("plan")
+        if isinstance(plan, dict) and isinstance(shown_plan, dict):
+            shown_shard["plan"] = {name: list(ids) for name, ids
+                                   in zip(shown_plan, plan.values(), strict=True)}
+        known, shown_known = shard.get("known_failing"), shown_shard.get("known_failing")
+        if isinstance(known, list) and isinstance(shown_known, list):
+            shown_shard["known_failing"] = [[pair[0], clear_pair[1]] for pair, clear_pair
+                                            in zip(shown_known, known, strict=True)]
+
+
+def redacted(run: Run) -> dict[str, Any]:
+    """The run as its report shows it: redacted, the suite's own case descriptions kept."""
+    clear = run.as_dict()
+    data = redact_tree(clear)
+    _keep_case_definitions(clear, data)
+    return data
 
 
 def default_dir(base: Path, started: datetime) -> Path:
@@ -78,10 +97,7 @@ def default_dir(base: Path, started: datetime) -> Path:
 
 def write(run: Run, directory: Path) -> Path:
     """Write index.json, junit.xml and index.html into directory, redacted; return it."""
-    clear = run.as_dict()
-    data = redact_tree(clear)
-    _keep_case_definitions(clear, data)
-    return write_data(data, directory)
+    return write_data(redacted(run), directory)
 
 
 def write_data(data: dict[str, Any], directory: Path) -> Path:

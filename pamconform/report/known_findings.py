@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pamconform.core.errors import UsageError
+from pamconform.core.redaction import Verbatim
 from pamconform.core.runner import TargetResult
 from pamconform.core.verdicts import Verdict
 
@@ -66,18 +67,19 @@ class Outcome:
     #: finding whose target or case this run did not check is in neither list)
     not_failing: list[tuple[KnownFinding, Verdict]]
 
-    def lines(self) -> list[str]:
-        out = []
+    def lines(self) -> list[tuple[str, ...]]:
+        """What to say, a line each, in parts: the case id :class:`Verbatim`."""
+        out: list[tuple[str, ...]] = []
         for k in self.still_failing:
-            out.append(f"known finding, not counted: {k.target} {k.case}"
-                       + (f" ({k.note})" if k.note else ""))
+            out.append((f"known finding, not counted: {k.target} ", Verbatim(k.case),
+                        f" ({k.note})" if k.note else ""))
         for k, verdict in self.not_failing:
             if verdict is Verdict.PASS:
-                out.append(f"known finding no longer FAILs: {k.target} {k.case}: "
-                           "remove it from the list if it is fixed")
+                out.append((f"known finding no longer FAILs: {k.target} ", Verbatim(k.case),
+                            ": remove it from the list if it is fixed"))
             else:
-                out.append(f"known finding did not FAIL this run: {k.target} {k.case}: "
-                           f"{verdict}")
+                out.append((f"known finding did not FAIL this run: {k.target} ",
+                            Verbatim(k.case), f": {verdict}"))
         return out
 
 
