@@ -118,7 +118,8 @@ def test_a_report_rewritten_onto_a_full_disk_keeps_the_old_one_whole(tmp_path: P
                                                   [_result("a", Verdict.PASS)])]), directory)
     before = {f: (directory / f).read_bytes() for f in os.listdir(directory)}
     code = ("import sys; sys.path.insert(0, sys.argv[2]); sys.path.insert(0, sys.argv[3]);"
-            "from test_output_safety import _write_big_report_with_a_full_disk as w; w(sys.argv[1])")
+            "from test_output_safety import _write_big_report_with_a_full_disk as w;"
+            "w(sys.argv[1])")
     done = subprocess.run([sys.executable, "-c", code, str(directory), str(ROOT / "tests"),
                            str(ROOT)], capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode != 0 and "File too large" in done.stderr
