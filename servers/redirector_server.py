@@ -625,6 +625,14 @@ class RedirectorServer:
             self._close_listener()
             with self._cond:
                 self._cond.wait_for(lambda: not self._active, self.shutdown_grace + 1.0)
+                stragglers = list(self._active)
+            # Their handler threads die with the process: deny them now, or the client
+            # reads a bare close, which the original module takes for a grant.
+            for conn in stragglers:
+                with contextlib.suppress(OSError):
+                    conn.setblocking(False)
+                    conn.send(DENY)
+                    conn.shutdown(socket.SHUT_RDWR)
             self._close_wake()
             self.refusals.flush()
             self.log.info("stopped")
@@ -687,9 +695,11 @@ class RedirectorServer:
         if not stat.S_ISDIR(pst.st_mode):
             raise ServerError(f"{parent}: not a directory")
         if not self.allow_unsafe_dir:
-            if pst.st_mode & stat.S_IWOTH:
-                raise ServerError(f"{parent}: directory is world-writable "
-                                  "(use a root-owned directory, or --allow-unsafe-dir)")
+            if pst.st_mode & (stat.S_IWOTH | stat.S_IWGRP):
+                # a member of the group could rename the socket away and bind its own
+                raise ServerError(f"{parent}: directory is group- or world-writable (mode "
+                                  f"{stat.S_IMODE(pst.st_mode):04o}; use a directory only "
+                                  "its owner can write, or --allow-unsafe-dir)")
             if pst.st_uid not in (0, os.geteuid()):
                 raise ServerError(f"{parent}: directory is owned by uid {pst.st_uid}")
         self._remove_stale(path)
@@ -1133,7 +1143,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--socket-mode", type=_mode, default=0o600, metavar="MODE",
                        help="octal mode of the socket (default 0600)")
     serve.add_argument("--allow-unsafe-dir", action="store_true",
-                       help="allow a world-writable or foreign-owned socket directory")
+                       help="allow a group- or world-writable or foreign-owned socket "
+                       "directory")
     serve.add_argument("--quiet", action="store_true", help="log errors only")
     add = sub.add_parser("adduser", help="add or replace a user (password on stdin)")
     add.add_argument("file", metavar="FILE")

@@ -774,9 +774,12 @@ class ScenarioServer:
             probe.settimeout(1)
             try:
                 probe.connect(path)
-            except OSError:
+            except ConnectionRefusedError:  # nobody listens: stale
                 os.unlink(path)
                 return
+            except OSError as exc:  # a full backlog, no permission, a timeout: maybe live
+                raise ScenarioError(f"{path}: cannot tell whether a server listens there "
+                                    f"({exc.strerror or exc}); not removing it") from None
         raise ScenarioError(f"{path}: a server is already listening")
 
     def _unlink_owned(self) -> None:
@@ -798,7 +801,7 @@ class ScenarioServer:
             return self._dispatch(request)
         except ScenarioError as exc:
             return {"ok": False, "error": str(exc)}
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: JSON nested too deep
             return {"ok": False, "error": f"bad JSON: {exc}"}
 
     def _dispatch(self, request: dict[str, Any]) -> dict[str, Any]:

@@ -344,10 +344,12 @@ def test_replaces_a_stale_socket_but_not_a_live_one(short_dir: Path, store: Any)
         assert ask(live.socket_path, req(b"alice", b"alice-auth-pw")) == b"0"
 
 
-def test_refuses_a_world_writable_directory(short_dir: Path, store: Any) -> None:
-    os.chmod(short_dir, 0o777)
+@pytest.mark.parametrize("mode", [0o777, 0o770, 0o2770])
+def test_refuses_a_group_or_world_writable_directory(short_dir: Path, store: Any,
+                                                     mode: int) -> None:
+    os.chmod(short_dir, mode)
     server = rs.RedirectorServer(short_dir / "sock", store, allow_uids={ME})
-    with pytest.raises(rs.ServerError, match="world-writable"):
+    with pytest.raises(rs.ServerError, match="group- or world-writable"):
         server.start()
     with rs.RedirectorServer(short_dir / "sock", store, allow_uids={ME},
                              allow_unsafe_dir=True) as unsafe:
@@ -540,6 +542,33 @@ def test_sigterm_cuts_a_silent_client_after_the_grace_period(short_dir: Path) ->
             proc.kill()
             proc.communicate(timeout=5)
 
+
+
+def test_a_stop_denies_requests_still_being_checked_when_the_server_exits(
+        make_server: Callable[..., Any]) -> None:
+    """A handler still hashing at the end of the grace dies with the process: its client
+    must read a denial, not a bare close (the original module takes that for a grant)."""
+    release = threading.Event()
+
+    class SlowHash(rs.RedirectorServer):  # type: ignore[misc, name-defined]
+        shutdown_grace = 0.2
+
+        def authenticate(self, user: bytes, password: bytes) -> bool:
+            release.wait(30)
+            return False
+
+    server = make_server(SlowHash)
+    clients = [connect(server.socket_path, timeout=5) for _ in range(3)]
+    try:
+        for i, client in enumerate(clients):
+            client.sendall(b"alice\nwrong%d\n" % i)
+        time.sleep(0.2)
+        server.shutdown()
+        assert [read_all(c) for c in clients] == [b"1"] * 3
+    finally:
+        release.set()
+        for client in clients:
+            client.close()
 
 
 def test_a_stop_signal_that_misses_the_accept_loop_still_stops_it(short_dir: Path) -> None:

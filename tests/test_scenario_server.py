@@ -317,7 +317,8 @@ def test_bad_set_is_refused(server: Running, name: str, args: dict[str, object],
 
 def test_bad_control_lines(server: Running) -> None:
     for line, message in ((b"not json\n", "bad JSON"), (b"[1]\n", "JSON object"),
-                          (b'{"op": "dance"}\n', "unknown op")):
+                          (b'{"op": "dance"}\n', "unknown op"),
+                          (b'{"op": "ping", "x": ' + b"[" * 200_000 + b"\n", "bad JSON")):
         with connect(server.control_path) as sock:
             sock.sendall(line)
             reply = json.loads(sock.makefile("rb").readline())
@@ -361,6 +362,34 @@ def test_refuses_a_live_socket_and_replaces_a_stale_one(start_server: StartServe
     with ScenarioProcess.local(stale) as proc:
         assert exchange(stale)[0] == b"0"
         proc.log(wait=1)
+
+
+def test_a_live_socket_with_a_full_backlog_is_not_taken_for_a_stale_one(
+        short_dir: Path) -> None:
+    path = short_dir / "live"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as live:
+        live.bind(str(path))
+        live.listen(0)
+        queued = []
+        for _ in range(5):  # fill the backlog: a probe connect then fails with EAGAIN
+            c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            c.setblocking(False)
+            queued.append(c)
+            try:
+                c.connect(str(path))
+            except BlockingIOError:
+                break
+        inode = os.lstat(path).st_ino
+        try:
+            clash = subprocess.run(
+                [sys.executable, str(scenario_server_script()), str(path), "--control",
+                 str(short_dir / "ctl")], capture_output=True, timeout=15, check=False)
+        finally:
+            for c in queued:
+                c.close()
+        assert clash.returncode == 2, clash.stderr
+        assert b"not removing it" in clash.stderr
+        assert os.lstat(path).st_ino == inode
 
 
 def test_stdin_control_mode(short_dir: Path) -> None:
