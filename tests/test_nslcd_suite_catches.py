@@ -63,8 +63,8 @@ def start_fake(short_dir: Path) -> Iterator[Start]:
         proc.wait(5)
 
 
-def run(target: HostSocketTarget, cases: list[Case]) -> TargetResult:
-    return run_target(cases, target, kind="server", protocol="nslcd")
+def run(target: HostSocketTarget, cases: list[Case], *, strict: bool = False) -> TargetResult:
+    return run_target(cases, target, kind="server", protocol="nslcd", strict=strict)
 
 
 def verdicts(result: TargetResult) -> dict[str, Verdict]:
@@ -96,7 +96,7 @@ def test_each_faulty_daemon_is_caught_on_its_rule(start_fake: Start, name: str) 
     spec = GALLERY[name]
     cases = [BY_ID[cid] for cid in spec.catches]
     assert any(c.rule == spec.rule for c in cases), "caught on another rule than it breaks"
-    result = run(start_fake(name), cases)
+    result = run(start_fake(name), cases, strict=True)  # a SHOULD is caught as a FAIL
     missed = {r.case.id: (r.verdict, r.message) for r in result.results
               if r.verdict is not Verdict.FAIL}
     assert not missed, f"{name} ({spec.defect}) not caught"

@@ -89,8 +89,9 @@ def test_terminal_control_bytes_from_a_target_are_shown_escaped() -> None:
     console.progress(1, 9, _result("t.case", Verdict.ERROR, hostile))
     console.summary(TargetResult("t", "server", "redirector",
                                  [_result("t.case", Verdict.FAIL, hostile)]))
-    console.line("pamconform: error: ", hostile)
+    console.line("\nreport: ", hostile)
     shown = out.getvalue()
+    assert "\nreport: stderr" in shown  # our own line breaks stay
     assert not any(ch in shown for ch in "\x1b\x07\x08\x9b")
     assert "\\x1b[1A" in shown and "\\x9b31m" in shown
 

@@ -26,13 +26,14 @@ _COLOURS = {
 }
 #: Characters of a case's message shown on the console.
 MESSAGE_LIMIT = 200
-#: C0 and C1 control characters but tab: a hostile target's bytes (a token command's
-#: stderr, a server's reply in a message) must not move the cursor or erase lines.
-_CONTROLS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+#: C0 and C1 control characters but tab and newline: a hostile target's bytes (a token
+#: command's stderr, a server's reply in a message) must not move the cursor or erase
+#: lines (messages are also cut to one line: :func:`cut`).
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def printable(text: str) -> str:
-    """``text`` with control characters but tab shown as ``\\xNN``."""
+    """``text`` with control characters but tab and newline shown as ``\\xNN``."""
     return _CONTROLS.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 

@@ -67,7 +67,7 @@ def socket_not_replaceable(ctx):
 @case(
     "nslcd.server.socket-world-access",
     rule="N-S7",
-    severity=Severity.SHOULD,
+    severity=Severity.MAY,
     title="A world-accessible socket is reported, with what it gives away",
     requirement="Reported, not failed: the socket may be world-accessible (0666), since NSS "
     "lookups come from every process. What an unprivileged peer gains is graded by "

@@ -19,11 +19,13 @@ def debian_common_auth(ctx):
 
 @case("chain.jump.past-the-end", rule="STACK-2", severity=Severity.MUST,
       title="A jump past the end of the stack is an error, and a failure falls through",
-      requirement="`[success=2 default=ignore] <module>` then one `required pam_permit.so`: "
-      "the grant jumps past the end (PAM_PERM_DENIED), every failure reaches pam_permit "
+      requirement="`required pam_permit.so`, `[success=2 default=ignore] <module>`, then "
+      "one `required pam_permit.so`: the grant jumps past the end, an error that turns "
+      "the success already recorded into PAM_PERM_DENIED; every failure reaches pam_permit "
       "(fails open); libpam equals the model.")
 def past_the_end(ctx):
-    check_shape(ctx, Shape(("auth [success=2 default=ignore] {module}",
+    check_shape(ctx, Shape(("auth required pam_permit.so",
+                            "auth [success=2 default=ignore] {module}",
                             "auth required pam_permit.so")),
                 expect_fail_open=["deny", "down", "hung", "garbage"])
 
@@ -32,7 +34,8 @@ def past_the_end(ctx):
       title="A jump records nothing: a grant that only jumps is no grant",
       requirement="`[success=1 default=bad] <module>` then `required pam_deny.so` (jumped "
       "over on success): no module set a result on a grant, so libpam returns "
-      "PAM_PERM_DENIED in every state, like the model.")
+      "PAM_PERM_DENIED for it; any other reply records the module's own code "
+      "(`default=bad`); libpam equals the model.")
 def records_nothing(ctx):
     check_shape(ctx, Shape(("auth [success=1 default=bad] {module}",
                             "auth required pam_deny.so")), expect_fail_open=[])

@@ -30,11 +30,15 @@ def substack_done(ctx):
 
 @case("chain.substack.die-is-scoped", rule="STACK-3", severity=Severity.MUST,
       title="`substack` scopes die, but its verdict stays",
-      requirement="`substack` of `requisite <module>` + `required pam_deny.so`, then "
-      "`sufficient pam_permit.so`: a failure dies out of the substack only, and the "
-      "negative verdict it left stops pam_permit from granting; libpam equals the model.")
+      requirement="`substack` of `requisite <module>` + `required pam_permit.so`, then "
+      "`sufficient pam_permit.so` and `[default=1] pam_permit.so`: a failure dies out of "
+      "the substack only, so the stack goes on; the negative verdict it left stops "
+      "pam_permit from granting, and the last line's jump past the end makes it "
+      "PAM_PERM_DENIED (a die that ended the whole stack would return the module's own "
+      "code); libpam equals the model.")
 def substack_die(ctx):
-    check_shape(ctx, Shape(("auth substack {dir}/requisite", "auth sufficient pam_permit.so"),
+    check_shape(ctx, Shape(("auth substack {dir}/requisite", "auth sufficient pam_permit.so",
+                            "auth [default=1] pam_permit.so"),
                            files={"requisite": ("auth requisite {module}",
                                                 "auth required pam_permit.so")}),
                 expect_fail_open=[])
@@ -42,11 +46,12 @@ def substack_die(ctx):
 
 @case("chain.reset.undoes-the-verdict", rule="STACK-3", severity=Severity.MUST,
       title="`reset` forgets the verdict so far",
-      requirement="`required pam_permit.so`, `[success=ok default=reset] <module>`, "
-      "`optional pam_permit.so`: a failure resets to undecided and the optional "
-      "pam_permit then grants (fails open); libpam equals the model.")
+      requirement="`required pam_deny.so`, `[success=ok default=reset] <module>`, "
+      "`optional pam_permit.so`: a failure resets to undecided, forgetting pam_deny's "
+      "failure, and the optional pam_permit then grants (fails open); a grant keeps "
+      "pam_deny's PAM_AUTH_ERR; libpam equals the model.")
 def reset(ctx):
-    check_shape(ctx, Shape(("auth required pam_permit.so",
+    check_shape(ctx, Shape(("auth required pam_deny.so",
                             "auth [success=ok default=reset] {module}",
                             "auth optional pam_permit.so")),
                 expect_fail_open=["deny", "down", "hung", "garbage"])

@@ -16,7 +16,12 @@ from pamconform.protocols.redirector.server_steps import (
 
 case = case_factory(protocol="redirector", kind="server")
 
-TIMING_SAMPLES = 5
+#: Logins of each kind, interleaved. Seven against seven all on one side of each other
+#: happens by chance 2 times in 3,432 when both kinds cost the same.
+TIMING_SAMPLES = 7
+#: How much slower one kind's median must be (a factor, and milliseconds) to count.
+TIMING_FACTOR = 2.0
+TIMING_MIN_GAP_MS = 1.0
 
 
 @case(
@@ -42,10 +47,14 @@ def no_user_enumeration(ctx):
     "redir.server.timing-unknown-vs-wrong",
     exclusive="timing",
     rule="R-S7",
-    severity=Severity.MAY,
+    severity=Severity.SHOULD,
     title="Timing: unknown user against wrong password",
-    requirement=f"Reported only: the median reply time of {TIMING_SAMPLES} unknown-user and "
-    f"{TIMING_SAMPLES} wrong-password logins.",
+    requirement=f"The reply time should not tell an unknown user from a known one: over "
+    f"{TIMING_SAMPLES} unknown-user and {TIMING_SAMPLES} wrong-password logins, "
+    "interleaved, it is NON-STRICT when every reply of one kind came faster than every "
+    f"reply of the other and the medians differ by at least {TIMING_FACTOR:g} times and "
+    f"{TIMING_MIN_GAP_MS:g} ms (a server that skips the password hash for unknown users); "
+    "otherwise the medians are reported.",
 )
 def timing_unknown_vs_wrong(ctx):
     t = target(ctx)
@@ -54,10 +63,16 @@ def timing_unknown_vs_wrong(ctx):
         for label, user in (("known", t.user), ("unknown", stranger("user"))):
             start = time.monotonic()
             login(ctx, user, wrong_password(t.password))
-            times[label].append(time.monotonic() - start)
-    known, unknown = (statistics.median(times[k]) * 1000 for k in ("known", "unknown"))
-    ctx.extra["timing_ms"] = {k: [round(x * 1000, 2) for x in v] for k, v in times.items()}
-    gap = abs(known - unknown)
-    verdict = "measurable" if gap > 20 and gap > 0.5 * min(known, unknown) else "small"
-    ctx.informational(f"median wrong-password {known:.1f} ms, unknown-user {unknown:.1f} ms "
-                      f"(difference {gap:.1f} ms: {verdict})")
+            times[label].append((time.monotonic() - start) * 1000)
+    ctx.extra["timing_ms"] = {k: [round(x, 2) for x in v] for k, v in times.items()}
+    known, unknown = (statistics.median(times[k]) for k in ("known", "unknown"))
+    slow, fast = max(known, unknown), min(known, unknown)
+    apart = max(times["unknown"]) < min(times["known"]) or \
+        max(times["known"]) < min(times["unknown"])
+    said = (f"median wrong-password {known:.1f} ms, unknown-user {unknown:.1f} ms "
+            f"(difference {slow - fast:.1f} ms)")
+    if apart and slow >= TIMING_FACTOR * fast and slow - fast >= TIMING_MIN_GAP_MS:
+        ctx.non_strict(f"{said}: every {'unknown-user' if unknown < known else 'known-user'} "
+                       "reply came faster, so timing tells whether a user exists")
+    else:
+        ctx.informational(said)

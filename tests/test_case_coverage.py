@@ -1,0 +1,59 @@
+"""Every server case has a faulty target that a test shows it catches.
+
+The galleries (tests/fixtures/faulty_servers.py, faulty_token_servers.py,
+faulty_nslcd_daemons.py) name, for each faulty target, the cases that must FAIL it;
+tests/test_suite_catches.py, test_token_suite_catches.py and test_nslcd_suite_catches.py
+run them. Here: no server case is left without one, but for the exceptions below, each
+with its reason. MAY cases only report, so they have none.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from pamconform.core import loader
+from pamconform.core.registry import all_cases
+from pamconform.core.verdicts import Severity
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "fixtures"))
+import faulty_nslcd_daemons
+import faulty_servers
+import faulty_token_servers
+
+GALLERIES = {"redirector": faulty_servers.GALLERY,
+             "transient-token": faulty_token_servers.GALLERY,
+             "nslcd": faulty_nslcd_daemons.GALLERY}
+SUITES = {"redirector": "redirector_server", "transient-token": "token_server",
+          "nslcd": "nslcd_server"}
+
+#: case id -> where its faulty target is instead, or why it has none
+EXCEPTIONS = {
+    "redir.server.deny-missing-password-line":
+        "an in-test server: tests/test_suite_catches.py::"
+        "test_a_missing_line_is_graded_by_what_it_gives_away",
+    "nslcd.server.cut-string-not-complete":
+        "its faulty fake (cut-string-complete) gains nothing, so it is NON-STRICT: "
+        "tests/test_nslcd_suite_catches.py::test_a_cut_string_taken_as_complete_is_non_strict",
+    "nslcd.server.nul-in-credentials":
+        "its faulty fake (nul-terminated) gains nothing, so it is NON-STRICT: "
+        "tests/test_nslcd_suite_catches.py::test_strings_cut_at_a_nul_are_non_strict",
+    "nslcd.server.ldap-paused":
+        "no faulty target yet: it needs a daemon with a directory behind it; it runs "
+        "against Debian's nslcd and pynslcd in the lab (tests/test_nslcd_server_lab.py)",
+    "nslcd.server.ldap-stopped":
+        "no faulty target yet: as nslcd.server.ldap-paused",
+}
+
+
+@pytest.mark.parametrize("protocol", sorted(GALLERIES))
+def test_every_server_case_has_a_faulty_target(protocol: str) -> None:
+    loader.load_suite(SUITES[protocol])
+    checks = {c.id for c in all_cases(protocol=protocol, kind="server")
+              if c.severity is not Severity.MAY}
+    caught = {c for spec in GALLERIES[protocol].values() for c in spec.catches}
+    assert caught <= checks | {c for c in caught if ".regression-" in c}
+    missing = checks - caught
+    assert missing == {c for c in EXCEPTIONS if c in checks}
