@@ -55,6 +55,17 @@ def _verdicts(data: dict) -> dict[str, dict[str, str]]:
     return {t["name"]: {c["id"]: c["verdict"] for c in t["cases"]} for t in data["targets"]}
 
 
+def test_a_bad_later_socket_keeps_the_report_of_the_targets_checked(sockets, logins,
+                                                                    tmp_path) -> None:
+    out = tmp_path / "report"
+    proc = pamconform("server", str(sockets["ref"]), str(tmp_path / "nonexistent"),
+                      "--credentials-file", str(logins), *CASES, "--report", str(out),
+                      "--quiet")
+    assert proc.returncode == 2, proc.stderr
+    assert "no such socket" in proc.stderr and "Traceback" not in proc.stderr
+    assert list(_verdicts(_report(out))) == [str(sockets["ref"])]
+
+
 def test_several_sockets_are_one_report_side_by_side(sockets, logins, tmp_path) -> None:
     out = tmp_path / "report"
     proc = pamconform("server", str(sockets["ref"]), str(sockets["faulty"]), "--name", "ref",
@@ -168,6 +179,14 @@ credentials_env = "THEIR_LOGINS"
      "options.timeout: must be positive"),
     ('[options]\nidle_limit = 1e9\n[targets.a]\nkind = "server"\nsocket = "/s"\n',
      "options.idle_limit: at most"),
+    ('[targets.a]\nkind = "server"\nsocket = "/s"\n[targets.a.options]\nstrict = true\n',
+     "targets.a.options.strict: an option of the whole run: put it in [options]"),
+    ('[targets.a]\nkind = "server"\nsocket = "/s"\n[targets.a.options]\ncases = ["x"]\n',
+     "targets.a.options.cases: an option of the whole run"),
+    ('[targets.a]\nkind = "server"\nsocket = "/s"\n[targets.a.options]\n'
+     'expired_user = "oscar"\n', "targets.a.options: --expired-user only for nslcd targets"),
+    ('[targets.a]\nkind = "module"\nsource = "."\n[targets.a.options]\nhang_bound = 3\n',
+     "targets.a.options.hang_bound: a module target takes no options"),
     ('colour = "blue"\n', "colour: unknown key"),
     ("[targets\n", "not valid TOML"),
 ])
@@ -193,6 +212,24 @@ def test_pyproject_table_and_explicit_project(tmp_path, logins, sockets) -> None
     other.write_text('[targets.a]\nkind = "server"\nsocket = "/s"\nlogin = "x"\n')
     proc = pamconform("run", "--project", str(other), "--list", cwd=tmp_path)
     assert proc.returncode == 2 and "targets.a.login: an inline secret" in proc.stderr
+
+
+def test_a_broken_pyproject_that_speaks_of_us_is_an_error_not_ignored(
+        tmp_path, monkeypatch, in_process_cli) -> None:
+    (tmp_path / "pyproject.toml").write_text('[tool.pamconform\ntargets = 1\n')
+    monkeypatch.chdir(tmp_path)
+    proc = in_process_cli("run", "--no-lab", "--list")
+    assert proc.returncode == 2, proc.stdout  # not the bundled targets, quietly
+    assert "pyproject.toml: not valid TOML" in proc.stderr
+    (tmp_path / "pyproject.toml").write_text('[project\nname = "other"\n')  # not ours
+    assert in_process_cli("run", "--no-lab", "--list").returncode == 0
+
+
+def test_a_project_file_that_is_a_fifo_is_refused_at_once(tmp_path, in_process_cli) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    proc = in_process_cli("run", "--project", str(fifo), "--list")
+    assert proc.returncode == 2 and "not a regular file" in proc.stderr
 
 
 def test_this_repository_is_no_project() -> None:
@@ -294,3 +331,29 @@ def test_an_abbreviated_option_is_refused_not_beaten_by_the_file(tmp_path) -> No
     proc = pamconform("run", "--cases", "redir.server.r*", "--list", cwd=tmp_path, env=env)
     assert proc.returncode == 0 and "redir.server.r" in proc.stdout, proc.stderr
     assert "redir.server.g" not in proc.stdout
+
+
+def test_a_typed_distro_wins_over_the_files_even_the_default_one(tmp_path) -> None:
+    import argparse
+
+    from pamconform.cli import project_run
+    from pamconform.core import project
+
+    data = {"distros": ["bookworm", "trixie"],
+            "targets": {"a": {"kind": "module", "reference": True}}}
+    loaded = project.parse(data, tmp_path / "pamconform.toml")
+    typed = argparse.Namespace(distro="bookworm", command_line=["run", "--distro", "bookworm"])
+    default = argparse.Namespace(distro="bookworm", command_line=["run"])
+    assert project_run.distros(loaded, typed) == ["bookworm"]
+    assert project_run.distros(loaded, default) == ["bookworm", "trixie"]
+
+
+def test_a_target_left_without_cases_is_said(tmp_path, monkeypatch, in_process_cli) -> None:
+    (tmp_path / "pamconform.toml").write_text(
+        '[targets.tok]\nkind = "server"\nprotocol = "transient-token"\n'
+        'socket = "/run/tok/socket"\noptions = { token_command = "true" }\n'
+        '[targets.mod]\nkind = "module"\nreference = true\n')
+    monkeypatch.chdir(tmp_path)
+    proc = in_process_cli("run", "--no-lab", "--list", "--cases", "redir.e2e.*")
+    assert proc.returncode == 0, proc.stderr
+    assert "tok: no transient-token server case selected: not checked" in proc.stdout

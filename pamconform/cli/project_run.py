@@ -76,7 +76,9 @@ def distros(project: Project, args: argparse.Namespace) -> list[str]:
     """``--distro`` when given, else the file's ``distros``, else the default."""
     from pamconform.lab.distros import parse_distros
 
-    if args.distro != "bookworm" or project.distros is None:
+    typed = any(a == "--distro" or a.startswith("--distro=")
+                for a in getattr(args, "command_line", []))
+    if typed or project.distros is None:
         return parse_distros(args.distro)
     return parse_distros(",".join(project.distros))
 
@@ -88,6 +90,8 @@ def plan(project: Project, args: argparse.Namespace, console: Console) -> list[S
         protocol = _protocol(project, target)
         cases = common.protocol_cases(protocol, target.kind, args)
         if not cases:
+            console.line(f"{target.name}: no {protocol.name} {target.kind} case selected: "
+                         "not checked")
             continue
         if target.package is not None:
             steps.append(_package_step(project, target, protocol, cases, args, console))
@@ -124,18 +128,31 @@ def _argv(target: Target) -> list[str]:
     return argv
 
 
+#: Options of the whole run: in a target's ``options`` they would be ignored.
+RUN_OPTIONS = frozenset({
+    "strict", "cases", "exclude_cases", "jobs", "report", "quiet", "list", "known_findings",
+    "shard", "shard_weights", "baseline", "lab_package", "protocol", "name", "socket",
+    "no_lab", "keep", "distro", "hang_bound", "login_timeout", "parallel"})
+
+
 def _parse(project: Project, target: Target, argv: list[str]) -> argparse.Namespace:
     """``argv`` (a subcommand's) parsed; each of the target's options must be one of that
-    subcommand's own (no abbreviation), and an error never shows a value."""
+    subcommand's own (no abbreviation) that a target uses, and an error never shows a
+    value."""
     from pamconform.cli.main import build_parser
 
     parser = build_parser()
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     own = commands.choices[argv[0]]._option_string_actions
     for key in target.options:
+        where = project.where(f"targets.{target.name}.options.{key}")
         if "--" + key.replace("_", "-") not in own:
-            raise ProjectError(f"{project.where(f'targets.{target.name}.options.{key}')}: "
-                               f"not an option of pamconform {argv[0]}")
+            raise ProjectError(f"{where}: not an option of pamconform {argv[0]}")
+        if argv[0] == "module":  # a module target is its build, so, args and protocol
+            raise ProjectError(f"{where}: a module target takes no options (give build, so, "
+                               "args or collect_password; run options go in [options])")
+        if key.replace("-", "_") in RUN_OPTIONS:
+            raise ProjectError(f"{where}: an option of the whole run: put it in [options]")
     try:
         return parser.parse_args(argv)
     except UsageError as exc:
@@ -163,7 +180,14 @@ def _server_step(project: Project, target: Target, protocol: Protocol, cases: li
     if target.credentials_file is not None:
         argv += ["--credentials-file", str(target.credentials_file)]
     ns = _parse(project, target, argv + _argv(target))
-    ns.timeout, ns.idle_limit = args.timeout, args.idle_limit
+    for key in ("timeout", "idle_limit"):  # the target's own, else the run's
+        if key not in target.options and key.replace("_", "-") not in target.options:
+            setattr(ns, key, getattr(args, key))
+    for other in protocols.with_suites("server"):
+        given = hooks_of(other).foreign_server_options(ns) if other != protocol else None
+        if given:
+            raise ProjectError(f"{project.where(f'targets.{target.name}.options')}: {given} "
+                               f"only for {other.name} targets")
     ns.socket, ns.name = target.path, target.name
     if target.credentials_env is not None:
         if not os.environ.get(target.credentials_env):

@@ -146,6 +146,10 @@ def run_steps(steps: list[Step], args: argparse.Namespace, console: Console,
                 console.line(f"pamconform: the {step.lab} lab could not run: {exc}")
                 common.finish(results, args, console, run)
                 raise
+            except UsageError:  # a later target's input (its socket, its login) is bad:
+                if results:  # the targets already checked keep their report
+                    common.finish(results, args, console, run)
+                raise
             # the plan's name (shards, merge, a stopped run's NOT-RUN list) is the report's
             result.name = step.name
             result.info["timing"] = target_timing(result, time.monotonic() - start)

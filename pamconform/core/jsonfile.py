@@ -20,11 +20,11 @@ class JsonFileError(ValueError):
     """The file cannot be read as JSON; the message names the file and says why."""
 
 
-def load(path: Path, *, max_bytes: int = MAX_BYTES) -> Any:
-    """The parsed JSON of ``path``; JsonFileError (one line) if it cannot be had."""
+def read_text(path: Path, *, max_bytes: int = MAX_BYTES) -> str:
+    """The UTF-8 text of the regular file ``path``, at most ``max_bytes``; JsonFileError
+    (one line) otherwise: a FIFO, a device or a socket is refused without hanging."""
     try:
-        # O_NONBLOCK: a FIFO with no writer must not hang the open; only a regular file is
-        # read (a FIFO, a device or a socket is refused)
+        # O_NONBLOCK: a FIFO with no writer must not hang the open
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         with os.fdopen(fd, "rb") as f:
             if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
@@ -37,11 +37,17 @@ def load(path: Path, *, max_bytes: int = MAX_BYTES) -> Any:
     except OSError as exc:
         raise JsonFileError(f"{path}: cannot read: {exc.strerror}") from None
     if len(data) > max_bytes:
-        raise JsonFileError(f"{path}: larger than {max_bytes >> 20} MiB")
+        limit = f"{max_bytes >> 20} MiB" if max_bytes >= 1 << 20 else f"{max_bytes} bytes"
+        raise JsonFileError(f"{path}: larger than {limit}")
     try:
-        text = data.decode("utf-8")
+        return data.decode("utf-8")
     except UnicodeDecodeError:
         raise JsonFileError(f"{path}: not UTF-8 text") from None
+
+
+def load(path: Path, *, max_bytes: int = MAX_BYTES) -> Any:
+    """The parsed JSON of ``path``; JsonFileError (one line) if it cannot be had."""
+    text = read_text(path, max_bytes=max_bytes)
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:

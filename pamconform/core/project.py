@@ -27,15 +27,20 @@ logins. Every problem is a :class:`ProjectError`: one line naming the file and t
 
 from __future__ import annotations
 
+import contextlib
 import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pamconform.core import jsonfile
 from pamconform.core.errors import UsageError
+from pamconform.core.jsonfile import JsonFileError
 
 FILE_NAME = "pamconform.toml"
+#: A project file (or pyproject.toml) larger than this is refused.
+MAX_BYTES = 1 << 20
 PYPROJECT = "pyproject.toml"
 KINDS = ("server", "module")
 #: Keys that would hold a secret in the file itself: refused, whatever their value.
@@ -113,9 +118,14 @@ def find(directory: Path) -> Path | None:
     pyproject = directory / PYPROJECT
     if pyproject.is_file():
         try:
-            data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
-            return None  # not ours to judge: a project run needs our table
+            data = tomllib.loads(jsonfile.read_text(pyproject, max_bytes=MAX_BYTES))
+        except (JsonFileError, tomllib.TOMLDecodeError):
+            # not ours to judge, unless it speaks of us: then load() says what is wrong,
+            # rather than the run quietly checking the bundled targets instead
+            with contextlib.suppress(OSError), open(pyproject, "rb") as f:
+                if b"pamconform" in f.read(MAX_BYTES):
+                    return pyproject
+            return None
         if isinstance(data.get("tool"), dict) and "pamconform" in data["tool"]:
             return pyproject
     return None
@@ -124,11 +134,9 @@ def find(directory: Path) -> Path | None:
 def load(path: Path) -> Project:
     """Read and check a project file (``ProjectError`` on any problem)."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ProjectError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ProjectError(f"{path}: cannot read it: {exc}") from None
+        data = tomllib.loads(jsonfile.read_text(path, max_bytes=MAX_BYTES))
+    except JsonFileError as exc:
+        raise ProjectError(str(exc)) from None
     except tomllib.TOMLDecodeError as exc:
         raise ProjectError(f"{path}: not valid TOML: {exc}") from None
     prefix = ""
