@@ -66,10 +66,12 @@ def test_bad_seconds(command: list[str], value: str, in_process_cli: CliRun) -> 
     _one_line_exit_2(in_process_cli(*command, value), f"argument {command[-1]}:")
 
 
-@pytest.mark.parametrize("value", ["-1", "0", "1.5", "nan", "10000000000000"])
+@pytest.mark.parametrize("value", ["-1", "0", "1.5", "nan", "10000000000000", "\u00b2"])
 @pytest.mark.parametrize(
     "command",
     [
+        ["server", *SOCKET_ARGS, "--jobs"],
+        ["run", "--parallel"],
         ["bench", *SOCKET_ARGS, "--concurrency"],
         ["bench", *SOCKET_ARGS, "--count"],
         ["bench", *SOCKET_ARGS, "--workers"],
@@ -81,6 +83,22 @@ def test_bad_seconds(command: list[str], value: str, in_process_cli: CliRun) -> 
 )
 def test_bad_counts(command: list[str], value: str, in_process_cli: CliRun) -> None:
     _one_line_exit_2(in_process_cli(*command, value), f"argument {command[-1]}:")
+
+
+@pytest.mark.parametrize(("value", "needle"), [
+    ("1/99999999999999", "at most 10000 shards"), ("\u00b9/3", "expected K/N"),
+    ("3/2", "K must be between 1 and N")])
+def test_bad_shards(value: str, needle: str, in_process_cli: CliRun) -> None:
+    _one_line_exit_2(in_process_cli("run", "--no-lab", "--list", "--shard", value), needle)
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1"])
+@pytest.mark.parametrize("option", ["--time-min", "--time-threshold"])
+def test_bad_diff_times(option: str, value: str, in_process_cli: CliRun,
+                        tmp_path: Path) -> None:
+    (tmp_path / "index.json").write_text('{"targets": []}')
+    report = str(tmp_path / "index.json")
+    _one_line_exit_2(in_process_cli("diff", report, report, option, value), f"argument {option}:")
 
 
 @pytest.mark.parametrize("args", [["bench", *SOCKET_ARGS, "--seconds", "nan"],
@@ -133,6 +151,17 @@ def test_unwritable_report_for_fuzz(reference: LocalServer) -> None:
                 "1", "--report", "/etc/passwd/report")
     _one_line_exit_2(proc, "--report /etc/passwd/report")
     assert "fuzzing" not in proc.stdout
+    proc = _run("fuzz", "server", str(reference.socket), "--credentials", GOOD, "--seconds",
+                "1", "--save-regressions", "/etc/passwd/regressions")
+    _one_line_exit_2(proc, "--save-regressions /etc/passwd/regressions")
+    assert "fuzzing" not in proc.stdout
+
+
+def test_unwritable_report_for_audit() -> None:
+    stack = Path(__file__).resolve().parents[1] / "examples" / "stacks" / "optional" / "sshd"
+    proc = _run("audit", str(stack), "--report", "/etc/passwd/report")
+    _one_line_exit_2(proc, "--report /etc/passwd/report")
+    assert "fail" not in proc.stdout.lower()  # no table printed before the refusal
 
 
 # ---------------------------------------------------------------------- socket paths

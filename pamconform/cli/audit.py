@@ -29,6 +29,7 @@ from typing import Any
 from pamconform import __version__, protocols, report
 from pamconform.cli.console import Console
 from pamconform.core.errors import HarnessError, UsageError
+from pamconform.core.preflight import check_report_dir
 from pamconform.core.registry import Case
 from pamconform.core.runner import CaseResult, TargetResult
 from pamconform.core.verdicts import Severity, Verdict
@@ -84,6 +85,8 @@ def register(subparsers: Any) -> None:
 
 
 def cmd_audit(args: argparse.Namespace, console: Console) -> int:
+    if args.report is not None:  # before the work, not after it
+        check_report_dir(args.report)
     known = socket_modules(args.protocol)
     plan = audit.plan(args.pam_file, service=args.service, include_dirs=args.include_dir,
                       module_line=args.module_line, stand_in=args.stand_in, root=args.root,

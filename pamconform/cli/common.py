@@ -12,7 +12,7 @@ from pamconform.cli.console import Console
 from pamconform.core import interrupts, loader
 from pamconform.core.errors import UsageError
 from pamconform.core.interrupts import Interrupted
-from pamconform.core.options import SECONDS
+from pamconform.core.options import SECONDS, Count
 from pamconform.core.registry import Case, all_cases
 from pamconform.core.runner import (
     TargetResult,
@@ -26,6 +26,9 @@ from pamconform.protocols import Protocol
 from pamconform.protocols.hooks import LabOptions, LabPackage, hooks_of
 from pamconform.report import known_findings
 from pamconform.report.baseline import apply_baseline
+
+#: The most cases a target may run at once (``--jobs``).
+MAX_JOBS = 256
 
 #: A target a run means to check: (name, kind, protocol, cases), for the report of a
 #: stopped run (the targets it never reached are listed with every case NOT-RUN).
@@ -155,7 +158,7 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--report", type=Path, metavar="DIR",
                    help="report directory (default reports/<timestamp>/, reports/latest)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
-    p.add_argument("--jobs", type=_jobs, metavar="N",
+    p.add_argument("--jobs", type=Count(maximum=MAX_JOBS), metavar="N",
                    help="cases run at once, except those that need something alone "
                    f"(default {default_jobs()}, four times the CPUs, at most 8, for module "
                    "targets, whose cases each get their own scenario server; a server "
@@ -165,12 +168,6 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--known-findings", type=_known_findings, metavar="FILE",
                    help="'TARGET CASE-ID' lines: FAILs already reported upstream; they stay FAIL "
                    "in the report but do not set the exit code")
-
-
-def _jobs(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: a whole number of at least 1")
-    return int(text)
 
 
 def _known_findings(text: str) -> list[known_findings.KnownFinding]:

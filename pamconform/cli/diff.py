@@ -7,6 +7,7 @@ input.
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,8 @@ def _ratio(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 1:
-        raise argparse.ArgumentTypeError(f"must be greater than 1: {text!r}")
+    if not 1 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be a finite number greater than 1: {text!r}")
     return value
 
 
@@ -32,8 +33,8 @@ def _seconds(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
+    if not 0 <= value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be a finite number, not negative: {text!r}")
     return value
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -164,6 +165,9 @@ def _foreign(model: FuzzModel, args: argparse.Namespace, command: str) -> None:
 def _check_args(args: argparse.Namespace) -> None:
     """What the option types cannot check; the report directory before the run."""
     check_report_dir(args.report)
+    saving = getattr(args, "save_regressions", None)
+    if saving is not None:  # found bad after the fuzzing, the findings would be lost
+        check_report_dir(saving, option="--save-regressions")
     if args.pid is not None and not os.path.exists(f"/proc/{args.pid}/status"):
         raise UsageError(f"--pid {args.pid}: no such process")
 
@@ -212,16 +216,19 @@ def cmd_fuzz_server(args: argparse.Namespace, console: Console) -> int:
         console.line(f"  {finding.kind}: {finding.reproducer()} -> {finding.observed}")
         console.line(f"    replay: pamconform fuzz replay {shlex.quote(str(path))} "
                      f"{options.replay_args(args)}{_replay_limits(args, finding.kind)}")
+    run.targets = [target]
+    if result.stopped == "interrupted":
+        signum = interrupts.received()
+        run.interrupted = signal.Signals(signum).name if signum is not None else "SIGINT"
+    report.write(run, directory)
+    if args.report is None:
+        report.point_latest(directory)
+    console.line(f"\nreport: {directory}/index.html (index.json, junit.xml, findings/)")
     if args.save_regressions is not None:
         for finding in result.findings:
             saved = regressions.save(finding, args.save_regressions)
             if saved is not None:
                 console.line(f"  regression case {regressions.case_id(finding)}: {saved}")
-    run.targets = [target]
-    report.write(run, directory)
-    if args.report is None:
-        report.point_latest(directory)
-    console.line(f"\nreport: {directory}/index.html (index.json, junit.xml, findings/)")
     return _fuzz_exit(result.stopped, target, console)
 
 

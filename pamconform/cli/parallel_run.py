@@ -44,8 +44,12 @@ from pamconform.core import gate as lane_gate
 from pamconform.core import interrupts, jsonfile
 from pamconform.core.errors import UsageError
 from pamconform.core.interrupts import Interrupted
+from pamconform.core.options import Count
 from pamconform.core.runner import CaseResult, TargetResult, not_run_target
 from pamconform.core.verdicts import Verdict
+
+#: The most lanes ``--parallel`` runs.
+MAX_LANES = 64
 
 #: How long the lanes get to write their reports and remove their labs after a signal.
 STOP_WAIT_S = 180.0
@@ -55,17 +59,11 @@ DRAIN_S = 10.0
 
 def add_options(p: argparse.ArgumentParser) -> None:
     """``--parallel N`` and the hidden ``--lane-targets`` of a lane's own process."""
-    p.add_argument("--parallel", type=_count, default=1, metavar="N",
+    p.add_argument("--parallel", type=Count(maximum=MAX_LANES), default=1, metavar="N",
                    help="check up to N targets at once, each lane of targets in its own "
                    "process (a timing case still runs with the machine alone, and valgrind "
                    "cases take at most two slots over all lanes); default 1")
     p.add_argument("--lane-targets", default=None, help=argparse.SUPPRESS)
-
-
-def _count(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: a whole number of at least 1")
-    return int(text)
 
 
 def keep_lane(steps: list[Step], args: argparse.Namespace) -> list[Step]:

@@ -68,10 +68,11 @@ def no_grant(data: bytes, timed_out: bool, elapsed_s: float) -> str:
     return "no reply: the server closed the connection"
 
 
-def check_report_dir(directory: Path | None, default_base: Path = Path("reports")) -> None:
+def check_report_dir(directory: Path | None, default_base: Path = Path("reports"), *,
+                     option: str = "--report") -> None:
     """The report directory (or the default base) must be creatable and writable."""
     path = directory if directory is not None else default_base
-    option = f"--report {directory}" if directory is not None else f"{default_base}/"
+    option = f"{option} {directory}" if directory is not None else f"{default_base}/"
     probe = path
     while not probe.exists() and not probe.is_symlink():
         if probe.parent == probe:

@@ -32,14 +32,20 @@ class Shard:
         return f"{self.index}/{self.count}"
 
 
+#: The most shards a run may be split into.
+MAX_SHARDS = 10_000
+
+
 def parse(text: str) -> Shard:
-    """``K/N`` with 1 <= K <= N, else a usage error."""
-    k, sep, n = text.partition("/")
-    if not sep or not k.strip().isdigit() or not n.strip().isdigit():
+    """``K/N`` with 1 <= K <= N <= MAX_SHARDS, else a usage error."""
+    k, sep, n = (part.strip() for part in text.partition("/"))
+    if not sep or not all(p.isascii() and p.isdigit() for p in (k, n)):
         raise UsageError(f"--shard {text!r}: expected K/N, e.g. 2/3")
     shard = Shard(int(k), int(n))
     if not 1 <= shard.index <= shard.count:
         raise UsageError(f"--shard {text}: K must be between 1 and N")
+    if shard.count > MAX_SHARDS:
+        raise UsageError(f"--shard {text}: at most {MAX_SHARDS} shards")
     return shard
 
 

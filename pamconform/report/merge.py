@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from pamconform.core.errors import UsageError
+from pamconform.core.shard import MAX_SHARDS
 from pamconform.core.verdicts import Verdict
 from pamconform.report.timing import merge_timings
 
@@ -110,8 +111,10 @@ def _check_shape(where: str, data: dict[str, Any]) -> None:
         raise bad("shard.plan", "a table of target names to lists of case ids")
     for key in ("index", "count"):
         if not isinstance(shard.get(key), int) or isinstance(shard[key], bool) or \
-                shard[key] < 1:
-            raise bad(f"shard.{key}", "a whole number of at least 1")
+                not 1 <= shard[key] <= MAX_SHARDS:
+            raise bad(f"shard.{key}", f"a whole number from 1 to {MAX_SHARDS}")
+    if shard["index"] > shard["count"]:
+        raise bad("shard.index", "at most shard.count")
     known = shard.get("known_failing", [])
     if not isinstance(known, list) or not all(strings(k) and len(k) == 2 for k in known):
         raise bad("shard.known_failing", "a list of [target, case id] pairs")
