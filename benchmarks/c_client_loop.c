@@ -11,14 +11,19 @@
  *   "c_client_loop: N round-trips in S s: R/s, mean latency M ms, max X ms, E errors"
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+/* seconds each connect, send and read may take */
+#define IO_TIMEOUT_S 5
 
 static double now_s(void)
 {
@@ -32,12 +37,16 @@ static int one_round_trip(const struct sockaddr_un *addr, const char *req, size_
 {
 	char reply[64];
 	ssize_t n;
+	struct timeval limit = { IO_TIMEOUT_S, 0 };
 	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
 
 	if (fd < 0)
 		return -1;
-	if (connect(fd, (const struct sockaddr *)addr, sizeof(*addr)) != 0 ||
-	    write(fd, req, len) != (ssize_t)len) {
+	/* a server that never answers costs an error, not a child blocked for good */
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof(limit)) != 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof(limit)) != 0 ||
+	    connect(fd, (const struct sockaddr *)addr, sizeof(*addr)) != 0 ||
+	    send(fd, req, len, MSG_NOSIGNAL) != (ssize_t)len) {
 		close(fd);
 		return -1;
 	}
@@ -104,16 +113,17 @@ int main(int argc, char **argv)
 	for (i = 0; i < conc; i++) {
 		pid_t pid = fork();
 
-		if (pid < 0)
+		if (pid < 0) {
+			kill(0, SIGTERM);  /* the children already started: ours, one group */
 			return 1;
+		}
 		if (pid == 0) {
 			close(fds[0]);
 			child(&addr, req, until, fds[1]);
 		}
 	}
 	close(fds[1]);
-	while (wait(NULL) > 0 || errno == EINTR)
-		;
+	/* read the results before reaping: a full pipe would block the children */
 	in = fdopen(fds[0], "r");
 	if (!in)
 		return 1;
@@ -129,6 +139,8 @@ int main(int argc, char **argv)
 		if (m > max)
 			max = m;
 	}
+	while (wait(NULL) > 0 || errno == EINTR)
+		;
 	seconds = now_s() - start;
 	printf("c_client_loop: %ld round-trips in %.2f s: %.1f/s, mean latency %.3f ms, "
 	       "max %.3f ms, %ld errors\n", count, seconds, (double)count / seconds,

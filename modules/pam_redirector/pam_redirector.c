@@ -88,6 +88,7 @@
 
 #define DEFAULT_TIMEOUT   10.0
 #define MAX_TIMEOUT       3600.0
+#define MIN_TIMEOUT       0.001  /* a shorter wait is a typo, not a setting */
 #define MAX_FIELD         4096   /* bytes of user name or password */
 #define MAX_REPLY         16     /* a longer reply is malformed */
 #define CONNECT_RETRY_MS  10     /* backlog full: retry connect this often */
@@ -131,24 +132,30 @@ set_socket_path(pam_handle_t *pamh, struct options *opt, const char *path)
 	return PAM_SUCCESS;
 }
 
+/*
+ * Seconds as digits with an optional fraction ("3", "0.5"), parsed by hand: strtod
+ * reads the caller's locale (su runs with the user's LANG, where "0.5" may be no
+ * number and "0,5" one) and would also take hex, exponents and "inf".
+ */
 static int
 parse_timeout(pam_handle_t *pamh, struct options *opt, const char *value)
 {
-	char *end = NULL;
-	double t;
+	const char *p = value;
+	double t = 0.0, scale = 1.0;
+	int whole = 0, frac = 0;
 
-	/* strtod would also take blanks, signs, "inf", "nan": refuse them */
-	if (!((value[0] >= '0' && value[0] <= '9') || value[0] == '.')) {
-		pam_syslog(pamh, LOG_ERR, "bad timeout: %s", value);
-		return PAM_SERVICE_ERR;
-	}
-	errno = 0;
-	t = strtod(value, &end);
-	if (errno != 0 || end == value || *end != '\0' ||
-	    !(t > 0.0 && t <= MAX_TIMEOUT)) {
+	for (; *p >= '0' && *p <= '9'; p++, whole++)
+		t = t * 10.0 + (double)(*p - '0');
+	if (*p == '.')
+		for (p++; *p >= '0' && *p <= '9'; p++, frac++) {
+			scale /= 10.0;
+			t += (double)(*p - '0') * scale;
+		}
+	if (*p != '\0' || whole + frac == 0 || whole > 9 || frac > 9 ||
+	    !(t >= MIN_TIMEOUT && t <= MAX_TIMEOUT)) {
 		pam_syslog(pamh, LOG_ERR,
-			   "bad timeout: %s (want seconds, 0 < t <= %.0f)",
-			   value, MAX_TIMEOUT);
+			   "bad timeout: %s (want decimal seconds, %.3f <= t <= %.0f)",
+			   value, MIN_TIMEOUT, MAX_TIMEOUT);
 		return PAM_SERVICE_ERR;
 	}
 	opt->timeout = t;

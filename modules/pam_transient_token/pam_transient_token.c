@@ -92,8 +92,10 @@
 #define SOCKET_PREFIX      "transient-token"
 #define DEFAULT_TIMEOUT    5.0
 #define MAX_TIMEOUT        3600.0
+#define MIN_TIMEOUT        0.001  /* a shorter wait is a typo, not a setting */
 #define AUTH_LEN           32     /* base64 characters of the secret */
 #define MAX_DIGITS         10     /* of the uid and of the pid */
+#define LOGGED_NAME        64     /* bytes of a user name a log line shows */
 /* "TTK" uid ":" pid ":" auth */
 #define MAX_TOKEN          (3 + MAX_DIGITS + 1 + MAX_DIGITS + 1 + AUTH_LEN)
 #define REPLY_LEN          6
@@ -116,24 +118,30 @@ struct token {
 
 /* ---------------------------------------------------------------- options */
 
+/*
+ * Seconds as digits with an optional fraction ("3", "0.5"), parsed by hand: strtod
+ * reads the caller's locale (su runs with the user's LANG, where "0.5" may be no
+ * number and "0,5" one) and would also take hex, exponents and "inf".
+ */
 static int
 parse_timeout(pam_handle_t *pamh, struct options *opt, const char *value)
 {
-	char *end = NULL;
-	double t;
+	const char *p = value;
+	double t = 0.0, scale = 1.0;
+	int whole = 0, frac = 0;
 
-	/* strtod would also take blanks, signs, "inf", "nan": refuse them */
-	if (!((value[0] >= '0' && value[0] <= '9') || value[0] == '.')) {
-		pam_syslog(pamh, LOG_ERR, "bad timeout: %s", value);
-		return PAM_SERVICE_ERR;
-	}
-	errno = 0;
-	t = strtod(value, &end);
-	if (errno != 0 || end == value || *end != '\0' ||
-	    !(t > 0.0 && t <= MAX_TIMEOUT)) {
+	for (; *p >= '0' && *p <= '9'; p++, whole++)
+		t = t * 10.0 + (double)(*p - '0');
+	if (*p == '.')
+		for (p++; *p >= '0' && *p <= '9'; p++, frac++) {
+			scale /= 10.0;
+			t += (double)(*p - '0') * scale;
+		}
+	if (*p != '\0' || whole + frac == 0 || whole > 9 || frac > 9 ||
+	    !(t >= MIN_TIMEOUT && t <= MAX_TIMEOUT)) {
 		pam_syslog(pamh, LOG_ERR,
-			   "bad timeout: %s (want seconds, 0 < t <= %.0f)",
-			   value, MAX_TIMEOUT);
+			   "bad timeout: %s (want decimal seconds, %.3f <= t <= %.0f)",
+			   value, MIN_TIMEOUT, MAX_TIMEOUT);
 		return PAM_SERVICE_ERR;
 	}
 	opt->timeout = t;
@@ -267,12 +275,14 @@ parse_number(const char **p, unsigned long max, int allow_zero,
 	if (*s == '0' && s[1] >= '0' && s[1] <= '9')
 		return 0;                       /* leading zero */
 	while (*s >= '0' && *s <= '9') {
-		if (++n > MAX_DIGITS)
-			return 0;
-		v = v * 10 + (unsigned long)(*s - '0');
+		unsigned long d = (unsigned long)(*s - '0');
+
+		if (++n > MAX_DIGITS || d > max || v > (max - d) / 10)
+			return 0;                       /* too long, or past max (never wraps) */
+		v = v * 10 + d;
 		s++;
 	}
-	if (v > max || (v == 0 && !allow_zero))
+	if (v == 0 && !allow_zero)
 		return 0;
 	*out = v;
 	*p = s;
@@ -591,7 +601,7 @@ ask_server(pam_handle_t *pamh, const struct options *opt,
 
 /* The uid of user (getpwnam_r); PAM_USER_UNKNOWN, PAM_BUF_ERR or PAM_SUCCESS. */
 static int
-lookup_uid(pam_handle_t *pamh, const char *user, uid_t *uid)
+lookup_uid(pam_handle_t *pamh, const char *user, const char *shown, uid_t *uid)
 {
 	struct passwd pw, *result = NULL;
 	long size = sysconf(_SC_GETPW_R_SIZE_MAX);
@@ -616,7 +626,7 @@ lookup_uid(pam_handle_t *pamh, const char *user, uid_t *uid)
 	}
 	if (result == NULL) {
 		free(buf);
-		pam_syslog(pamh, LOG_NOTICE, "user %s unknown%s%s", user,
+		pam_syslog(pamh, LOG_NOTICE, "user %s unknown%s%s", shown,
 			   err ? ": " : "", err ? strerror(err) : "");
 		return PAM_USER_UNKNOWN;
 	}
@@ -634,6 +644,7 @@ pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const char **argv)
 	struct token tok;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	const char *user = NULL, *authtok = NULL;
+	char shown[LOGGED_NAME * 4 + 5];  /* the user name as logged: escaped, cut */
 	uid_t user_uid;
 	int rc, n;
 
@@ -652,6 +663,8 @@ pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const char **argv)
 		pam_syslog(pamh, LOG_NOTICE, "empty user name");
 		return PAM_USER_UNKNOWN;
 	}
+	/* the name is the client's: a line break in it would forge a log line */
+	escape_bytes(shown, sizeof(shown), user, strnlen(user, LOGGED_NAME));
 
 	/* the token is the password; prompt for it as for any password */
 	rc = pam_get_authtok(pamh, PAM_AUTHTOK, &authtok, NULL);
@@ -660,21 +673,21 @@ pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const char **argv)
 		return rc == PAM_CONV_AGAIN ? PAM_INCOMPLETE : rc;
 	}
 
-	rc = lookup_uid(pamh, user, &user_uid);
+	rc = lookup_uid(pamh, user, shown, &user_uid);
 	if (rc != PAM_SUCCESS)
 		return rc;
 
 	memset(&tok, 0, sizeof(tok));
 	if (authtok == NULL || !parse_token(authtok, &tok)) {
 		/* never log what was typed: it may be a password */
-		pam_syslog(pamh, LOG_NOTICE, "user %s: not a transient token", user);
+		pam_syslog(pamh, LOG_NOTICE, "user %s: not a transient token", shown);
 		rc = PAM_AUTH_ERR;
 		goto out;
 	}
 	if ((uid_t)tok.uid != user_uid) {
 		pam_syslog(pamh, LOG_NOTICE,
 			   "user %s (uid %lu): the token is for uid %lu; refused",
-			   user, (unsigned long)user_uid, tok.uid);
+			   shown, (unsigned long)user_uid, tok.uid);
 		rc = PAM_AUTH_ERR;
 		goto out;
 	}
@@ -687,11 +700,11 @@ pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const char **argv)
 	}
 	if (opt.debug)
 		pam_syslog(pamh, LOG_DEBUG, "user %s: token TTK%lu:%lu:<secret>, "
-			   "asking %s", user, tok.uid, tok.pid, path);
+			   "asking %s", shown, tok.uid, tok.pid, path);
 
 	rc = ask_server(pamh, &opt, &tok, path);
 	if (opt.debug)
-		pam_syslog(pamh, LOG_DEBUG, "user %s: %s", user,
+		pam_syslog(pamh, LOG_DEBUG, "user %s: %s", shown,
 			   pam_strerror(pamh, rc));
 out:
 	explicit_bzero(&tok, sizeof(tok));

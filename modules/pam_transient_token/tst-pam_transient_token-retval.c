@@ -834,6 +834,9 @@ static const struct tcase cases[] = {
 	{ .name = "unknown user -> PAM_USER_UNKNOWN, nothing sent",
 	  .user = "pc-no-such-user-x", GRANTS,
 	  .expect_rc = PAM_USER_UNKNOWN, .recv = RECV_NOTHING, .expect_calls = 1 },
+	{ .name = "user name with a line break -> PAM_USER_UNKNOWN, logged escaped",
+	  .user = "pc-no-such\nFORGED log line", GRANTS,
+	  .expect_rc = PAM_USER_UNKNOWN, .recv = RECV_NOTHING, .expect_calls = 1 },
 
 	/* malformed tokens (T-M1): refused before anything is sent */
 #define BADTOKEN(label, tmpl) \
@@ -881,6 +884,12 @@ static const struct tcase cases[] = {
 	BADCONF("timeout=1s", STD " timeout=1s"),
 	BADCONF("timeout=nan", STD " timeout=nan"),
 	BADCONF("timeout=3601", STD " timeout=3601"),
+	BADCONF("timeout=0x10", STD " timeout=0x10"),
+	BADCONF("timeout=1e0", STD " timeout=1e0"),
+	BADCONF("timeout=0.0001", STD " timeout=0.0001"),
+	BADCONF("timeout=.", STD " timeout=."),
+	BADCONF("timeout=0,5", STD " timeout=0,5"),
+	BADCONF("timeout=1.5.0", STD " timeout=1.5.0"),
 
 	/* the conversation */
 	{ .name = "conversation failure -> PAM_AUTHTOK_ERR (pam_get_authtok), nothing sent",
@@ -954,6 +963,17 @@ main(int argc, char **argv)
 			snprintf(problem, sizeof(problem), "the log holds a secret: ...%.60s",
 				 hit > logged + 20 ? hit - 20 : logged);
 		report("the module never logs the token's secret (or a password)", problem,
+		       PAM_SUCCESS, 0.0);
+	}
+	{
+		char problem[512] = "";
+
+		if (strstr(logged, "\nFORGED log line") != NULL)
+			snprintf(problem, sizeof(problem), "a line break in the user name "
+				 "reached the log raw");
+		else if (strstr(logged, "pc-no-such\\x0aFORGED") == NULL)
+			snprintf(problem, sizeof(problem), "the escaped user name was not logged");
+		report("the module logs a user name with its control bytes escaped", problem,
 		       PAM_SUCCESS, 0.0);
 	}
 
