@@ -126,3 +126,33 @@ def test_a_report_rewritten_onto_a_full_disk_keeps_the_old_one_whole(tmp_path: P
     assert done.returncode != 0 and "File too large" in done.stderr
     assert {f: (directory / f).read_bytes() for f in os.listdir(directory)} == before
     assert len(load_report(directory)["targets"][0]["cases"]) == 1
+
+
+def test_a_connection_dribbling_bytes_is_summed_up_and_a_secret_at_the_cut_stays_hidden(
+        ) -> None:
+    from pamconform.core.wirelog import MAX_EVENTS_PER_CONN, WireLog
+
+    redaction.register_login(b"alice", b"alice-auth-pw")
+    log = WireLog()
+    conn = log.new_conn()
+    # the password starts three bytes before the last listed receive
+    stream = b"x" * (MAX_EVENTS_PER_CONN - 3) + b"alice-auth-pw" + b"y" * 5000
+    for byte in stream:
+        log.add(conn, "recv", bytes([byte]))
+    events = log.as_list()
+    assert len(events) == MAX_EVENTS_PER_CONN + 1
+    assert events[-1]["data"].startswith(f"\u2026 {len(stream) - MAX_EVENTS_PER_CONN} more")
+    assert events[-1]["size"] == len(stream) - MAX_EVENTS_PER_CONN
+    assert [e["data"] for e in events[-4:-1]] == [
+        f"\u2039password of alice, 13 bytes\u203a[{i}:{i + 1}]".replace("[0:", "[:")
+        for i in range(3)]  # the bytes at the cut are marked, not shown
+
+
+def test_a_long_reply_in_a_message_is_cut_after_redaction() -> None:
+    from pamconform.protocols.redirector.client import Reply
+
+    redaction.register_login(b"alice", b"alice-auth-pw")
+    reply = Reply(b"z" * 590 + b"alice-auth-pw" + b"q" * 100_000, eof=True)
+    text = reply.describe()
+    assert len(text) < 800 and "100603 bytes" in text
+    assert "alice-a" not in text

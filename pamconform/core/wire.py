@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Self, TypeVar
 
 from pamconform.core.errors import TargetUnreachable
+from pamconform.core.redaction import redact
 from pamconform.core.wirelog import WireLog
 
 
@@ -32,6 +33,8 @@ class ConnectFailed(TargetUnreachable):
 
 
 T = TypeVar("T")
+#: Characters of a reply a verdict's message shows (the wire log keeps more).
+MAX_DESCRIBED = 600
 
 #: First and longest pause between two connects that found the listen backlog full.
 BACKLOG_PAUSE_S = 0.0002
@@ -106,7 +109,10 @@ class Reply:
     def describe(self) -> str:
         if self.timed_out and not self.data:
             return f"no reply within {self.elapsed_s:.2f} s ({self.ending()})"
-        return (f"{self.data!r} ({self.kind_name()}, {self.ending()}, after "
+        shown = repr(self.data)
+        if len(shown) > MAX_DESCRIBED:  # redacted whole first: a cut must not split a secret
+            shown = redact(shown)[:MAX_DESCRIBED] + f"\u2026 ({len(self.data)} bytes)"
+        return (f"{shown} ({self.kind_name()}, {self.ending()}, after "
                 f"{self.elapsed_s * 1000:.0f} ms)")
 
 

@@ -15,6 +15,11 @@ from pamconform.core.redaction import current
 
 #: Bytes of a single send/recv kept verbatim in the log; the rest is summarised.
 MAX_LOGGED_BYTES = 256
+#: Sends and receives of one connection listed one by one; later ones are summed up in
+#: one event per direction (their bytes kept, unshown, up to MAX_ELIDED_RAW, so that
+#: redaction still sees a secret the listed ones end in the middle of).
+MAX_EVENTS_PER_CONN = 400
+MAX_ELIDED_RAW = 4096
 
 
 def show_bytes(data: bytes, limit: int = MAX_LOGGED_BYTES) -> str:
@@ -40,6 +45,8 @@ class WireEvent:
     size: int = 0
     #: the bytes themselves (send and recv), for redaction across events
     raw: bytes | None = field(default=None, repr=False)
+    #: a summary of this many later sends or receives of its connection (not shown)
+    elided: int = 0
 
     def as_dict(self, shown: str | None = None) -> dict[str, Any]:
         out: dict[str, Any] = {"t_ms": round(self.t_ms, 2), "conn": self.conn, "event": self.event}
@@ -57,6 +64,8 @@ class WireLog:
     events: list[WireEvent] = field(default_factory=list)
     _next_conn: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _kept: dict[int, int] = field(default_factory=dict, repr=False)
+    _summaries: dict[tuple[int, str], WireEvent] = field(default_factory=dict, repr=False)
 
     def new_conn(self) -> int:
         with self._lock:
@@ -70,6 +79,21 @@ class WireLog:
             shown, size, raw = data, 0, None
         t_ms = (time.monotonic() - self.started) * 1000
         with self._lock:
+            if raw is not None and self._kept.get(conn, 0) >= MAX_EVENTS_PER_CONN:
+                # a server dribbling a byte a read: the rest is summed up, not listed
+                summary = self._summaries.get((conn, event))
+                if summary is None:
+                    summary = self._summaries[conn, event] = WireEvent(
+                        t_ms, conn, event, raw=b"")
+                    self.events.append(summary)
+                summary.elided += 1
+                summary.size += size
+                assert summary.raw is not None
+                summary.raw += raw[:max(0, MAX_ELIDED_RAW - len(summary.raw))]
+                summary.data = (f"\u2026 {summary.elided} more {event} events, "
+                                f"{summary.size} bytes (not shown)")
+                return
+            self._kept[conn] = self._kept.get(conn, 0) + 1
             self.events.append(WireEvent(t_ms, conn, event, shown, size, raw))
 
     def _redacted(self) -> list[str]:
@@ -85,7 +109,7 @@ class WireLog:
             chunks = [events[i].raw or b"" for i in indexes]
             for i, text in zip(indexes, current().chunks(chunks, MAX_LOGGED_BYTES),
                                strict=True):
-                if text is not None:
+                if text is not None and not events[i].elided:
                     shown[i] = text
         return shown
 
