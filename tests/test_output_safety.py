@@ -156,3 +156,14 @@ def test_a_long_reply_in_a_message_is_cut_after_redaction() -> None:
     text = reply.describe()
     assert len(text) < 800 and "100603 bytes" in text
     assert "alice-a" not in text
+
+
+def test_a_stopped_target_s_wall_time_is_the_span_of_the_cases_that_ran() -> None:
+    from pamconform.report.timing import target_timing
+
+    ran = [_result(f"c{i}", Verdict.PASS) for i in range(3)]
+    for i, r in enumerate(ran):
+        r.started, r.duration_s = 100.0 + i, 5.0  # side by side: 100..107
+    not_run = _result("later", Verdict.NOT_RUN)  # no start time (0.1 s: the helper's)
+    timing = target_timing(TargetResult("t", "server", "redirector", [*ran, not_run]))
+    assert timing["wall_s"] == 7.0  # not the 15.1 s the durations add up to

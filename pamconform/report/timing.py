@@ -32,9 +32,10 @@ def suite_of(name: str) -> str:
 
 
 def _span(results: list[Any]) -> float:
-    """From the first start to the last end (the sum when start times are unknown)."""
+    """From the first start to the last end of the cases that ran (the sum when no start
+    time is known; cases a stop left NOT-RUN have none)."""
     timed = [r for r in results if getattr(r, "started", 0.0)]
-    if not timed or len(timed) != len(results):
+    if not timed:
         return sum(r.duration_s for r in results)
     return max(r.started + r.duration_s for r in timed) - min(r.started for r in timed)
 
