@@ -3,6 +3,7 @@
 import socket
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
@@ -120,3 +121,9 @@ def test_a_token_printed_on_stderr_is_not_echoed() -> None:
                 "echo TTK0:1:ZvGpYyBawL0ZXo/HjdYm/qBc0c/UE8Ds >&2")
     assert proc.returncode == 2 and "characters hidden" in proc.stderr, proc.stderr
     assert "ZvGpYyBawL0ZXo" not in proc.stdout + proc.stderr
+
+
+def test_run_can_select_the_stack_suite_alone(in_process_cli: Any) -> None:
+    proc = in_process_cli("run", "--cases", "chain.*", "--list")
+    assert proc.returncode == 0, proc.stderr
+    assert "chain.module-codes" in proc.stdout and "36 cases" in proc.stdout

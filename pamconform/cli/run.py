@@ -44,8 +44,8 @@ def register(sub: Any) -> None:
                      "./pamconform.toml, or ./pyproject.toml's [tool.pamconform]; without "
                      "one, the bundled reference targets)")
     run.add_argument("--gallery", action="store_true",
-                     help="also run the faulty servers of the test fixtures, to show what "
-                     "the suite catches")
+                     help="also run the faulty redirector servers of the test fixtures "
+                     "(tests/fixtures/faulty_servers.py), to show what the suite catches")
     run.add_argument("--no-lab", action="store_true",
                      help="skip the module suites and the targets that live in the lab (they "
                      "need a Docker engine; lab targets are listed as skipped)")
@@ -107,10 +107,10 @@ def plan(args: argparse.Namespace, console: Console, distros: list[str]) -> list
                    if p.reference_module is not None
                    and hooks_of(p).REFERENCE_MODULE_TARGET is not None]
         mcases = {p.name: common.protocol_cases(p, "module", args) for p in modules}
+        for protocol in protocols.with_suites("stack"):  # its own lab: chosen on its own too
+            steps.append(_stack_step(protocol, common.protocol_cases(protocol, "stack", args),
+                                     args, console))
         if any(mcases.values()):
-            for protocol in protocols.with_suites("stack"):
-                steps.append(_stack_step(protocol, common.protocol_cases(protocol, "stack", args),
-                                         args, console))
             for distro in distros:
                 steps += [_module_step(p, mcases[p.name], distro, distros, args, console)
                           for p in modules]
