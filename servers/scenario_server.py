@@ -33,12 +33,15 @@ come, the finished records are dropped and counted in ``dropped``.  RECORD is::
 
     {"conn": N, "scenario": NAME, "args": {...}, "received_hex": HEX, "sent_hex": HEX,
      "closed_by": "client" | "server" | null, "peer_uid": N, "peer_gid": N,
-     "peer_pid": N, "ms": DURATION}
+     "peer_pid": N, "ms": DURATION, "client_shut_write": true (only when it did)}
 
 ``received_hex`` is every byte that reached the server's end of the connection,
 including bytes left unread when it closed (taken with MSG_PEEK): this is the proof
 that nothing, or no password, was sent.  ``closed_by`` is "client" when the server
-saw the client's end of stream (or a reset) before closing its own end.
+saw the client close (or reset) before closing its own end. A client that only shuts
+its write side (``shutdown(SHUT_WR)``) after the request is still there, waiting for the
+reply: the scenario plays on (``client_shut_write``), so a module that half-closes
+still has to bound its wait for a server that never answers.
 
 With ``--control -`` the control lines are read from stdin and the replies written
 to stdout (for ``docker exec -i``); end of stdin stops the server.  In both modes
@@ -127,7 +130,9 @@ MAX_RECORDS = 10000
 SUN_PATH_MAX = 107
 
 _POLL_IN = select.POLLIN | select.POLLPRI
-_POLL_HUP = select.POLLHUP | select.POLLERR | getattr(select, "POLLRDHUP", 0x2000)
+# Not POLLRDHUP: a client that shuts only its write side (shutdown(SHUT_WR)) after the
+# request is still there, waiting for the reply; the scenario goes on.
+_POLL_HUP = select.POLLHUP | select.POLLERR
 
 
 class ScenarioError(Exception):
@@ -153,6 +158,8 @@ class Conn:
         self.received = bytearray()
         self.sent = bytearray()
         self.closed_by: str | None = None
+        #: the client shut its write side (end of stream) but may still read the reply
+        self.write_closed = False
         self.overflow = False
         self.started = time.monotonic()
         self.ended: float | None = None
@@ -188,7 +195,7 @@ class Conn:
 
     def _read_some(self, timeout: float) -> bool:
         """Read what arrives within ``timeout``; False once the client is gone or we stop."""
-        if len(self.received) >= READ_LIMIT:
+        if len(self.received) >= READ_LIMIT or self.write_closed:
             return self._wait_gone(timeout, read=False)
         state = self._poll(timeout, _POLL_IN)
         if state in ("stop",):
@@ -202,9 +209,9 @@ class Conn:
         except OSError:
             self._client_gone()
             return False
-        if not chunk:
-            self._client_gone()
-            return False
+        if not chunk:  # end of stream: gone, or only done writing (a full close hangs up)
+            self.write_closed = True
+            return True
         with self.lock:
             self.received += chunk
         return True
@@ -234,7 +241,8 @@ class Conn:
     def read_request(self) -> bool:
         """Read up to and including the second newline; False if that never came."""
         while not self.complete(self.received):
-            if len(self.received) >= READ_LIMIT or time.monotonic() >= self.deadline:
+            if len(self.received) >= READ_LIMIT or time.monotonic() >= self.deadline or \
+                    self.write_closed:  # nothing more will come
                 return False
             if not self._read_some(self.deadline - time.monotonic()):
                 return False
@@ -331,6 +339,8 @@ class Conn:
             "peer_pid": self.peer_pid,
             "ms": round((end - self.started) * 1000, 3),
         }
+        if self.write_closed:
+            entry["client_shut_write"] = True
         if self.overflow:
             entry["overflow"] = True
         return entry

@@ -224,6 +224,18 @@ def test_system_modules_and_life_cycle(lab: Lab) -> None:
     assert steps["chauthtok"] == "PAM_SUCCESS"  # asked for by acct_mgmt
 
 
+def test_a_fail_delay_is_recorded_not_slept(lab: Lab) -> None:
+    """A hang bound must measure the module, not the delay it asks libpam for."""
+    service = lab.service("faildelay",
+                          f"auth required {SECURITY_DIR / 'pam_faildelay.so'} delay=4000000",
+                          f"auth required {SECURITY_DIR / 'pam_deny.so'}")
+    start = time.monotonic()
+    result = lab.one("--service", service, "--user", "u", "--confdir", str(lab.confdir))
+    assert time.monotonic() - start < 3.0  # libpam would sleep 2-6 s
+    assert _step(result)["name"] == "PAM_AUTH_ERR"
+    assert 2_000_000 <= result["result"]["fail_delay_us"] <= 6_000_000
+
+
 def test_json_escaping(lab: Lab) -> None:
     service = lab.service("echo", f"auth required {SECURITY_DIR / 'pam_echo.so'} <%u>")
     user = 'q"b\\s\tc\u00e9\x01\x7f'

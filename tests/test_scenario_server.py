@@ -218,6 +218,25 @@ def test_two_replies(server: Running) -> None:
     assert only_record(server.control)["sent_hex"] == "3030"
 
 
+def test_a_client_that_shuts_its_write_side_still_gets_the_play(server: Running) -> None:
+    """A module that half-closes after its request is waiting for the reply: two replies
+    are both sent, and silence stays silent (it must not look like a server that closed)."""
+    server.control.set("two-replies")
+    with connect(server.auth) as sock:
+        sock.sendall(REQUEST)
+        sock.shutdown(socket.SHUT_WR)
+        assert read_to_eof(sock) == b"00"
+    assert only_record(server.control)["client_shut_write"] is True
+    server.control.set("silence")
+    with connect(server.auth, timeout=1.0) as sock:
+        sock.sendall(REQUEST)
+        sock.shutdown(socket.SHUT_WR)
+        with pytest.raises(TimeoutError):
+            sock.recv(1)  # no end of stream: the server still holds the connection
+    record = only_record(server.control, wait=10)
+    assert record["closed_by"] == "client" and record["sent_hex"] == ""
+
+
 def test_delay(server: Running) -> None:
     server.control.set("delay", seconds=0.4)
     reply, took = exchange(server.auth)

@@ -41,6 +41,8 @@
  *                 "answered": true}],
  *    "messages": [{"style": "TEXT_INFO", "msg": "...", "step": "authenticate"}],
  *    "pam_end": 0}
+ * plus "fail_delay_us": N when a module asked for a delay after a failure (pam_fail_delay:
+ * recorded, not slept).
  * If a module calls exit(), an atexit handler prints the same object with the steps
  * finished so far, "exit_called": true, "in_step": STEP and "pam_end": null.
  * Strings are JSON-escaped; bytes that are not UTF-8 become U+FFFD; a message is cut
@@ -274,10 +276,24 @@ struct run {
 	int in_progress;	/* the atexit handler reports only while set */
 	int pam_start_rc;
 	int nprompts, nmessages, truncated;
+	unsigned int fail_delay_us;	/* the longest pam_fail_delay() asked for */
 	struct buf items, steps, prompts, messages;
 };
 
 static struct run R;
+
+/*
+ * libpam calls this instead of sleeping out a module's pam_fail_delay() (pam_unix asks
+ * for 2 s, randomised up to 3): the driver records the delay and returns at once, so a
+ * hang bound measures the module, not the delay it asked for.
+ */
+static void record_fail_delay(int status, unsigned int usec, void *appdata)
+{
+	(void)status;
+	(void)appdata;
+	if (usec > R.fail_delay_us)
+		R.fail_delay_us = usec;
+}
 
 static void add_entry(struct buf *b, int *count, const struct pam_message *m, int prompt,
 		      int answered)
@@ -395,6 +411,8 @@ static void print_report(int pam_end_rc, int have_end, int exited)
 	buf_add(&out, "]", 1);
 	if (R.truncated)
 		buf_add(&out, ", \"truncated\": true", 19);
+	if (R.fail_delay_us)
+		buf_printf(&out, ", \"fail_delay_us\": %u", R.fail_delay_us);
 	if (exited) {
 		buf_add(&out, ", \"exit_called\": true, \"in_step\": ", 34);
 		buf_json_cstr(&out, R.step);
@@ -617,6 +635,7 @@ int main(int argc, char **argv)
 	}
 
 	R.step = "pam_set_item";
+	(void)pam_set_item(pamh, PAM_FAIL_DELAY, (const void *)record_fail_delay);
 	if (rhost != NULL)
 		set_item(pamh, PAM_RHOST, "PAM_RHOST", rhost);
 	if (ruser != NULL)

@@ -80,8 +80,17 @@ class Attempt:
     def valgrind(self) -> dict[str, Any]:
         return dict(self.raw.get("valgrind") or {})
 
+    @property
+    def fail_delay_s(self) -> float:
+        """The longest delay a module asked for after a failure (pam_fail_delay): pamdrive
+        records it instead of sleeping, so the wall time does not hold it."""
+        return float((self.raw.get("result") or {}).get("fail_delay_us", 0)) / 1e6
+
     def summary(self) -> str:
-        return f"{self.status}: pam_authenticate -> {self.auth} in {self.wall_s * 1000:.0f} ms"
+        delay = f" (asked for a {self.fail_delay_s:.1f} s fail delay, not slept)" \
+            if self.fail_delay_s else ""
+        return (f"{self.status}: pam_authenticate -> {self.auth} in "
+                f"{self.wall_s * 1000:.0f} ms{delay}")
 
 
 @dataclass
