@@ -49,6 +49,7 @@ CAUGHT_BY = {
     "newline_passthrough": ["redir.module.newline-in-password"],
     "logs_password": ["redir.module.no-password-in-logs"],
     "truncated_password": ["redir.module.request-bytes"],
+    "truncated_path": ["redir.module.args-overlong-path"],
 }
 
 #: SHOULD cases the reference module does not meet, with the reason (see the case text)

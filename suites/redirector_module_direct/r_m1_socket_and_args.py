@@ -2,7 +2,7 @@
 
 from functools import partial
 
-from pamconform.core.outcome import Fail
+from pamconform.core.outcome import Fail, Skip
 from pamconform.core.registry import case_factory
 from pamconform.core.verdicts import Severity
 from pamconform.lab.module_target import SOCKET
@@ -18,6 +18,9 @@ from pamconform.protocols.redirector.direct_steps import (
 )
 
 case = case_factory(protocol="redirector", kind="module", exclusive="lab-server")
+
+#: The longest socket path sun_path holds (108 bytes with the terminating NUL).
+SUN_PATH_BYTES = 107
 
 def _path(prepare, ctx):
     d = direct(ctx)
@@ -71,11 +74,29 @@ def args_missing(ctx):
     rule="R-M1",
     severity=Severity.MUST,
     title="A socket path longer than sun_path is a denial",
-    requirement="A 200-byte socket path (sun_path holds 108) is refused, never truncated into "
-    "another path and never a grant.",
+    requirement="A socket path 100 bytes longer than sun_path holds (107 and a NUL) is "
+    "refused, never truncated into another path and never a grant: a granting server "
+    "listens at its first 107 bytes and must receive nothing.",
 )
 def args_overlong(ctx):
-    _args("/run/" + "d" * 90 + "/" + "s" * 100, ctx)
+    d = direct(ctx)
+    d.scenario("grant")
+    # where this driver puts a lab path adds bytes (the root-less tier: a private root)
+    extra = len(d.path("/run/x")) - len("/run/x")
+    fill = SUN_PATH_BYTES - extra - len("/run/pc-long/") - len("/") - 8
+    if fill < 1:
+        raise Skip("this driver's paths are too long to put a socket at the 107-byte cut")
+    cut = "/run/pc-long/" + "d" * fill + "/" + "s" * 8  # its lab path: 107 bytes mapped
+    long_path = cut + "s" * 100
+    at_cut = d.plant(cut, user="root", mode="0600", scenario="grant")
+    attempt = d.one(probe_service(d, socket=long_path, name="pc-long"), passwords=[PASSWORD])
+    record(ctx, f"socket path of {len(d.path(long_path))} bytes", attempt)
+    ctx.note(attempt.summary())
+    got = received(at_cut.log(wait=5))
+    if got:
+        raise Fail("a socket path longer than sun_path never to be truncated into another",
+                   f"the server at its first {SUN_PATH_BYTES} bytes received {got!r}")
+    expect_denied(attempt, "a login with an over-long socket path", d.hang_bound)
 
 
 @case(
