@@ -24,6 +24,8 @@
 
 /* seconds each connect, send and read may take */
 #define IO_TIMEOUT_S 5
+/* the most client processes at once */
+#define MAX_CONCURRENCY 1024
 
 static double now_s(void)
 {
@@ -90,6 +92,7 @@ int main(int argc, char **argv)
 	long count = 0, errors = 0;
 	double sum = 0, max = 0;
 	int conc, i, fds[2];
+	pid_t pids[MAX_CONCURRENCY];
 	FILE *in;
 
 	if (argc != 6) {
@@ -106,7 +109,7 @@ int main(int argc, char **argv)
 	strcpy(addr.sun_path, argv[1]);
 	seconds = atof(argv[4]);
 	conc = atoi(argv[5]);
-	if (seconds <= 0 || conc < 1 || pipe(fds) != 0)
+	if (seconds <= 0 || conc < 1 || conc > MAX_CONCURRENCY || pipe(fds) != 0)
 		return 2;
 	start = now_s();
 	until = start + seconds;
@@ -114,9 +117,11 @@ int main(int argc, char **argv)
 		pid_t pid = fork();
 
 		if (pid < 0) {
-			kill(0, SIGTERM);  /* the children already started: ours, one group */
+			while (i-- > 0)  /* the children already started, and only them */
+				kill(pids[i], SIGTERM);
 			return 1;
 		}
+		pids[i] = pid;
 		if (pid == 0) {
 			close(fds[0]);
 			child(&addr, req, until, fds[1]);

@@ -784,8 +784,9 @@ class ScenarioServer:
             probe.settimeout(1)
             try:
                 probe.connect(path)
-            except ConnectionRefusedError:  # nobody listens: stale
-                os.unlink(path)
+            except (ConnectionRefusedError, FileNotFoundError):  # stale, or already gone
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
                 return
             except OSError as exc:  # a full backlog, no permission, a timeout: maybe live
                 raise ScenarioError(f"{path}: cannot tell whether a server listens there "

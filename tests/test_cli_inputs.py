@@ -66,7 +66,8 @@ def test_bad_seconds(command: list[str], value: str, in_process_cli: CliRun) -> 
     _one_line_exit_2(in_process_cli(*command, value), f"argument {command[-1]}:")
 
 
-@pytest.mark.parametrize("value", ["-1", "0", "1.5", "nan", "10000000000000", "\u00b2"])
+@pytest.mark.parametrize("value", ["-1", "0", "1.5", "nan", "10000000000000", "\u00b2",
+                                   "\u0663", "1_0", "+4", " 5 "])
 @pytest.mark.parametrize(
     "command",
     [

@@ -60,8 +60,10 @@ def test_a_known_fail_does_not_set_the_exit_code_but_a_new_one_does() -> None:
 def test_a_known_finding_this_run_did_not_check_is_not_called_fixed() -> None:
     known = [known_findings.KnownFinding("lab:x", "a.one"),  # target not run
              known_findings.KnownFinding("t", "a.three"),  # case not selected
+             known_findings.KnownFinding("t", "a.four"),  # SKIPPED (--no-lab): not checked
              known_findings.KnownFinding("t", "a.two")]  # ran, but did not get a verdict
-    targets = [_target("t", {"a.one": Verdict.PASS, "a.two": Verdict.ERROR})]
+    targets = [_target("t", {"a.one": Verdict.PASS, "a.two": Verdict.ERROR,
+                             "a.four": Verdict.SKIPPED})]
     _, outcome = known_findings.apply(known, targets)
     assert outcome.still_failing == []
     assert [(k.case, v) for k, v in outcome.not_failing] == [("a.two", Verdict.ERROR)]

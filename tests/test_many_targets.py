@@ -187,6 +187,8 @@ credentials_env = "THEIR_LOGINS"
      'expired_user = "oscar"\n', "targets.a.options: --expired-user only for nslcd targets"),
     ('[targets.a]\nkind = "module"\nsource = "."\n[targets.a.options]\nhang_bound = 3\n',
      "targets.a.options.hang_bound: a module target takes no options"),
+    ('[targets.a]\nkind = "module"\nreference = true\n[targets.a.options]\ntimeout = 3\n',
+     "targets.a.options.timeout: a module target takes no options"),
     ('colour = "blue"\n', "colour: unknown key"),
     ("[targets\n", "not valid TOML"),
 ])
@@ -354,6 +356,9 @@ def test_a_target_left_without_cases_is_said(tmp_path, monkeypatch, in_process_c
         'socket = "/run/tok/socket"\noptions = { token_command = "true" }\n'
         '[targets.mod]\nkind = "module"\nreference = true\n')
     monkeypatch.chdir(tmp_path)
-    proc = in_process_cli("run", "--no-lab", "--list", "--cases", "redir.e2e.*")
+    proc = in_process_cli("run", "--no-lab", "--cases", "redir.e2e.*", "--quiet",
+                          "--report", str(tmp_path / "r"))
     assert proc.returncode == 0, proc.stderr
     assert "tok: no transient-token server case selected: not checked" in proc.stdout
+    listed = in_process_cli("run", "--no-lab", "--list", "--cases", "redir.e2e.*")
+    assert "not checked" not in listed.stdout  # a list is only the cases

@@ -90,8 +90,9 @@ def plan(project: Project, args: argparse.Namespace, console: Console) -> list[S
         protocol = _protocol(project, target)
         cases = common.protocol_cases(protocol, target.kind, args)
         if not cases:
-            console.line(f"{target.name}: no {protocol.name} {target.kind} case selected: "
-                         "not checked")
+            if not args.list and not common.in_lane(args):  # said once, by the run itself
+                console.line(f"{target.name}: no {protocol.name} {target.kind} case "
+                             "selected: not checked")
             continue
         if target.package is not None:
             steps.append(_package_step(project, target, protocol, cases, args, console))
@@ -244,6 +245,8 @@ def _module_steps(project: Project, target: Target, protocol: Protocol, cases: l
     if ref is None:
         raise ProjectError(f"{where}: {protocol.name} has no module built from source")
     if target.reference:
+        if target.options:  # as for a module built from source: none is used
+            _parse(project, target, ["module", "--protocol", protocol.name, *_argv(target)])
         spec = reference_module_spec(protocol, args.hang_bound)
     else:
         assert target.path is not None

@@ -50,10 +50,9 @@ class Count:
         self.__name__ = "count"
 
     def __call__(self, text: str) -> int:
-        try:
-            value = int(text, 10)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if not (text.isascii() and text.isdigit()):  # int() also takes "+4", "1_0", "٣"
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}")
+        value = int(text, 10)
         least = 0 if self.allow_zero else 1
         if value < least:
             raise argparse.ArgumentTypeError(f"must be at least {least}: {text!r}")

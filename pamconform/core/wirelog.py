@@ -93,7 +93,8 @@ class WireLog:
                 summary.data = (f"\u2026 {summary.elided} more {event} events, "
                                 f"{summary.size} bytes (not shown)")
                 return
-            self._kept[conn] = self._kept.get(conn, 0) + 1
+            if raw is not None:  # only sends and receives count toward the cap
+                self._kept[conn] = self._kept.get(conn, 0) + 1
             self.events.append(WireEvent(t_ms, conn, event, shown, size, raw))
 
     def _redacted(self) -> list[str]:

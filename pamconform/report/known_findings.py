@@ -97,8 +97,8 @@ def apply(known: list[KnownFinding], targets: list[TargetResult]) -> tuple[list[
             if key in wanted and result.verdict is Verdict.FAIL:
                 seen.add(key)
                 continue
-            if key in wanted:
-                other[key] = result.verdict
+            if key in wanted and result.verdict not in (Verdict.SKIPPED, Verdict.NOT_RUN):
+                other[key] = result.verdict  # (a case SKIPPED, e.g. --no-lab, was not checked)
             results.append(result)
         kept.append(TargetResult(name=target.name, kind=target.kind, protocol=target.protocol,
                                  results=results))

@@ -16,9 +16,11 @@ from pamconform.protocols.redirector.server_steps import (
 
 case = case_factory(protocol="redirector", kind="server")
 
-#: Logins of each kind, interleaved. Seven against seven all on one side of each other
-#: happens by chance 2 times in 3,432 when both kinds cost the same.
+#: Logins of each kind, interleaved. Seven against seven with at most one pair out of
+#: order (one kind faster) happens by chance 4 times in 3,432 when both cost the same.
 TIMING_SAMPLES = 7
+#: Pairs (unknown, known) allowed out of order: one slow reply must not hide the rest.
+TIMING_CROSSINGS = 1
 #: How much slower one kind's median must be (a factor, and milliseconds) to count.
 TIMING_FACTOR = 2.0
 TIMING_MIN_GAP_MS = 1.0
@@ -51,8 +53,9 @@ def no_user_enumeration(ctx):
     title="Timing: unknown user against wrong password",
     requirement=f"The reply time should not tell an unknown user from a known one: over "
     f"{TIMING_SAMPLES} unknown-user and {TIMING_SAMPLES} wrong-password logins, "
-    "interleaved, it is NON-STRICT when every reply of one kind came faster than every "
-    f"reply of the other and the medians differ by at least {TIMING_FACTOR:g} times and "
+    "interleaved, it is NON-STRICT when the replies of one kind came faster than those of "
+    f"the other in all but at most {TIMING_CROSSINGS} of the {TIMING_SAMPLES ** 2} pairs, "
+    f"and the medians differ by at least {TIMING_FACTOR:g} times and "
     f"{TIMING_MIN_GAP_MS:g} ms (a server that skips the password hash for unknown users); "
     "otherwise the medians are reported.",
 )
@@ -67,12 +70,13 @@ def timing_unknown_vs_wrong(ctx):
     ctx.extra["timing_ms"] = {k: [round(x, 2) for x in v] for k, v in times.items()}
     known, unknown = (statistics.median(times[k]) for k in ("known", "unknown"))
     slow, fast = max(known, unknown), min(known, unknown)
-    apart = max(times["unknown"]) < min(times["known"]) or \
-        max(times["known"]) < min(times["unknown"])
+    # Mann-Whitney U: how many (unknown, known) pairs have the unknown reply slower
+    slower = sum(u > k for u in times["unknown"] for k in times["known"])
+    apart = min(slower, TIMING_SAMPLES ** 2 - slower) <= TIMING_CROSSINGS
     said = (f"median wrong-password {known:.1f} ms, unknown-user {unknown:.1f} ms "
             f"(difference {slow - fast:.1f} ms)")
     if apart and slow >= TIMING_FACTOR * fast and slow - fast >= TIMING_MIN_GAP_MS:
-        ctx.non_strict(f"{said}: every {'unknown-user' if unknown < known else 'known-user'} "
-                       "reply came faster, so timing tells whether a user exists")
+        ctx.non_strict(f"{said}: the {'unknown-user' if unknown < known else 'known-user'} "
+                       "replies came faster, so timing tells whether a user exists")
     else:
         ctx.informational(said)
