@@ -287,3 +287,13 @@ def test_token_server_shards_given_a_socket_directory_merge(tmp_path: Path) -> N
     data = json.loads((merged / "index.json").read_text())
     assert [t["name"] for t in data["targets"]] == [str(sockets)]
     assert len(data["targets"][0]["cases"]) >= 2
+
+
+def test_merge_into_one_of_its_shards_is_refused(tmp_path) -> None:
+    a = _shard_report(tmp_path / "a", 1, cases=["a"])
+    b = _shard_report(tmp_path / "b", 2, cases=["b"])
+    before = (a / "index.json").read_bytes() if a.is_dir() else a.read_bytes()
+    for given in (tmp_path / "a", tmp_path / "a" / "index.json"):
+        proc = pamconform("merge", str(given), str(b), "--report", str(tmp_path / "a"))
+        assert proc.returncode == 2 and "is one of the shard reports" in proc.stderr
+    assert (tmp_path / "a" / "index.json").read_bytes() == before

@@ -34,6 +34,11 @@ def register(sub: Any) -> None:
 
 
 def cmd_merge(args: argparse.Namespace, console: Console) -> int:
+    out = args.report.resolve()
+    for path in args.reports:  # the merged report would overwrite a shard it reads
+        if (path.parent if path.name == "index.json" else path).resolve() == out:
+            raise UsageError(f"merge: --report {args.report} is one of the shard reports; "
+                             "give a new directory")
     check_report_dir(args.report)
     reports = [(str(path), load_report(path)) for path in args.reports]
     data = merge(reports, force=args.force)
