@@ -38,7 +38,7 @@ from pamconform.core.registry import Case, all_cases, register
 from pamconform.core.runner import CaseResult, run_case
 from pamconform.core.verdicts import Severity, Verdict
 from pamconform.protocols import DEFAULT, UnknownProtocol, all_protocols, get
-from pamconform.protocols.hooks import hooks_of
+from pamconform.protocols.hooks import foreign_server_option, hooks_of
 
 if TYPE_CHECKING:
     from pamconform.lab.module_target import ModuleSpec, ModuleTarget
@@ -272,11 +272,8 @@ class Targets:
         return hooks_of(get(args.protocol)).server_target(args)
 
     def _foreign_options(self, protocol: str) -> None:
-        for other in all_protocols():
-            if other.name != protocol:
-                given = hooks_of(other).foreign_server_options(self.config.option)
-                if given:
-                    raise UsageError(f"{given} need --protocol {other.name}")
+        if foreign := foreign_server_option(protocol, self.config.option):
+            raise UsageError(f"{foreign[0]} need --protocol {foreign[1]}")
 
     def engine(self) -> Any:
         """The container engine's client (a skip when there is none)."""

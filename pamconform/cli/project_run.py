@@ -23,7 +23,7 @@ from pamconform.core.project import Project, ProjectError, Target
 from pamconform.core.registry import Case
 from pamconform.core.runner import TargetResult, run_target
 from pamconform.protocols import Protocol
-from pamconform.protocols.hooks import hooks_of
+from pamconform.protocols.hooks import foreign_server_option, hooks_of
 from pamconform.report import known_findings
 
 
@@ -129,11 +129,10 @@ def _argv(target: Target) -> list[str]:
     return argv
 
 
-#: Options of the whole run: in a target's ``options`` they would be ignored.
-RUN_OPTIONS = frozenset({
-    "strict", "cases", "exclude_cases", "jobs", "report", "quiet", "list", "known_findings",
-    "shard", "shard_weights", "baseline", "lab_package", "protocol", "name", "socket",
-    "no_lab", "keep", "distro", "hang_bound", "login_timeout", "parallel"})
+#: ``server`` options a target's own keys set (socket, protocol, name, package).
+TARGET_KEY_OPTIONS = frozenset({"socket", "protocol", "name", "lab_package"})
+#: Options of ``run`` a server target may still set for itself.
+TARGET_OWN_OPTIONS = frozenset({"timeout", "idle_limit"})
 
 
 def _parse(project: Project, target: Target, argv: list[str]) -> argparse.Namespace:
@@ -145,6 +144,8 @@ def _parse(project: Project, target: Target, argv: list[str]) -> argparse.Namesp
     parser = build_parser()
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     own = commands.choices[argv[0]]._option_string_actions
+    # in a target's ``options`` an option of ``run`` would be ignored
+    run_options = {a.dest for a in commands.choices["run"]._actions} - TARGET_OWN_OPTIONS
     for key in target.options:
         where = project.where(f"targets.{target.name}.options.{key}")
         if "--" + key.replace("_", "-") not in own:
@@ -152,7 +153,11 @@ def _parse(project: Project, target: Target, argv: list[str]) -> argparse.Namesp
         if argv[0] == "module":  # a module target is its build, so, args and protocol
             raise ProjectError(f"{where}: a module target takes no options (give build, so, "
                                "args or collect_password; run options go in [options])")
-        if key.replace("-", "_") in RUN_OPTIONS:
+        dest = key.replace("-", "_")
+        if dest in TARGET_KEY_OPTIONS:
+            raise ProjectError(f"{where}: set by the target's own keys (socket, protocol, "
+                               "name, package), not an option")
+        if dest in run_options:
             raise ProjectError(f"{where}: an option of the whole run: put it in [options]")
     try:
         return parser.parse_args(argv)
@@ -184,11 +189,9 @@ def _server_step(project: Project, target: Target, protocol: Protocol, cases: li
     for key in ("timeout", "idle_limit"):  # the target's own, else the run's
         if key not in target.options and key.replace("_", "-") not in target.options:
             setattr(ns, key, getattr(args, key))
-    for other in protocols.with_suites("server"):
-        given = hooks_of(other).foreign_server_options(ns) if other != protocol else None
-        if given:
-            raise ProjectError(f"{project.where(f'targets.{target.name}.options')}: {given} "
-                               f"only for {other.name} targets")
+    if foreign := foreign_server_option(protocol.name, ns):
+        raise ProjectError(f"{project.where(f'targets.{target.name}.options')}: {foreign[0]} "
+                           f"only for {foreign[1]} targets")
     ns.socket, ns.name = target.path, target.name
     if target.credentials_env is not None:
         if not os.environ.get(target.credentials_env):

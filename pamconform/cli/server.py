@@ -25,7 +25,7 @@ from pamconform.core.errors import UsageError
 from pamconform.core.preflight import check_report_dir
 from pamconform.core.registry import Case
 from pamconform.core.runner import TargetResult, run_target
-from pamconform.protocols.hooks import hooks_of
+from pamconform.protocols.hooks import foreign_server_option, hooks_of
 
 KIND = "server"
 
@@ -53,10 +53,8 @@ def cmd_server(args: argparse.Namespace, console: Console) -> int:
     cases = common.selected(common.protocol_cases(protocol, KIND, args))
     if args.list and args.shard is None:
         return common.list_cases(cases, console)
-    for other in protocols.with_suites(KIND):
-        given = hooks_of(other).foreign_server_options(args) if other != protocol else None
-        if given:
-            raise UsageError(f"{given} need --protocol {other.name}")
+    if foreign := foreign_server_option(protocol.name, args):
+        raise UsageError(f"{foreign[0]} need --protocol {foreign[1]}")
     if args.lab_package is not None:
         return _lab_server(protocol, cases, args, console)
     sockets = args.socket or [None]  # the protocol's hooks say what a missing one means

@@ -112,6 +112,17 @@ def hooks_of(protocol: Any) -> Hooks:
     return module
 
 
+def foreign_server_option(protocol: str, args: Any) -> tuple[str, str] | None:
+    """The options of another protocol than ``protocol`` that ``args`` gives, and that
+    protocol's name (the first such protocol), or None."""
+    from pamconform.protocols import all_protocols
+
+    for other in all_protocols():
+        if other.name != protocol and (given := hooks_of(other).foreign_server_options(args)):
+            return given, other.name
+    return None
+
+
 _MEMBERS = ("REFERENCE_MODULE_TARGET", "add_server_options", "add_module_options",
             "foreign_server_options", "server_target", "check_login", "reference_servers",
             "lab_packages")
