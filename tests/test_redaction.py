@@ -184,3 +184,32 @@ def test_a_byte_added_inside_the_password_leaves_no_tail_in_clear() -> None:
     mark = "\u2039password of bob, 20 bytes\u203a"
     assert red.text(repr(pw[:14] + b"\n" + pw[14:])) == f"b'{mark}[:14]\\n{mark}[14:]'"
     assert red.text(repr(pw[:10] + b"\0" + pw[11:])) == f"b'{mark}[:10]\\x00{mark}[11:]'"
+
+
+@pytest.mark.parametrize(("password", "text"), [
+    (b"password123", "the wrong password was denied"),   # a word of pamconform's own
+    (b"hunter2-x", "a counter that turns later"),         # "unter" inside one of its words
+    (b"Summer2026!", "run of 2026-12-05, 12.2026 s"),      # a few digits of a number
+    (b"pw-12345678", "pid 12345 took 45678 ms"),           # five digits of a number
+])
+def test_ordinary_text_is_not_marked_as_a_fragment(password: bytes, text: str) -> None:
+    """A marker on a coincidence would give away which word or digits the password holds."""
+    red = Redactor()
+    red.add_login(b"bob", password)
+    assert red.text(text) == text
+
+
+@pytest.mark.parametrize(("password", "echo", "shown"), [
+    (b"password123", "password12", "[:10]"),     # a fragment with more than the word
+    (b"Summer2026!", "Summer2026", "[:10]"),
+    (b"pw-12345678", "12345678", "[3:]"),        # eight digits of one number
+    (b"hunter2-x", "hunter", "[:6]"),            # not a word pamconform uses
+])
+def test_fragments_beyond_ordinary_text_are_still_marked(password: bytes, echo: str,
+                                                         shown: str) -> None:
+    red = Redactor()
+    red.add_login(b"bob", password)
+    out = red.text(f"the server answered {echo!r}")
+    assert echo not in out and f"bytes\u203a{shown}" in out, out
+    # the whole password is always marked, ordinary words or not
+    assert red.text(f"got {password.decode()}").startswith("got \u2039password of bob")

@@ -7,7 +7,10 @@ whose secret it was and how long, ``‹password of alice, 6 bytes›``, so evide
 its shape. It finds a secret in clear and in the forms the harness renders bytes in
 (``repr`` and JSON escapes, hex, base64), and mutations of it: a fragment is shown as a
 slice of the marker (``‹…›[:5]``), a case change as a method (``‹…›.upper()``); bytes
-added or changed around it stay visible, so a reader still sees where a byte differs.
+added or changed around it stay visible, so a reader still sees where a byte differs. A
+fragment that is ordinary text (one of pamconform's own words, a few digits of a number:
+:mod:`pamconform.core.ordinary_words`) is left alone: it matches by coincidence, and a
+marker there would tell which word the password holds.
 
 Secrets enter through :func:`register_login` and :func:`register_token` (the
 process-wide :func:`current` redactor); reports, console lines and saved findings are
@@ -15,7 +18,8 @@ passed through it when they are written. Saved findings keep the bytes they need
 *templates* (:func:`template`): hex runs and references to a login's password, resolved
 from the logins given at replay time (:func:`resolve`).
 
-Pure: no sockets, files or terminals.
+No sockets or terminals; the only files read are pamconform's own sources, once, for
+the ordinary words.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pamconform.core import lookalikes
+from pamconform.core import lookalikes, ordinary_words
 
 OPEN, CLOSE = "\u2039", "\u203a"  # the marker's single angle quotation marks
 #: Characters a piece of a secret is looked up by.
@@ -356,7 +360,9 @@ class Redactor:
             whole = (piece.lo, piece.hi) == (0, len(secret.value))
             if not whole and text[piece.start:piece.end] in self._users:
                 return []
-            return [piece] if whole or _covered([piece], secret) >= secret.min_fragment else []
+            if whole:
+                return [piece]
+            return [piece] if self._telling(text, [piece], secret) else []
         length -= length % form.unit
         lo, hi = off // form.unit, (off + length) // form.unit
         first = _Piece(i, i + length, form, lo, hi)
@@ -370,7 +376,15 @@ class Redactor:
         if len(chain) > 1 and _covered(chain, secret) >= max(secret.min_fragment,
                                                              private - len(chain)):
             return chain
-        return [first] if _covered([first], secret) >= secret.min_fragment else []
+        return [first] if self._telling(text, [first], secret) else []
+
+    @staticmethod
+    def _telling(text: str, pieces: list[_Piece], secret: Secret) -> bool:
+        """Whether a fragment is worth a marker: long enough, and not ordinary text (a word
+        of pamconform's own, a short run of a number) that only matches by coincidence."""
+        if _covered(pieces, secret) < secret.min_fragment:
+            return False
+        return not any(ordinary_words.ordinary(text, p.start, p.end) for p in pieces)
 
     @staticmethod
     def _edits(text: str, first: _Piece) -> list[_Piece]:
