@@ -25,9 +25,20 @@ FAULTY = ROOT / "tests" / "fixtures" / "faulty_modules"
 
 #: fault -> the cases that must FAIL for it
 CAUGHT_BY = {
-    "grant_on_eof": ["redir.e2e.ssh-close-without-reply-denied"],
+    "grant_on_eof": ["redir.e2e.ssh-close-without-reply-denied",
+                     "redir.e2e.su-close-without-reply-denied"],
     "no_read_timeout": ["redir.e2e.ssh-server-hung-denied", "redir.e2e.su-server-hung-denied"],
-    "truncated_password": ["redir.e2e.ssh-grant"],
+    "truncated_password": ["redir.e2e.ssh-grant", "redir.e2e.ssh-password-grant",
+                           "redir.e2e.su-grant"],
+    # the server's 1 for a wrong password, the Unix password, an unknown user: all let in
+    "grant_any_reply": ["redir.e2e.ssh-wrong-password-denied",
+                        "redir.e2e.ssh-password-wrong-password-denied",
+                        "redir.e2e.su-wrong-password-denied", "redir.e2e.unix-password-denied",
+                        "redir.e2e.unknown-user-denied"],
+    "unreachable_success": ["redir.e2e.ssh-server-down-denied",
+                            "redir.e2e.su-server-down-denied"],
+    # the abuse logins must all be denied: a reset grants here (atoi of nothing is 0)
+    "grant_non_numeric": ["redir.e2e.sshd-survives-abuse"],
 }
 
 
@@ -51,6 +62,7 @@ def test_faulty_module_is_caught(fault: str, docker_client: object) -> None:
                       so="pam_faulty.so", args="{socket} timeout=3")
     cases = select(module_cases("redirector"), CAUGHT_BY[fault], [])
     result = run_module(spec, cases, name=f"faulty:{fault}", say=_quiet, login_timeout=8)
+    assert len(result.results) == len(CAUGHT_BY[fault])
     for r in result.results:
         assert r.verdict is Verdict.FAIL, f"{r.case.id} missed {fault}: {r.verdict}"
 

@@ -161,7 +161,7 @@ def syslog_shim(work: Path) -> Path:
 
 def test_gallery_names_agree() -> None:
     """faults.json, the Makefile, the C source and the README name the same faults."""
-    assert len(NAMES) == len(set(NAMES)) == 21
+    assert len(NAMES) == len(set(NAMES)) == 28
     for f in FAULTS:
         assert re.fullmatch(r"R-M[1-7]", f["rule"]) and f["defect"].endswith("."), f
     make_names = re.search(r"^FAULTS = (.*?)\n\n", (SRC / "Makefile").read_text(), re.S | re.M)
@@ -207,8 +207,9 @@ class Server:
     """A scripted UNIX socket server thread; records every request it reads."""
 
     path: Path
-    reply: bytes | None  # None: read the request, then never answer
+    reply: bytes | tuple[bytes, ...] | None  # None: never answer; a tuple: chunks, paused
     backlog_full: bool = False
+    delay: float = 0.0  # seconds before the (first) reply
     requests: list[bytes] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -256,8 +257,13 @@ class Server:
                 self.requests.append(data)
                 if self.reply is None:
                     conn.recv(1)  # until the client goes away (or our timeout)
-                else:
-                    conn.sendall(self.reply)
+                    return
+                time.sleep(self.delay)
+                chunks = self.reply if isinstance(self.reply, tuple) else (self.reply,)
+                for i, chunk in enumerate(chunks):
+                    if i:
+                        time.sleep(0.2)
+                    conn.sendall(chunk)
             except OSError:
                 pass
 
@@ -300,7 +306,8 @@ def run(builds: dict[str, Build], work: Path) -> Iterator[Runner]:
     servers: list[Server] = []
     counter = itertools.count()
 
-    def run_one(variant: str, args: str = "@SOCK@", *, reply: bytes | None = b"0",
+    def run_one(variant: str, args: str = "@SOCK@", *,
+                reply: bytes | tuple[bytes, ...] | None = b"0", delay: float = 0.0,
                 server: str = "normal", mode: int = 0o600, flags: int = 0,
                 answer: str = PASSWORD, module: Path | None = None,
                 env: dict[str, str] | None = None) -> Outcome:
@@ -310,7 +317,7 @@ def run(builds: dict[str, Build], work: Path) -> Iterator[Runner]:
         sock = tmp / f"s{n}"
         srv = None
         if server != "none":
-            srv = Server(sock, reply, backlog_full=server == "backlog")
+            srv = Server(sock, reply, backlog_full=server == "backlog", delay=delay)
             servers.append(srv)
             os.chmod(sock, mode)
         confdir = tmp / f"conf{n}"
@@ -386,9 +393,40 @@ def test_grant_on_eof(run: Runner) -> None:
 
 
 def test_grant_non_numeric(run: Runner) -> None:
-    for reply in (b"OK", b"00", b" 0"):
+    for reply in (b"OK", b"00", b" 0", b"-0", b"0x", b"0" * 64):
         assert run("grant_non_numeric", reply=reply).rc == PAM_SUCCESS, reply
     assert run("grant_non_numeric", reply=b"1").rc == PAM_AUTH_ERR
+
+
+def test_grant_any_reply(run: Runner) -> None:
+    assert run("grant_any_reply", reply=b"1").rc == PAM_SUCCESS
+    assert run("grant_any_reply", reply=b"").rc == PAM_AUTH_ERR
+
+
+def test_unreachable_success(run: Runner) -> None:
+    assert run("unreachable_success", server="none").rc == PAM_SUCCESS
+
+
+def test_read_overwrites(run: Runner) -> None:
+    assert run("correct", reply=(b"1", b"0")).rc == PAM_AUTH_ERR
+    assert run("read_overwrites", reply=(b"1", b"0")).rc == PAM_SUCCESS
+    assert run("read_overwrites", reply=b"1").rc == PAM_AUTH_ERR
+
+
+def test_newline_required(run: Runner) -> None:
+    assert run("newline_required", reply=b"0").rc == PAM_AUTH_ERR
+    assert run("newline_required", reply=b"0\n").rc == PAM_SUCCESS
+
+
+def test_ignores_unknown_options(run: Runner) -> None:
+    assert run("ignores_unknown_options", "@SOCK@ bogus_option").rc == PAM_SUCCESS
+
+
+def test_fixed_short_timeout(run: Runner) -> None:
+    # the runner's line says timeout=1 first; the later timeout=2.5 wins in the correct one
+    assert run("correct", "@SOCK@ timeout=2.5", delay=0.8).rc == PAM_SUCCESS
+    o = run("fixed_short_timeout", "@SOCK@ timeout=2.5", delay=0.8)
+    assert o.rc == PAM_AUTHINFO_UNAVAIL and o.seconds < 2, o
 
 
 def test_missing_arg_success(run: Runner) -> None:

@@ -22,31 +22,68 @@ pytestmark = pytest.mark.docker
 
 FAULTY = Path(__file__).resolve().parent / "fixtures" / "faulty_modules"
 
-#: fault -> the cases that must FAIL for it
+#: every memcheck case: a build that leaks on each attempt is caught on every path
+MEMCHECK_CASES = [
+    f"redir.module.memcheck-{name}" for name in (
+        "accept-no-read", "close-after-request", "close-before-read", "delay-over-timeout",
+        "deny", "grant", "partial-reply", "path-directory", "path-fifo", "path-no-socket",
+        "path-regular-file", "reply-0-crlf", "reply-0-nul", "reply-00", "reply-0x", "reply-1",
+        "reply-2", "reply-4k-digits", "reply-before-request", "reply-binary", "reply-empty",
+        "reply-minus-0", "reply-minus-1", "reply-pass", "reply-plus-0", "reply-space-0",
+        "reset", "silence", "two-replies")]
+
+#: fault -> the cases that must FAIL for it (run with --strict, so SHOULD cases count)
 CAUGHT_BY = {
     "grant_on_eof": ["redir.module.reply-empty", "redir.module.server-close-after-request"],
-    "grant_non_numeric": ["redir.module.reply-00", "redir.module.reply-space-0",
-                          "redir.module.reply-pass"],
+    "grant_non_numeric": [f"redir.module.reply-{r}" for r in (
+        "00", "space-0", "pass", "0-crlf", "0-nul", "0x", "minus-0", "plus-0", "4k-digits",
+        "binary")] + ["redir.module.server-reset", "redir.module.server-two-replies"],
+    "grant_any_reply": ["redir.module.reply-1", "redir.module.reply-2",
+                        "redir.module.reply-minus-1", "redir.module.server-deny",
+                        "redir.module.server-partial-reply"],
+    "read_overwrites": ["redir.module.server-partial-reply", "redir.module.server-two-replies"],
+    "newline_required": ["redir.module.grant", "redir.module.server-slow-grant",
+                         "redir.module.prompts-without-token",
+                         "redir.module.use-first-pass-with-token",
+                         "redir.module.try-first-pass-with-token"],
     "missing_arg_success": ["redir.module.args-missing"],
-    "unreachable_ignore": ["redir.module.path-no-socket"],
-    "no_read_timeout": ["redir.module.server-silence"],
+    "ignores_unknown_options": ["redir.module.args-unknown-option"],
+    "unreachable_ignore": ["redir.module.path-no-socket", "redir.module.path-directory",
+                           "redir.module.path-fifo", "redir.module.path-regular-file"],
+    "unreachable_success": ["redir.module.path-no-socket", "redir.module.path-directory",
+                            "redir.module.path-fifo", "redir.module.path-regular-file",
+                            "redir.module.planted-socket", "redir.module.planted-symlink",
+                            "redir.module.world-writable-socket"],
+    "no_read_timeout": ["redir.module.server-silence", "redir.module.server-accept-no-read",
+                        "redir.module.server-delay-over-timeout",
+                        "redir.module.memcheck-silence",
+                        "redir.module.memcheck-accept-no-read"],
     "no_connect_timeout": ["redir.module.server-backlog-full"],
+    "fixed_short_timeout": ["redir.module.server-slow-grant"],
     # R-M1 for the denial, R-M3 for the process the module ended
     "exit_on_error": ["redir.module.path-no-socket", "redir.module.memcheck-path-no-socket",
-                      "redir.module.memcheck-path-fifo"],
+                      "redir.module.memcheck-path-fifo", "redir.module.memcheck-path-directory",
+                      "redir.module.memcheck-path-regular-file"],
     # a "0" reply: only SyscallParam (read() given 17 bytes of a 4-byte buffer)
-    "oob_read": ["redir.module.memcheck-reply-4k-digits", "redir.module.memcheck-grant"],
-    "double_free": ["redir.module.memcheck-deny"],
-    "uninit_reply": ["redir.module.memcheck-grant"],
+    "oob_read": ["redir.module.memcheck-reply-4k-digits", "redir.module.memcheck-grant",
+                 "redir.module.memcheck-reply-1", "redir.module.memcheck-reset"],
+    # glibc aborts the process on every denial (R-M3), valgrind names the second free
+    "double_free": ["redir.module.memcheck-deny", "redir.module.server-close-before-read",
+                    "redir.module.memcheck-close-before-read"],
+    # strlen() past the reply: "0\0" reads as "0" and grants
+    "uninit_reply": ["redir.module.memcheck-grant", "redir.module.reply-0-nul"],
     "overlap_copy": ["redir.module.memcheck-reply-space-0"],
-    "leak_per_attempt": ["redir.module.memcheck-grant"],
+    "leak_per_attempt": MEMCHECK_CASES,
     "no_prompt": ["redir.module.prompts-without-token"],
     "ignores_use_first_pass": ["redir.module.use-first-pass-without-token"],
     "ignore_without_password": ["redir.module.use-first-pass-without-token",
                                 "redir.module.conversation-error"],
+    "ignores_authtok": ["redir.module.use-first-pass-with-token",
+                        "redir.module.try-first-pass-with-token"],
     "ignores_silent": ["redir.module.silent-flag"],
-    "no_peer_check": ["redir.module.planted-socket"],
-    "newline_passthrough": ["redir.module.newline-in-password"],
+    "no_peer_check": ["redir.module.planted-socket", "redir.module.planted-symlink",
+                      "redir.module.world-writable-socket"],
+    "newline_passthrough": ["redir.module.newline-in-password", "redir.module.newline-in-user"],
     "logs_password": ["redir.module.no-password-in-logs"],
     "truncated_password": ["redir.module.request-bytes"],
     "truncated_path": ["redir.module.args-overlong-path"],
@@ -93,6 +130,7 @@ def test_faulty_module_is_caught(fault: str, docker_client: object) -> None:
     spec = ModuleSpec(FAULTY, build=f"make clean >/dev/null; make FAULT={fault}",
                       so="pam_faulty.so", args="{socket} timeout=3")
     cases = select(_cases(), CAUGHT_BY[fault], [])
-    result = run_module(spec, cases, name=f"faulty:{fault}", say=_quiet)
+    result = run_module(spec, cases, name=f"faulty:{fault}", say=_quiet, strict=True)
+    assert len(result.results) == len(CAUGHT_BY[fault])
     for r in result.results:
         assert r.verdict is Verdict.FAIL, f"{r.case.id} missed {fault}: {r.verdict} {r.message}"
