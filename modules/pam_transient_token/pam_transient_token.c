@@ -479,8 +479,14 @@ send_token(pam_handle_t *pamh, const char *path, int fd,
 	size_t off = 0;
 	int w, err;
 
-	while (off < tok->len) {
-		ssize_t n = send(fd, tok->text + off, tok->len - off, MSG_NOSIGNAL);
+#ifdef PAM_TT_FAULT_TRUNCATED_TOKEN
+	size_t len = tok->len - 1;  /* FAULTY TEST BUILD: the last byte is lost */
+#else
+	size_t len = tok->len;
+#endif
+
+	while (off < len) {
+		ssize_t n = send(fd, tok->text + off, len - off, MSG_NOSIGNAL);
 
 		if (n > 0) {
 			off += (size_t)n;
@@ -534,12 +540,22 @@ read_reply(pam_handle_t *pamh, const char *path, int fd, double timeout,
 	char shown[4 * REPLY_LEN + 1];
 	size_t got = 0;
 	int w, err;
+#ifdef PAM_TT_FAULT_NO_READ_TIMEOUT
+	struct timespec day;  /* FAULTY TEST BUILD: the reply may take a day */
+
+	compute_deadline(&day, 86400.0);
+	deadline = &day;
+#endif
 
 	while (got < REPLY_LEN) {
 		ssize_t n = recv(fd, buf + got, REPLY_LEN - got, 0);
 
 		if (n > 0) {
 			got += (size_t)n;
+#ifdef PAM_TT_FAULT_PREFIX_REPLY
+			if (got >= 4 && memcmp(buf, GRANT_REPLY, 4) == 0)
+				return PAM_SUCCESS;  /* FAULTY TEST BUILD: "PASS" is enough */
+#endif
 			continue;
 		}
 		if (n == 0) {
@@ -571,6 +587,9 @@ read_reply(pam_handle_t *pamh, const char *path, int fd, double timeout,
 	}
 	if (memcmp(buf, GRANT_REPLY, REPLY_LEN) == 0)
 		return PAM_SUCCESS;
+#ifdef PAM_TT_FAULT_ANY_REPLY
+	return PAM_SUCCESS;  /* FAULTY TEST BUILD: any six bytes grant */
+#endif
 	escape_bytes(shown, sizeof(shown), buf, got);
 	pam_syslog(pamh, LOG_NOTICE, "token refused by %s: \"%s\"", path, shown);
 	return PAM_AUTH_ERR;
@@ -596,6 +615,10 @@ ask_server(pam_handle_t *pamh, const struct options *opt,
 		rc = read_reply(pamh, path, fd, opt->timeout, &deadline);
 	if (fd >= 0)
 		close(fd);
+#ifdef PAM_TT_FAULT_UNREACHABLE_SUCCESS
+	if (rc == PAM_AUTHINFO_UNAVAIL)
+		rc = PAM_SUCCESS;  /* FAULTY TEST BUILD: no server is a grant */
+#endif
 	return rc;
 }
 
@@ -677,6 +700,12 @@ pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const char **argv)
 	if (rc != PAM_SUCCESS)
 		return rc;
 
+#ifdef PAM_TT_FAULT_HUGE_TOKEN_COPY
+	char typed[MAX_TOKEN + 1];  /* FAULTY TEST BUILD: copied before its length is checked */
+
+	if (authtok != NULL)
+		authtok = strcpy(typed, authtok);
+#endif
 	memset(&tok, 0, sizeof(tok));
 	if (authtok == NULL || !parse_token(authtok, &tok)) {
 		/* never log what was typed: it may be a password */
@@ -684,6 +713,9 @@ pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const char **argv)
 		rc = PAM_AUTH_ERR;
 		goto out;
 	}
+#ifdef PAM_TT_FAULT_NO_UID_CHECK
+	user_uid = (uid_t)tok.uid;  /* FAULTY TEST BUILD: any user's token will do */
+#endif
 	if ((uid_t)tok.uid != user_uid) {
 		pam_syslog(pamh, LOG_NOTICE,
 			   "user %s (uid %lu): the token is for uid %lu; refused",
