@@ -1,10 +1,12 @@
-"""Every server case has a faulty target that a test shows it catches.
+"""Every server and module case has a faulty target that a test shows it catches.
 
 The galleries (tests/fixtures/faulty_servers.py, faulty_token_servers.py,
 faulty_nslcd_daemons.py) name, for each faulty target, the cases that must FAIL it;
 tests/test_suite_catches.py, test_token_suite_catches.py and test_nslcd_suite_catches.py
-run them. Here: no server case is left without one, but for the exceptions below, each
-with its reason. MAY cases only report, so they have none.
+run them. The module tests name, for each faulty build, the cases that must catch it
+(tests/test_module_direct.py, test_e2e_module.py, test_token_e2e.py,
+test_nslcd_module_lab.py) and run them in the lab. Here: no case is left without one, but
+for the exceptions below, each with its reason. MAY cases only report, so they have none.
 """
 
 from __future__ import annotations
@@ -22,6 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "fixtures"))
 import faulty_nslcd_daemons
 import faulty_servers
 import faulty_token_servers
+import test_e2e_module
+import test_module_direct
+import test_nslcd_module_lab
+import test_token_e2e
 
 GALLERIES = {"redirector": faulty_servers.GALLERY,
              "transient-token": faulty_token_servers.GALLERY,
@@ -57,3 +63,31 @@ def test_every_server_case_has_a_faulty_target(protocol: str) -> None:
     assert caught <= checks | {c for c in caught if ".regression-" in c}
     missing = checks - caught
     assert missing == {c for c in EXCEPTIONS if c in checks}
+
+
+MODULE_SUITES = {"redirector": ("redirector_module_direct", "redirector_module_e2e"),
+                 "transient-token": ("token_module_e2e",), "nslcd": ("nslcd_module",)}
+MODULE_CATCHES = {
+    "redirector": [*test_module_direct.CAUGHT_BY.values(), *test_e2e_module.CAUGHT_BY.values()],
+    "transient-token": list(test_token_e2e.CAUGHT_BY.values()),
+    "nslcd": [list(expected) for expected in test_nslcd_module_lab.CATCHES.values()],
+}
+#: module case id -> why no faulty build is listed for it
+MODULE_EXCEPTIONS = {
+    "redir.module.server-reply-before-request":
+        "the reference module does not meet it either (a byte stream cannot show when the "
+        "reply was sent: the case text says why), so every build is NON-STRICT on it",
+    **test_token_e2e.UNCAUGHT,
+    **test_nslcd_module_lab.UNCAUGHT,
+}
+
+
+@pytest.mark.parametrize("protocol", sorted(MODULE_SUITES))
+def test_every_module_case_has_a_faulty_build(protocol: str) -> None:
+    for suite in MODULE_SUITES[protocol]:
+        loader.load_suite(suite)
+    checks = {c.id for c in all_cases(protocol=protocol, kind="module")
+              if c.severity is not Severity.MAY}
+    caught = {c for ids in MODULE_CATCHES[protocol] for c in ids}
+    assert caught <= checks
+    assert checks - caught == {c for c in MODULE_EXCEPTIONS if c in checks}

@@ -310,7 +310,7 @@ def run(builds: dict[str, Build], work: Path) -> Iterator[Runner]:
                 reply: bytes | tuple[bytes, ...] | None = b"0", delay: float = 0.0,
                 server: str = "normal", mode: int = 0o600, flags: int = 0,
                 answer: str = PASSWORD, module: Path | None = None,
-                env: dict[str, str] | None = None) -> Outcome:
+                env: dict[str, str] | None = None, first: str | None = None) -> Outcome:
         b = builds[variant]
         assert b.rc == 0, b.out
         n = next(counter)
@@ -323,9 +323,11 @@ def run(builds: dict[str, Build], work: Path) -> Iterator[Runner]:
         confdir = tmp / f"conf{n}"
         confdir.mkdir()
         line = args.replace("@SOCK@", str(sock))
-        (confdir / "faulty").write_text(
-            f"auth required {module or b.module} server_uid={os.getuid()} timeout=1 "
-            f"{line}\n")
+        stack = f"auth required {module or b.module} server_uid={os.getuid()} timeout=1 {line}\n"
+        if first is not None:  # a line of the correct variant before it (it sets PAM_AUTHTOK)
+            stack = (f"auth optional {builds['correct'].module} server_uid={os.getuid()} "
+                     f"timeout=1 {first.replace('@SOCK@', str(sock))}\n{stack}")
+        (confdir / "faulty").write_text(stack)
         spec = {"confdir": str(confdir), "user": USER, "answer": answer, "flags": flags}
         start = time.monotonic()
         proc = subprocess.Popen([sys.executable, str(driver), json.dumps(spec)],
@@ -416,6 +418,14 @@ def test_read_overwrites(run: Runner) -> None:
 def test_newline_required(run: Runner) -> None:
     assert run("newline_required", reply=b"0").rc == PAM_AUTH_ERR
     assert run("newline_required", reply=b"0\n").rc == PAM_SUCCESS
+
+
+def test_ignores_authtok(run: Runner) -> None:
+    # the first line prompts and sets PAM_AUTHTOK; the second must use it, not ask again
+    ok = run("correct", "@SOCK@ use_first_pass", first="@SOCK@")
+    assert ok.rc == PAM_SUCCESS and len(ok.requests) == 2, ok
+    o = run("ignores_authtok", "@SOCK@ use_first_pass", first="@SOCK@")
+    assert o.rc == PAM_AUTH_ERR and len(o.requests) == 1, o
 
 
 def test_ignores_unknown_options(run: Runner) -> None:
