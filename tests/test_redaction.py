@@ -213,3 +213,23 @@ def test_fragments_beyond_ordinary_text_are_still_marked(password: bytes, echo: 
     assert echo not in out and f"bytes\u203a{shown}" in out, out
     # the whole password is always marked, ordinary words or not
     assert red.text(f"got {password.decode()}").startswith("got \u2039password of bob")
+
+
+def test_ordinary_words_in_data_are_still_marked() -> None:
+    """What a connection carried, or prose quotes as a literal, may be the password's own
+    first half (a stall case sends it): there a word of pamconform's is marked too."""
+    red = Redactor()
+    red.add_login(b"bob", b"password1234567")
+    assert red.chunks([b"bob\n", b"password"], 100) == [None, f"{MARK_BOB_15}[:8]"]
+    assert red.template(b"password") == [
+        {"password_of": "bob", "login": 1, "bytes": 15, "slice": [0, 8]}]
+    out = red.text("the wrong password: got b'bob\\npassword' and \"password\"")
+    assert out == (f"the wrong password: got b'bob\\n{MARK_BOB_15}[:8]' and "
+                   f"\"{MARK_BOB_15}[:8]\"")
+    pin = Redactor()
+    pin.add_login(b"bob", b"12345678")
+    assert pin.chunks([b"bob\n1234"], 100) == ["bob\\n\u2039password of bob, 8 bytes\u203a[:4]"]
+    assert pin.text("took 1234 ms") == "took 1234 ms"
+
+
+MARK_BOB_15 = "\u2039password of bob, 15 bytes\u203a"

@@ -5,7 +5,8 @@ A piece of a password that is one of these words (``password``, ``counter``) or 
 run of a number (a year, a count, a time) is there by coincidence. Marking it would tell
 a reader which word or digits the password holds (``the wrong ‹password of bob›[:8]``
 gives away that bob's password starts with "password"), so
-:mod:`pamconform.core.redaction` leaves such a piece as it is (:func:`ordinary`). The
+:mod:`pamconform.core.redaction` leaves such a piece of prose as it is (:func:`ordinary`;
+never in data, where the word may be what the harness sent of the password). The
 words are read once from pamconform's own sources (the package, its suites and servers).
 """
 

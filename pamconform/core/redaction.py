@@ -314,7 +314,11 @@ class Redactor:
                                            if alternatives else "(?!)")
             return self._pattern
 
-    def _pieces(self, text: str, *, passwords_only: bool = False) -> list[_Piece]:
+    def _pieces(self, text: str, *, passwords_only: bool = False,
+                data: bool = False) -> list[_Piece]:
+        """The secrets in ``text``; ``data``: it is bytes a connection carried, where no
+        fragment is ordinary text (prose: see :meth:`_telling`)."""
+        prose = None if data else _Prose(text)
         pieces: list[_Piece] = []
         index = self._index
         markers = [m.span() for m in _MARKER.finditer(text)] if OPEN in text else []
@@ -330,7 +334,7 @@ class Redactor:
             for form, off in index.get(text[i:i + GRAM], ()):
                 if passwords_only and form.secret.user is None:
                     continue
-                chain = self._match(text, i, form, off)
+                chain = self._match(text, i, form, off, prose)
                 if chain and (not best or chain[-1].end > best[-1].end):
                     best = chain
             if not best:
@@ -340,7 +344,8 @@ class Redactor:
             i = best[-1].end
         return pieces
 
-    def _match(self, text: str, i: int, form: _Form, off: int) -> list[_Piece]:
+    def _match(self, text: str, i: int, form: _Form, off: int,
+               prose: _Prose | None) -> list[_Piece]:
         """The secret (or a fragment, maybe edited) at ``text[i:]``, as pieces; [] if none."""
         ft = form.text
         length = _common(text, i, ft, off)
@@ -362,7 +367,7 @@ class Redactor:
                 return []
             if whole:
                 return [piece]
-            return [piece] if self._telling(text, [piece], secret) else []
+            return [piece] if _telling(prose, [piece], secret) else []
         length -= length % form.unit
         lo, hi = off // form.unit, (off + length) // form.unit
         first = _Piece(i, i + length, form, lo, hi)
@@ -376,15 +381,7 @@ class Redactor:
         if len(chain) > 1 and _covered(chain, secret) >= max(secret.min_fragment,
                                                              private - len(chain)):
             return chain
-        return [first] if self._telling(text, [first], secret) else []
-
-    @staticmethod
-    def _telling(text: str, pieces: list[_Piece], secret: Secret) -> bool:
-        """Whether a fragment is worth a marker: long enough, and not ordinary text (a word
-        of pamconform's own, a short run of a number) that only matches by coincidence."""
-        if _covered(pieces, secret) < secret.min_fragment:
-            return False
-        return not any(ordinary_words.ordinary(text, p.start, p.end) for p in pieces)
+        return [first] if _telling(prose, [first], secret) else []
 
     @staticmethod
     def _edits(text: str, first: _Piece) -> list[_Piece]:
@@ -446,7 +443,7 @@ class Redactor:
         chunk shows its slice of it); None for a chunk no secret touches. Only the first
         ``limit`` bytes of a chunk are shown."""
         stream = b"".join(chunks).decode("latin-1")
-        pieces = self._pieces(stream) if self.secrets else []
+        pieces = self._pieces(stream, data=True) if self.secrets else []
         out: list[str | None] = []
         base = 0
         for chunk in chunks:
@@ -484,7 +481,7 @@ class Redactor:
         :func:`resolve` turns it back into bytes.
         """
         text = data.decode("latin-1")
-        pieces = [p for p in self._pieces(text, passwords_only=True) if p.form.raw]
+        pieces = [p for p in self._pieces(text, passwords_only=True, data=True) if p.form.raw]
         if not pieces:
             return data.hex()
         logins = [s for s in self.secrets if s.user is not None]
@@ -580,6 +577,38 @@ def _escape_length(text: str, at: int) -> int:
     """Characters of the escape (``\\n``, ``\\x00``, ``\\u00e9``) at ``text[at]``, else 1."""
     found = _ESCAPE.match(text, at) if text.startswith("\\", at) else None
     return len(found.group()) if found else 1
+
+
+#: A quoted literal in prose (``b'...'``, ``'...'``, ``"..."``): data the text shows.
+_QUOTED = re.compile(r"b?'(?:[^'\\\n]|\\.)*'|b?\"(?:[^\"\\\n]|\\.)*\"")
+
+
+class _Prose:
+    """Text that is not only data: where its quoted literals are (found when first asked)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._quoted: list[tuple[int, int]] | None = None
+
+    def quoted(self, start: int, end: int) -> bool:
+        """Whether ``text[start:end]`` lies inside a quoted literal."""
+        if self._quoted is None:
+            self._quoted = [m.span() for m in _QUOTED.finditer(self.text)]
+        return any(lo < start and end < hi for lo, hi in self._quoted)
+
+
+def _telling(prose: _Prose | None, pieces: list[_Piece], secret: Secret) -> bool:
+    """Whether a fragment is worth a marker: long enough, and not ordinary prose (a word of
+    pamconform's own, a few digits of a number) that only matches by coincidence. In data
+    (``prose`` None) and in the quoted literals of prose, where the harness shows bytes it
+    sent or got (a stall case sends the first half of a password), every fragment is
+    marked: there a word may be what the password starts with."""
+    if _covered(pieces, secret) < secret.min_fragment:
+        return False
+    if prose is None:
+        return True
+    return not all(ordinary_words.ordinary(prose.text, p.start, p.end)
+                   and not prose.quoted(p.start, p.end) for p in pieces)
 
 
 def _covered(pieces: list[_Piece], secret: Secret) -> int:
