@@ -297,3 +297,14 @@ def test_merge_into_one_of_its_shards_is_refused(tmp_path) -> None:
         proc = pamconform("merge", str(given), str(b), "--report", str(tmp_path / "a"))
         assert proc.returncode == 2 and "is one of the shard reports" in proc.stderr
     assert (tmp_path / "a" / "index.json").read_bytes() == before
+
+
+def test_merge_points_latest_only_inside_reports(tmp_path) -> None:
+    a = _shard_report(tmp_path / "a", 1, cases=["a"])
+    b = _shard_report(tmp_path / "b", 2, cases=["b"])
+    proc = pamconform("merge", str(a), str(b), "--report", str(tmp_path / "out"))
+    assert proc.returncode == 0, proc.stderr
+    assert not (tmp_path / "latest").exists()
+    proc = pamconform("merge", str(a), str(b), "--report", str(tmp_path / "reports" / "all"))
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "reports" / "latest").resolve() == (tmp_path / "reports" / "all")
