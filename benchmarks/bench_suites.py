@@ -134,20 +134,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--suites", default="server,module",
                         help="comma-separated, of: " + ", ".join(SUITES))
     parser.add_argument("--jobs", default="",
-                        help="comma-separated --jobs values, each suite run once per value")
+                        help="comma-separated --jobs values, each suite run once per value "
+                             "('default': without --jobs)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     names = [s for s in args.suites.split(",") if s]
     unknown = [s for s in names if s not in SUITES]
     if unknown:
         parser.error(f"unknown suite(s): {', '.join(unknown)}")
+    try:
+        jobs = [None if j == "default" else int(j) for j in args.jobs.split(",") if j] or [None]
+    except ValueError:
+        parser.error(f"--jobs {args.jobs}: comma-separated numbers or 'default'")
+    if any(n is not None and n < 1 for n in jobs):
+        parser.error(f"--jobs {args.jobs}: each value at least 1")
     results: list[dict[str, Any]] = []
     tmp = Path(tempfile.mkdtemp(prefix="pc-suites-", dir="/tmp"))
     print(f"{os.cpu_count()} CPUs; reports and logs in {tmp}")
     if "module" in names:
         tag, took = prime_lab()
         print(f"warm-up: lab image {tag} ready in {took:.1f} s (untimed below)")
-    jobs = [int(j) for j in args.jobs.split(",") if j] or [None]
     print(f"{'suite':<17} {'mode':<5} {'jobs':>7} {'wall s':>8} {'cases':>6}")
     for i in range(args.repeat):
         for name in names:
