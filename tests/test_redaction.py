@@ -233,3 +233,36 @@ def test_ordinary_words_in_data_are_still_marked() -> None:
 
 
 MARK_BOB_15 = "\u2039password of bob, 15 bytes\u203a"
+
+
+@pytest.mark.parametrize(("password", "text", "shown"), [
+    (b"test-password-2026", "credentials test-password-202", "[:17]"),  # across signs
+    (b"1234-5678-9012", "got 1234-5678-9", "[:11]"),
+    (b"password1", "the wrong password was denied", "[:8]"),             # all but a byte
+])
+def test_a_fragment_beyond_one_ordinary_word_is_marked(password: bytes, text: str,
+                                                       shown: str) -> None:
+    red = Redactor()
+    red.add_login(b"bob", password)
+    assert f"bytes\u203a{shown}" in red.text(text)
+
+
+def test_a_possessive_does_not_open_a_quoted_literal() -> None:
+    red = Redactor()
+    red.add_login(b"bob", b"password1234567")
+    out = red.text("the look-alike of bob's password was granted: got b'bob\\npassword'")
+    assert out == ("the look-alike of bob's password was granted: got "
+                   f"b'bob\\n{MARK_BOB_15}[:8]'")
+
+
+def test_a_reply_is_described_as_data(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pamconform.core import wire
+    red = Redactor()
+    red.add_login(b"bob", b"password1234567")
+    monkeypatch.setattr(wire, "redact", red.text)
+
+    class Shown(wire.Reply):
+        def kind_name(self) -> str:
+            return "deny"
+
+    assert Shown(data=b"password", eof=True).describe().startswith(f"b'{MARK_BOB_15}[:8]'")

@@ -22,7 +22,6 @@ from pamconform.core import resources
 #: five digits of a password turn up in any report's times and counts, six rarely do.
 SHORT_DIGITS = 6
 _WORD = re.compile(r"[A-Za-z]{2,}")
-_TOKEN = re.compile(r"[^\W_]+")
 
 
 @functools.cache
@@ -42,22 +41,17 @@ def words() -> frozenset[str]:
 
 
 def ordinary(text: str, start: int, end: int) -> bool:
-    """Whether ``text[start:end]`` lies in ordinary tokens only: each letter-and-digit run
-    it touches is one of :func:`words`, or digits of which it covers fewer than
-    :data:`SHORT_DIGITS`. A piece touching no such run is not ordinary."""
+    """Whether ``text[start:end]`` lies inside one letter-and-digit run that is one of
+    :func:`words`, or digits of which it covers fewer than :data:`SHORT_DIGITS`. A piece
+    reaching across a space or a sign (``test-password-202``) is never ordinary."""
+    if start >= end or not text[start:end].isalnum():
+        return False
     left, right = start, end
     while left > 0 and text[left - 1].isalnum():
         left -= 1
     while right < len(text) and text[right].isalnum():
         right += 1
-    tokens = list(_TOKEN.finditer(text, left, right))
-    if not tokens:
-        return False
-    for token in tokens:
-        value = token.group()
-        if value.isdigit():
-            if min(end, token.end()) - max(start, token.start()) >= SHORT_DIGITS:
-                return False
-        elif value.lower() not in words():
-            return False
-    return True
+    token = text[left:right]
+    if token.isdigit():
+        return end - start < SHORT_DIGITS
+    return token.lower() in words()

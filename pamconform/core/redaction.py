@@ -412,11 +412,13 @@ class Redactor:
 
     # ------------------------------------------------------------------ applying
 
-    def text(self, text: str) -> str:
-        """``text`` with every secret it holds replaced by its marker."""
+    def text(self, text: str, *, data: bool = False) -> str:
+        """``text`` with every secret it holds replaced by its marker; ``data``: the text
+        shows bytes a connection carried (a reply's ``repr``), where no fragment is taken
+        for ordinary prose."""
         if not self.secrets or not text:
             return text
-        pieces = self._pieces(text)
+        pieces = self._pieces(text, data=data)
         if not pieces:
             return text
         out, at = [], 0
@@ -580,7 +582,7 @@ def _escape_length(text: str, at: int) -> int:
 
 
 #: A quoted literal in prose (``b'...'``, ``'...'``, ``"..."``): data the text shows.
-_QUOTED = re.compile(r"b?'(?:[^'\\\n]|\\.)*'|b?\"(?:[^\"\\\n]|\\.)*\"")
+_QUOTED = re.compile(r"(?<![^\W_])(?:b?'(?:[^'\\\n]|\\.)*'|b?\"(?:[^\"\\\n]|\\.)*\")")
 
 
 class _Prose:
@@ -599,16 +601,19 @@ class _Prose:
 
 def _telling(prose: _Prose | None, pieces: list[_Piece], secret: Secret) -> bool:
     """Whether a fragment is worth a marker: long enough, and not ordinary prose (a word of
-    pamconform's own, a few digits of a number) that only matches by coincidence. In data
+    pamconform's own inside one word or number, a few digits of one number), missing at
+    least two bytes of the secret, that only matches by coincidence. In data
     (``prose`` None) and in the quoted literals of prose, where the harness shows bytes it
     sent or got (a stall case sends the first half of a password), every fragment is
     marked: there a word may be what the password starts with."""
-    if _covered(pieces, secret) < secret.min_fragment:
+    covered = _covered(pieces, secret)
+    if covered < secret.min_fragment:
         return False
-    if prose is None:
-        return True
-    return not all(ordinary_words.ordinary(prose.text, p.start, p.end)
-                   and not prose.quoted(p.start, p.end) for p in pieces)
+    if prose is None or len(pieces) > 1 or covered > len(secret.value) - secret.private_from - 2:
+        return True  # an edited secret, or all of it but a byte: never a coincidence
+    piece = pieces[0]
+    return (prose.quoted(piece.start, piece.end)
+            or not ordinary_words.ordinary(prose.text, piece.start, piece.end))
 
 
 def _covered(pieces: list[_Piece], secret: Secret) -> int:
@@ -656,9 +661,10 @@ class Verbatim(str):
     ``nslcd.server.ldap-paused``)."""
 
 
-def redact(text: str) -> str:
-    """``text`` with every registered secret replaced by its marker."""
-    return _CURRENT.text(text)
+def redact(text: str, *, data: bool = False) -> str:
+    """``text`` with every registered secret replaced by its marker (``data``: see
+    :meth:`Redactor.text`)."""
+    return _CURRENT.text(text, data=data)
 
 
 def redact_tree(obj: Any) -> Any:

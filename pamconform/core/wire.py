@@ -109,9 +109,10 @@ class Reply:
     def describe(self) -> str:
         if self.timed_out and not self.data:
             return f"no reply within {self.elapsed_s:.2f} s ({self.ending()})"
-        shown = repr(self.data)
-        if len(shown) > MAX_DESCRIBED:  # redacted whole first: a cut must not split a secret
-            shown = redact(shown)[:MAX_DESCRIBED] + f"\u2026 ({len(self.data)} bytes)"
+        # redacted whole first, as data (no word in it is prose): a cut must not split a secret
+        shown = redact(repr(self.data), data=True)
+        if len(shown) > MAX_DESCRIBED:
+            shown = shown[:MAX_DESCRIBED] + f"\u2026 ({len(self.data)} bytes)"
         return (f"{shown} ({self.kind_name()}, {self.ending()}, after "
                 f"{self.elapsed_s * 1000:.0f} ms)")
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pamconform.core.outcome import Skip
-from pamconform.core.redaction import register_login
+from pamconform.core.redaction import redact, register_login
 from pamconform.core.wirelog import WireLog
 
 from . import codec, probe
@@ -183,10 +183,11 @@ class Result:
         for key in ("authc", "code", "authz"):
             if key in e:
                 parts.append(f"{key} {codec.code_name(int(e[key]))}")
+        # the daemon's words are data: redacted as such, so no word of theirs is prose
         if "username" in e:
-            parts.append(f"user {e['username']!r}")
+            parts.append(f"user {redact(repr(e['username']), data=True)}")
         if e.get("message"):
-            parts.append(f"message {str(e['message'])[:80]!r}")
+            parts.append(f"message {redact(repr(str(e['message'])), data=True)[:120]}")
         return ", ".join(parts) + at
 
 
