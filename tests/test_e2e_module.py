@@ -30,6 +30,8 @@ CAUGHT_BY = {
     "no_read_timeout": ["redir.e2e.ssh-server-hung-denied", "redir.e2e.su-server-hung-denied"],
     "truncated_password": ["redir.e2e.ssh-grant", "redir.e2e.ssh-password-grant",
                            "redir.e2e.su-grant"],
+    "newline_required": ["redir.e2e.ssh-grant", "redir.e2e.ssh-password-grant",
+                         "redir.e2e.su-grant"],
     # the server's 1 for a wrong password, the Unix password, an unknown user: all let in
     "grant_any_reply": ["redir.e2e.ssh-wrong-password-denied",
                         "redir.e2e.ssh-password-wrong-password-denied",

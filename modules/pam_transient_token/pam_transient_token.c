@@ -311,11 +311,17 @@ parse_token(const char *text, struct token *tok)
 		return 0;
 	if (!parse_number(&p, (unsigned long)INT_MAX, 0, &tok->pid) || *p++ != ':')
 		return 0;
+#ifndef PAM_TT_FAULT_LAX_SECRET  /* FAULTY TEST BUILD when defined: only its first char */
 	for (i = 0; i < AUTH_LEN; i++)
 		if (!is_base64_char(p[i]))
 			return 0;
 	if (p[AUTH_LEN] != '\0')
 		return 0;
+#else
+	(void)i;
+	if (!is_base64_char(p[0]))
+		return 0;
+#endif
 	memcpy(tok->text, text, len + 1);
 	tok->len = len;
 	return 1;
@@ -672,6 +678,9 @@ pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const char **argv)
 	int rc, n;
 
 	(void)flags;
+#ifdef PAM_TT_FAULTY
+	pam_syslog(pamh, LOG_WARNING, "FAULTY TEST BUILD (%s): never install it", PAM_TT_FAULTY);
+#endif
 	rc = parse_options(pamh, argc, argv, &opt);
 	if (rc != PAM_SUCCESS)
 		return rc;
@@ -740,6 +749,9 @@ pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const char **argv)
 			   pam_strerror(pamh, rc));
 out:
 	explicit_bzero(&tok, sizeof(tok));
+#ifdef PAM_TT_FAULT_HUGE_TOKEN_COPY
+	explicit_bzero(typed, sizeof(typed));
+#endif
 	return rc;
 }
 

@@ -67,6 +67,8 @@ ALICE_SERVERS = [
     ("short-reply", b"PASS".hex(), "answers PASS without the newline and NUL", 4445),
     ("hung-server", "silent", "reads the token and never answers", 4446),
 ]
+#: the pid part of the malformed tokens: alice's socket there answers PASS to anything
+MALFORMED_PID = 4447
 
 
 def _alice_server(reply, pid, ctx):
@@ -115,13 +117,19 @@ def no_server(ctx):
     rule="T-M1",
     severity=Severity.MUST,
     title="Malformed tokens are refused",
-    requirement="Tokens with a bad prefix, a signed or overflowing uid, or a short secret "
-    "are refused, and su keeps working.",
+    requirement="Tokens with a bad prefix, a signed uid, a uid that wraps around to "
+    "alice's, or a short or non-base64 secret are refused, though each names a socket of "
+    "alice's that answers PASS to anything; su keeps working.",
 )
 def malformed_token(ctx):
     t = target(ctx)
     alice = uid(t, "alice")
-    for token in (f"XTK{alice}:1:" + "A" * 32, f"TTK-{alice}:1:" + "A" * 32,
-                  "TTK99999999999999999999:1:" + "A" * 32, f"TTK{alice}:1:short"):
-        expect_denied(login(ctx, "su", "alice", token, f"malformed {token[:20]}"), token)
+    # a lenient parser that reads uid and pid out of these asks this server, and it grants
+    fake_server(t, f"/tmp/transient-token-{alice}-{MALFORMED_PID}", user="alice",
+                reply=b"PASS\n\0".hex(), many=True)
+    secret, pid = "A" * 32, MALFORMED_PID
+    for token in (f"XTK{alice}:{pid}:{secret}", f"TTK+{alice}:{pid}:{secret}",
+                  f"TTK-{alice}:{pid}:{secret}", f"TTK{alice + 2 ** 32}:{pid}:{secret}",
+                  f"TTK{alice}:{pid}:short", f"TTK{alice}:{pid}:{'A' * 31}!"):
+        expect_denied(login(ctx, "su", "alice", token, f"malformed {token[:24]}"), token)
     expect_alive(ctx, "after malformed tokens")

@@ -22,32 +22,40 @@ B64 = string.ascii_letters + string.digits + "+/"
 FAKE = r"""
 import os, socket, sys, time
 path, mode, reply = sys.argv[1], int(sys.argv[2], 8), sys.argv[3]
+many = sys.argv[4:] == ["many"]
 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 s.bind(path)
 os.chmod(path, mode)
 s.listen(4)
 s.settimeout(60)
+first = True
 try:
-    conn, _ = s.accept()
-    conn.settimeout(3)
-    data = b""
-    try:
-        while len(data) < 256:
-            chunk = conn.recv(256)
-            if not chunk:
-                break
-            data += chunk
-            if len(data) >= 40:
-                break
-    except OSError:
-        pass
-    with open(path + ".received", "wb") as f:
-        f.write(data)
-    if reply == "silent":
-        time.sleep(60)
-    else:
-        conn.sendall(bytes.fromhex(reply))
-    conn.close()
+    while first or many:
+        conn, _ = s.accept()
+        conn.settimeout(3)
+        data = b""
+        try:
+            while len(data) < 256:
+                chunk = conn.recv(256)
+                if not chunk:
+                    break
+                data += chunk
+                if len(data) >= 40:
+                    break
+                conn.settimeout(0.5)  # a short token: what came is all
+        except OSError:
+            pass
+        if first:
+            with open(path + ".received", "wb") as f:
+                f.write(data)
+            first = False
+        if reply == "silent":
+            time.sleep(60)
+        else:
+            conn.sendall(bytes.fromhex(reply))
+        conn.close()
+except TimeoutError:
+    pass
 finally:
     os.unlink(path)
 """
@@ -80,10 +88,13 @@ def fake_token(uid_: int, pid: int) -> str:
 
 
 def fake_server(t: ModuleTarget, path: str, *, user: str, reply: str, mode: str = "0600",
-                via_symlink_from: str | None = None) -> None:
-    """Start FAKE as ``user`` at ``path`` (and link ``via_symlink_from`` to it)."""
+                via_symlink_from: str | None = None, many: bool = False) -> None:
+    """Start FAKE as ``user`` at ``path`` (and link ``via_symlink_from`` to it): it answers
+    ``reply`` to one connection (``many``: to each, until a minute passes with none) and
+    keeps what the first sent in ``path.received``."""
     t.box.run(["rm", "-f", path, path + ".received"], timeout=5)
-    t.box.start_daemon(["python3", "-c", FAKE, path, mode, reply], user=user, log_path=None)
+    t.box.start_daemon(["python3", "-c", FAKE, path, mode, reply, *(["many"] if many else [])],
+                       user=user, log_path=None)
     if not t.box.wait_for(["test", "-S", path], timeout=10):
         raise RuntimeError(f"fake token server did not start at {path}")
     if via_symlink_from:
