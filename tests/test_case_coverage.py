@@ -78,11 +78,6 @@ MODULE_EXCEPTIONS = {
     "redir.module.server-reply-before-request":
         "a SHOULD case the reference module itself races on (a byte stream cannot show "
         "when the reply was sent: the case text says why); no build is graded on it",
-    "redir.module.server-close-before-read":
-        "a module either fails to send (EPIPE) or reads an empty reply, and which one "
-        "depends on when the server's close lands; only a build with two defects (a send "
-        "error ignored and an empty reply granted) would grant, so none is listed; "
-        "crashing builds (double_free) fail it only as they fail every denial",
     **test_token_e2e.UNCAUGHT,
     **test_nslcd_module_lab.UNCAUGHT,
 }

@@ -37,7 +37,8 @@ CAUGHT_BY = {
     "grant_on_eof": ["redir.module.reply-empty", "redir.module.server-close-after-request"],
     "grant_non_numeric": [f"redir.module.reply-{r}" for r in (
         "00", "space-0", "pass", "0-crlf", "0-nul", "0x", "minus-0", "plus-0", "4k-digits",
-        "binary")] + ["redir.module.server-reset", "redir.module.server-two-replies"],
+        "binary")] + ["redir.module.server-reset", "redir.module.server-two-replies",
+                      "redir.module.server-close-before-read"],
     "grant_any_reply": ["redir.module.reply-1", "redir.module.reply-2",
                         "redir.module.reply-minus-1", "redir.module.server-deny",
                         "redir.module.server-partial-reply"],

@@ -189,8 +189,8 @@ def test_a_byte_added_inside_the_password_leaves_no_tail_in_clear() -> None:
 @pytest.mark.parametrize(("password", "text"), [
     (b"password123", "the wrong password was denied"),   # a word of pamconform's own
     (b"hunter2-x", "a counter that turns later"),         # "unter" inside one of its words
-    (b"Summer2026!", "run of 2026-12-05, 12.2026 s"),      # a few digits of a number
-    (b"pw-12345678", "pid 12345 took 45678 ms"),           # five digits of a number
+    (b"20261205", "run of 2026-11-30, 3.2026 s"),          # a few digits of a number
+    (b"98765432", "pid 98765 exited"),                     # five digits of a number
 ])
 def test_ordinary_text_is_not_marked_as_a_fragment(password: bytes, text: str) -> None:
     """A marker on a coincidence would give away which word or digits the password holds."""

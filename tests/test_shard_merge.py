@@ -308,3 +308,8 @@ def test_merge_points_latest_only_inside_reports(tmp_path) -> None:
     proc = pamconform("merge", str(a), str(b), "--report", str(tmp_path / "reports" / "all"))
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "reports" / "latest").resolve() == (tmp_path / "reports" / "all")
+
+    proc = pamconform("merge", str(a), str(b), "--report",
+                      str(tmp_path / "reports" / "latest"))
+    assert proc.returncode == 2 and "is the link to the newest report" in proc.stderr
+    assert (tmp_path / "reports" / "latest").resolve() == (tmp_path / "reports" / "all")

@@ -39,6 +39,9 @@ def cmd_merge(args: argparse.Namespace, console: Console) -> int:
         if (path.parent if path.name == "index.json" else path).resolve() == out:
             raise UsageError(f"merge: --report {args.report} is one of the shard reports; "
                              "give a new directory")
+    if args.report.name == "latest" and args.report.parent.name == "reports":
+        raise UsageError(f"merge: --report {args.report} is the link to the newest report; "
+                         "give a new directory")
     check_report_dir(args.report)
     reports = [(str(path), load_report(path)) for path in args.reports]
     data = merge(reports, force=args.force)

@@ -22,6 +22,8 @@ from typing import Any
 
 import pexpect
 
+from pamconform.core.redaction import redact
+
 #: ``spawner(cmd, user)``: the host argv running ``cmd`` as ``user`` on a pty in the lab.
 Spawner = Callable[[list[str], str], list[str]]
 
@@ -56,7 +58,8 @@ class LoginResult:
             "detail": self.detail,
             "command": " ".join(self.argv),
             "prompts": self.prompts,
-            "transcript": self.transcript[-4000:],
+            # what su or ssh printed is data: redacted as such, whole, before the cut
+            "transcript": redact(self.transcript, data=True)[-4000:],
         }
 
 

@@ -67,8 +67,9 @@ ALICE_SERVERS = [
     ("short-reply", b"PASS".hex(), "answers PASS without the newline and NUL", 4445),
     ("hung-server", "silent", "reads the token and never answers", 4446),
 ]
-#: the pid part of the malformed tokens: alice's socket there answers PASS to anything
-MALFORMED_PID = 4447
+#: the pid part of the malformed tokens (above any real pid, within what a token may
+#: name): alice's socket there answers PASS to anything
+MALFORMED_PID = 2_000_004_447
 
 
 def _alice_server(reply, pid, ctx):

@@ -17,8 +17,9 @@ TOKEN_RE = re.compile(r"TTK(\d+):(\d+):([A-Za-z0-9+/]{32})")
 TOKEN_SECRET_CHARS = 32
 B64 = string.ascii_letters + string.digits + "+/"
 
-#: A stand-in token server: binds PATH with MODE, serves one connection, records what it
-#: received in PATH.received, replies REPLY (hex) or stays silent, then unlinks PATH.
+#: A stand-in token server: binds PATH with MODE, serves one connection (with "many": each,
+#: until a quiet minute), records what the first sent in PATH.received, replies REPLY (hex)
+#: or stays silent, then unlinks PATH if it is still its own socket.
 FAKE = r"""
 import os, socket, sys, time
 path, mode, reply = sys.argv[1], int(sys.argv[2], 8), sys.argv[3]
@@ -26,6 +27,7 @@ many = sys.argv[4:] == ["many"]
 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 s.bind(path)
 os.chmod(path, mode)
+mine = os.stat(path).st_ino
 s.listen(4)
 s.settimeout(60)
 first = True
@@ -57,7 +59,8 @@ try:
 except TimeoutError:
     pass
 finally:
-    os.unlink(path)
+    if os.path.exists(path) and os.stat(path).st_ino == mine:
+        os.unlink(path)
 """
 
 
