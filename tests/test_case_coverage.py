@@ -78,7 +78,6 @@ MODULE_EXCEPTIONS = {
     "redir.module.server-reply-before-request":
         "a SHOULD case the reference module itself races on (a byte stream cannot show "
         "when the reply was sent: the case text says why); no build is graded on it",
-    **test_token_e2e.UNCAUGHT,
     **test_nslcd_module_lab.UNCAUGHT,
 }
 

@@ -365,9 +365,7 @@ class Redactor:
             whole = (piece.lo, piece.hi) == (0, len(secret.value))
             if not whole and text[piece.start:piece.end] in self._users:
                 return []
-            if whole:
-                return [piece]
-            return [piece] if _telling(prose, [piece], secret) else []
+            return [piece] if whole or _telling(prose, [piece], secret) else []
         length -= length % form.unit
         lo, hi = off // form.unit, (off + length) // form.unit
         first = _Piece(i, i + length, form, lo, hi)
