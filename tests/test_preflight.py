@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -202,3 +203,40 @@ def test_replay_with_valid_logins_no_longer_reproduces(reference: LocalServer,
                 str(reference.socket))
     assert proc.returncode == 0, proc.stderr + proc.stdout
     assert "no longer reproduces" in proc.stdout
+
+
+# ------------------------------------------------------- a server that echoes the request
+
+
+ECHOED_PW = "Zq7-Kestrel-4411"
+
+
+def _echo(conn: socket.socket) -> None:
+    """Denies every request with a reply that repeats it (password and all)."""
+    data = b""
+    while data.count(b"\n") < 2 and (chunk := conn.recv(512)):
+        data += chunk
+    conn.sendall(b"1 " + data)
+
+
+@pytest.mark.parametrize("command", [["server"], ["fuzz", "replay"]])
+def test_a_refused_login_echoed_back_stays_secret(scripted, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                  command: list[str]) -> None:
+    """The error line quotes the server's reply: redacted as data, no piece of the password
+    (its first half included) in clear."""
+    finding = []
+    if command == ["fuzz", "replay"]:
+        finding = [str(tmp_path / "f.json")]
+        (tmp_path / "f.json").write_text(json.dumps({
+            "protocol": "redirector", "kind": "grant", "chunks_hex": [b"bob\nx\n".hex()],
+            "pauses": [], "shutdown": True,
+            "setup_hex": [f"bob\n{ECHOED_PW}\n".encode().hex()],
+            "valid_hex": [], "expected": "a denial", "observed": "b'0'", "seed": 1,
+            "iteration": 3}))
+    proc = _run(*command, *finding, str(scripted(_echo).path), "--credentials", f"bob:{ECHOED_PW}",
+                *(["--quiet", "--report", str(tmp_path / "r")] if command == ["server"] else []))
+    assert proc.returncode == 2, (proc.returncode, proc.stdout[-2000:], proc.stderr)
+    assert "Traceback" not in proc.stderr and "refused bob's login" in proc.stderr
+    assert "password of bob, 16 bytes" in proc.stderr, proc.stderr
+    for piece in ("Zq7-Kest", "rel-4411", ECHOED_PW):
+        assert piece not in proc.stderr + proc.stdout, proc.stderr

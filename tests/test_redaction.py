@@ -256,13 +256,40 @@ def test_a_possessive_does_not_open_a_quoted_literal() -> None:
 
 
 def test_a_reply_is_described_as_data(monkeypatch: pytest.MonkeyPatch) -> None:
-    from pamconform.core import wire
+    from pamconform.core import redaction, wire
     red = Redactor()
     red.add_login(b"bob", b"password1234567")
-    monkeypatch.setattr(wire, "redact", red.text)
+    monkeypatch.setattr(redaction, "_CURRENT", red)
 
     class Shown(wire.Reply):
         def kind_name(self) -> str:
             return "deny"
 
     assert Shown(data=b"password", eof=True).describe().startswith(f"b'{MARK_BOB_15}[:8]'")
+
+
+@pytest.mark.parametrize("echo", [b"1 bob\npassword1234567\n", b"password1234567" + b"x" * 40])
+def test_a_refused_logins_reply_and_a_fuzz_outcome_are_shown_as_data(
+        monkeypatch: pytest.MonkeyPatch, echo: bytes) -> None:
+    """The up-front login check and ``fuzz replay`` quote the server's reply in an error
+    line that is not redacted later: a server echoing the request must not put the password
+    (nor its first half, cut at the line's limit) there."""
+    from pamconform.core import redaction
+    from pamconform.core.preflight import no_grant
+    from pamconform.protocols.redirector.fuzz_wire import Outcome
+    red = Redactor()
+    red.add_login(b"bob", b"password1234567")
+    monkeypatch.setattr(redaction, "_CURRENT", red)
+    for shown in (no_grant(echo, False, 0.1), Outcome(reply=echo, eof=True).describe()):
+        assert MARK_BOB_15 in shown, shown
+        assert "password1" not in shown and "1234567" not in shown, shown
+
+
+def test_field_names_are_kept_and_data_is_marked() -> None:
+    red = Redactor()
+    red.add_login(b"erin", b"verdict")
+    tree = red.tree({"verdict": "PASS", "data": "erin\nverdict\n",
+                     "erin verdict!": "x", "NON-STRICT": 1})
+    mark = "\u2039password of erin, 7 bytes\u203a"
+    assert set(tree) == {"verdict", "data", "NON-STRICT", f"erin {mark}!"}
+    assert tree["data"] == f"erin\n{mark}\n"

@@ -250,6 +250,31 @@ def test_report_write_redacts_messages_and_evidence(tmp_path: Path) -> None:
     assert "password of carol, 15 bytes" in (directory / "index.json").read_text()
 
 
+@pytest.mark.parametrize("password", ["FAIL", "verdict", "20261205", "redirector"])
+def test_a_password_that_is_one_of_the_reports_own_words_breaks_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, password: str) -> None:
+    """Field names, verdicts, the start time, kinds and protocols are pamconform's words:
+    a password equal to one renames no field (the run ended with a KeyError), blanks no
+    verdict and leaves the start time ISO 8601; where data holds it, it is marked."""
+    from pamconform.core import redaction
+
+    red = redaction.Redactor()
+    red.add_login(b"erin", password.encode())
+    monkeypatch.setattr(redaction, "_CURRENT", red)
+    run = report.Run(started=datetime(2026, 12, 5, 7, 20, 4, tzinfo=UTC),
+                     targets=[_result(f"got a grant for b'erin\\n{password}\\n'")])
+    directory = report.write(run, tmp_path / "r")
+    data = json.loads((directory / "index.json").read_text())
+    case = data["targets"][0]["cases"][0]
+    assert case["verdict"] == "FAIL" and data["targets"][0]["summary"] == {"FAIL": 1}
+    assert data["started"] == "2026-12-05T07:20:04+00:00"
+    assert (data["targets"][0]["kind"], data["targets"][0]["protocol"]) == \
+        ("server", "redirector")
+    assert password not in case["message"] and "password of erin" in case["message"]
+    junit = (directory / "junit.xml").read_text()
+    assert 'timestamp="2026-12-05T07:20:04+00:00"' in junit and 'failures="1"' in junit
+
+
 def test_a_local_servers_files_are_private() -> None:
     """Its directory is 0755 (the socket's own mode decides who connects), but the log and
     the credentials in it are the invoker's alone."""

@@ -30,6 +30,7 @@ from pamconform import __version__, protocols, report
 from pamconform.cli.console import Console
 from pamconform.core.errors import HarnessError, UsageError
 from pamconform.core.preflight import check_report_dir
+from pamconform.core.redaction import Verbatim
 from pamconform.core.registry import Case
 from pamconform.core.runner import CaseResult, TargetResult
 from pamconform.core.verdicts import Severity, Verdict
@@ -153,7 +154,7 @@ def cmd_audit(args: argparse.Namespace, console: Console) -> int:
     n = len(offline.fail_open)
     console.line(f"{n} fail-open state(s)" + (": " + ", ".join(
         s.state for s in offline.fail_open) if n else ""))
-    console.line(f"report: {directory}/index.html (index.json, junit.xml)")
+    console.line("report: ", Verbatim(f"{directory}/index.html"), " (index.json, junit.xml)")
     if n or (args.strict and offline.never_grants):
         return 1  # a fail-open found wins over a harness error elsewhere
     return 3 if disagree or any(s.undecided for s in offline.states) else 0

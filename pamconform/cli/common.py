@@ -13,6 +13,7 @@ from pamconform.core import interrupts, loader
 from pamconform.core.errors import UsageError
 from pamconform.core.interrupts import Interrupted
 from pamconform.core.options import SECONDS, Count
+from pamconform.core.redaction import Verbatim
 from pamconform.core.registry import Case, all_cases
 from pamconform.core.runner import (
     TargetResult,
@@ -222,7 +223,8 @@ def finish(targets: list[TargetResult], args: argparse.Namespace, console: Conso
         if args.report is None:
             report.point_latest(directory)
         if not lane:
-            console.line(f"\nreport: {directory}/index.html (index.json, junit.xml)")
+            console.line("\nreport: ", Verbatim(f"{directory}/index.html"),
+                         " (index.json, junit.xml)")
     if lane:
         return exit_code(counted)
     for parts in lines:

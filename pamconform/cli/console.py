@@ -90,20 +90,23 @@ class Console:
         order = [v for v in VERDICT_ORDER if v not in STOPPED or target.count(v)]
         counts = {v: target.count(v) for v in order}
         self.line()
-        self.line(f"{target.kind} {target.protocol} {target.name}: " + ", ".join(
+        # the counts, the verdicts and the rule ids are pamconform's words and numbers, not
+        # data: a password such as PASS must not blank the table (and so tell itself)
+        self.line(f"{target.kind} {target.protocol} {target.name}: ", Verbatim(", ".join(
             f"{n} {v}" for v, n in counts.items() if n
-        ))
+        )))
         rules: dict[str, dict[Verdict, int]] = {}
         for r in target.results:
             rules.setdefault(r.case.rule, {}).setdefault(r.verdict, 0)
             rules[r.case.rule][r.verdict] += 1
-        self.line(f"  {'rule':<8} " + " ".join(f"{v!s:>13}" for v in order))
+        self.line(Verbatim(f"  {'rule':<8} " + " ".join(f"{v!s:>13}" for v in order)))
         for rule, by in rules.items():
-            self.line(f"  {rule:<8} " + " ".join(f"{by.get(v, 0):>13}" for v in order))
+            self.line(Verbatim(f"  {rule:<8} " + " ".join(f"{by.get(v, 0):>13}"
+                                                         for v in order)))
         timing = target.info.get("timing")
         if timing:
             self.line(f"  {time_line(timing)}")
         bad = [r for r in target.results if r.verdict in (Verdict.FAIL, Verdict.ERROR)]
         for r in bad:
-            self.line(f"  {r.verdict!s:<6} ", Verbatim(r.case.id),
+            self.line(Verbatim(f"  {r.verdict!s:<6} "), Verbatim(r.case.id),
                       f" [{r.case.rule}]: {cut(redact(r.message))}")

@@ -31,7 +31,7 @@ from pamconform.core import credentials, interrupts, jsonfile
 from pamconform.core.errors import HarnessError, UsageError
 from pamconform.core.options import COUNT, COUNT_OR_ZERO, SECONDS, Count
 from pamconform.core.preflight import check_report_dir
-from pamconform.core.redaction import MissingLogin
+from pamconform.core.redaction import MissingLogin, Verbatim
 from pamconform.core.runner import TargetResult, exit_code
 from pamconform.fuzz import regressions
 from pamconform.fuzz.engine import (
@@ -223,7 +223,8 @@ def cmd_fuzz_server(args: argparse.Namespace, console: Console) -> int:
     report.write(run, directory)
     if args.report is None:
         report.point_latest(directory)
-    console.line(f"\nreport: {directory}/index.html (index.json, junit.xml, findings/)")
+    console.line("\nreport: ", Verbatim(f"{directory}/index.html"),
+                 " (index.json, junit.xml, findings/)")
     if args.save_regressions is not None:
         for finding in result.findings:
             saved = regressions.save(finding, args.save_regressions)
@@ -309,5 +310,5 @@ def cmd_fuzz_module(args: argparse.Namespace, console: Console) -> int:
     report.write(run, directory)
     if args.report is None:
         report.point_latest(directory)
-    console.line(f"\nreport: {directory}/index.html (index.json, junit.xml)")
+    console.line("\nreport: ", Verbatim(f"{directory}/index.html"), " (index.json, junit.xml)")
     return _fuzz_exit(result.stopped, target_res, console)

@@ -14,6 +14,7 @@ from typing import Any
 from pamconform.cli.console import Console
 from pamconform.core.errors import UsageError
 from pamconform.core.preflight import check_report_dir
+from pamconform.core.redaction import Verbatim
 from pamconform.core.runner import verdicts_exit_code
 from pamconform.core.verdicts import Verdict
 from pamconform.report import point_latest, write_data
@@ -60,7 +61,7 @@ def cmd_merge(args: argparse.Namespace, console: Console) -> int:
     for target in data["targets"]:
         timing = target["timing"]
         console.line(f"  {target['name']}: {timing['wall_s']:.1f} s over the shards")
-    console.line(f"report: {args.report}/index.html (index.json, junit.xml)")
+    console.line("report: ", Verbatim(f"{args.report}/index.html"), " (index.json, junit.xml)")
     if data.get("interrupted"):  # a shard did not finish: no verdict on the whole
         console.line(f"a shard was stopped by {data['interrupted']}: its cases are "
                      "INTERRUPTED or NOT-RUN")

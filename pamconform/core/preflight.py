@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 from pamconform.core.errors import UsageError
+from pamconform.core.redaction import shown_data
 
 #: sun_path holds 108 bytes including the terminating NUL.
 MAX_SOCKET_PATH = 107
@@ -22,6 +23,8 @@ MAX_SOCKET_PATH = 107
 #: password again could lock the account on a server that counts failures.
 LOGIN_TRIES = 3
 RETRY_PAUSE_S = 0.2
+#: Characters of a refused login's reply an error line shows.
+MAX_SHOWN = 40
 
 
 def check_socket_path(path: Path) -> None:
@@ -61,8 +64,8 @@ def check_socket(path: Path, timeout: float) -> None:
 
 def no_grant(data: bytes, timed_out: bool, elapsed_s: float) -> str:
     """Why a reply to a valid login was no grant, in a few words (never the request)."""
-    if data:
-        return f"reply {data[:16]!r}"
+    if data:  # the server's bytes, which may echo the request: redacted as data
+        return f"reply {shown_data(data, MAX_SHOWN)}"
     if timed_out:
         return f"no reply within {elapsed_s:.1f} s"
     return "no reply: the server closed the connection"

@@ -46,6 +46,9 @@ TOKEN_MIN_FRAGMENT = 8
 #: A run of characters a token (or its hex or base64) fragment can be found in.
 _TOKEN_RUN = f"[A-Za-z0-9+/:_-]{{{TOKEN_MIN_FRAGMENT}}}"
 _MARKER = re.compile(f"{OPEN}[^{OPEN}{CLOSE}]*{CLOSE}")
+#: A key of a report or finding that is one of its field names (``duration_s``,
+#: ``verdict``) or a verdict (``NON-STRICT``), never data: :meth:`Redactor.tree` keeps it.
+FIELD_NAME = re.compile(r"[a-z][a-z0-9_]*|[A-Z][A-Z-]*")
 
 
 @dataclass(frozen=True)
@@ -428,11 +431,14 @@ class Redactor:
         return "".join(out)
 
     def tree(self, obj: Any) -> Any:
-        """A copy of a JSON-like tree with every string (keys too) redacted."""
+        """A copy of a JSON-like tree with every string redacted, and the keys that are
+        not field names (:data:`FIELD_NAME`: a password equal to ``verdict`` must not
+        rename the field every reader looks up; the name says nothing of the password)."""
         if isinstance(obj, str):
             return self.text(obj)
         if isinstance(obj, dict):
-            return {self.tree(k): self.tree(v) for k, v in obj.items()}
+            return {k if isinstance(k, str) and FIELD_NAME.fullmatch(k) else self.tree(k):
+                    self.tree(v) for k, v in obj.items()}
         if isinstance(obj, list | tuple):
             return [self.tree(v) for v in obj]
         return obj
@@ -663,6 +669,16 @@ def redact(text: str, *, data: bool = False) -> str:
     """``text`` with every registered secret replaced by its marker (``data``: see
     :meth:`Redactor.text`)."""
     return _CURRENT.text(text, data=data)
+
+
+def shown_data(data: bytes, limit: int) -> str:
+    """``repr(data)`` as evidence shows bytes a connection carried: redacted whole first,
+    as data (no word in it is prose), then cut after ``limit`` characters (a cut must not
+    split a secret and leave a piece of it in clear)."""
+    shown = redact(repr(data), data=True)
+    if len(shown) > limit:
+        shown = shown[:limit] + f"\u2026 ({len(data)} bytes)"
+    return shown
 
 
 def redact_tree(obj: Any) -> Any:

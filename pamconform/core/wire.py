@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Self, TypeVar
 
 from pamconform.core.errors import TargetUnreachable
-from pamconform.core.redaction import redact
+from pamconform.core.redaction import shown_data
 from pamconform.core.wirelog import WireLog
 
 
@@ -109,10 +109,7 @@ class Reply:
     def describe(self) -> str:
         if self.timed_out and not self.data:
             return f"no reply within {self.elapsed_s:.2f} s ({self.ending()})"
-        # redacted whole first, as data (no word in it is prose): a cut must not split a secret
-        shown = redact(repr(self.data), data=True)
-        if len(shown) > MAX_DESCRIBED:
-            shown = shown[:MAX_DESCRIBED] + f"\u2026 ({len(self.data)} bytes)"
+        shown = shown_data(self.data, MAX_DESCRIBED)
         return (f"{shown} ({self.kind_name()}, {self.ending()}, after "
                 f"{self.elapsed_s * 1000:.0f} ms)")
 

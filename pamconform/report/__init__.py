@@ -59,14 +59,23 @@ def _with_timing(target: TargetResult) -> dict[str, Any]:
     return out
 
 
-#: A case's own description (``Case.as_dict``): text of the suite's source, never a secret.
-CASE_DEFINITION = ("id", "rule", "severity", "title", "requirement", "suite")
+#: A case's own description (``Case.as_dict``): text of the suite's source, never a
+#: secret; with its verdict, a word pamconform chose.
+CASE_DEFINITION = ("id", "rule", "severity", "title", "requirement", "suite", "verdict")
+#: The run's and each target's values pamconform made itself (its version, the clock,
+#: the names of its kinds and protocols).
+RUN_FIELDS = ("pamconform", "started", "duration_s", "strict", "interrupted")
+TARGET_FIELDS = ("kind", "protocol")
 
 
 def _keep_case_definitions(clear: dict[str, Any], data: dict[str, Any]) -> None:
-    """Put back the case descriptions redaction may have cut: a password fragment can
-    match a case id (``lucy-ldap-pw`` marks ``ldap-p`` in ``nslcd.server.ldap-paused``)."""
+    """Put back the values redaction may have cut that are no data: a password fragment
+    can match a case id (``lucy-ldap-pw`` marks ``ldap-p`` in ``nslcd.server.ldap-paused``),
+    a password can be ``PASS`` or today's date (a marker there would break every reader
+    and tell the password)."""
+    data.update({key: clear[key] for key in RUN_FIELDS if key in clear})
     for target, shown in zip(clear["targets"], data["targets"], strict=True):
+        shown.update({key: target[key] for key in TARGET_FIELDS if key in target})
         for case, out in zip(target["cases"], shown["cases"], strict=True):
             out.update({key: case[key] for key in CASE_DEFINITION if key in case})
     shard, shown_shard = clear.get("shard"), data.get("shard")

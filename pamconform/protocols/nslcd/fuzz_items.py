@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pamconform.core.redaction import current
+from pamconform.core.redaction import current, shown_data
 from pamconform.fuzz import finding_files
 from pamconform.fuzz.interface import Kind, KindedFinding
 
@@ -185,7 +185,7 @@ class Finding(KindedFinding):
         if ex.held:
             how.append(f"while {len(ex.held)} clients stall")
         tail = f" ({', '.join(how)})" if how else ""
-        return f"{ex.payload[:96]!r}{tail}"
+        return f"{shown_data(ex.payload, 192)}{tail}"
 
     def short_hash(self) -> str:
         """A stable id of what the finding sends (never an oracle for the password)."""

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pamconform.core.redaction import current
+from pamconform.core.redaction import current, shown_data
 from pamconform.fuzz import finding_files
 from pamconform.fuzz.interface import Kind, KindedFinding
 
@@ -187,7 +187,7 @@ class Finding(KindedFinding):
 
     def reproducer(self) -> str:
         after = " after the valid logins" if self.setup else ""
-        return f"{self.exec.payload[:80]!r}{after}"
+        return f"{shown_data(self.exec.payload, 160)}{after}"
 
     def short_hash(self) -> str:
         """A stable id of what the finding sends (not of when or how it was found)."""

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from pamconform.core.redaction import shown_data
 from pamconform.core.wirelog import WireLog
 from pamconform.protocols.redirector.client import MAX_REPLY_BYTES, ConnectFailed, Connection
 from pamconform.protocols.redirector.fuzz_items import Exec
@@ -21,6 +22,8 @@ from pamconform.protocols.redirector.reply import ReplyKind, classify
 
 #: Once a complete-looking reply has sat this long with no EOF, stop waiting for EOF.
 SETTLE_S = 0.25
+#: Characters of a reply :meth:`Outcome.describe` shows.
+SHOWN_CHARS = 160
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,7 @@ class Outcome:
         how = "closed" if self.eof else "reset" if self.reset else "still open"
         if self.timed_out and not self.reply:
             return f"no reply within {self.elapsed_s:.2f} s ({how})"
-        return (f"{self.reply[:64]!r} ({self.kind.value}, {how}, after "
+        return (f"{shown_data(self.reply, SHOWN_CHARS)} ({self.kind.value}, {how}, after "
                 f"{self.elapsed_s * 1000:.0f} ms)")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from pamconform.core.redaction import shown_data
 from pamconform.core.wirelog import WireLog
 from pamconform.fuzz.interface import Violation
 from pamconform.protocols.token.client import ConnectFailed, Connection, TokenReply
@@ -69,7 +70,7 @@ def judge(att: Attempt, timeout: float) -> Violation | None:
         if att.exact:
             return None
         return Violation("grant", "a refusal: these bytes are not exactly the fresh token",
-                         f"{r.describe()} for {att.payload[:80]!r}")
+                         f"{r.describe()} for {shown_data(att.payload, 160)}")
     if not r.data and r.timed_out:
         return Violation("hang", f"a reply or a close within {timeout:g} s of a complete "
                          "attempt", r.describe())

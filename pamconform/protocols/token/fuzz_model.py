@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
+from pamconform.core.redaction import shown_data
 from pamconform.fuzz import finding_files
 from pamconform.fuzz.engine import FuzzConfig
 from pamconform.fuzz.interface import (
@@ -120,7 +121,7 @@ class TokenFinding(KindedFinding):
         return self.case.generator
 
     def reproducer(self) -> str:
-        return f"{self.case.describe()} = {self.payload[:60]!r}"
+        return f"{self.case.describe()} = {shown_data(self.payload, 120)}"
 
     def short_hash(self) -> str:
         h = hashlib.sha256(self.kind.encode() + b"#" + self.case.key())
@@ -284,7 +285,7 @@ class TokenModel:
             att = execute(minter.get(), finding.case, cfg.timeout)
         v = judge(att, cfg.timeout)
         return Replayed(v is not None and v.kind == finding.kind,
-                        f"{att.reply.describe()} for {att.payload[:80]!r}", v, att,
+                        f"{att.reply.describe()} for {shown_data(att.payload, 160)}", v, att,
                         about=f"{finding.case.describe()} of fresh token {att.token.head}<secret>",
                         log=att.log)
 

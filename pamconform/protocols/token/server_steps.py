@@ -11,6 +11,7 @@ from pathlib import Path
 
 from pamconform.core.context import CaseContext
 from pamconform.core.outcome import Fail
+from pamconform.core.redaction import shown_data
 from pamconform.protocols.token.client import FAIL_REPLY, TokenReply, exchange, socket_state
 from pamconform.protocols.token.minting import Minted
 from pamconform.protocols.token.target import TokenServerTarget
@@ -57,7 +58,7 @@ def expect_pass(ctx: CaseContext, reply: TokenReply, what: str) -> None:
     """The reply must be ``PASS\\n\\0`` (trailing bytes are non-strict)."""
     if reply.grants:
         if len(reply.data) > 6:
-            ctx.non_strict(f"{what}: bytes after PASS\\n\\0: {reply.data!r}")
+            ctx.non_strict(f"{what}: bytes after PASS\\n\\0: {shown_data(reply.data, 160)}")
         return
     raise Fail(f"{what} to be accepted with b'PASS\\n\\x00'", reply.describe())
 
