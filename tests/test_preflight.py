@@ -240,3 +240,20 @@ def test_a_refused_login_echoed_back_stays_secret(scripted, tmp_path: Path,  # t
     assert "password of bob, 16 bytes" in proc.stderr, proc.stderr
     for piece in ("Zq7-Kest", "rel-4411", ECHOED_PW):
         assert piece not in proc.stderr + proc.stdout, proc.stderr
+
+
+def _waits_for_end_of_input(conn: socket.socket) -> None:
+    """Answers only once the client ends its side, which the module never does."""
+    data = b""
+    while chunk := conn.recv(512):
+        data += chunk
+    conn.sendall(b"0")
+
+
+def test_a_server_that_waits_for_the_end_of_input_is_not_blamed_on_the_password(
+        scripted, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    server = scripted(_waits_for_end_of_input)
+    proc = _run("server", str(server.path), "--credentials", GOOD, "--timeout", "0.5",
+                "--quiet", "--report", str(tmp_path / "r"))
+    _one_line_exit_2(proc, "does the server wait for the client's end of input?")
+    assert "check --credentials" not in proc.stderr

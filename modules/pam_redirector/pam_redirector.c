@@ -24,7 +24,7 @@
  *                      the absolute path of the server socket
  *   socket=PATH        the same, spelled as an option
  *   timeout=SECONDS    overall bound on connect, send and reply, decimal and
- *                      possibly fractional (0.5); 0 < SECONDS <= 3600;
+ *                      possibly fractional (0.5); 0.001 <= SECONDS <= 3600;
  *                      default 10
  *   server_uid=UID     uid that must own the socket file and run the server
  *                      process (checked with SO_PEERCRED); default 0

@@ -29,7 +29,7 @@
  *   socket_dir=DIR     directory of transient-token-<uid>-<pid>; absolute;
  *                      default /tmp (tests use a private directory)
  *   timeout=SECONDS    bound on connect + send + reply, decimal, possibly
- *                      fractional (0.5); 0 < SECONDS <= 3600; default 5
+ *                      fractional (0.5); 0.001 <= SECONDS <= 3600; default 5
  *   debug              log progress at LOG_DEBUG (never the token's secret)
  *   use_first_pass, try_first_pass, use_authtok
  *                      read by pam_get_authtok(3) itself: take the token an

@@ -24,6 +24,9 @@ class ServerTarget:
     idle_limit: float = 10.0
     #: the server's process id (``--pid``): its descriptors and memory are evidence
     pid: int | None = None
+    #: every login was granted by the up-front check: a later refusal of one is the
+    #: server's doing (a lock-out, state), not a wrong password or an inverted polarity
+    logins_checked: bool = False
 
     def __post_init__(self) -> None:
         for user, password in self.credentials:  # never in a report or on the console

@@ -89,11 +89,15 @@ def _seconds(text: str) -> float | None:
     return None
 
 
+#: The reference module's shortest ``timeout=`` (a shorter wait is refused as a typo).
+MIN_TIMEOUT_S = 0.001
+
+
 def socket_arg(args: Iterable[str]) -> str | None:
     """The socket path a pam_redirector line names; None if its arguments are invalid.
 
     Mirrors the reference module's option parsing (README): flags, ``socket=``,
-    ``timeout=`` (0 < t <= 3600), ``server_uid=``, one bare absolute path; anything
+    ``timeout=`` (0.001 <= t <= 3600), ``server_uid=``, one bare absolute path; anything
     else makes it return ``PAM_SERVICE_ERR``.
 
     >>> socket_arg(["/run/s", "timeout=0.5"]), socket_arg(["/run/s", "timeout=0.5\\r"])
@@ -105,7 +109,7 @@ def socket_arg(args: Iterable[str]) -> str | None:
             continue
         if arg.startswith("timeout="):
             t = _seconds(arg[8:])
-            if t is None or not 0 < t <= 3600:
+            if t is None or not MIN_TIMEOUT_S <= t <= 3600:
                 return None
         elif arg.startswith("server_uid="):
             if not arg[11:].isdigit() or not arg[11:].isascii():

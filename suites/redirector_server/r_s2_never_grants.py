@@ -140,6 +140,8 @@ def deny_extra_line(ctx):
     # write, one read) can be judged; a server that answers at the second newline
     # cannot see bytes written after it, and that is correct.
     t = target(ctx)
+    # positive control, which also ends a run of earlier failures (docs/server.md#lock-outs)
+    expect_grant(ctx, login(ctx, t.user, t.password), "the right password (control)")
     for extra in (b"extra\n", b"x", b"\n"):
         payload = t.user + b"\n" + t.password + b"\n" + extra
         reply = ask(ctx, payload)

@@ -36,6 +36,9 @@ CHECKED = ("valid", "wrong", "unknown")
 CHEAP = ("empty-user", "garbage", "missing-line", "leaves-at-once", "leaves-mid-request",
          "resets", "leaves-unread")
 CHECKING_WORKERS, CHEAP_WORKERS = 2, 6
+#: Requests that end (half-close) before their second newline: no whole request was
+#: made, so a close without a reply is as right as a denial (R-S2's missing line).
+INCOMPLETE = frozenset({"garbage", "missing-line"})
 #: Growth in each phase beyond which descriptors or memory count as leaking.
 FD_SLACK = 16
 RSS_SLACK_KIB = 128 * 1024
@@ -98,7 +101,8 @@ def _one(ctx, kind, rng, tally):
         tally.wrong.append(f"a {kind} request was granted: {reply.describe()}")
     elif reply.timed_out and not reply.data:  # a late close after a denial is R-S3's
         tally.wrong.append(f"a {kind} request was not answered: {reply.describe()}")
-    elif not reply.kind.denies:
+    elif not reply.kind.denies and not (kind in INCOMPLETE and not reply.data
+                                        and (reply.eof or reply.reset)):
         tally.improper.append(f"{kind}: {reply.describe()}")
 
 

@@ -67,6 +67,7 @@ def _open(socket: Path, logins: list[Login], args: argparse.Namespace) -> Iterat
 
 def check_login(target: ServerTarget) -> None:
     check_logins(target.socket, target.credentials, target.timeout)
+    target.logins_checked = True
 
 
 def reference_servers(gallery: bool) -> list[ReferenceServer]:

@@ -15,6 +15,10 @@ from pamconform.core.preflight import LOGIN_TRIES, RETRY_PAUSE_S, no_grant
 from pamconform.core.wirelog import WireLog
 from pamconform.protocols.redirector.client import ConnectFailed, exchange, request
 
+#: What a login check that got no reply at all says instead of blaming the password.
+NO_REPLY = ("the module writes user\\npassword\\n and reads the reply without closing "
+            "its side: does the server wait for the client's end of input?")
+
 
 def check_logins(path: Path, logins: list[Login], timeout: float, *,
                  tries: int = LOGIN_TRIES) -> None:
@@ -23,7 +27,8 @@ def check_logins(path: Path, logins: list[Login], timeout: float, *,
         why = login_refused(path, user, password, timeout, tries=tries)
         if why is not None:
             raise UsageError(f"the server refused {show_user(user)}'s login ({why}): "
-                             "check --credentials")
+                             + (NO_REPLY if why.startswith("no reply") else
+                                "check --credentials"))
 
 
 def login_refused(path: Path | str, user: bytes, password: bytes, timeout: float, *,

@@ -150,7 +150,12 @@ def expect_grant(ctx: CaseContext, reply: Reply, what: str) -> None:
         ctx.non_strict(f"{what}: replied 0 followed by a newline, not exactly 0")
         return
     hint = ""
-    if kind.denies and reply.data.strip() == b"1":
+    if kind.denies and getattr(ctx.target, "logins_checked", False):
+        hint = ("This login was granted when the run started, so the refusal is the "
+                "server's doing: a lock-out after the run's wrong passwords? A lock-out is "
+                "the server's policy, but the suite needs logins it does not lock "
+                "(docs/server.md#lock-outs)")
+    elif kind.denies and reply.data.strip() == b"1":
         hint = "If the credentials given are right, the server may use README polarity: " + (
             POLARITY_HINT
         )
