@@ -99,6 +99,10 @@ class CredentialsError(RedirectorError):
     """The credentials file is unusable (the message names file:line)."""
 
 
+class CredentialsMissingError(CredentialsError):
+    """The credentials file does not exist (``adduser`` then creates it)."""
+
+
 class ServerError(RedirectorError):
     """The socket cannot be created safely."""
 
@@ -352,6 +356,8 @@ def read_credentials_file(name: str) -> tuple[bytes, os.stat_result]:
             raise CredentialsError(f"{name}: is a symbolic link; refusing it") from None
         if exc.errno == errno.ENXIO:  # a socket
             raise CredentialsError(f"{name}: not a regular file; refusing it") from None
+        if exc.errno == errno.ENOENT:
+            raise CredentialsMissingError(f"{name}: cannot read: {exc.strerror}") from None
         raise CredentialsError(f"{name}: cannot read: {exc.strerror}") from None
     try:
         st = os.fstat(fd)
@@ -1027,19 +1033,37 @@ def read_password() -> bytes:
     return password
 
 
+def read_for_adduser(path: str) -> tuple[bytes, os.stat_result | None]:
+    """The content and status of the credentials file ``adduser`` is to rewrite, checked
+    as ``serve`` checks it, with its entries' syntax; (b"", None) if it does not exist yet
+    in an existing directory.  RedirectorError for anything else."""
+    try:
+        data, st = read_credentials_file(path)
+    except CredentialsMissingError:
+        directory = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(directory):
+            raise RedirectorError(f"{directory}: no such directory") from None
+        return b"", None
+    for _ in _credential_lines(path, data):
+        pass
+    return data, st
+
+
 def add_user(path: str, user: bytes, password: bytes, *, n: int = DEFAULT_N) -> bool:
-    """Add or replace ``user`` in the credentials file (atomically); True if replaced."""
+    """Add or replace ``user`` in the credentials file (atomically); True if replaced.
+
+    The file must not exist yet or pass the checks ``serve`` makes (``read_credentials_file``:
+    no symlink, FIFO, device, directory or socket, no other owner, not group- or
+    world-writable, size bounded); anything else is a RedirectorError.  The new content is
+    written to a 0600 temporary file in the same directory, then renamed over ``path``, so
+    the result is always mode 0600 (the hashes are secrets), with the old file's owner when
+    that can be kept; the temporary file is removed on any failure.
+    """
     problem = user_problem(user)
     if problem:
         raise RedirectorError(problem)
-    try:
-        with open(path, "rb") as f:
-            st: os.stat_result | None = os.fstat(f.fileno())
-            data = f.read()
-    except FileNotFoundError:
-        st, data = None, b""
-    except OSError as exc:
-        raise RedirectorError(f"{path}: cannot read: {exc.strerror}") from None
+    data, old = read_for_adduser(path)
+    directory = os.path.dirname(os.path.abspath(path))
     entry = user + b":" + hash_password(password, n=n).encode()
     lines = data.split(b"\n")
     if lines and lines[-1] == b"":
@@ -1050,21 +1074,25 @@ def add_user(path: str, user: bytes, password: bytes, *, n: int = DEFAULT_N) -> 
         lines[positions[user]] = entry
     else:
         lines.append(entry)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".credentials-", dir=directory)  # mode 0600
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".credentials-", dir=directory)  # mode 0600
+    except OSError as exc:
+        raise RedirectorError(f"{directory}: cannot create a file: {exc.strerror}") from None
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(b"\n".join(lines) + b"\n")
-            if st is not None:
-                os.fchmod(f.fileno(), stat.S_IMODE(st.st_mode))
+            os.fchmod(f.fileno(), 0o600)
+            if old is not None:  # root's or our own file (checked): keep its owner
                 with contextlib.suppress(OSError):
-                    os.fchown(f.fileno(), st.st_uid, st.st_gid)
+                    os.fchown(f.fileno(), old.st_uid, old.st_gid)
+            f.write(b"\n".join(lines) + b"\n")
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise RedirectorError(f"{path}: cannot write: {exc.strerror}") from None
         raise
     return replaced
 
@@ -1147,7 +1175,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "directory")
     serve.add_argument("--quiet", action="store_true", help="log errors only")
     add = sub.add_parser("adduser", help="add or replace a user (password on stdin)")
-    add.add_argument("file", metavar="FILE")
+    add.add_argument("file", metavar="FILE",
+                     help="credentials file to create or update (rewritten mode 0600; "
+                     "refused as serve refuses it: a symlink, not a regular file, ...)")
     add.add_argument("user", metavar="USER")
     hsh = sub.add_parser("hash", help="print a hash of the password on stdin")
     for p in (add, hsh):
@@ -1187,6 +1217,7 @@ def main(argv: list[str] | None = None) -> int:
         problem = user_problem(user)
         if problem:  # before asking for a password
             raise RedirectorError(problem)
+        read_for_adduser(args.file)  # refuse an unusable file before asking
         password = read_password()
         replaced = add_user(args.file, user, password, n=args.scrypt_n)
         print(f"{'replaced' if replaced else 'added'} {args.user} in {args.file}",

@@ -432,3 +432,16 @@ def test_a_symlink_loop_in_the_tree_is_an_include_that_fails(tmp_path: Path) -> 
     (tmp_path / "loop").symlink_to("loop")
     p = audit.plan(stack)
     assert f"{stack}:1: unable to open config for loop" in p.shown_problems()
+
+
+def test_includes_nested_beyond_the_models_depth_are_one_line_exit_2(
+        tmp_path: Path, in_process_cli) -> None:  # type: ignore[no-untyped-def]
+    """libpam follows any depth; the model refuses one it cannot follow (it used to end in a
+    RecursionError, exit 3) rather than evaluate it otherwise."""
+    for i in range(400):
+        (tmp_path / f"f{i}").write_text(f"@include f{i + 1}\n")
+    (tmp_path / "f400").write_text("auth required pam_permit.so\n")
+    (tmp_path / "sshd").write_text("@include f0\n")
+    proc = in_process_cli("audit", str(tmp_path / "sshd"))
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1 and "includes nested more than" in proc.stderr

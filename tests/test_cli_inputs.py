@@ -200,6 +200,36 @@ def test_diff_refuses_deep_or_huge_json(tmp_path: Path, make: Callable[[Path], P
         _one_line_exit_2(proc, f"{bad}: {why}")
 
 
+@pytest.mark.parametrize(("number", "needle"), [
+    ("1" + "0" * 400, "an integer of 401 digits"), ("1" * 5001, "an integer of 5001 digits"),
+    ("1e400", "the number 1e400 (too large)"), ("Infinity", "Infinity (not a number"),
+    ("NaN", "NaN (not a number")])
+@pytest.mark.parametrize("command", [["diff", "{good}", "{bad}"], ["merge", "{bad}", "--report",
+                                                                   "{out}"],
+                                     ["fuzz", "replay", "{bad}", "/tmp/pc-no-such-socket"]])
+def test_a_number_no_report_holds_is_refused_in_one_line(
+        tmp_path: Path, number: str, needle: str, command: list[str],
+        in_process_cli: CliRun) -> None:
+    """It used to pass the shape check and end in an OverflowError (exit 3), with
+    ``--baseline`` after the whole run."""
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps({"targets": []}))
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"targets": [], "duration_s": ' + number + ', "pauses": [' + number + "]}")
+    args = [a.format(good=good, bad=bad, out=tmp_path / "out") for a in command]
+    _one_line_exit_2(in_process_cli(*args), needle)
+
+
+def test_a_replayed_finding_may_not_pause_for_ever(tmp_path: Path,
+                                                   in_process_cli: CliRun) -> None:
+    finding = tmp_path / "f.json"
+    finding.write_text(json.dumps({
+        "protocol": "redirector", "kind": "grant", "chunks_hex": ["61", "62"],
+        "pauses": [1e9], "shutdown": True, "expected": "", "observed": "", "seed": 1}))
+    _one_line_exit_2(in_process_cli("fuzz", "replay", str(finding), "/tmp/pc-no-such-socket"),
+                     "pauses must be 0..300 seconds in all")
+
+
 def test_baseline_refuses_deep_json(tmp_path: Path) -> None:
     proc = _run("server", "--baseline", str(_deep(tmp_path / "bad.json")))
     _one_line_exit_2(proc, "nested too deeply")

@@ -274,6 +274,36 @@ def test_run_interrupted_stops_its_servers_and_lists_unstarted_targets(tmp_path:
                        "reference-token-server": ["NOT-RUN"]}
 
 
+def test_a_forced_quit_still_stops_its_servers_and_removes_their_files(
+        tmp_path: Path) -> None:
+    """The third signal quits at once, without the report, but the local server (a
+    process group of its own, which would outlive pamconform) and its directory (the
+    logins' hashes) go all the same."""
+    child = Child("run", "--no-lab", "--cases", "redir.server.grant-valid", "--cases",
+                  "redir.server.silent-client-timeout", "--idle-limit", "30", "--jobs", "1",
+                  "--report", str(tmp_path / "report"))
+    child.wait_for(lambda line: line.startswith("[1/1]") or line.startswith("[1/2]"),
+                   timeout=60)
+    time.sleep(0.5)
+    servers = {pid: cmd for pid, cmd in child.children().items() if "serve" in cmd}
+    sockets = [Path(arg) for cmd in servers.values() for arg in cmd.split()
+               if arg.endswith("/socket")]
+    assert servers and sockets
+    for _ in range(interrupts.FORCE_QUIT_AT):
+        child.proc.send_signal(signal.SIGINT)
+        time.sleep(0.05)
+    rc, out, err = child.finish()
+    assert rc == 130 and "quitting without finishing" in err, out + err
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() for pid in servers) and \
+            time.monotonic() < deadline:
+        time.sleep(0.1)
+    for pid in servers:
+        assert not Path(f"/proc/{pid}").exists() or "serve" not in \
+            Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    assert not any(s.parent.exists() for s in sockets)
+
+
 def test_fuzz_interrupted_keeps_findings_and_exits_130(tmp_path: Path) -> None:
     report = tmp_path / "report"
     with LocalServer(gallery.commands()["prefix-match"], REFERENCE_CREDENTIALS,

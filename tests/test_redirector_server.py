@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import signal
@@ -464,6 +465,149 @@ def test_bad_input_is_one_line_and_exit_2(short_dir: Path, args: list[str], stdi
     assert needle in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
     assert b"Traceback" not in done.stderr
+
+
+# -- adduser's credentials file: what serve would accept, or nothing yet; written 0600 --
+
+
+def adduser(path: Path | str, user: str = "bob", stdin: bytes = b"bob-pw\n",
+            **options: Any) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, SCRIPT, "adduser", "--scrypt-n", str(FAST_N), str(path), user],
+        input=stdin, capture_output=True, timeout=30, check=False, **options)
+
+
+def assert_refused(done: subprocess.CompletedProcess[bytes], needle: bytes) -> None:
+    assert done.returncode == 2, done.stderr
+    assert needle in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert b"Traceback" not in done.stderr and b"harness error" not in done.stderr
+
+
+def alice_file(path: Path, mode: int = 0o600) -> Path:
+    path.write_text(f"alice:{rs.hash_password(b'alice-pw', n=FAST_N)}\n")
+    os.chmod(path, mode)
+    return path
+
+
+def no_temp_files(directory: Path) -> bool:
+    return not list(directory.glob(".credentials-*"))
+
+
+@pytest.mark.parametrize("dangling", [False, True])
+def test_adduser_refuses_a_symlink_and_leaves_its_target(tmp_path: Path,
+                                                         dangling: bool) -> None:
+    target = tmp_path / "real"
+    if not dangling:
+        alice_file(target)
+    before = target.read_bytes() if not dangling else None
+    link = tmp_path / "link"
+    link.symlink_to(target)
+    # refused before the password is asked for (none on stdin)
+    assert_refused(adduser(link, stdin=b""), b"symbolic link")
+    assert_refused(adduser(link), b"symbolic link")
+    assert link.is_symlink()
+    if dangling:
+        assert not target.exists()
+    else:
+        assert target.read_bytes() == before
+        assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert no_temp_files(tmp_path)
+
+
+def test_adduser_refuses_a_fifo_at_once(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo, 0o600)
+    started = time.monotonic()
+    assert_refused(adduser(fifo), b"not a regular file")
+    assert time.monotonic() - started < 10
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)
+    assert no_temp_files(tmp_path)
+
+
+def test_adduser_refuses_a_directory(tmp_path: Path) -> None:
+    directory = tmp_path / "dir"
+    directory.mkdir(mode=0o700)
+    assert_refused(adduser(directory), b"not a regular file")
+    assert directory.is_dir() and not list(directory.iterdir())
+    assert no_temp_files(tmp_path)
+
+
+def test_adduser_refuses_a_socket(short_dir: Path) -> None:
+    path = short_dir / "sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.bind(str(path))
+        assert_refused(adduser(path), b"not a regular file")
+    assert stat.S_ISSOCK(path.lstat().st_mode)
+    assert no_temp_files(short_dir)
+
+
+def test_adduser_refuses_a_missing_directory(tmp_path: Path) -> None:
+    missing = tmp_path / "nodir"
+    assert_refused(adduser(missing / "creds"), f"{missing}: no such directory".encode())
+    assert not missing.exists()
+    assert_refused(adduser(missing / "creds", stdin=b""), b"no such directory")
+
+
+def test_adduser_refuses_an_oversize_file(tmp_path: Path) -> None:
+    path = alice_file(tmp_path / "creds")
+    os.truncate(path, rs.MAX_CREDENTIALS_BYTES + 1)  # sparse: no real 16 MiB written
+    assert_refused(adduser(path), b"larger than")
+    assert path.stat().st_size == rs.MAX_CREDENTIALS_BYTES + 1
+    assert no_temp_files(tmp_path)
+
+
+@pytest.mark.parametrize("mode", [0o620, 0o602])
+def test_adduser_refuses_a_writable_file_as_serve_does(tmp_path: Path, mode: int) -> None:
+    path = alice_file(tmp_path / "creds", mode)
+    before = path.read_bytes()
+    assert_refused(adduser(path), b"group- or world-writable")
+    assert path.read_bytes() == before and stat.S_IMODE(path.stat().st_mode) == mode
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root (chown to another uid)")
+def test_adduser_refuses_another_users_file(tmp_path: Path) -> None:
+    path = alice_file(tmp_path / "creds")
+    os.chown(path, 12345, 12345)
+    before = path.read_bytes()
+    assert_refused(adduser(path), b"owned by uid 12345")
+    assert path.read_bytes() == before and path.stat().st_uid == 12345
+
+
+def test_adduser_makes_a_0644_file_0600(tmp_path: Path) -> None:
+    path = alice_file(tmp_path / "creds", 0o644)
+    done = adduser(path)
+    assert done.returncode == 0, done.stderr
+    assert b"added bob" in done.stderr
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    loaded = rs.CredentialStore.load(path)
+    assert loaded.verify(b"alice", b"alice-pw") and loaded.verify(b"bob", b"bob-pw")
+    assert no_temp_files(tmp_path)
+
+
+def test_adduser_writes_a_new_file_0600_whatever_the_umask(tmp_path: Path) -> None:
+    path = tmp_path / "creds"
+    done = adduser(path, umask=0)
+    assert done.returncode == 0, done.stderr
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and path.stat().st_uid == ME
+    assert rs.CredentialStore.load(path).verify(b"bob", b"bob-pw")
+    assert no_temp_files(tmp_path)
+
+
+def test_adduser_removes_its_temp_file_when_the_rename_fails(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = alice_file(tmp_path / "creds")
+    before = path.read_bytes()
+
+    def no_rename(src: str, dst: str) -> None:
+        raise OSError(errno.EXDEV, os.strerror(errno.EXDEV))
+
+    monkeypatch.setattr(rs.os, "replace", no_rename)
+    with pytest.raises(rs.RedirectorError, match="cannot write"):
+        rs.add_user(str(path), b"bob", b"bob-pw", n=FAST_N)
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    assert no_temp_files(tmp_path)
 
 
 def test_hash_command() -> None:

@@ -29,6 +29,7 @@ from typing import Any
 from pamconform import __version__, protocols, report
 from pamconform.cli.console import Console
 from pamconform.core.errors import HarnessError, UsageError
+from pamconform.core.options import directory
 from pamconform.core.preflight import check_report_dir
 from pamconform.core.redaction import Verbatim
 from pamconform.core.registry import Case
@@ -74,7 +75,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--stand-in", default="ignore", metavar="CODE",
                    help="with --verify: what a module the lab lacks returns (a return code "
                    "token, default ignore)")
-    p.add_argument("--report", type=Path, metavar="DIR",
+    p.add_argument("--report", type=directory, metavar="DIR",
                    help="report directory (default reports/<timestamp>/, reports/latest)")
     p.add_argument("--keep", action="store_true",
                    help="with --verify: leave the lab container running")

@@ -16,7 +16,7 @@ from typing import Any
 from pamconform.cli.console import Console
 from pamconform.core import credentials
 from pamconform.core.errors import UsageError
-from pamconform.core.options import COUNT, SECONDS, Count
+from pamconform.core.options import COUNT, REPLY_SECONDS, SECONDS, Count
 from pamconform.core.preflight import check_socket
 from pamconform.protocols.redirector import loadgen
 from pamconform.protocols.redirector.login_check import check_logins
@@ -44,7 +44,7 @@ def register(subparsers: Any) -> None:
                    help="valid logins, wrong passwords, or both alternating (default mixed)")
     p.add_argument("--workers", type=Count(maximum=MAX_WORKERS), metavar="N",
                    help="generator processes (default: one per two CPUs, at most --concurrency)")
-    p.add_argument("--timeout", type=SECONDS, default=5.0, metavar="SECONDS",
+    p.add_argument("--timeout", type=REPLY_SECONDS, default=5.0, metavar="SECONDS",
                    help="give up on a round-trip after this long (default 5)")
     p.add_argument("--half-close", action="store_true",
                    help="shut down the write side after the request (the original module "

@@ -12,7 +12,7 @@ from pamconform.cli.console import Console
 from pamconform.core import interrupts, loader
 from pamconform.core.errors import UsageError
 from pamconform.core.interrupts import Interrupted
-from pamconform.core.options import SECONDS, Count
+from pamconform.core.options import REPLY_SECONDS, SECONDS, Count, directory
 from pamconform.core.redaction import Verbatim
 from pamconform.core.registry import Case, all_cases
 from pamconform.core.runner import (
@@ -152,11 +152,11 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                    help="run only cases whose id matches (repeatable)")
     p.add_argument("--exclude-cases", action="append", default=[], metavar="GLOB")
     p.add_argument("--list", action="store_true", help="list the selected cases and exit")
-    p.add_argument("--timeout", type=SECONDS, default=5.0, metavar="SECONDS",
+    p.add_argument("--timeout", type=REPLY_SECONDS, default=5.0, metavar="SECONDS",
                    help="how long to wait for each reply (default 5)")
     p.add_argument("--idle-limit", type=SECONDS, default=10.0, metavar="SECONDS",
                    help="how long to wait for the server to drop a silent client (default 10)")
-    p.add_argument("--report", type=Path, metavar="DIR",
+    p.add_argument("--report", type=directory, metavar="DIR",
                    help="report directory (default reports/<timestamp>/, reports/latest)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.add_argument("--jobs", type=Count(maximum=MAX_JOBS), metavar="N",

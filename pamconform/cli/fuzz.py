@@ -29,7 +29,15 @@ from pamconform import __version__, protocols, report
 from pamconform.cli.console import Console
 from pamconform.core import credentials, interrupts, jsonfile
 from pamconform.core.errors import HarnessError, UsageError
-from pamconform.core.options import COUNT, COUNT_OR_ZERO, SECONDS, Count
+from pamconform.core.options import (
+    COUNT,
+    COUNT_OR_ZERO,
+    PID,
+    REPLY_SECONDS,
+    SECONDS,
+    Count,
+    directory,
+)
 from pamconform.core.preflight import check_report_dir
 from pamconform.core.redaction import MissingLogin, Verbatim
 from pamconform.core.runner import TargetResult, exit_code
@@ -48,7 +56,6 @@ from pamconform.fuzz.results import target_result
 #: A finding holds at most a 1 MiB payload, hex-encoded, with its setup and evidence.
 MAX_FINDING_BYTES = 16 << 20
 #: A process id (Linux: at most 2**22).
-PID = Count(maximum=1 << 22)
 
 
 def _default_protocol(names: list[str]) -> str:
@@ -80,14 +87,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                      help="the seed: same seed, same sequence (default 1)")
     for model in models:
         _options(model).add_options(srv, False)
-    srv.add_argument("--report", type=Path, metavar="DIR",
+    srv.add_argument("--report", type=directory, metavar="DIR",
                      help="report directory (default reports/<timestamp>/, reports/latest); "
                      "findings go to DIR/findings/")
     srv.add_argument("--pid", type=PID, metavar="PID",
                      help="the server's pid: watch its VmRSS for unbounded growth")
     srv.add_argument("--memory-limit", type=COUNT, default=512, metavar="MIB",
                      help="RSS growth counted as unbounded when still rising (default 512)")
-    srv.add_argument("--timeout", type=SECONDS, default=3.0, metavar="SECONDS",
+    srv.add_argument("--timeout", type=REPLY_SECONDS, default=3.0, metavar="SECONDS",
                      help="how long a complete request may wait for its reply (default 3)")
     srv.add_argument("--max-findings", type=COUNT_OR_ZERO, default=0, metavar="N",
                      help="stop after N kinds of finding (default 0: use the whole budget)")
@@ -122,7 +129,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                      "default 4)")
     mod.add_argument("--hang-bound", type=SECONDS, default=10.0, metavar="SECONDS",
                      help="how long an attempt may take before it is a hang (default 10)")
-    mod.add_argument("--report", type=Path, metavar="DIR")
+    mod.add_argument("--report", type=directory, metavar="DIR")
     mod.add_argument("--keep", action="store_true", help="leave the lab container running")
     mod.add_argument("--name")
     mod.set_defaults(func=cmd_fuzz_module)
@@ -134,7 +141,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     for model in models:
         _options(model).add_options(rep, True)
     credentials.add_options(rep)  # the logins whose passwords the finding refers to
-    rep.add_argument("--timeout", type=SECONDS, default=3.0, metavar="SECONDS")
+    rep.add_argument("--timeout", type=REPLY_SECONDS, default=3.0, metavar="SECONDS")
     rep.add_argument("--pid", type=PID, metavar="PID", help="for memory findings")
     rep.set_defaults(func=cmd_fuzz_replay)
 
@@ -224,7 +231,7 @@ def cmd_fuzz_server(args: argparse.Namespace, console: Console) -> int:
     if args.report is None:
         report.point_latest(directory)
     console.line("\nreport: ", Verbatim(f"{directory}/index.html"),
-                 " (index.json, junit.xml, findings/)")
+                 " (index.json, junit.xml" + (", findings/)" if files else ")"))
     if args.save_regressions is not None:
         for finding in result.findings:
             saved = regressions.save(finding, args.save_regressions)

@@ -13,6 +13,7 @@ from typing import Any
 
 from pamconform.cli.console import Console
 from pamconform.core.errors import UsageError
+from pamconform.core.options import directory
 from pamconform.core.preflight import check_report_dir
 from pamconform.core.redaction import Verbatim
 from pamconform.core.runner import verdicts_exit_code
@@ -26,7 +27,7 @@ def register(sub: Any) -> None:
     p = sub.add_parser("merge", help="join the reports of --shard K/N runs into one report")
     p.add_argument("reports", nargs="+", type=Path, metavar="DIR",
                    help="the shard reports (directories holding index.json, or the files)")
-    p.add_argument("--report", type=Path, required=True, metavar="OUT",
+    p.add_argument("--report", type=directory, required=True, metavar="OUT",
                    help="where the merged report goes (index.json, junit.xml, index.html)")
     p.add_argument("--force", action="store_true",
                    help="merge reports of other pamconform versions or plans, or with a "

@@ -12,6 +12,7 @@ defers the first signal over a stretch that must not be cut (writing a report).
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -82,13 +83,43 @@ def _say(text: str) -> None:
         os.write(sys.stderr.fileno(), f"pamconform: {text}\n".encode())
 
 
+#: What a forced quit still removes, by owner (:func:`remove_on_quit`): a process group
+#: this process started and a private scratch directory.
+_leftovers: dict[object, tuple[int | None, str | None]] = {}
+
+
+def remove_on_quit(owner: object, *, group: int | None = None,
+                   directory: str | os.PathLike[str] | None = None) -> None:
+    """If the run is forced to quit (the third signal), kill ``group`` and remove
+    ``directory`` of ``owner`` all the same; again for one owner adds to what it had."""
+    old_group, old_dir = _leftovers.get(owner, (None, None))
+    _leftovers[owner] = (group if group is not None else old_group,
+                         os.fspath(directory) if directory is not None else old_dir)
+
+
+def removed(owner: object) -> None:
+    """``owner`` cleaned up itself: nothing of it is left for a forced quit."""
+    _leftovers.pop(owner, None)
+
+
+def _remove_leftovers() -> None:
+    for group, directory in list(_leftovers.values()):
+        if group is not None:
+            with suppress(OSError):
+                os.killpg(group, signal.SIGKILL)
+        if directory is not None:
+            shutil.rmtree(directory, ignore_errors=True)
+
+
 def _handler(signum: int, frame: FrameType | None) -> None:
     _state.count += 1
     if _state.signum is None:
         _state.signum = signum
     if _state.count >= FORCE_QUIT_AT:
-        _say("quitting without finishing clean-up; the next lab run removes leftover "
-             "containers")
+        _remove_leftovers()
+        _say("quitting without finishing clean-up or the report (this run's local servers "
+             "and scratch files are removed; lab containers left over are removed by the "
+             "next lab run)")
         os._exit(128 + _state.signum)
     if _state.count > 1:
         _say(f"{signal.Signals(signum).name}: still cleaning up and writing the report "

@@ -7,6 +7,7 @@ interpreter's recursion limit is refused instead of crashing the parser.
 from __future__ import annotations
 
 import json
+import math
 import os
 import stat
 from pathlib import Path
@@ -45,12 +46,41 @@ def read_text(path: Path, *, max_bytes: int = MAX_BYTES) -> str:
         raise JsonFileError(f"{path}: not UTF-8 text") from None
 
 
+#: The most digits an integer of a file pamconform reads may have (its own write far
+#: fewer: counts, milliseconds, seeds); a float must be finite.
+MAX_INT_DIGITS = 18
+
+
+class _Number(ValueError):
+    """A number no file of pamconform's holds (too long, not finite)."""
+
+
+def _int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise _Number(f"an integer of {len(text.lstrip('-'))} digits")
+    return int(text)
+
+
+def _float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _Number(f"the number {text[:20]} (too large)")
+    return value
+
+
+def _constant(name: str) -> float:
+    raise _Number(f"{name} (not a number JSON allows)")
+
+
 def load(path: Path, *, max_bytes: int = MAX_BYTES) -> Any:
-    """The parsed JSON of ``path``; JsonFileError (one line) if it cannot be had."""
+    """The parsed JSON of ``path``; JsonFileError (one line) if it cannot be had, also
+    for a number no file of pamconform's holds (later arithmetic would overflow)."""
     text = read_text(path, max_bytes=max_bytes)
     try:
-        return json.loads(text)
+        return json.loads(text, parse_int=_int, parse_float=_float, parse_constant=_constant)
     except json.JSONDecodeError as exc:
         raise JsonFileError(f"{path}: not JSON (line {exc.lineno}: {exc.msg})") from None
+    except _Number as exc:
+        raise JsonFileError(f"{path}: {exc}") from None
     except RecursionError:
         raise JsonFileError(f"{path}: JSON nested too deeply") from None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from pathlib import Path
 
 #: No time option may exceed this (a week): a larger value is a typo, not a plan.
 MAX_SECONDS = 7 * 24 * 3600.0
@@ -21,9 +22,11 @@ MAX_COUNT = 10**9
 class Seconds:
     """A finite number of seconds: > 0 (or >= 0 with ``allow_zero``), at most ``maximum``."""
 
-    def __init__(self, *, allow_zero: bool = False, maximum: float = MAX_SECONDS) -> None:
+    def __init__(self, *, allow_zero: bool = False, maximum: float = MAX_SECONDS,
+                 minimum: float = 0.0) -> None:
         self.allow_zero = allow_zero
         self.maximum = maximum
+        self.minimum = minimum
         self.__name__ = "seconds"  # argparse names the type in its messages
 
     def __call__(self, text: str) -> float:
@@ -36,6 +39,8 @@ class Seconds:
         if value < 0 or (value == 0 and not self.allow_zero):
             least = "must not be negative" if self.allow_zero else "must be positive"
             raise argparse.ArgumentTypeError(f"{least}: {text!r}")
+        if value < self.minimum:
+            raise argparse.ArgumentTypeError(f"at least {self.minimum:g} seconds: {text!r}")
         if value > self.maximum:
             raise argparse.ArgumentTypeError(f"at most {self.maximum:g} seconds: {text!r}")
         return value
@@ -44,14 +49,16 @@ class Seconds:
 class Count:
     """A whole number: >= 1 (or >= 0 with ``allow_zero``), at most ``maximum``."""
 
-    def __init__(self, *, allow_zero: bool = False, maximum: int = MAX_COUNT) -> None:
+    def __init__(self, *, allow_zero: bool = False, maximum: int = MAX_COUNT,
+                 what: str = "a whole number") -> None:
         self.allow_zero = allow_zero
         self.maximum = maximum
+        self.what = what
         self.__name__ = "count"
 
     def __call__(self, text: str) -> int:
         if not (text.isascii() and text.isdigit()):  # int() also takes "+4", "1_0", "٣"
-            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}")
+            raise argparse.ArgumentTypeError(f"not {self.what}: {text!r}")
         value = int(text, 10)
         least = 0 if self.allow_zero else 1
         if value < least:
@@ -64,5 +71,19 @@ class Count:
 #: The common cases, ready to pass as ``type=``.
 SECONDS = Seconds()
 SECONDS_OR_ZERO = Seconds(allow_zero=True)
+#: How long to wait for a reply: under 10 ms is a typo, and would fail a correct server.
+REPLY_SECONDS = Seconds(minimum=0.01)
+#: A process id (``--pid``).
+PID = Count(maximum=1 << 22, what="a process id")
 COUNT = Count()
 COUNT_OR_ZERO = Count(allow_zero=True)
+
+
+def directory(text: str) -> Path:
+    """A directory argument (``--report``): an empty one would be the current directory."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path (give a directory)")
+    return Path(text)
+
+
+directory.__name__ = "directory"

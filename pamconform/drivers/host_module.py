@@ -21,11 +21,12 @@ from pathlib import Path
 from typing import Any, cast
 
 from pamconform import protocols
+from pamconform.core import interrupts
 from pamconform.core.errors import UsageError
 from pamconform.core.outcome import Skip
 from pamconform.core.registry import Case
 from pamconform.core.runner import Progress, TargetResult, run_target
-from pamconform.drivers.agent import agent_dir
+from pamconform.drivers.agent import agent_dir, kill_and_collect
 from pamconform.drivers.host_runner import LAB_ONLY, HostRunner
 from pamconform.lab.module_target import BuildFailed, ModuleSpec
 
@@ -66,15 +67,22 @@ def check_tools(compiler: str = "cc") -> None:
 
 
 def _sh(argv: list[str] | str, cwd: Path, timeout: float) -> tuple[bool, str]:
-    """Run a build step as the invoking user; (ok, output tail)."""
+    """Run a build step as the invoking user; (ok, output tail). On a timeout, Ctrl-C or
+    SIGTERM its whole process group is stopped: a build's children (make's jobs, a
+    ``sleep``) do not outlive it."""
+    proc = subprocess.Popen(argv, cwd=cwd, shell=isinstance(argv, str), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                            start_new_session=True)
     try:
-        proc = subprocess.run(argv, cwd=cwd, shell=isinstance(argv, str), capture_output=True,
-                              timeout=timeout, stdin=subprocess.DEVNULL, check=False,
-                              start_new_session=True)
-    except subprocess.TimeoutExpired as exc:
-        raw = bytes(exc.stdout or b"") + bytes(exc.stderr or b"")
-        return False, f"timed out after {timeout:.0f} s\n" + raw.decode(errors="replace")[-6000:]
-    return proc.returncode == 0, (proc.stdout + proc.stderr).decode(errors="replace")[-6000:]
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        out, err = kill_and_collect(proc)
+        return False, f"timed out after {timeout:.0f} s\n" + (out + err).decode(
+            errors="replace")[-6000:]
+    except BaseException:
+        kill_and_collect(proc)
+        raise
+    return proc.returncode == 0, (out + err).decode(errors="replace")[-6000:]
 
 
 def build_module(spec: ModuleSpec, root: Path, say: Say = _quiet) -> tuple[Path, str]:
@@ -175,6 +183,7 @@ def host_module(spec: ModuleSpec, *, name: str, say: Say = _quiet) -> Iterator[H
     check_tools()
     root = Path(tempfile.mkdtemp(prefix="pamconform-nolab-"))
     os.chmod(root, 0o700)
+    interrupts.remove_on_quit(root, directory=root)
     runner: HostRunner | None = None
     target: HostModuleTarget | None = None
     try:
@@ -194,6 +203,7 @@ def host_module(spec: ModuleSpec, *, name: str, say: Say = _quiet) -> Iterator[H
         if runner is not None:
             runner.close()
         shutil.rmtree(root, ignore_errors=True)
+        interrupts.removed(root)
 
 
 def run_host_module(spec: ModuleSpec, cases: list[Case], *, name: str, strict: bool = False,

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pamconform.core import privatefiles
+from pamconform.core import jsonfile, privatefiles
 from pamconform.core.redaction import current, resolve
 
 T = TypeVar("T")
@@ -85,9 +85,9 @@ def load(path: Path, from_dict: Callable[[Any], T]) -> T:
     """A finding read from ``path`` by ``from_dict``; ValueError naming the file if it is
     unreadable or not a finding."""
     try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path}: cannot read a finding: {exc}") from None
+        data = jsonfile.load(path)
+    except jsonfile.JsonFileError as exc:
+        raise ValueError(f"cannot read a finding: {exc}") from None
     try:
         return from_dict(data)
     except (KeyError, TypeError, ValueError) as exc:

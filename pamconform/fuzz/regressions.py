@@ -10,11 +10,11 @@ its case (``prefix`` + the hash in the file's name).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pamconform.core import jsonfile
 from pamconform.core.verdicts import Severity
 from pamconform.fuzz.engine import model_for
 from pamconform.fuzz.interface import Finding, Regressions
@@ -63,9 +63,9 @@ def register_directory(directory: Path, case: CaseDecorator,
     ids = []
     for path in sorted(directory.glob("*.json")):
         try:
-            data = json.loads(path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ValueError(f"{path}: cannot read a finding: {exc}") from None
+            data = jsonfile.load(path)
+        except jsonfile.JsonFileError as exc:
+            raise ValueError(f"cannot read a finding: {exc}") from None
         if not isinstance(data, dict):
             continue
         name = data.get("protocol", protocol)

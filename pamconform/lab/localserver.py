@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from pamconform.core import privatefiles, resources
+from pamconform.core import interrupts, privatefiles, resources
 from pamconform.core.errors import HarnessError
 
 #: Builds the command line from (socket path, credentials file).
@@ -107,6 +107,7 @@ class LocalServer:
         self.name = name
         self.start_timeout = start_timeout
         self.dir = Path(tempfile.mkdtemp(prefix="pc-", dir="/tmp"))
+        interrupts.remove_on_quit(self, directory=self.dir)
         # 0755, so that the socket's own mode decides who may connect (R-S6 is checked)
         os.chmod(self.dir, 0o755)
         self.socket = self.dir / "socket"
@@ -136,6 +137,7 @@ class LocalServer:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
+        interrupts.remove_on_quit(self, group=self.proc.pid)
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -175,3 +177,4 @@ class LocalServer:
                     os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(timeout=5)
         shutil.rmtree(self.dir, ignore_errors=True)
+        interrupts.removed(self)

@@ -52,6 +52,7 @@ from pamconform.model.parser import (
     DictSource,
     Handler,
     Layout,
+    NestedTooDeep,
     assemble,
     load,
     module_offset,
@@ -338,7 +339,10 @@ def plan(stack: Path, *, service: str | None = None, include_dirs: Sequence[Path
     source = TreeSource(service_path, stack.resolve(), (root or here).resolve(), dirs,
                         single_file=single, service=name)
     layout = Layout.single_file() if single else Layout()
-    config = load(name, source, layout)
+    try:
+        config = load(name, source, layout)
+    except NestedTooDeep as exc:
+        raise UsageError(user_text(str(exc), _as_given(stack, source.host_paths))) from None
     if config.crash:
         shown = user_text(config.crash, _as_given(stack, source.host_paths))
         raise UsageError(f"{stack}: libpam would crash on this configuration: {shown}")

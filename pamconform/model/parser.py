@@ -62,6 +62,14 @@ FACILITIES = ("auth", "account", "session", "password")
 LINE_BUFFER = 1024
 #: Substacks nest at most this deep (``PAM_SUBSTACK_MAX_LEVEL``).
 SUBSTACK_LIMIT = 16
+#: Files open at once (includes in includes) beyond which the model gives up: libpam
+#: itself has no such limit, so the stack is refused (:class:`NestedTooDeep`), never
+#: evaluated otherwise than libpam would.
+MAX_OPEN_FILES = 100
+
+
+class NestedTooDeep(ValueError):
+    """The configuration nests includes deeper than :data:`MAX_OPEN_FILES`."""
 #: The module directory of Debian's libpam (relative module names are joined to it).
 MODULE_DIR = "/lib/x86_64-linux-gnu/security"
 
@@ -642,6 +650,9 @@ class _Loader:
             self.problem(path, line, f"unable to open config for {name}")
             return False
         target, data = found
+        if len(self.open) >= MAX_OPEN_FILES:
+            raise NestedTooDeep(f"{path}:{line}: includes nested more than {MAX_OPEN_FILES} "
+                                "files deep: pamconform does not evaluate such a stack")
         for opened, opened_level in self.open:
             if opened == target and opened_level == level:
                 raise _Crash(f"{path}:{line}: include cycle through {target}: libpam 1.5.2 "

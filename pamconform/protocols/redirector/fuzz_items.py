@@ -79,6 +79,8 @@ class Exec:
     def from_dict(cls, data: dict[str, Any], generator: str = "") -> Exec:
         chunks = tuple(bytes.fromhex(c) for c in data["chunks_hex"])
         pauses = tuple(float(p) for p in data.get("pauses", []))
+        if not all(0.0 <= p <= MAX_STALL_S for p in pauses) or sum(pauses) > MAX_STALL_S:
+            raise ValueError(f"pauses must be 0..{MAX_STALL_S:g} seconds in all")
         stall_s = float(data.get("stall_s", 0.0))
         if not 0.0 <= stall_s <= MAX_STALL_S:  # also refuses nan
             raise ValueError(f"stall_s must be 0..{MAX_STALL_S:g} seconds")
@@ -86,7 +88,7 @@ class Exec:
         return cls(chunks, pauses, shutdown, generator, stall_s)
 
 
-#: The longest stall a saved finding may ask for.
+#: The longest stall a saved finding may ask for (and the longest its pauses may add up to).
 MAX_STALL_S = 300.0
 
 

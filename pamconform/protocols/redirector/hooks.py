@@ -17,7 +17,7 @@ from pamconform.core import credentials
 from pamconform.core.context import ServerTarget
 from pamconform.core.credentials import Login
 from pamconform.core.errors import UsageError
-from pamconform.core.options import Count
+from pamconform.core.options import PID
 from pamconform.core.preflight import check_socket
 from pamconform.lab.localserver import CommandFor, LocalServer, reference_command
 from pamconform.protocols.hooks import LabPackage, ReferenceServer
@@ -32,7 +32,7 @@ REFERENCE_MODULE_TARGET: str | None = "reference-module"
 def add_server_options(parser: argparse.ArgumentParser) -> None:
     """``--pid``; the login options are shared (added by the CLI)."""
     group = parser.add_argument_group(f"{PROTOCOL.name} server")
-    group.add_argument("--pid", type=Count(maximum=1 << 22), metavar="PID",
+    group.add_argument("--pid", type=PID, metavar="PID",
                        help="the server's process id: the endurance case reports (and "
                        "judges) the growth of its open descriptors and memory")
 

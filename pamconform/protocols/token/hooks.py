@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
-from pamconform.core import credentials, resources
+from pamconform.core import credentials, interrupts, resources
 from pamconform.core.errors import UsageError
 from pamconform.core.options import SECONDS
 from pamconform.protocols.hooks import LabPackage, ReferenceServer
@@ -80,6 +80,7 @@ def reference_servers(gallery: bool) -> list[ReferenceServer]:
 @contextmanager
 def _reference(timeout: float, idle_limit: float) -> Iterator[TokenServerTarget]:
     directory = Path(tempfile.mkdtemp(prefix="pc-tok-", dir="/tmp"))
+    interrupts.remove_on_quit(directory, directory=directory)
     command = shlex.join([sys.executable, str(resources.servers_dir() / "token_server.py"),
                           "--socket-dir", str(directory), "--timeout", str(REFERENCE_LIFETIME),
                           "--allow-uid", str(os.getuid())])
@@ -92,6 +93,7 @@ def _reference(timeout: float, idle_limit: float) -> Iterator[TokenServerTarget]
             target.close()
     finally:
         shutil.rmtree(directory, ignore_errors=True)
+        interrupts.removed(directory)
 
 
 def lab_packages() -> list[LabPackage]:
