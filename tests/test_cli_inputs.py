@@ -354,3 +354,11 @@ def test_an_unrecognised_option_is_named_without_its_value(args: list[str]) -> N
     proc = _run(*args)
     assert proc.returncode == 2 and "unrecognized arguments: --credential" in proc.stderr
     assert "Zq7xK9" not in proc.stderr + proc.stdout and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("command", [["server", *SOCKET_ARGS], ["fuzz", "server", *SOCKET_ARGS],
+                                     ["module", "/tmp"]])
+def test_a_name_that_would_forge_an_output_line_is_refused(command: list[str],
+                                                           in_process_cli: CliRun) -> None:
+    _one_line_exit_2(in_process_cli(*command, "--name", "x\nPASS y"),
+                     "a name of printable characters")

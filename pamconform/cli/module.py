@@ -19,7 +19,7 @@ from pamconform.cli.module_targets import run_sources
 from pamconform.cli.targets import add_shard_options
 from pamconform.core.errors import UsageError
 from pamconform.core.interrupts import Interrupted
-from pamconform.core.options import SECONDS
+from pamconform.core.options import SECONDS, target_name
 from pamconform.core.preflight import check_report_dir
 from pamconform.core.registry import Case
 from pamconform.protocols import Protocol, ReferenceModule
@@ -54,7 +54,7 @@ def register(sub: Any) -> None:
                      help="no Docker, no root: build on this host and run the direct-driver "
                      "cases as the invoking user; the cases that need the "
                      "lab are SKIPPED with their reason (docs/module.md#no-lab)")
-    mod.add_argument("--name", action="append", default=[],
+    mod.add_argument("--name", type=target_name, action="append", default=[],
                      help="the target's name in the report (default: SRC); once per SRC, "
                      "in order, for several")
     common.add_lab_package_option(mod, KIND)

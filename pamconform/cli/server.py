@@ -22,6 +22,7 @@ from pamconform.cli.console import Console
 from pamconform.cli.targets import Step, add_shard_options, list_steps, run_steps, shard_steps
 from pamconform.core import credentials
 from pamconform.core.errors import UsageError
+from pamconform.core.options import target_name
 from pamconform.core.preflight import check_report_dir
 from pamconform.core.registry import Case
 from pamconform.core.runner import TargetResult, run_target
@@ -37,7 +38,7 @@ def register(sub: Any) -> None:
                      help="the server's socket path; several: one target each, one report")
     common.add_protocol_option(srv, KIND)
     credentials.add_options(srv)
-    srv.add_argument("--name", action="append", default=[],
+    srv.add_argument("--name", type=target_name, action="append", default=[],
                      help="the target's name in the report (default: the socket); once per "
                      "socket, in order, for several")
     common.add_lab_package_option(srv, KIND)

@@ -87,3 +87,14 @@ def directory(text: str) -> Path:
 
 
 directory.__name__ = "directory"
+
+
+def target_name(text: str) -> str:
+    """A target's name (``--name``): shown in reports and on the console, so printable
+    (a newline in it would forge an output line)."""
+    if not text or not text.isprintable():
+        raise argparse.ArgumentTypeError(f"a name of printable characters: {text!r}")
+    return text
+
+
+target_name.__name__ = "name"
