@@ -37,6 +37,7 @@ from pamconform.core.options import (
     SECONDS,
     Count,
     directory,
+    target_name,
 )
 from pamconform.core.preflight import check_report_dir
 from pamconform.core.redaction import MissingLogin, Verbatim
@@ -44,6 +45,7 @@ from pamconform.core.runner import TargetResult, exit_code
 from pamconform.fuzz import regressions
 from pamconform.fuzz.engine import (
     MEMORY,
+    PROGRESS_SECONDS,
     FuzzConfig,
     Fuzzer,
     fuzzed_protocols,
@@ -104,9 +106,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     srv.add_argument("--save-regressions", type=Path, metavar="DIR",
                      help="also write each finding as a regression case file into DIR "
                      "(e.g. suites/redirector_server/regressions)")
-    srv.add_argument("--name", help="the target's name in the report (default: the socket)")
+    srv.add_argument("--name", type=target_name,
+                     help="the target's name in the report (default: the socket)")
     srv.add_argument("--strict", action="store_true", help="NON-STRICT counts as FAIL")
-    srv.add_argument("--quiet", action="store_true", help="no finding lines while running")
+    srv.add_argument("--quiet", action="store_true",
+                     help="no finding or progress lines while running (a progress line "
+                     f"comes every {PROGRESS_SECONDS:g} s of fuzzing otherwise)")
     srv.set_defaults(func=cmd_fuzz_server)
 
     mod = sub.add_parser("module", help="fuzz a PAM module (built in the lab) with a server "
@@ -131,7 +136,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                      help="how long an attempt may take before it is a hang (default 10)")
     mod.add_argument("--report", type=directory, metavar="DIR")
     mod.add_argument("--keep", action="store_true", help="leave the lab container running")
-    mod.add_argument("--name")
+    mod.add_argument("--name", type=target_name)
     mod.set_defaults(func=cmd_fuzz_module)
 
     rep = sub.add_parser("replay", help="replay a saved finding; exit 1 if it still reproduces")
