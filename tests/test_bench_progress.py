@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from child_processes import children
 
 from pamconform.cli import bench
 from pamconform.cli.main import REFERENCE_CREDENTIALS
@@ -34,22 +35,6 @@ PROGRESS = re.compile(r"^  \d+\.\d s: [\d,]+ round trips \([\d,]+/s\), \d+ unexp
 def reference() -> Iterator[LocalServer]:
     with LocalServer(reference_command(), REFERENCE_CREDENTIALS, name="reference") as server:
         yield server
-
-
-def _children(pid: int) -> dict[int, str]:
-    """The child processes (pid: command line) of ``pid``."""
-    out = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        if int(stat.rpartition(")")[2].split()[1]) == pid:
-            out[int(entry.name)] = cmdline
-    return out
 
 
 def _running(pid: int) -> bool:
@@ -166,7 +151,7 @@ def _interrupted_bench(server: LocalServer, signum: int, *extra: str,
         wanted = count if count > 1 else 0  # one worker runs in the bench process
         deadline = time.monotonic() + 30
         while len(workers) < wanted and time.monotonic() < deadline:
-            workers = {pid: cmd for pid, cmd in _children(proc.pid).items() if "bench" in cmd}
+            workers = {pid: cmd for pid, cmd in children(proc.pid).items() if "bench" in cmd}
             time.sleep(0.05)
         assert len(workers) >= wanted, "the generator's worker processes never started"
         if after_progress:

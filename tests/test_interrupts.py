@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from child_processes import children
 
 from pamconform.cli.main import REFERENCE_CREDENTIALS
 from pamconform.core import interrupts
@@ -84,18 +85,7 @@ class Child:
 
     def children(self) -> dict[int, str]:
         """The child processes (pid: command line) of the pamconform process."""
-        out = {}
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                stat = (entry / "stat").read_text()
-                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            except OSError:
-                continue
-            if int(stat.rpartition(")")[2].split()[1]) == self.proc.pid:
-                out[int(entry.name)] = cmdline
-        return out
+        return children(self.proc.pid)
 
 
 def _report(directory: Path) -> dict[str, Any]:
