@@ -240,3 +240,45 @@ def test_a_token_minted_after_close_is_spent_at_once(short_dir: Path) -> None:
     while os.listdir(short_dir) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert os.listdir(short_dir) == []  # every server spent, every socket gone
+
+
+@pytest.mark.parametrize(("directory_mode", "verdict"), [
+    (0o755, Verdict.FAIL), (0o700, Verdict.NON_STRICT)])
+def test_a_socket_mode_is_graded_by_who_can_connect(
+        cases: list[Case], short_dir: Path, directory_mode: int, verdict: Verdict) -> None:
+    """Mode 0666 FAILs where other users can reach it (the original's layout, straight in
+    /tmp); inside a directory they cannot search nobody else can connect: NON-STRICT."""
+    chosen = [c for c in cases if c.id == "token.server.socket-mode"]
+    short_dir.chmod(directory_mode)
+    command = token_command(short_dir, faulty="world-socket")
+    with token_target(command, short_dir, "faulty:world-socket") as target:
+        (result,) = run_target(chosen, target, kind="server", protocol="transient-token",
+                               strict=False).results
+    assert result.verdict is verdict, result.message
+
+
+def test_a_server_timing_out_at_exactly_the_idle_limit_passes(cases: list[Case],
+                                                              short_dir: Path) -> None:
+    """Its timer starts when it accepts, a moment after the client connected: the case
+    waits a second more than --idle-limit (it FAILed the reference server itself at equal
+    settings, a race; 0.3 s later than the limit makes the race certain)."""
+    chosen = [c for c in cases if c.id == "token.server.silent-client-timeout"]
+    command = token_command(short_dir).replace("--idle-timeout 1", f"--idle-timeout "
+                                                                   f"{IDLE_LIMIT + 0.3:g}")
+    with token_target(command, short_dir, "reference") as target:
+        (result,) = _run(target, chosen).results
+    assert result.verdict is Verdict.PASS, result.message
+
+
+def test_a_flood_taken_whole_and_refused_at_the_deadline_is_graded_by_memory(
+        cases: list[Case], short_dir: Path) -> None:
+    """The unbounded-read-deadline server keeps the flood until its deadline: caught by the
+    memory of the process, however long after the flood its deadline ends (here 2.5 s,
+    past the case's own 2 s read timeout, which used to decide the verdict)."""
+    chosen = [c for c in cases if c.id == "token.server.overlong-input-bounded"]
+    command = token_command(short_dir, faulty="unbounded-read-deadline").replace(
+        "--idle-timeout 1", "--idle-timeout 2.5")
+    with token_target(command, short_dir, "faulty:unbounded-read-deadline") as target:
+        (result,) = _run(target, chosen).results
+    assert result.verdict is Verdict.FAIL, result.message
+    assert "memory grew" in result.message, result.message

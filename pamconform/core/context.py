@@ -11,6 +11,12 @@ from pamconform.core.redaction import register_login
 from pamconform.core.wirelog import WireLog
 
 
+#: Added to --idle-limit when a case waits for a drop: the server's idle timer starts
+#: when it accepts, a moment after the client connected (a server timing out at exactly
+#: --idle-limit drops within it).
+IDLE_MARGIN_S = 1.0
+
+
 @dataclass
 class ServerTarget:
     """An auth server under test, reached through its UNIX socket."""

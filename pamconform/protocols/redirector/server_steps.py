@@ -10,7 +10,7 @@ import secrets
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from pamconform.core.context import CaseContext, ServerTarget
+from pamconform.core.context import IDLE_MARGIN_S, CaseContext, ServerTarget
 from pamconform.core.outcome import Fail
 from pamconform.core.wirelog import WireLog
 from pamconform.protocols.redirector.client import Connection, Reply, exchange, request
@@ -96,12 +96,6 @@ def open_stall(ctx: CaseContext, place: str) -> Connection:
     if sent:
         conn.send(sent)
     return conn
-
-
-#: Added to --idle-limit when a case waits for a drop: the server's idle timer starts
-#: when it accepts, a moment after the client connected (a server timing out at exactly
-#: --idle-limit drops within it).
-IDLE_MARGIN_S = 1.0
 
 
 def idle_wait(ctx: CaseContext) -> float:
