@@ -10,7 +10,6 @@ from typing import Any
 from pamconform.core.redaction import register_login
 from pamconform.core.wirelog import WireLog
 
-
 #: Added to --idle-limit when a case waits for a drop: the server's idle timer starts
 #: when it accepts, a moment after the client connected (a server timing out at exactly
 #: --idle-limit drops within it).
