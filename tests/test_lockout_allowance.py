@@ -1,7 +1,8 @@
 """What the server suite promises a server with a lock-out (docs/server.md#lock-outs).
 
-One case at a time, the first login's user never gets more than 4 wrong passwords in a
-row (a lock-out after 5 consecutive failures that a grant resets passes), the concurrent
+One case at a time or under ``--jobs``, the first login's user never gets more than 4
+wrong passwords in a row (a lock-out after 5 consecutive failures that a grant resets
+passes), the concurrent
 burst sends it 3, and the long failure run's stream goes to the last login. A recording
 server counts, per user, the wrong passwords since the last grant, as such a lock-out
 would.
@@ -66,23 +67,27 @@ def cases() -> list[Case]:
     return all_cases(protocol="redirector", kind="server")
 
 
-def _run(scripted: Callable[..., object], chosen: list[Case]) -> Streaks:
+def _run(scripted: Callable[..., object], chosen: list[Case], jobs: int = 1) -> Streaks:
     streaks = Streaks()
     server = scripted(streaks.handler)
     target = ServerTarget("recording", server.path, "redirector", PAIRS,  # type: ignore[attr-defined]
                           timeout=3.0, idle_limit=1.0)
-    result = run_target(chosen, target, kind="server", protocol="redirector", jobs=1)
+    result = run_target(chosen, target, kind="server", protocol="redirector", jobs=jobs)
     failed = {r.case.id: r.message for r in result.results if r.verdict is Verdict.FAIL}
     assert failed == {} or set(failed) <= {"redir.server.socket-permissions",
                                             "redir.server.peer-credentials"}, failed
     return streaks
 
 
-def test_one_case_at_a_time_keeps_the_first_users_failures_short(
-        scripted, cases: list[Case]) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("jobs", [1, 8])
+def test_the_first_users_failures_stay_short_also_under_jobs(
+        scripted, cases: list[Case], jobs: int) -> None:  # type: ignore[no-untyped-def]
+    """Cases that send the first login wrong passwords hold ``first-login``: under
+    ``--jobs`` they still run one at a time (their wrong passwords interleaved tripped a
+    lock-out of 5 in a row)."""
     chosen = [c for c in cases if "idle-clients" not in c.exclusive
               and c.id not in ("redir.server.endurance", "redir.server.concurrent-clients")]
-    streaks = _run(scripted, chosen)
+    streaks = _run(scripted, chosen, jobs)
     assert streaks.wrong.get(b"alice", 0) > 20  # the cases did send it wrong passwords
     assert streaks.longest[b"alice"] <= MOST_IN_A_ROW, streaks.longest
     assert streaks.longest[b"bob"] > MOST_IN_A_ROW  # the long failure run's stream

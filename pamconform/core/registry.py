@@ -42,6 +42,10 @@ RESOURCES: dict[str, str] = {
               "would skew it)",
     "user-state": "the server's per-user state for the target's logins (failure counters, "
                   "lock-outs, one-time tokens)",
+    "first-login": "wrong passwords for the first login's user: cases sending them run one "
+                   "at a time, so a lock-out after 5 failures in a row (a policy the suite "
+                   "allows for, docs/server.md#lock-outs) never sees two cases' wrong "
+                   "passwords interleaved",
     "server-process": "the server process itself (a case that may stop, crash or restart it)",
     "lab-server": "the auth server behind the module's socket in the lab (started, stopped "
                   "or replaced by the case)",

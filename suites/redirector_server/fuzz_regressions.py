@@ -10,7 +10,9 @@ from pathlib import Path
 from pamconform.core.registry import case_factory
 from pamconform.fuzz.regressions import register_directory
 
-case = case_factory(protocol="redirector", kind="server")
+# a finding's request is often a known user's login gone wrong (``alice\na\n``): one at a
+# time with the other cases that send the first login wrong passwords
+case = case_factory(protocol="redirector", kind="server", exclusive="first-login")
 
 REGRESSIONS = Path(__file__).resolve().parent / "regressions"
 CASE_IDS = register_directory(REGRESSIONS, case)

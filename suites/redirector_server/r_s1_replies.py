@@ -31,6 +31,7 @@ def grant_valid(ctx):
 
 @case(
     "redir.server.deny-reply-format",
+    exclusive="first-login",
     rule="R-S1",
     severity=Severity.MUST,
     title="A denial is a non-zero digit string",
@@ -45,6 +46,7 @@ def deny_reply_format(ctx):
 
 @case(
     "redir.server.polarity",
+    exclusive="first-login",
     rule="R-S1",
     severity=Severity.MUST,
     title="0 means success (the module's polarity, not the README's)",
@@ -68,6 +70,7 @@ def polarity(ctx):
 
 @case(
     "redir.server.close-after-reply",
+    exclusive="first-login",
     rule="R-S1",
     severity=Severity.MUST,
     title="One reply per connection, then close",

@@ -67,7 +67,7 @@ def _judge_password_lookalikes(ctx, user, password, sent):
     "folding (ß/SS, dotless i), a combining mark, homoglyphs, Latin-1 for UTF-8, a BOM, "
     "leading or trailing NBSP, ideographic or zero-width space (each kind on the first "
     "login whose password has it).",
-    exclusive=("user-state",),
+    exclusive=("user-state", "first-login"),
 )
 def deny_lookalike_password(ctx):
     t = target(ctx)

@@ -59,6 +59,7 @@ PASSWORD_VARIANTS = [
 for _name, _title, _what in PASSWORD_VARIANTS:
     case(
         f"redir.server.deny-{_name}-password",
+        exclusive="first-login",
         rule="R-S2",
         severity=Severity.MUST,
         title=_title,
@@ -124,6 +125,7 @@ def deny_missing_line(ctx):
 
 @case(
     "redir.server.deny-extra-line",
+    exclusive="first-login",
     rule="R-S2",
     severity=Severity.SHOULD,
     title="Bytes after the second newline in the same write are refused",
@@ -155,6 +157,7 @@ def deny_extra_line(ctx):
 
 @case(
     "redir.server.deny-nul-in-password",
+    exclusive="first-login",
     rule="R-S2",
     severity=Severity.MUST,
     title="A NUL byte is refused",
@@ -173,6 +176,7 @@ def deny_nul(ctx):
 
 @case(
     "redir.server.deny-cr-line-ending",
+    exclusive="first-login",
     rule="R-S2",
     severity=Severity.MUST,
     title="CR line endings are not stripped into a grant",
@@ -201,6 +205,7 @@ def deny_overlong_user(ctx):
 
 @case(
     "redir.server.deny-overlong-password",
+    exclusive="first-login",
     rule="R-S2",
     severity=Severity.MUST,
     title="An over-long password is denied",

@@ -31,6 +31,7 @@ WRONG_FOR_THE_USER = 3
 
 @case(
     "redir.server.early-disconnect",
+    exclusive="first-login",
     rule="R-S5",
     severity=Severity.MUST,
     title="Clients that leave early do no harm",
@@ -50,6 +51,7 @@ def early_disconnect(ctx):
 
 @case(
     "redir.server.reset-mid-request",
+    exclusive="first-login",
     rule="R-S5",
     severity=Severity.MUST,
     title="A reset mid-request does no harm",
@@ -67,6 +69,7 @@ def reset_mid_request(ctx):
 
 @case(
     "redir.server.garbage-survived",
+    exclusive="first-login",
     rule="R-S5",
     severity=Severity.MUST,
     title="Garbage is denied and survived",
@@ -96,7 +99,7 @@ def garbage_survived(ctx):
 
 @case(
     "redir.server.right-after-wrong",
-    exclusive="user-state",
+    exclusive=("user-state", "first-login"),
     rule="R-S5",
     severity=Severity.MUST,
     title="No state carried: right after wrong",
@@ -111,7 +114,7 @@ def right_after_wrong(ctx):
 
 @case(
     "redir.server.wrong-after-right",
-    exclusive="user-state",
+    exclusive=("user-state", "first-login"),
     rule="R-S5",
     severity=Severity.MUST,
     title="No state carried: wrong after right",

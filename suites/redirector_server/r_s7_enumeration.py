@@ -30,6 +30,7 @@ TIMING_MIN_GAP_MS = 1.0
 
 @case(
     "redir.server.no-user-enumeration",
+    exclusive="first-login",
     rule="R-S7",
     severity=Severity.MUST,
     title="Same reply for an unknown user and a wrong password",
