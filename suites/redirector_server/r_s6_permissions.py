@@ -1,11 +1,11 @@
 """R-S6: only privileged clients reach the server, and it checks who they are."""
 
 import os
-import stat
 from pathlib import Path
 
 from pamconform.core.outcome import Fail, Skip
 from pamconform.core.registry import case_factory
+from pamconform.core.socket_reach import barrier
 from pamconform.core.verdicts import Severity
 from pamconform.drivers.peer import connect_as
 from pamconform.protocols.redirector.client import request
@@ -19,14 +19,10 @@ NOBODY = 65534
 
 def others_can_reach(path: Path) -> tuple[bool, str]:
     """Whether a user in no group of the owner can connect: o+w on the socket, o+x above."""
-    st = os.stat(path)
-    if not st.st_mode & stat.S_IWOTH:
-        return False, f"socket mode {st.st_mode & 0o777:04o} gives others no write"
-    for parent in path.resolve().parents:
-        pst = os.stat(parent)
-        if not pst.st_mode & stat.S_IXOTH:
-            return False, f"directory {parent} ({pst.st_mode & 0o777:04o}) bars others"
-    return True, f"socket mode {st.st_mode & 0o777:04o} and every directory above is o+x"
+    why = barrier(path, "others")
+    if why is not None:
+        return False, why
+    return True, f"socket mode {os.stat(path).st_mode & 0o777:04o} and every directory above is o+x"
 
 
 @case(

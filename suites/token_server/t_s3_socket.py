@@ -3,10 +3,10 @@
 import os
 import signal
 import stat
-from pathlib import Path
 
 from pamconform.core.outcome import Fail, Skip
 from pamconform.core.registry import case_factory
+from pamconform.core.socket_reach import CLASSES, barrier
 from pamconform.core.verdicts import Severity
 from pamconform.protocols.token import procfs
 from pamconform.protocols.token.client import socket_state
@@ -23,24 +23,6 @@ case = case_factory(protocol="transient-token", kind="server", exclusive="target
 
 #: How long the server may take to remove its socket.
 UNLINK_WAIT = 1.0
-
-
-def _barred_above(path, mode):
-    """Why no other user can connect although the mode has group or other bits (none of
-    them write, or a directory above without search permission for each class that may
-    write), or None: they can."""
-    here = Path(path).parent.resolve()
-    classes = [(stat.S_IWGRP, stat.S_IXGRP, "group"), (stat.S_IWOTH, stat.S_IXOTH, "others")]
-    reasons = []
-    for write, search, who in classes:
-        if not mode & write:
-            continue
-        barring = next((d for d in (here, *here.parents) if not os.stat(d).st_mode & search),
-                       None)
-        if barring is None:
-            return None
-        reasons.append(f"{barring} ({stat.S_IMODE(os.stat(barring).st_mode):04o}) bars {who}")
-    return "; ".join(reasons) or "group and others have no write permission, which connect needs"
 
 
 def _visible(ctx, minted):
@@ -74,14 +56,15 @@ def socket_mode(ctx):
             raise Fail(f"a socket owned by the token's uid {minted.token.uid}",
                        f"owned by uid {st.st_uid}")
         if mode & 0o077:
-            barred = _barred_above(minted.socket, mode)
-            if barred is None:
+            # graded by who can connect (write on it, search above): group and others
+            barriers = [barrier(minted.socket, who) for who in CLASSES]
+            if None in barriers:
                 raise Fail("mode 0600 (no group or other bits)", f"mode {mode:04o}",
                            "other local users could connect and spend or probe the token")
             # graded by what an attacker gains: nobody else can connect, but the socket's
             # own mode no longer protects it when the directory changes
             ctx.non_strict(f"mode {mode:04o}, not 0600: only its directory keeps other "
-                           f"users out ({barred})")
+                           f"users out ({'; '.join(b for b in barriers if b)})")
         if mode != 0o600:
             ctx.note(f"mode {mode:04o} is not exactly 0600 but grants nobody else access")
     finally:
